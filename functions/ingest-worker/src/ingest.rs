@@ -1,0 +1,174 @@
+//! One S3 event record -> one ingested (or refused) package.
+
+use aws_lambda_events::event::s3::S3Event;
+use cairn_aws::{DynamoCatalog, S3Store, SqsSyncQueue};
+use cairn_core::Config;
+use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, PackageSource, build_record};
+use cairn_core::ports::UploadLedger;
+use lambda_runtime::{Error, LambdaEvent};
+use tokio_util::io::SyncIoBridge;
+
+/// Dependencies, built once per cold start.
+pub struct Worker {
+    /// Catalog and tickets.
+    pub catalog: DynamoCatalog,
+    /// Buckets.
+    pub store: S3Store,
+    /// Metadata-sync queue.
+    pub queue: SqsSyncQueue,
+    /// Settings.
+    pub config: Config,
+}
+
+/// S3 event keys are URL-encoded, with `+` for spaces.
+fn decode_key(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push((hi * 16 + lo) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What happened to one staged object.
+enum Verdict {
+    Done(&'static str, String),
+    Refused(String),
+}
+
+impl Worker {
+    /// Handles an S3 notification; an `Err` makes Lambda retry the whole event,
+    /// which is safe: ingest is idempotent.
+    #[tracing::instrument(skip_all)]
+    pub async fn handle(&self, event: LambdaEvent<S3Event>) -> Result<(), Error> {
+        for record in event.payload.records {
+            let Some(raw_key) = record.s3.object.key.as_deref() else {
+                continue;
+            };
+            let key = decode_key(raw_key);
+            self.ingest_staged(&key).await?;
+        }
+        Ok(())
+    }
+
+    async fn ingest_staged(&self, key: &str) -> Result<(), Error> {
+        let Some((id, filename)) = key
+            .strip_prefix("incoming/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            tracing::warn!(key, "object outside incoming/, ignored");
+            return Ok(());
+        };
+        let Some(ticket) = self.catalog.get_ticket(id).await? else {
+            tracing::warn!(key, "no upload ticket for staged object; deleting it");
+            self.store.delete_staging(key).await?;
+            return Ok(());
+        };
+        if ticket.filename != filename || ticket.status != "waiting" {
+            tracing::warn!(key, status = ticket.status, "staged object does not match its ticket");
+            self.store.delete_staging(key).await?;
+            return Ok(());
+        }
+        let verdict = match self.ingest(&ticket, key).await {
+            Ok(v) => v,
+            Err(IngestError::Store(e)) => return Err(e.into()),
+            Err(refused) => Verdict::Refused(refused.to_string()),
+        };
+        match verdict {
+            Verdict::Done(status, message) => {
+                tracing::info!(key, status, "staged package ingested");
+                self.catalog.finish_ticket(id, status, &message).await?;
+            }
+            Verdict::Refused(message) => {
+                tracing::info!(key, %message, "staged package refused");
+                self.catalog.finish_ticket(id, "failed", &message).await?;
+            }
+        }
+        self.store.delete_staging(key).await?;
+        Ok(())
+    }
+
+    async fn ingest(
+        &self,
+        ticket: &cairn_core::ports::UploadTicket,
+        key: &str,
+    ) -> Result<Verdict, IngestError> {
+        let ingestor = Ingestor {
+            catalog: &self.catalog,
+            store: &self.store,
+            queue: &self.queue,
+            supported: &self.config.supported,
+        };
+        cairn_core::ingest::check_target(
+            &self.config.supported,
+            &ticket.repo,
+            &ticket.filename,
+            ticket.product.as_deref(),
+        )?;
+        let body = self.store.open_staging(key).await?;
+        let reader = SyncIoBridge::new(body.into_async_read());
+        let filename = ticket.filename.clone();
+        let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader))
+            .await
+            .map_err(|e| cairn_core::StoreError::new("inspect", e))?;
+        let info = match info {
+            Ok(info) => info,
+            Err(cairn_deb::DebError::Io(e)) => {
+                return Err(cairn_core::StoreError::new(format!("reading {key}"), e).into());
+            }
+            Err(e) => {
+                return Err(IngestError::InvalidPackage {
+                    filename,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let record = build_record(
+            &ticket.repo,
+            &ticket.filename,
+            ticket.product.as_deref(),
+            &info,
+            &ticket.uploader,
+            now,
+        )?;
+        let outcome = ingestor
+            .store(record, PackageSource::Staged(key.to_string()))
+            .await?;
+        Ok(match outcome {
+            IngestOutcome::Stored(r) => {
+                let seq = ingestor.announce(&ticket.repo).await?;
+                Verdict::Done("stored", format!("{} {} stored; sync {seq} queued", r.name, r.version))
+            }
+            IngestOutcome::Unchanged(r) => {
+                Verdict::Done("unchanged", format!("{} {} was already published", r.name, r.version))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_key;
+
+    #[test]
+    fn decodes_event_keys() {
+        assert_eq!(decode_key("incoming/ab/a%3Ab+c.deb"), "incoming/ab/a:b c.deb");
+        assert_eq!(decode_key("bad%zz%"), "bad%zz%");
+    }
+}

@@ -1,0 +1,104 @@
+//! A batch of sync requests -> one rebuild per suite, with partial batch failures.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use cairn_aws::sqs::SyncMessage;
+use cairn_aws::{DynamoCatalog, S3Store};
+use cairn_core::publish::{PublishError, Publisher};
+use cairn_core::{Config, RepoPath};
+use cairn_sign::PgpSigner;
+use lambda_runtime::{Error, LambdaEvent};
+use std::collections::BTreeMap;
+
+/// Dependencies, built once per cold start.
+pub struct Worker {
+    /// Catalog.
+    pub catalog: DynamoCatalog,
+    /// Repository bucket.
+    pub store: S3Store,
+    /// Metadata signer.
+    pub signer: PgpSigner,
+    /// Settings.
+    pub config: Config,
+}
+
+impl Worker {
+    /// Coalesces the batch per suite (the highest requested sequence wins) and
+    /// rebuilds each suite once. Failed suites' messages are returned for retry.
+    #[tracing::instrument(skip_all)]
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+        let mut by_repo: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+        let mut failures = Vec::new();
+        for message in event.payload.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let parsed = message
+                .body
+                .as_deref()
+                .map(serde_json::from_str::<SyncMessage>);
+            match parsed {
+                Some(Ok(m)) => {
+                    let entry = by_repo.entry(m.repo).or_insert((0, Vec::new()));
+                    entry.0 = entry.0.max(m.seq);
+                    entry.1.push(id);
+                }
+                _ => {
+                    // A message that can never parse would block its group forever;
+                    // log it and let it go (it carries no data of its own).
+                    tracing::error!(message_id = id, body = ?message.body, "unreadable sync message dropped");
+                }
+            }
+        }
+        for (repo, (seq, ids)) in by_repo {
+            if let Err(e) = self.sync_one(&repo, seq).await {
+                tracing::error!(repo, seq, error = %e, "sync failed; will retry");
+                failures.extend(ids.into_iter().map(|id| {
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = id;
+                    f
+                }));
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        Ok(response)
+    }
+
+    async fn sync_one(&self, repo: &str, seq: u64) -> Result<(), Error> {
+        let repo = match RepoPath::parse(repo) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(repo, error = %e, "sync for an invalid repository dropped");
+                return Ok(());
+            }
+        };
+        let publisher = Publisher {
+            catalog: &self.catalog,
+            store: &self.store,
+            signer: &self.signer,
+            supported: &self.config.supported,
+            origin: &self.config.origin,
+        };
+        let report = match publisher
+            .sync(&repo, seq, time::OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(report) => report,
+            Err(PublishError::Repo(e)) => {
+                tracing::error!(repo = %repo, error = %e, "sync for an unconfigured repository dropped");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(
+            repo = %repo,
+            requested_seq = seq,
+            rebuilt = report.rebuilt,
+            published_seq = report.published_seq,
+            packages = report.packages,
+            catalog_ms = report.catalog_ms as u64,
+            build_ms = report.build_ms as u64,
+            write_ms = report.write_ms as u64,
+            "sync done"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! The one mapping from domain errors to HTTP responses: a JSON problem body,
+//! and no internals in a 5xx.
+
+use cairn_core::auth::AuthError;
+use cairn_core::ingest::IngestError;
+use cairn_core::repo::RepoError;
+use cairn_core::StoreError;
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+/// An error an API call answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 500; the detail is logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::Conflict(_) => 409,
+            ApiError::TooLarge(_) => 413,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// The response for this error.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        } else {
+            tracing::info!(status, error = %self, "request refused");
+        }
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "application/problem+json");
+        if status == 401 {
+            builder = builder.header("www-authenticate", "Basic realm=\"Cairn\"");
+        }
+        builder
+            .body(Body::from(
+                json!({"status": status, "error": self.to_string()}).to_string(),
+            ))
+            .expect("static headers are valid")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(e) => e.into(),
+            other => ApiError::Unauthorized(other.to_string()),
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::BadSegment(_) => ApiError::BadRequest(e.to_string()),
+            RepoError::Unsupported { .. } => ApiError::NotFound(e.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Repo(e) => e.into(),
+            IngestError::Name(_) | IngestError::InvalidPackage { .. } => {
+                ApiError::BadRequest(e.to_string())
+            }
+            IngestError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            IngestError::Store(e) => e.into(),
+        }
+    }
+}

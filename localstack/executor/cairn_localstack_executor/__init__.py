@@ -1,0 +1,1 @@
+"""Cairn: a LocalStack Lambda runtime executor running bootstraps as host processes."""

@@ -1,0 +1,40 @@
+//! Single-table key layout. Every key the service reads or writes is built here;
+//! `docs/data-model.md` lists the access patterns.
+
+use cairn_core::RepoPath;
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// Time-to-live attribute (seconds since the epoch), enabled on the table.
+pub const TTL: &str = "expires_at";
+
+/// Prefix of package sort keys inside a suite's partition.
+pub const PACKAGE_PREFIX: &str = "PKG#";
+/// Sort key of a suite's publishing state.
+pub const STATE_SK: &str = "STATE";
+/// Sort key of a user item.
+pub const USER_SK: &str = "USER";
+/// Sort key of an upload ticket.
+pub const UPLOAD_SK: &str = "UPLOAD";
+
+/// Partition of one suite: its packages and its state.
+pub fn repo_pk(repo: &RepoPath) -> String {
+    format!("REPO#{repo}")
+}
+
+/// Sort key of one package file.
+pub fn package_sk(filename: &str) -> String {
+    format!("{PACKAGE_PREFIX}{filename}")
+}
+
+/// Partition of one user.
+pub fn user_pk(name: &str) -> String {
+    format!("USER#{name}")
+}
+
+/// Partition of one presigned upload.
+pub fn upload_pk(id: &str) -> String {
+    format!("UPLOAD#{id}")
+}

@@ -1,0 +1,13 @@
+//! AWS adapters for the Cairn ports (S3, DynamoDB, SQS) and the start-up code every
+//! Lambda shares: tracing, configuration, SDK clients, the signing key.
+
+pub mod dynamo;
+pub mod keys;
+pub mod s3;
+pub mod sqs;
+pub mod startup;
+
+pub use dynamo::DynamoCatalog;
+pub use s3::S3Store;
+pub use sqs::SqsSyncQueue;
+pub use startup::{Clients, init_tracing, load_signer};

@@ -1,0 +1,195 @@
+//! The repository bucket (public pool and metadata) and the private staging bucket
+//! that presigned uploads land in.
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use cairn_core::ports::{RepoStore, StoreError};
+use std::time::Duration;
+
+/// S3 adapter for [`RepoStore`].
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    staging_bucket: String,
+}
+
+/// Percent-encodes an object key for `x-amz-copy-source`, keeping `/`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Objects that never change once written may be cached forever.
+fn cache_control(key: &str) -> &'static str {
+    if key.contains("/by-hash/") || key.contains("/pool/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
+}
+
+impl S3Store {
+    /// Adapter over `bucket` (published files) and `staging_bucket` (uploads).
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        staging_bucket: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            staging_bucket: staging_bucket.into(),
+        }
+    }
+
+    /// A presigned PUT URL for `staging_key` in the staging bucket.
+    pub async fn presign_staging_put(
+        &self,
+        staging_key: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| StoreError::new("presign", e))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.staging_bucket)
+            .key(staging_key)
+            .presigned(config)
+            .await
+            .map_err(|e| StoreError::new("presign PutObject", DisplayErrorContext(e)))?;
+        Ok(request.uri().to_string())
+    }
+
+    /// Streams a staged object.
+    pub async fn open_staging(&self, staging_key: &str) -> Result<ByteStream, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.staging_bucket)
+            .key(staging_key)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new(format!("GetObject {staging_key}"), DisplayErrorContext(e))
+            })?;
+        Ok(out.body)
+    }
+
+    /// Deletes a staged object once ingested or refused.
+    pub async fn delete_staging(&self, staging_key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.staging_bucket)
+            .key(staging_key)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new(format!("DeleteObject {staging_key}"), DisplayErrorContext(e))
+            })?;
+        Ok(())
+    }
+
+    /// Reads a whole object of the repository bucket, `None` if absent.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => {
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| StoreError::new(format!("GetObject {key}"), e))?;
+                Ok(Some(body.into_bytes()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(StoreError::new(format!("GetObject {key}"), DisplayErrorContext(e))),
+        }
+    }
+}
+
+#[async_trait]
+impl RepoStore for S3Store {
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .cache_control(cache_control(key))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| StoreError::new(format!("PutObject {key}"), DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .cache_control(cache_control(key))
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
+            Err(e) => Err(StoreError::new(
+                format!("PutObject {key}"),
+                DisplayErrorContext(e),
+            )),
+        }
+    }
+
+    async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(format!(
+                "{}/{}",
+                self.staging_bucket,
+                encode_key(staging_key)
+            ))
+            .content_type("application/vnd.debian.binary-package")
+            .cache_control(cache_control(key))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .send()
+            .await
+            .map_err(|e| StoreError::new(format!("CopyObject {key}"), DisplayErrorContext(e)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_keys_are_encoded() {
+        assert_eq!(
+            encode_key("incoming/ab/hello_1:2.0+b1_amd64.deb"),
+            "incoming/ab/hello_1%3A2.0%2Bb1_amd64.deb"
+        );
+    }
+}

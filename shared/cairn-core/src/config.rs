@@ -1,0 +1,85 @@
+//! Function configuration, read once at start-up from the environment that
+//! `template.yaml` declares.
+
+use crate::repo::SupportedRepos;
+
+/// Largest request body the API accepts directly. API Gateway and Lambda limit a
+/// synchronous request to 6 MB, and binary bodies arrive base64-encoded (4/3 larger).
+pub const DEFAULT_MAX_API_UPLOAD: u64 = 4 * 1024 * 1024;
+
+/// Settings shared by every Cairn function.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB single table.
+    pub table: String,
+    /// Public repository bucket (pool and metadata).
+    pub repo_bucket: String,
+    /// Private bucket for presigned uploads.
+    pub staging_bucket: String,
+    /// URL of the metadata-sync FIFO queue.
+    pub sync_queue_url: String,
+    /// Repositories that accept uploads.
+    pub supported: SupportedRepos,
+    /// Public base URL of the repository bucket, for messages and sources lines.
+    pub repo_base_url: String,
+    /// Largest body accepted by the upload API; larger packages use presigned uploads.
+    pub max_api_upload: u64,
+    /// Lifetime of presigned upload URLs, seconds.
+    pub presign_ttl_secs: u64,
+    /// `Origin`/`Label` of published repositories.
+    pub origin: String,
+}
+
+/// A missing or malformed setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is absent.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// A variable does not parse.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the configuration through `get` (the process environment in Lambda).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: format!("{e}"),
+                }),
+            }
+        };
+        let supported_json = required("CAIRN_SUPPORTED_REPOS")?;
+        let supported =
+            serde_json::from_str(&supported_json).map_err(|e| ConfigError::Invalid {
+                name: "CAIRN_SUPPORTED_REPOS",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            table: required("CAIRN_TABLE")?,
+            repo_bucket: required("CAIRN_REPO_BUCKET")?,
+            staging_bucket: required("CAIRN_STAGING_BUCKET")?,
+            sync_queue_url: required("CAIRN_SYNC_QUEUE_URL")?,
+            supported,
+            repo_base_url: get("CAIRN_REPO_BASE_URL").unwrap_or_default(),
+            max_api_upload: number("CAIRN_MAX_API_UPLOAD", DEFAULT_MAX_API_UPLOAD)?,
+            presign_ttl_secs: number("CAIRN_PRESIGN_TTL", 3600)?,
+            origin: get("CAIRN_ORIGIN").unwrap_or_else(|| "Cairn".into()),
+        })
+    }
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+}

@@ -1,0 +1,20 @@
+//! The Cairn domain: repositories and packages, the ports the domain talks through
+//! (blob store, catalog, queue, signer), and the services built on them: ingesting
+//! an uploaded package, publishing a signed APT repository, authenticating callers.
+//!
+//! Nothing in this crate knows about AWS; `cairn-aws` implements the ports, and
+//! [`memory`] has in-memory fakes for unit tests.
+
+pub mod auth;
+pub mod config;
+pub mod ingest;
+pub mod memory;
+pub mod package;
+pub mod ports;
+pub mod publish;
+pub mod repo;
+
+pub use config::Config;
+pub use package::{PackageRecord, PackageStatus};
+pub use ports::StoreError;
+pub use repo::{RepoPath, SupportedRepos};

@@ -1,0 +1,212 @@
+//! In-memory implementations of the ports, for unit tests and benchmarks of the
+//! domain without AWS.
+
+use crate::auth::UserRecord;
+use crate::package::{PackageRecord, PackageStatus};
+use crate::ports::{
+    Catalog, RepoState, RepoStore, StoreError, SyncQueue, UploadLedger, UploadTicket,
+    UserDirectory,
+};
+use crate::repo::RepoPath;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().expect("a test fake's lock is never poisoned")
+}
+
+/// Objects by key, plus a staging area.
+#[derive(Default)]
+pub struct MemoryStore {
+    /// Repository bucket objects.
+    pub objects: Mutex<BTreeMap<String, Bytes>>,
+    /// Staging bucket objects.
+    pub staging: Mutex<BTreeMap<String, Bytes>>,
+    /// Every key written, in order.
+    pub writes: Mutex<Vec<String>>,
+}
+
+impl MemoryStore {
+    /// An object's body.
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        lock(&self.objects).get(key).cloned()
+    }
+}
+
+#[async_trait]
+impl RepoStore for MemoryStore {
+    async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
+        lock(&self.objects).insert(key.to_string(), body);
+        lock(&self.writes).push(key.to_string());
+        Ok(())
+    }
+
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<bool, StoreError> {
+        if lock(&self.objects).contains_key(key) {
+            return Ok(false);
+        }
+        self.put(key, body, content_type).await?;
+        Ok(true)
+    }
+
+    async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError> {
+        let body = lock(&self.staging)
+            .get(staging_key)
+            .cloned()
+            .ok_or_else(|| StoreError::new("copy", format!("no staged object {staging_key}")))?;
+        self.put(key, body, "").await
+    }
+}
+
+/// Catalog, users, tickets and queue in maps.
+#[derive(Default)]
+pub struct MemoryCatalog {
+    packages: Mutex<BTreeMap<(String, String), PackageRecord>>,
+    states: Mutex<BTreeMap<String, RepoState>>,
+    users: Mutex<BTreeMap<String, UserRecord>>,
+    tickets: Mutex<BTreeMap<String, UploadTicket>>,
+    /// Sync requests sent, in order.
+    pub sync_requests: Mutex<Vec<(RepoPath, u64)>>,
+}
+
+#[async_trait]
+impl Catalog for MemoryCatalog {
+    async fn get_package(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+    ) -> Result<Option<PackageRecord>, StoreError> {
+        Ok(lock(&self.packages)
+            .get(&(repo.to_string(), filename.to_string()))
+            .cloned())
+    }
+
+    async fn claim_package(&self, record: &PackageRecord) -> Result<bool, StoreError> {
+        let mut packages = lock(&self.packages);
+        let key = (record.repo.to_string(), record.filename.clone());
+        if packages.contains_key(&key) {
+            return Ok(false);
+        }
+        packages.insert(key, record.clone());
+        Ok(true)
+    }
+
+    async fn mark_ready(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
+        match lock(&self.packages).get_mut(&(repo.to_string(), filename.to_string())) {
+            Some(r) => {
+                r.status = PackageStatus::Ready;
+                Ok(())
+            }
+            None => Err(StoreError::new("mark_ready", "no such record")),
+        }
+    }
+
+    async fn drop_claim(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        let mut packages = lock(&self.packages);
+        let key = (repo.to_string(), filename.to_string());
+        if packages
+            .get(&key)
+            .is_some_and(|r| r.sha256 == sha256 && r.status == PackageStatus::Pending)
+        {
+            packages.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn list_packages(&self, repo: &RepoPath) -> Result<Vec<PackageRecord>, StoreError> {
+        let id = repo.to_string();
+        Ok(lock(&self.packages)
+            .iter()
+            .filter(|((r, _), _)| *r == id)
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    async fn note_change(&self, repo: &RepoPath) -> Result<u64, StoreError> {
+        let mut states = lock(&self.states);
+        let s = states.entry(repo.to_string()).or_default();
+        s.change_seq += 1;
+        Ok(s.change_seq)
+    }
+
+    async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError> {
+        Ok(lock(&self.states)
+            .get(&repo.to_string())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn record_publish(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+    ) -> Result<bool, StoreError> {
+        let mut states = lock(&self.states);
+        let s = states.entry(repo.to_string()).or_default();
+        if s.release_sha256.is_some() && s.published_seq >= state.published_seq {
+            return Ok(false);
+        }
+        s.published_seq = state.published_seq;
+        s.publish_count += 1;
+        s.release_sha256 = state.release_sha256.clone();
+        s.published_at = state.published_at;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl UserDirectory for MemoryCatalog {
+    async fn get_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(lock(&self.users).get(name).cloned())
+    }
+
+    async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        lock(&self.users).insert(user.name.clone(), user.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UploadLedger for MemoryCatalog {
+    async fn put_ticket(&self, ticket: &UploadTicket) -> Result<(), StoreError> {
+        lock(&self.tickets).insert(ticket.id.clone(), ticket.clone());
+        Ok(())
+    }
+
+    async fn get_ticket(&self, id: &str) -> Result<Option<UploadTicket>, StoreError> {
+        Ok(lock(&self.tickets).get(id).cloned())
+    }
+
+    async fn finish_ticket(
+        &self,
+        id: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(t) = lock(&self.tickets).get_mut(id) {
+            t.status = status.to_string();
+            t.message = Some(message.to_string());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SyncQueue for MemoryCatalog {
+    async fn request_sync(&self, repo: &RepoPath, change_seq: u64) -> Result<(), StoreError> {
+        lock(&self.sync_requests).push((repo.clone(), change_seq));
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! Package records as the catalog keeps them, and the naming rules for files in the pool.
+
+use crate::repo::RepoPath;
+use serde::{Deserialize, Serialize};
+
+/// Whether a package's file is in the pool yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageStatus {
+    /// Claimed in the catalog; the file may not be in the pool yet. Never published.
+    Pending,
+    /// In the pool; published by the next sync.
+    Ready,
+}
+
+/// One package file in one suite, with everything a `Packages` index needs,
+/// so that metadata is rebuilt from the catalog alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRecord {
+    /// The suite the package belongs to.
+    pub repo: RepoPath,
+    /// The uploaded file name, unique within the suite.
+    pub filename: String,
+    /// RWS `product`: the pool sub-directory.
+    pub product: String,
+    /// `Package` field.
+    pub name: String,
+    /// `Version` field.
+    pub version: String,
+    /// `Architecture` field.
+    pub architecture: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// SHA-256 of the file, lower-case hex: the file's identity.
+    pub sha256: String,
+    /// Object key of the file in the repository bucket.
+    pub pool_key: String,
+    /// The complete `Packages` stanza, ending with a newline.
+    pub stanza: String,
+    /// Whether the file is in the pool.
+    pub status: PackageStatus,
+    /// Upload time, seconds since the Unix epoch.
+    pub uploaded_at: i64,
+    /// Who uploaded it.
+    pub uploader: String,
+}
+
+/// Why an uploaded file name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilenameError {
+    /// The name is empty.
+    #[error("file name is empty")]
+    Empty,
+    /// The name is longer than the pool allows.
+    #[error("file name is longer than 200 bytes")]
+    TooLong,
+    /// The name contains a character that could escape the pool or confuse clients.
+    #[error("file name {name:?} must not contain {what}")]
+    Forbidden {
+        /// The refused name (control characters escaped by `Debug`).
+        name: String,
+        /// What was found.
+        what: &'static str,
+    },
+    /// The name does not end with the extension the repository format expects.
+    #[error("file name {name:?} does not end with {expected}")]
+    WrongExtension {
+        /// The refused name.
+        name: String,
+        /// The expected extension.
+        expected: &'static str,
+    },
+}
+
+/// Checks an uploaded file name for use as a single pool path component.
+pub fn check_filename(name: &str, extension: &'static str) -> Result<(), FilenameError> {
+    let forbidden = |what| FilenameError::Forbidden {
+        name: name.to_string(),
+        what,
+    };
+    if name.is_empty() {
+        return Err(FilenameError::Empty);
+    }
+    if name.len() > 200 {
+        return Err(FilenameError::TooLong);
+    }
+    if name.contains('\0') {
+        return Err(forbidden("a NUL byte"));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(forbidden("a path separator"));
+    }
+    if name.contains("..") {
+        return Err(forbidden("'..'"));
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err(forbidden("a leading '.' or '-'"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._+~-:".contains(&b))
+    {
+        return Err(forbidden("characters outside [A-Za-z0-9._+~:-]"));
+    }
+    if !name.ends_with(extension) {
+        return Err(FilenameError::WrongExtension {
+            name: name.to_string(),
+            expected: extension,
+        });
+    }
+    Ok(())
+}
+
+/// Checks an RWS `product` name, used as a pool directory.
+pub fn check_product(product: &str) -> Result<(), FilenameError> {
+    if product.is_empty() {
+        return Err(FilenameError::Empty);
+    }
+    let ok = product.len() <= 100
+        && product.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && product
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(FilenameError::Forbidden {
+            name: product.to_string(),
+            what: "characters outside [A-Za-z0-9._+-] (product)",
+        })
+    }
+}
+
+/// The pool directory letter, as Debian uses it: `libfoo` goes under `libf`.
+fn pool_letter(product: &str) -> &str {
+    if product.starts_with("lib") && product.len() > 3 {
+        &product[..4]
+    } else {
+        &product[..1]
+    }
+}
+
+/// Path of a package file relative to the APT repository root (the `Filename` field):
+/// `pool/{suite}/main/{letter}/{product}/{filename}`, RWS's layout.
+pub fn pool_filename(repo: &RepoPath, product: &str, filename: &str) -> String {
+    format!(
+        "pool/{}/main/{}/{}/{}",
+        repo.suite(),
+        pool_letter(product),
+        product,
+        filename
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_path_tricks() {
+        for bad in ["../x.deb", "a/b.deb", "a\0.deb", "..deb", ".hidden.deb", "a\\b.deb", "sp ace.deb"] {
+            assert!(check_filename(bad, ".deb").is_err(), "{bad:?} accepted");
+        }
+        assert!(matches!(
+            check_filename("x.rpm", ".deb"),
+            Err(FilenameError::WrongExtension { .. })
+        ));
+        check_filename("hello_2.10-3_amd64.deb", ".deb").expect("valid");
+        check_filename("hello_1:2.10-3_amd64.deb", ".deb").expect("epoch colon is valid");
+    }
+
+    #[test]
+    fn pool_layout_follows_debian_letters() {
+        let repo = RepoPath::parse("release/2.11/ubuntu/jammy").expect("valid");
+        assert_eq!(
+            pool_filename(&repo, "libfoo", "libfoo1_1_amd64.deb"),
+            "pool/jammy/main/libf/libfoo/libfoo1_1_amd64.deb"
+        );
+        assert_eq!(
+            pool_filename(&repo, "hello", "h.deb"),
+            "pool/jammy/main/h/hello/h.deb"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The ports the domain talks through. AWS adapters live in `cairn-aws`;
+//! in-memory fakes in [`crate::memory`].
+
+use crate::auth::UserRecord;
+use crate::package::PackageRecord;
+use crate::repo::RepoPath;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A failure of the storage or messaging layer, never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct StoreError {
+    /// What was being done, e.g. `PutObject release/…/Release`.
+    pub operation: String,
+    /// The underlying error.
+    pub message: String,
+}
+
+impl StoreError {
+    /// Builds an error from any displayable cause.
+    pub fn new(operation: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self {
+            operation: operation.into(),
+            message: cause.to_string(),
+        }
+    }
+}
+
+/// The repository bucket: pool files and published metadata.
+#[async_trait]
+pub trait RepoStore: Send + Sync {
+    /// Writes (or overwrites) an object.
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError>;
+    /// Writes an object only if no object has that key; `Ok(false)` if one exists.
+    async fn put_new(&self, key: &str, body: Bytes, content_type: &str)
+    -> Result<bool, StoreError>;
+    /// Copies an object from the staging area (presigned uploads) into the bucket.
+    async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError>;
+}
+
+/// Publishing state of one suite, kept beside its packages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoState {
+    /// Incremented on every change to the suite's package set.
+    pub change_seq: u64,
+    /// The `change_seq` the published metadata reflects.
+    pub published_seq: u64,
+    /// How many times the metadata was rebuilt.
+    pub publish_count: u64,
+    /// SHA-256 of the published `Release`.
+    pub release_sha256: Option<String>,
+    /// When the metadata was last published, seconds since the epoch.
+    pub published_at: Option<i64>,
+}
+
+/// The package catalog (DynamoDB in production).
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// One package by file name.
+    async fn get_package(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+    ) -> Result<Option<PackageRecord>, StoreError>;
+    /// Inserts a record if no record has that file name; `Ok(false)` if one exists.
+    async fn claim_package(&self, record: &PackageRecord) -> Result<bool, StoreError>;
+    /// Marks a claimed record as ready (its file is in the pool).
+    async fn mark_ready(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError>;
+    /// Removes a pending claim whose file could not be stored.
+    async fn drop_claim(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        sha256: &str,
+    ) -> Result<(), StoreError>;
+    /// Every package of a suite, in file-name order, with a strongly consistent read.
+    async fn list_packages(&self, repo: &RepoPath) -> Result<Vec<PackageRecord>, StoreError>;
+    /// Records that the suite changed; returns the new `change_seq`.
+    async fn note_change(&self, repo: &RepoPath) -> Result<u64, StoreError>;
+    /// The suite's publishing state (default if never written).
+    async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError>;
+    /// Records a publication, only if `state.published_seq` is newer than the stored one.
+    async fn record_publish(&self, repo: &RepoPath, state: &RepoState)
+    -> Result<bool, StoreError>;
+}
+
+/// Stored user accounts.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// A user by name.
+    async fn get_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Creates or replaces a user.
+    async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+}
+
+/// Status of a presigned upload, from request to ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTicket {
+    /// Opaque id, also part of the staging key.
+    pub id: String,
+    /// Target suite.
+    pub repo: RepoPath,
+    /// RWS product, if given.
+    pub product: Option<String>,
+    /// File name the package will have.
+    pub filename: String,
+    /// Who asked for the upload.
+    pub uploader: String,
+    /// `waiting`, `stored`, `unchanged` or `failed`.
+    pub status: String,
+    /// Human-readable outcome.
+    pub message: Option<String>,
+    /// Creation time, seconds since the epoch.
+    pub created_at: i64,
+}
+
+impl UploadTicket {
+    /// The staging object key the client uploads to.
+    pub fn staging_key(&self) -> String {
+        format!("incoming/{}/{}", self.id, self.filename)
+    }
+}
+
+/// Presigned upload tickets.
+#[async_trait]
+pub trait UploadLedger: Send + Sync {
+    /// Stores a new ticket.
+    async fn put_ticket(&self, ticket: &UploadTicket) -> Result<(), StoreError>;
+    /// A ticket by id.
+    async fn get_ticket(&self, id: &str) -> Result<Option<UploadTicket>, StoreError>;
+    /// Sets a ticket's outcome.
+    async fn finish_ticket(
+        &self,
+        id: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// The metadata-sync queue.
+#[async_trait]
+pub trait SyncQueue: Send + Sync {
+    /// Asks for the suite to be republished up to at least `change_seq`.
+    async fn request_sync(&self, repo: &RepoPath, change_seq: u64) -> Result<(), StoreError>;
+}
+
+/// A failure to sign.
+#[derive(Debug, thiserror::Error)]
+#[error("signing failed: {0}")]
+pub struct SignError(pub String);
+
+/// OpenPGP signing of repository metadata with one or more keys.
+pub trait Signer: Send + Sync {
+    /// A cleartext-signed copy of `text` (the `InRelease` format).
+    fn clearsign(&self, text: &str) -> Result<String, SignError>;
+    /// An armoured detached signature of `data` (the `Release.gpg` format).
+    fn detached(&self, data: &[u8]) -> Result<String, SignError>;
+    /// The public keys, armoured.
+    fn public_keys_armored(&self) -> Result<String, SignError>;
+    /// The public keys, binary (a keyring usable as apt `signed-by`).
+    fn public_keys_binary(&self) -> Result<Vec<u8>, SignError>;
+}

@@ -1,0 +1,193 @@
+//! Repository coordinates (`{kind}/{series}/{dist}/{dist_ver}`, as RWS names them)
+//! and the configured set of repositories that may be written to.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The package format a distribution's repositories hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoFormat {
+    /// APT: `.deb` packages, `dists/` and `pool/`.
+    Deb,
+}
+
+/// One APT suite of one repository, e.g. `release/2.11/ubuntu/jammy`.
+///
+/// The APT repository root is `{kind}/{series}/{dist}` and the suite is `{dist_ver}`,
+/// so the sources line is `deb <base>/{kind}/{series}/{dist} {dist_ver} main`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RepoPath {
+    /// Repository kind, e.g. `release` or `pre-release`.
+    pub kind: String,
+    /// Product series, e.g. `2.11`.
+    pub series: String,
+    /// Distribution, e.g. `ubuntu`.
+    pub dist: String,
+    /// Distribution version (the APT suite), e.g. `jammy`.
+    pub dist_ver: String,
+}
+
+/// Why a repository path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    /// A segment has characters that cannot appear in a repository path.
+    #[error("invalid repository path segment {0:?}")]
+    BadSegment(String),
+    /// The path is well formed but not configured.
+    #[error("unknown repository {path}: {reason}")]
+    Unsupported {
+        /// The requested path.
+        path: String,
+        /// Which segment is not configured.
+        reason: String,
+    },
+}
+
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl RepoPath {
+    /// Builds a path from its four segments, checking only their syntax.
+    pub fn new(kind: &str, series: &str, dist: &str, dist_ver: &str) -> Result<Self, RepoError> {
+        for s in [kind, series, dist, dist_ver] {
+            if !valid_segment(s) {
+                return Err(RepoError::BadSegment(s.to_string()));
+            }
+        }
+        Ok(Self {
+            kind: kind.into(),
+            series: series.into(),
+            dist: dist.into(),
+            dist_ver: dist_ver.into(),
+        })
+    }
+
+    /// Parses `kind/series/dist/dist_ver`.
+    pub fn parse(path: &str) -> Result<Self, RepoError> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match parts.as_slice() {
+            [k, s, d, v] => Self::new(k, s, d, v),
+            _ => Err(RepoError::BadSegment(path.to_string())),
+        }
+    }
+
+    /// The APT repository root inside the bucket: `kind/series/dist`.
+    pub fn root(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.series, self.dist)
+    }
+
+    /// The APT suite (and codename): `dist_ver`.
+    pub fn suite(&self) -> &str {
+        &self.dist_ver
+    }
+}
+
+impl fmt::Display for RepoPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.kind, self.series, self.dist, self.dist_ver
+        )
+    }
+}
+
+/// How one distribution is published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistConfig {
+    /// Package format of this distribution's repositories.
+    pub format: RepoFormat,
+    /// Accepted distribution versions (APT suites).
+    pub versions: Vec<String>,
+    /// Architectures every suite publishes an index for, even if empty.
+    #[serde(default = "default_architectures")]
+    pub architectures: Vec<String>,
+}
+
+fn default_architectures() -> Vec<String> {
+    vec!["amd64".into(), "arm64".into()]
+}
+
+/// The repositories that accept uploads, like RWS's `supported_repos`:
+/// every combination of a kind, a series and a configured distribution version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportedRepos {
+    /// Accepted kinds.
+    pub kinds: Vec<String>,
+    /// Accepted series.
+    pub series: Vec<String>,
+    /// Accepted distributions, by name.
+    pub dists: BTreeMap<String, DistConfig>,
+}
+
+impl SupportedRepos {
+    /// Checks that `path` names a configured repository and returns its distribution settings.
+    pub fn check(&self, path: &RepoPath) -> Result<&DistConfig, RepoError> {
+        let unsupported = |reason: String| RepoError::Unsupported {
+            path: path.to_string(),
+            reason,
+        };
+        if !self.kinds.contains(&path.kind) {
+            return Err(unsupported(format!(
+                "kind {:?} is not one of {:?}",
+                path.kind, self.kinds
+            )));
+        }
+        if !self.series.contains(&path.series) {
+            return Err(unsupported(format!(
+                "series {:?} is not one of {:?}",
+                path.series, self.series
+            )));
+        }
+        let dist = self
+            .dists
+            .get(&path.dist)
+            .ok_or_else(|| unsupported(format!("distribution {:?} is not configured", path.dist)))?;
+        if !dist.versions.contains(&path.dist_ver) {
+            return Err(unsupported(format!(
+                "{} version {:?} is not one of {:?}",
+                path.dist, path.dist_ver, dist.versions
+            )));
+        }
+        Ok(dist)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn supported() -> SupportedRepos {
+        serde_json::from_str(
+            r#"{"kinds":["release"],"series":["2.11"],
+                "dists":{"ubuntu":{"format":"deb","versions":["jammy"]}}}"#,
+        )
+        .expect("valid config")
+    }
+
+    #[test]
+    fn accepts_configured_and_names_what_is_not() {
+        let s = supported();
+        let ok = RepoPath::parse("release/2.11/ubuntu/jammy").expect("syntax");
+        assert_eq!(s.check(&ok).expect("configured").architectures, ["amd64", "arm64"]);
+        assert_eq!(ok.root(), "release/2.11/ubuntu");
+        let bad = RepoPath::parse("release/2.11/ubuntu/focal").expect("syntax");
+        let err = s.check(&bad).expect_err("focal not configured").to_string();
+        assert!(err.contains("focal"), "{err}");
+    }
+
+    #[test]
+    fn refuses_traversal_segments() {
+        assert!(RepoPath::parse("release/../ubuntu/jammy").is_err());
+        assert!(RepoPath::parse("release/2.11/ubuntu").is_err());
+        assert!(RepoPath::new("a b", "1", "d", "v").is_err());
+    }
+}

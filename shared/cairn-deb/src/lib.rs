@@ -1,0 +1,19 @@
+//! Debian package formats, as Cairn needs them: streaming inspection of `.deb` files
+//! (ar container, `control.tar.{gz,xz,zst}`, control fields, digests), `Packages`
+//! stanzas and `Release` files for an APT repository, and the index compressors.
+//!
+//! Nothing here does I/O beyond the `Read` it is handed, so the same code runs on an
+//! in-memory upload and on a 200 MB object streamed from S3.
+
+mod ar;
+mod compress;
+mod control;
+mod deb;
+mod digest;
+mod release;
+
+pub use compress::{gzip, xz};
+pub use control::{Control, ControlError};
+pub use deb::{DebError, DebInfo, inspect_deb};
+pub use digest::{Digests, HashingReader};
+pub use release::{IndexFile, ReleaseFields, packages_stanza, render_release};
