@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Deploys a SAM template into the running LocalStack through CloudFormation (real SAM
 # transform): `aws cloudformation package` uploads the CodeUri dirs as zips, then
-# `aws cloudformation deploy` creates or updates the stack. Prints the stack outputs and
-# writes them to $CAIRN_STATE/outputs.env.
+# create-stack / update-stack. Prints the stack outputs and writes them to
+# $CAIRN_STATE/outputs.env.
 #
 # usage: localstack/deploy.sh [--template FILE] [--stack NAME] [Key=Value ...]
-#   Key=Value pairs (and $CAIRN_PARAMETER_OVERRIDES, space-separated) become
-#   --parameter-overrides; arguments win over the env var.
+#   Key=Value pairs (and $CAIRN_PARAMETER_OVERRIDES, space-separated) are stack
+#   parameters; arguments win over the env var; on updates, parameters not given keep
+#   their previous values.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -82,19 +83,58 @@ quiet "aws cloudformation package" awsl cloudformation package \
   --template-file "$template" --s3-bucket "$bucket" --s3-prefix "$stack" \
   --output-template-file "$packaged"
 
-deploy_args=(--template-file "$packaged" --stack-name "$stack" --s3-bucket "$bucket" --s3-prefix "$stack"
-  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset)
-((${#overrides[@]})) && deploy_args+=(--parameter-overrides "${overrides[@]}")
+# create-stack/update-stack rather than `cloudformation deploy`: LocalStack 4.13's
+# DescribeChangeSet fails on templates whose Fn::Sub names a not-yet-created
+# resource's attribute (SAM's API integrations do: `${Fn.Arn}`), while a direct
+# create/update resolves them in dependency order.
+params_file="$work/parameters.json"
+previous=""
+[[ "$(stack_status)" != NONE ]] && previous="$(awsl cloudformation describe-stacks --stack-name "$stack" \
+  --query 'Stacks[0].Parameters[].ParameterKey' --output text 2>/dev/null || true)"
+# Like `cloudformation deploy`: parameters not overridden keep their previous value on updates.
+"$VENV/bin/python" -P - "$params_file" "$packaged" "$previous" "${overrides[@]+"${overrides[@]}"}" <<'PY'
+import json, sys
+from awscli.customizations.cloudformation.yamlhelper import yaml_parse
+out, packaged, previous, pairs = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+with open(packaged) as fh:
+    declared = set((yaml_parse(fh.read()).get("Parameters") or {}))
+given = {}
+for pair in pairs:
+    key, _, value = pair.partition("=")
+    given[key] = value
+params = [{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()]
+params += [{"ParameterKey": k, "UsePreviousValue": True}
+           for k in previous if k in declared and k not in given]
+with open(out, "w") as fh:
+    json.dump(params, fh)
+PY
+stack_args=(--stack-name "$stack" --template-body "file://$packaged" --parameters "file://$params_file"
+  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND)
 
-if ! out="$(awsl cloudformation deploy "${deploy_args[@]}" 2>&1)"; then
-  printf '%s\n' "$out" >&2
-  show_events
-  die "deploying stack $stack failed (status: $(stack_status))"
+# The CLI's waiters poll every 30 s; LocalStack is done in seconds.
+wait_stack() {
+  local deadline=$((SECONDS + ${CAIRN_DEPLOY_TIMEOUT:-900}))
+  while [[ "$(stack_status)" == *_IN_PROGRESS ]]; do
+    ((SECONDS < deadline)) || { show_events; die "stack $stack still in progress after ${CAIRN_DEPLOY_TIMEOUT:-900}s"; }
+    sleep 1
+  done
+}
+
+if [[ "$(stack_status)" == NONE || "$(stack_status)" == DELETE_COMPLETE ]]; then
+  awsl cloudformation create-stack "${stack_args[@]}" >/dev/null || { show_events; die "create-stack $stack failed"; }
+  wait_stack
+else
+  if ! out="$(awsl cloudformation update-stack "${stack_args[@]}" 2>&1)"; then
+    if [[ "$out" != *"No updates are to be performed"* ]]; then
+      printf '%s\n' "$out" >&2; show_events; die "update-stack $stack failed"
+    fi
+  fi
+  wait_stack
 fi
 status="$(stack_status)"
 case "$status" in
   CREATE_COMPLETE|UPDATE_COMPLETE) ;;
-  *) printf '%s\n' "$out" >&2; show_events; die "stack $stack ended in $status" ;;
+  *) show_events; die "deploying stack $stack failed: $status" ;;
 esac
 
 # Outputs: as printed KEY=value lines and as a sourceable env file (original name and UPPER_SNAKE).

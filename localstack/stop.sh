@@ -75,10 +75,15 @@ for pidfile in "$CAIRN_STATE"/lambda-pids/*.pid; do
   [[ -e "$pidfile" ]] || continue
   pgid="$(cat "$pidfile")"
   env_id="$(basename "$pidfile" .pid)"
-  if [[ "$pgid" =~ ^[0-9]+$ ]] && tr '\0' '\n' <"/proc/$pgid/environ" 2>/dev/null \
-      | grep -qx "LOCALSTACK_RUNTIME_ID=$env_id"; then
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-  fi
+  [[ "$pgid" =~ ^[0-9]+$ ]] || { rm -f "$pidfile"; continue; }
+  # the leader may be gone while its children live on: check every member of the group
+  for member in $(ps -eo pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }'); do
+    if grep -qsFxf <(printf 'LOCALSTACK_RUNTIME_ID=%s\n' "$env_id") \
+        <(tr '\0' '\n' 2>/dev/null <"/proc/$member/environ"); then
+      kill -KILL -- "-$pgid" 2>/dev/null || true
+      break
+    fi
+  done
   rm -f "$pidfile"
 done
 

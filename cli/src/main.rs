@@ -1,1 +1,106 @@
-fn main() {}
+//! `cairn`: the Cairn command-line tool: manages the accounts that may upload
+//! (`cairn user add`), prints password hashes, and shows the `Packages` stanza
+//! Cairn would publish for a `.deb` (`cairn inspect`).
+
+use anyhow::{Context, Result, bail};
+use cairn_aws::{Clients, DynamoCatalog};
+use cairn_core::auth::{UserRecord, hash_password};
+use cairn_core::ports::UserDirectory;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+
+#[derive(Parser)]
+#[command(version, about = "Cairn command-line tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage upload accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the `Packages` stanza Cairn publishes for a `.deb` file.
+    Inspect {
+        /// The package file.
+        file: std::path::PathBuf,
+        /// `Filename` field to write (default: the file's name).
+        #[arg(long)]
+        filename: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create or replace an account; the password is read from standard input.
+    Add {
+        /// Login name.
+        name: String,
+        /// The DynamoDB table of the deployed stack.
+        #[arg(long, env = "CAIRN_TABLE")]
+        table: String,
+        /// Store this existing hash (werkzeug `pbkdf2:sha256:…` or argon2 PHC)
+        /// instead of reading a password, e.g. when migrating RWS users.
+        #[arg(long)]
+        hash: Option<String>,
+    },
+    /// Print the argon2id hash of the password read from standard input.
+    Hash,
+}
+
+fn read_password() -> Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("empty password on standard input");
+    }
+    Ok(password)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Inspect { file, filename } => {
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?,
+            );
+            let info = cairn_deb::inspect_deb(reader)
+                .with_context(|| format!("inspecting {}", file.display()))?;
+            let filename = filename.unwrap_or_else(|| {
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            print!(
+                "{}",
+                cairn_deb::packages_stanza(&info.control, &filename, &info.digests)
+            );
+        }
+        Command::User(UserCommand::Hash) => {
+            println!("{}", hash_password(&read_password()?));
+        }
+        Command::User(UserCommand::Add { name, table, hash }) => {
+            if name.is_empty() || name.contains(':') {
+                bail!("a user name must be non-empty and must not contain ':'");
+            }
+            let password_hash = match hash {
+                Some(h) => h,
+                None => hash_password(&read_password()?),
+            };
+            let clients = Clients::load().await;
+            DynamoCatalog::new(clients.dynamodb, table)
+                .put_user(&UserRecord {
+                    name: name.clone(),
+                    password_hash,
+                })
+                .await?;
+            eprintln!("user {name} saved");
+        }
+    }
+    Ok(())
+}

@@ -2,6 +2,7 @@
 # End-to-end check of the local stack with the fixture template:
 #   install -> start -> deploy -> exercise REST/SQS/S3/timeouts/authorizers -> redeploy -> stop.
 # usage: localstack/test-fixture/check.sh [--keep]   (--keep: leave LocalStack running)
+# A LocalStack that is already running is reused and left running (no stop tests then).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/../lib.sh"
@@ -21,7 +22,18 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 "$HERE/../install.sh"
+# Never stop a LocalStack somebody else is using: the stop tests need our own instance.
+if ls_pid >/dev/null && ls_healthy; then
+  keep=1
+  echo "LocalStack already running: using it, stop tests skipped"
+fi
 "$HERE/../start.sh"
+# start from a fresh fixture stack (and fresh function log files)
+if [[ "$(awsl cloudformation describe-stacks --stack-name "$CAIRN_STACK" --query 'Stacks[0].StackStatus' --output text 2>/dev/null || true)" =~ COMPLETE|FAILED ]]; then
+  awsl cloudformation delete-stack --stack-name "$CAIRN_STACK"
+  awsl cloudformation wait stack-delete-complete --stack-name "$CAIRN_STACK"
+fi
+rm -f "$CAIRN_STATE"/lambda-logs/"$CAIRN_STACK"-*.log
 "$HERE/../deploy.sh" --template "$HERE/template.yaml" Greeting=hello >/dev/null
 # shellcheck disable=SC1091
 . "$CAIRN_STATE/outputs.env"
@@ -45,13 +57,21 @@ body="$(curl -sS -H 'Content-Type: application/octet-stream' --data-binary "@$tm
 check "octet-stream body intact (sha256)" [ "$(json 'd["bodySha256"]' <<<"$body")" == "$sha" ]
 body="$(curl -sS -H 'Content-Type: application/json' --data '{"a":1}' "$ApiUrl/upload")"
 echo "  json body with */*: isBase64Encoded=$(json 'd["isBase64Encoded"]' <<<"$body")"
+echo "  text-only multipart: isBase64Encoded=$(curl -sS -F name=x "$ApiUrl/upload" | json 'd["isBase64Encoded"]')"
+# binary *response* (function returns isBase64Encoded: true with bytes 0..255)
+for accept in '*/*' application/octet-stream; do
+  n="$(curl -sS -H "Accept: $accept" "$ApiUrl/echo/binary" | wc -c)"
+  echo "  binary response, Accept: $accept -> $n bytes ($([[ $n == 256 ]] && echo decoded || echo 'still base64'))"
+done
 
 for mb in 5 7 10; do
   head -c $((mb * 1024 * 1024)) /dev/urandom >"$tmp/big"
   code="$(curl -sS -o "$tmp/big.out" -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
     --data-binary "@$tmp/big" "$ApiUrl/upload")"
-  echo "  ${mb} MB POST -> HTTP $code $(head -c 160 "$tmp/big.out" | tr -d '\n')"
-  [[ $mb == 5 ]] && check "5 MB body reaches the function" [ "$code" == 200 ]
+  got="$(json '"%s %s" % (d["bodyLength"], d["bodySha256"])' <"$tmp/big.out" 2>/dev/null || head -c 200 "$tmp/big.out")"
+  [[ "$got" == "$(stat -c %s "$tmp/big") $(sha256sum "$tmp/big" | cut -d' ' -f1)" ]] && got="$got (intact)"
+  echo "  ${mb} MB POST -> HTTP $code, function saw: $got"
+  [[ $mb == 5 ]] && check "5 MB body reaches the function intact" grep -q intact <<<"$got"
 done
 
 # Lambda authorizers (TOKEN and REQUEST)
@@ -64,10 +84,12 @@ for path in token request; do
     eval "auth_${path}_${tok}=$code"
   done
 done
-check "TOKEN authorizer allow=200 deny=403 bad=401 none=401" \
-  [ "$auth_token_allow/$auth_token_deny/$auth_token_bad/$auth_token_none" == "200/403/401/401" ]
-check "REQUEST authorizer allow=200 deny=403 bad=401 none=401" \
-  [ "$auth_request_allow/$auth_request_deny/$auth_request_bad/$auth_request_none" == "200/403/401/401" ]
+# On AWS this would be 200/403/401/401. LocalStack 4.13.1 community creates the authorizers
+# (control plane) but never calls them: this check pins that known limitation so a change shows up.
+auth_calls="$(cat "$CAIRN_STATE/lambda-logs/$AuthFunctionName.log" 2>/dev/null | grep -c 'authorizer event' || true)"
+echo "  authorizer function invocations: $auth_calls"
+check "KNOWN LIMITATION: Lambda authorizers (TOKEN, REQUEST) are not enforced, authorizer never invoked" \
+  [ "$auth_token_allow$auth_token_deny$auth_token_bad$auth_token_none$auth_request_deny$auth_request_none/$auth_calls" == "200200200200200200/0" ]
 
 # --- direct invoke, timeouts, crashes --------------------------------------------------
 invoke() { # invoke PAYLOAD -> prints "FunctionError|payload"
@@ -82,6 +104,10 @@ out="$(invoke '{"sleep":30}')"
 echo "  timeout invoke ($((SECONDS - start)) s): $out"
 check "timeout (Timeout: 3) returns Task timed out" grep -q 'Task timed out after 3.00 seconds' <<<"$out"
 check "timed-out process was killed" grep -q "ended (signal 9)" "$CAIRN_STATE/lambda-logs/$EchoFunctionName.log"
+out="$(invoke '{"sleep":30,"child":3131}')"
+sleep 0.5
+check "timeout kills the whole process group (child 'sleep 3131' gone)" \
+  bash -c "! ps -eo args= | grep -qx 'sleep 3131'"
 out="$(invoke '{"after":"timeout"}')"
 check "invoke after timeout works (fresh process)" grep -q '^None|.*"ok": true' <<<"$out"
 out="$(invoke '{"crash":true}')"
@@ -124,23 +150,45 @@ check "redeploy (update) changes the running function" \
   [ "$(curl -sS "$ApiUrl/echo/x" | json 'd["greeting"]')" == bonjour ]
 
 # --- stop leaves nothing behind -------------------------------------------------------------
+# LocalStack's session, anything running from the state dir (DynamoDB Local, bootstraps),
+# anything carrying a Lambda runtime id in its environment. Patterns via -f files so that
+# grep does not find itself.
+no_strays() { # no_strays LOCALSTACK_PID
+  local candidates alive="" p
+  candidates="$(ps -eo pid=,sid= | awk -v s="$1" '$2 == s { print $1 }'
+    grep -lsFf <(printf '%s\n' "$CAIRN_STATE/localstack/") /proc/[0-9]*/cmdline | cut -d/ -f3
+    grep -lsFf <(printf '%s\n' "LOCALSTACK_RUNTIME_ID=") /proc/[0-9]*/environ | cut -d/ -f3
+    true)"
+  for p in $(sort -u <<<"$candidates"); do
+    kill -0 "$p" 2>/dev/null && alive+="$p,"
+  done
+  [[ -z "$alive" ]] && return 0
+  ps -o pid,args -p "${alive%,}" || true
+  return 1
+}
+
 if ((keep)); then
   echo "LocalStack left running (--keep)"
 else
-  ls_pid_before="$(cat "$LS_PIDFILE")"
+  # graceful: warm environments (incl. a child process) must go away with stop.sh
+  awsl lambda invoke --function-name "$EchoFunctionName" --payload '{"child":3132}' "$tmp/inv.json" >/dev/null
+  ls_pid="$(cat "$LS_PIDFILE")"
+  echo "  before stop: $(ps -eo args= | grep -c '/code/bootstrap$' || true) bootstrap process(es) alive"
   "$HERE/../stop.sh"
-  # LocalStack's session, anything running from the state dir (DynamoDB Local, bootstraps),
-  # anything carrying a Lambda runtime id in its environment. Patterns via -f files so that
-  # grep does not find itself.
-  candidates="$(ps -eo pid=,sid= | awk -v s="$ls_pid_before" '$2 == s { print $1 }'
-    grep -lsFf <(printf '%s\n' "$CAIRN_STATE/localstack/") /proc/[0-9]*/cmdline | cut -d/ -f3
-    grep -lsFf <(printf '%s\n' "LOCALSTACK_RUNTIME_ID=") /proc/[0-9]*/environ | cut -d/ -f3)"
-  alive=""
-  for p in $(sort -u <<<"$candidates"); do
-    kill -0 "$p" 2>/dev/null && alive+="$p "
-  done
-  if [[ -n "$alive" ]]; then ps -o pid,args -p "${alive// /,}" || true; fi
-  check "stop.sh leaves no stray processes" [ -z "$alive" ]
+  check "stop.sh leaves no stray processes" no_strays "$ls_pid"
+
+  # hard: LocalStack killed with SIGKILL, then stop.sh must still clean up its children
+  "$HERE/../start.sh" >/dev/null
+  "$HERE/../deploy.sh" --template "$HERE/template.yaml" >/dev/null
+  . "$CAIRN_STATE/outputs.env"
+  awsl lambda invoke --function-name "$EchoFunctionName" --payload '{"child":3133}' "$tmp/inv.json" >/dev/null
+  ls_pid="$(cat "$LS_PIDFILE")"
+  kill -KILL "$ls_pid"
+  sleep 1
+  echo "  after kill -9 of LocalStack: $(ps -eo args= | grep -c '[/]code/bootstrap$' || true) bootstrap(s)," \
+    "$(ps -eo args= | grep -c '[D]ynamoDBLocal.jar' || true) DynamoDB Local JVM(s) alive"
+  "$HERE/../stop.sh"
+  check "stop.sh after kill -9 of LocalStack leaves no stray processes" no_strays "$ls_pid"
 fi
 
 echo "$passed passed, $failed failed"

@@ -80,7 +80,11 @@ impl Worker {
             return Ok(());
         };
         if ticket.filename != filename || ticket.status != "waiting" {
-            tracing::warn!(key, status = ticket.status, "staged object does not match its ticket");
+            tracing::warn!(
+                key,
+                status = ticket.status,
+                "staged object does not match its ticket"
+            );
             self.store.delete_staging(key).await?;
             return Ok(());
         }
@@ -153,11 +157,15 @@ impl Worker {
         Ok(match outcome {
             IngestOutcome::Stored(r) => {
                 let seq = ingestor.announce(&ticket.repo).await?;
-                Verdict::Done("stored", format!("{} {} stored; sync {seq} queued", r.name, r.version))
+                Verdict::Done(
+                    "stored",
+                    format!("{} {} stored; sync {seq} queued", r.name, r.version),
+                )
             }
-            IngestOutcome::Unchanged(r) => {
-                Verdict::Done("unchanged", format!("{} {} was already published", r.name, r.version))
-            }
+            IngestOutcome::Unchanged(r) => Verdict::Done(
+                "unchanged",
+                format!("{} {} was already published", r.name, r.version),
+            ),
         })
     }
 }
@@ -168,7 +176,10 @@ mod tests {
 
     #[test]
     fn decodes_event_keys() {
-        assert_eq!(decode_key("incoming/ab/a%3Ab+c.deb"), "incoming/ab/a:b c.deb");
+        assert_eq!(
+            decode_key("incoming/ab/a%3Ab+c.deb"),
+            "incoming/ab/a:b c.deb"
+        );
         assert_eq!(decode_key("bad%zz%"), "bad%zz%");
     }
 }

@@ -14,10 +14,17 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::load().await;
     let worker = ingest::Worker {
         catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
-        store: S3Store::new(clients.s3.clone(), &config.repo_bucket, &config.staging_bucket),
+        store: S3Store::new(
+            clients.s3.clone(),
+            &config.repo_bucket,
+            &config.staging_bucket,
+        ),
         queue: SqsSyncQueue::new(clients.sqs.clone(), &config.sync_queue_url),
         config,
     };
     let worker = &worker;
-    run(service_fn(move |event| async move { worker.handle(event).await })).await
+    run(service_fn(move |event| async move {
+        worker.handle(event).await
+    }))
+    .await
 }

@@ -16,10 +16,17 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::load().await;
     let worker = sync::Worker {
         catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
-        store: S3Store::new(clients.s3.clone(), &config.repo_bucket, &config.staging_bucket),
+        store: S3Store::new(
+            clients.s3.clone(),
+            &config.repo_bucket,
+            &config.staging_bucket,
+        ),
         signer,
         config,
     };
     let worker = &worker;
-    run(service_fn(move |event| async move { worker.handle(event).await })).await
+    run(service_fn(move |event| async move {
+        worker.handle(event).await
+    }))
+    .await
 }

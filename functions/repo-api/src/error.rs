@@ -1,10 +1,10 @@
 //! The one mapping from domain errors to HTTP responses: a JSON problem body,
 //! and no internals in a 5xx.
 
+use cairn_core::StoreError;
 use cairn_core::auth::AuthError;
 use cairn_core::ingest::IngestError;
 use cairn_core::repo::RepoError;
-use cairn_core::StoreError;
 use lambda_http::{Body, Response};
 use serde_json::json;
 

@@ -19,10 +19,17 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::load().await;
     let app = routes::App {
         catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
-        store: S3Store::new(clients.s3.clone(), &config.repo_bucket, &config.staging_bucket),
+        store: S3Store::new(
+            clients.s3.clone(),
+            &config.repo_bucket,
+            &config.staging_bucket,
+        ),
         queue: SqsSyncQueue::new(clients.sqs.clone(), &config.sync_queue_url),
         config,
     };
     let app = &app;
-    run(service_fn(move |req| async move { Ok::<_, Error>(app.handle(req).await) })).await
+    run(service_fn(move |req| async move {
+        Ok::<_, Error>(app.handle(req).await)
+    }))
+    .await
 }

@@ -79,7 +79,10 @@ impl App {
         if let Some(id) = params.first("id") {
             return self.ticket_status(id, &req).await;
         }
-        if req.raw_http_path().trim_end_matches('/').ends_with("/v1/uploads")
+        if req
+            .raw_http_path()
+            .trim_end_matches('/')
+            .ends_with("/v1/uploads")
             && req.method() == Method::POST
         {
             return self.presign(&req).await;
@@ -123,10 +126,14 @@ impl App {
                 })
             })
             .collect();
+        let state = self.catalog.repo_state(repo).await?;
         Ok(json_response(
             200,
             json!({"repository": repo.to_string(), "packages": packages,
-                   "apt_source": self.sources_line(repo)}),
+                   "apt_source": self.sources_line(repo),
+                   "sync": {"change_seq": state.change_seq, "published_seq": state.published_seq,
+                            "publish_count": state.publish_count,
+                            "published_at": state.published_at}}),
         ))
     }
 
@@ -162,7 +169,12 @@ impl App {
         // Validate every file before storing any, so a bad file refuses the whole upload.
         let mut prepared = Vec::with_capacity(form.files.len());
         for (filename, data) in form.files {
-            check_target(&self.config.supported, repo, &filename, form.product.as_deref())?;
+            check_target(
+                &self.config.supported,
+                repo,
+                &filename,
+                form.product.as_deref(),
+            )?;
             let info = inspect(filename.clone(), data.clone()).await?;
             let record = build_record(
                 repo,
@@ -268,7 +280,11 @@ impl App {
     }
 
     fn public_url(&self, key: &str) -> String {
-        format!("{}/{}", self.config.repo_base_url.trim_end_matches('/'), key)
+        format!(
+            "{}/{}",
+            self.config.repo_base_url.trim_end_matches('/'),
+            key
+        )
     }
 
     fn sources_line(&self, repo: &RepoPath) -> String {

@@ -166,14 +166,18 @@ class RuntimeApi:
                 return self.rfile.read(length) if length else b""
 
             def _reply(self, status: int, body: bytes = b"", headers: dict | None = None):
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if body:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    # the bootstrap was killed (timeout, stop) while we answered
+                    self.close_connection = True
 
             def do_GET(self):
                 if self.path != f"{API_PREFIX}/invocation/next":

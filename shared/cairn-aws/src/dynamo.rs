@@ -108,8 +108,8 @@ fn package_item(record: &PackageRecord) -> Item {
 }
 
 fn package_from_item(item: &Item) -> Result<PackageRecord, StoreError> {
-    let repo = RepoPath::parse(&get_s(item, "repo")?)
-        .map_err(|e| StoreError::new("decode package", e))?;
+    let repo =
+        RepoPath::parse(&get_s(item, "repo")?).map_err(|e| StoreError::new("decode package", e))?;
     let status = match get_s(item, "status")?.as_str() {
         "ready" => PackageStatus::Ready,
         _ => PackageStatus::Pending,
@@ -294,11 +294,7 @@ impl Catalog for DynamoCatalog {
         })
     }
 
-    async fn record_publish(
-        &self,
-        repo: &RepoPath,
-        state: &RepoState,
-    ) -> Result<bool, StoreError> {
+    async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -330,7 +326,10 @@ impl Catalog for DynamoCatalog {
             {
                 Ok(false)
             }
-            Err(e) => Err(StoreError::new("UpdateItem publish", DisplayErrorContext(e))),
+            Err(e) => Err(StoreError::new(
+                "UpdateItem publish",
+                DisplayErrorContext(e),
+            )),
         }
     }
 }
@@ -403,12 +402,7 @@ impl UploadLedger for DynamoCatalog {
         }))
     }
 
-    async fn finish_ticket(
-        &self,
-        id: &str,
-        status: &str,
-        message: &str,
-    ) -> Result<(), StoreError> {
+    async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)

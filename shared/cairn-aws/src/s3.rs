@@ -59,8 +59,8 @@ impl S3Store {
         staging_key: &str,
         ttl: Duration,
     ) -> Result<String, StoreError> {
-        let config = PresigningConfig::expires_in(ttl)
-            .map_err(|e| StoreError::new("presign", e))?;
+        let config =
+            PresigningConfig::expires_in(ttl).map_err(|e| StoreError::new("presign", e))?;
         let request = self
             .client
             .put_object()
@@ -96,14 +96,24 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| {
-                StoreError::new(format!("DeleteObject {staging_key}"), DisplayErrorContext(e))
+                StoreError::new(
+                    format!("DeleteObject {staging_key}"),
+                    DisplayErrorContext(e),
+                )
             })?;
         Ok(())
     }
 
     /// Reads a whole object of the repository bucket, `None` if absent.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let body = out
                     .body
@@ -113,7 +123,10 @@ impl S3Store {
                 Ok(Some(body.into_bytes()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(StoreError::new(format!("GetObject {key}"), DisplayErrorContext(e))),
+            Err(e) => Err(StoreError::new(
+                format!("GetObject {key}"),
+                DisplayErrorContext(e),
+            )),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! suite is never rebuilt by two workers at once.
 
 use async_trait::async_trait;
-use cairn_core::ports::{StoreError, SyncQueue};
 use cairn_core::RepoPath;
+use cairn_core::ports::{StoreError, SyncQueue};
 use serde_json::json;
 
 /// Sends sync requests to the FIFO queue.
@@ -44,7 +44,9 @@ impl SyncQueue for SqsSyncQueue {
             .message_deduplication_id(format!("{group}#{change_seq}"))
             .send()
             .await
-            .map_err(|e| StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
+            })?;
         Ok(())
     }
 }

@@ -102,8 +102,7 @@ fn verify_werkzeug_pbkdf2(rest: &str, password: &str) -> Option<bool> {
 
 /// A hash that never matches, verified for unknown users so that the response time
 /// does not tell which user names exist.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3vGRIYuZsG6WIOnF7NVNPbFpTqsVgOHQKpk8tiWGsr8";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3vGRIYuZsG6WIOnF7NVNPbFpTqsVgOHQKpk8tiWGsr8";
 
 /// Checks HTTP Basic credentials against a [`UserDirectory`].
 pub struct Authenticator<U> {

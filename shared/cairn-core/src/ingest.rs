@@ -187,7 +187,11 @@ impl Ingestor<'_> {
         let written = match &source {
             PackageSource::Bytes(bytes) => {
                 self.store
-                    .put(&record.pool_key, bytes.clone(), "application/vnd.debian.binary-package")
+                    .put(
+                        &record.pool_key,
+                        bytes.clone(),
+                        "application/vnd.debian.binary-package",
+                    )
                     .await
             }
             PackageSource::Staged(key) => self.store.copy_from_staging(key, &record.pool_key).await,

@@ -4,8 +4,7 @@
 use crate::auth::UserRecord;
 use crate::package::{PackageRecord, PackageStatus};
 use crate::ports::{
-    Catalog, RepoState, RepoStore, StoreError, SyncQueue, UploadLedger, UploadTicket,
-    UserDirectory,
+    Catalog, RepoState, RepoStore, StoreError, SyncQueue, UploadLedger, UploadTicket, UserDirectory,
 };
 use crate::repo::RepoPath;
 use async_trait::async_trait;
@@ -148,11 +147,7 @@ impl Catalog for MemoryCatalog {
             .unwrap_or_default())
     }
 
-    async fn record_publish(
-        &self,
-        repo: &RepoPath,
-        state: &RepoState,
-    ) -> Result<bool, StoreError> {
+    async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError> {
         let mut states = lock(&self.states);
         let s = states.entry(repo.to_string()).or_default();
         if s.release_sha256.is_some() && s.published_seq >= state.published_seq {
@@ -189,12 +184,7 @@ impl UploadLedger for MemoryCatalog {
         Ok(lock(&self.tickets).get(id).cloned())
     }
 
-    async fn finish_ticket(
-        &self,
-        id: &str,
-        status: &str,
-        message: &str,
-    ) -> Result<(), StoreError> {
+    async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {
         if let Some(t) = lock(&self.tickets).get_mut(id) {
             t.status = status.to_string();
             t.message = Some(message.to_string());

@@ -158,7 +158,15 @@ mod tests {
 
     #[test]
     fn refuses_path_tricks() {
-        for bad in ["../x.deb", "a/b.deb", "a\0.deb", "..deb", ".hidden.deb", "a\\b.deb", "sp ace.deb"] {
+        for bad in [
+            "../x.deb",
+            "a/b.deb",
+            "a\0.deb",
+            "..deb",
+            ".hidden.deb",
+            "a\\b.deb",
+            "sp ace.deb",
+        ] {
             assert!(check_filename(bad, ".deb").is_err(), "{bad:?} accepted");
         }
         assert!(matches!(

@@ -82,8 +82,7 @@ pub trait Catalog: Send + Sync {
     /// The suite's publishing state (default if never written).
     async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError>;
     /// Records a publication, only if `state.published_seq` is newer than the stored one.
-    async fn record_publish(&self, repo: &RepoPath, state: &RepoState)
-    -> Result<bool, StoreError>;
+    async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError>;
 }
 
 /// Stored user accounts.
@@ -131,12 +130,7 @@ pub trait UploadLedger: Send + Sync {
     /// A ticket by id.
     async fn get_ticket(&self, id: &str) -> Result<Option<UploadTicket>, StoreError>;
     /// Sets a ticket's outcome.
-    async fn finish_ticket(
-        &self,
-        id: &str,
-        status: &str,
-        message: &str,
-    ) -> Result<(), StoreError>;
+    async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError>;
 }
 
 /// The metadata-sync queue.

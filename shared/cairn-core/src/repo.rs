@@ -147,10 +147,9 @@ impl SupportedRepos {
                 path.series, self.series
             )));
         }
-        let dist = self
-            .dists
-            .get(&path.dist)
-            .ok_or_else(|| unsupported(format!("distribution {:?} is not configured", path.dist)))?;
+        let dist = self.dists.get(&path.dist).ok_or_else(|| {
+            unsupported(format!("distribution {:?} is not configured", path.dist))
+        })?;
         if !dist.versions.contains(&path.dist_ver) {
             return Err(unsupported(format!(
                 "{} version {:?} is not one of {:?}",
@@ -177,7 +176,10 @@ mod tests {
     fn accepts_configured_and_names_what_is_not() {
         let s = supported();
         let ok = RepoPath::parse("release/2.11/ubuntu/jammy").expect("syntax");
-        assert_eq!(s.check(&ok).expect("configured").architectures, ["amd64", "arm64"]);
+        assert_eq!(
+            s.check(&ok).expect("configured").architectures,
+            ["amd64", "arm64"]
+        );
         assert_eq!(ok.root(), "release/2.11/ubuntu");
         let bad = RepoPath::parse("release/2.11/ubuntu/focal").expect("syntax");
         let err = s.check(&bad).expect_err("focal not configured").to_string();

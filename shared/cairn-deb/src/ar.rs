@@ -137,7 +137,9 @@ impl<R: Read> Read for MemberReader<'_, R> {
         if self.ar.remaining == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.ar.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.ar.remaining).unwrap_or(usize::MAX));
         let n = self.ar.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(

@@ -219,7 +219,10 @@ Description: example package based on GNU hello\n The GNU hello program produces
             .expect("syntax ok");
         assert!(matches!(
             c.validate_binary(),
-            Err(ControlError::InvalidValue { field: "Package", .. })
+            Err(ControlError::InvalidValue {
+                field: "Package",
+                ..
+            })
         ));
     }
 }

@@ -95,7 +95,9 @@ pub fn inspect_deb<R: Read>(source: R) -> Result<DebInfo, DebError> {
             control = Some(read_control(suffix, &member.name, ar.member())?);
         } else if member.name.starts_with("data.tar") {
             if control.is_none() {
-                return Err(DebError::Layout("data archive before control archive".into()));
+                return Err(DebError::Layout(
+                    "no control.tar member before the data archive".into(),
+                ));
             }
             has_data = true;
         } else if !member.name.starts_with('_') {
@@ -134,9 +136,7 @@ fn read_control(suffix: &str, name: &str, raw: impl Read) -> Result<Control, Deb
         _ => return Err(DebError::UnsupportedCompression(name.to_string())),
     };
     let mut archive = tar::Archive::new(decoded);
-    let entries = archive
-        .entries()
-        .map_err(|e| map_member_io(e, name))?;
+    let entries = archive.entries().map_err(|e| map_member_io(e, name))?;
     for entry in entries {
         let entry = entry.map_err(|e| map_tar_error(e, name))?;
         let path = entry.path().map_err(|e| map_tar_error(e, name))?;
@@ -169,5 +169,199 @@ fn map_tar_error(e: io::Error, member: &str) -> DebError {
         DebError::Truncated
     } else {
         DebError::ControlArchive(format!("{member}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const CONTROL: &str = "Package: demo\nVersion: 1.0-1\nArchitecture: amd64\n\
+Maintainer: Demo <demo@example.org>\nDescription: demo package\n long text\n";
+
+    fn tar_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, *data)
+                .expect("in-memory tar");
+        }
+        builder.into_inner().expect("in-memory tar")
+    }
+
+    fn compress(kind: &str, data: &[u8]) -> Vec<u8> {
+        match kind {
+            "" => data.to_vec(),
+            ".gz" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            ".xz" => crate::xz(data),
+            ".zst" => {
+                ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+            }
+            other => panic!("no compressor for {other}"),
+        }
+    }
+
+    fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut out = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            let header = format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                name,
+                0,
+                0,
+                0,
+                100644,
+                data.len()
+            );
+            assert_eq!(header.len(), 60);
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    fn deb(control_compression: &str, control: &str) -> Vec<u8> {
+        let control_tar = tar_with(&[("./control", control.as_bytes()), ("./md5sums", b"")]);
+        let data_tar = tar_with(&[("./usr/share/doc/demo/README", b"hello")]);
+        ar(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            (
+                &format!("control.tar{control_compression}"),
+                compress(control_compression, &control_tar),
+            ),
+            ("data.tar.gz", compress(".gz", &data_tar)),
+        ])
+    }
+
+    #[test]
+    fn reads_every_control_compression() {
+        for kind in ["", ".gz", ".xz", ".zst"] {
+            let bytes = deb(kind, CONTROL);
+            let info = inspect_deb(&bytes[..]).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(info.control.get("Package"), Some("demo"));
+            assert_eq!(
+                info.digests,
+                Digests::of(&bytes),
+                "{kind}: digests cover the file"
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_anywhere_is_an_error() {
+        let bytes = deb(".gz", CONTROL);
+        for cut in (0..bytes.len()).step_by(7) {
+            let err = inspect_deb(&bytes[..cut]).expect_err("truncated input accepted");
+            assert!(
+                matches!(
+                    err,
+                    DebError::Truncated
+                        | DebError::NotAr
+                        | DebError::ControlArchive(_)
+                        | DebError::Layout(_)
+                ),
+                "cut at {cut}: unexpected {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_the_problem() {
+        let not_ar = inspect_deb(&b"hello world, not a package"[..]).expect_err("refused");
+        assert_eq!(
+            not_ar.to_string(),
+            "not a Debian package: not an ar archive"
+        );
+
+        let no_package = deb(".gz", "Version: 1\nArchitecture: all\n");
+        let err = inspect_deb(&no_package[..]).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "invalid control file: control file has no Package field"
+        );
+
+        let no_control = ar(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("data.tar.gz", compress(".gz", &tar_with(&[]))),
+        ]);
+        let err = inspect_deb(&no_control[..]).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("no control.tar member before the data"),
+            "{err}"
+        );
+
+        let only_binary = ar(&[("debian-binary", b"2.0\n".to_vec())]);
+        let err = inspect_deb(&only_binary[..]).expect_err("refused");
+        assert!(err.to_string().contains("no control.tar member"), "{err}");
+
+        let control_tar = tar_with(&[("./postinst", b"#!/bin/sh\n")]);
+        let missing_file = ar(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", compress(".gz", &control_tar)),
+            ("data.tar", tar_with(&[])),
+        ]);
+        let err = inspect_deb(&missing_file[..]).expect_err("refused");
+        assert!(err.to_string().contains("has no control file"), "{err}");
+
+        let bzip = ar(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.bz2", b"BZh".to_vec()),
+        ]);
+        let err = inspect_deb(&bzip[..]).expect_err("refused");
+        assert!(matches!(err, DebError::UnsupportedCompression(_)), "{err}");
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_data_size() {
+        // A reader that produces a large data member lazily: inspection must stream it.
+        struct Lazy {
+            head: std::io::Cursor<Vec<u8>>,
+            remaining: u64,
+        }
+        impl Read for Lazy {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.head.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                let n = buf.len().min(self.remaining as usize);
+                buf[..n].fill(0);
+                self.remaining -= n as u64;
+                Ok(n)
+            }
+        }
+        let control_tar = tar_with(&[("./control", CONTROL.as_bytes())]);
+        let mut head = ar(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", compress(".gz", &control_tar)),
+        ]);
+        let size: u64 = 64 * 1024 * 1024;
+        head.extend_from_slice(
+            format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                "data.tar", 0, 0, 0, 100644, size
+            )
+            .as_bytes(),
+        );
+        let head_len = head.len() as u64;
+        let info = inspect_deb(Lazy {
+            head: std::io::Cursor::new(head),
+            remaining: size,
+        })
+        .expect("valid");
+        assert_eq!(info.digests.size, head_len + size);
     }
 }

@@ -91,7 +91,10 @@ pub fn render_release(fields: &ReleaseFields, files: &[IndexFile]) -> String {
         .unwrap_or(0)
         .max(8);
     for (title, pick) in [
-        ("MD5Sum", (|d: &Digests| d.md5.clone()) as fn(&Digests) -> String),
+        (
+            "MD5Sum",
+            (|d: &Digests| d.md5.clone()) as fn(&Digests) -> String,
+        ),
         ("SHA256", |d: &Digests| d.sha256.clone()),
     ] {
         out.push_str(title);
@@ -120,7 +123,8 @@ mod tests {
         .expect("valid");
         let d = Digests::of(b"pkg");
         let s = packages_stanza(&control, "pool/a.deb", &d);
-        let expected_head = "Package: a\nVersion: 1\nArchitecture: all\nFilename: pool/a.deb\nSize: 3\n";
+        let expected_head =
+            "Package: a\nVersion: 1\nArchitecture: all\nFilename: pool/a.deb\nSize: 3\n";
         assert!(s.starts_with(expected_head), "{s}");
         assert!(s.ends_with("Description: x\n y\n"), "{s}");
         assert_eq!(s.matches("Size:").count(), 1);

@@ -5,12 +5,13 @@
 
 use cairn_core::ports::{SignError, Signer};
 use pgp::composed::{
-    ArmorOptions, CleartextSignedMessage, Deserializable, SignedPublicKey, SignedSecretKey,
+    ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey,
+    SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize;
-use pgp::types::{KeyDetails, Password, Timestamp};
+use pgp::types::{KeyDetails, Password, SigningKey, Timestamp};
 
 /// Signs with one or more secret keys loaded from armoured text.
 pub struct PgpSigner {
@@ -63,25 +64,39 @@ impl PgpSigner {
             .map(|k| hex_upper(k.fingerprint().as_bytes()))
             .collect()
     }
+}
 
-    fn signature_config(
-        key: &SignedSecretKey,
-        typ: SignatureType,
-    ) -> Result<SignatureConfig, SignError> {
-        let primary = &key.primary_key;
-        let mut config = SignatureConfig::v4(typ, primary.algorithm(), HashAlgorithm::Sha256);
-        config.hashed_subpackets = vec![
-            Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now()))
-                .map_err(err)?,
-            Subpacket::regular(SubpacketData::IssuerFingerprint(primary.fingerprint()))
-                .map_err(err)?,
-        ];
-        config.unhashed_subpackets = vec![
-            Subpacket::regular(SubpacketData::IssuerKeyId(primary.legacy_key_id()))
-                .map_err(err)?,
-        ];
-        Ok(config)
+/// Signs `data` with the key's signing component: the first subkey bound with the
+/// "sign" flag, else the primary key (gpg's `ed25519 sign` keys sign with the primary).
+fn sign_with(
+    key: &SignedSecretKey,
+    typ: SignatureType,
+    data: &[u8],
+) -> pgp::errors::Result<pgp::packet::Signature> {
+    let subkey = key
+        .secret_subkeys
+        .iter()
+        .find(|sk| sk.signatures.iter().any(|sig| sig.key_flags().sign()));
+    match subkey {
+        Some(sub) => sign_component(&sub.key, typ, data),
+        None => sign_component(&key.primary_key, typ, data),
     }
+}
+
+fn sign_component(
+    component: &impl SigningKey,
+    typ: SignatureType,
+    data: &[u8],
+) -> pgp::errors::Result<pgp::packet::Signature> {
+    let mut config = SignatureConfig::v4(typ, component.algorithm(), HashAlgorithm::Sha256);
+    config.hashed_subpackets = vec![
+        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now()))?,
+        Subpacket::regular(SubpacketData::IssuerFingerprint(component.fingerprint()))?,
+    ];
+    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
+        component.legacy_key_id(),
+    ))?];
+    config.sign(component, &Password::empty(), data)
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -96,11 +111,7 @@ impl Signer for PgpSigner {
         let msg = CleartextSignedMessage::new_many(body, |normalized| {
             self.keys
                 .iter()
-                .map(|key| {
-                    let config = Self::signature_config(key, SignatureType::Text)
-                        .map_err(|e| pgp::errors::Error::from(e.0))?;
-                    config.sign(&key.primary_key, &Password::empty(), normalized.as_bytes())
-                })
+                .map(|key| sign_with(key, SignatureType::Text, normalized.as_bytes()))
                 .collect()
         })
         .map_err(err)?;
@@ -116,12 +127,9 @@ impl Signer for PgpSigner {
     fn detached(&self, data: &[u8]) -> Result<String, SignError> {
         let mut signatures = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
-            let config = Self::signature_config(key, SignatureType::Binary)?;
-            signatures.push(
-                config
-                    .sign(&key.primary_key, &Password::empty(), data)
-                    .map_err(err)?,
-            );
+            signatures.push(DetachedSignature::new(
+                sign_with(key, SignatureType::Binary, data).map_err(err)?,
+            ));
         }
         let mut out = Vec::new();
         pgp::armor::write(
@@ -155,5 +163,62 @@ impl Signer for PgpSigner {
             key.to_public_key().to_writer(&mut out).map_err(err)?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgp::composed::{KeyType, SecretKeyParamsBuilder};
+
+    fn new_key(uid: &str) -> String {
+        let mut params = SecretKeyParamsBuilder::default();
+        params
+            .key_type(KeyType::Ed25519Legacy)
+            .can_certify(true)
+            .can_sign(true)
+            .primary_user_id(uid.into());
+        let key = params
+            .build()
+            .expect("params")
+            .generate(rand::thread_rng())
+            .expect("keygen");
+        key.to_armored_string(ArmorOptions::default())
+            .expect("armor")
+    }
+
+    #[test]
+    fn clearsigned_text_is_exact_and_verifies_with_every_key() {
+        let armored = format!("{}\n{}", new_key("old <a@b>"), new_key("new <c@d>"));
+        let signer = PgpSigner::from_armored(&armored).expect("two keys");
+        assert_eq!(signer.fingerprints().len(), 2);
+        let release = "Origin: Cairn\nSuite: jammy\n-dash line\n";
+        let inrelease = signer.clearsign(release).expect("signed");
+        let (msg, _) = CleartextSignedMessage::from_string(&inrelease).expect("parses");
+        // rpgp reports the signed text with CRLF line ends (the canonical form).
+        assert_eq!(
+            msg.signed_text().replace("\r\n", "\n"),
+            release.trim_end_matches('\n')
+        );
+        assert_eq!(msg.signatures().len(), 2);
+        for key in &signer.keys {
+            msg.verify(&key.to_public_key()).expect("verifies");
+        }
+
+        let detached = signer.detached(release.as_bytes()).expect("signed");
+        assert!(detached.starts_with("-----BEGIN PGP SIGNATURE-----"));
+        let (sig, _) = DetachedSignature::from_string(&detached).expect("parses one");
+        sig.verify(&signer.keys[0].to_public_key(), release.as_bytes())
+            .expect("first key verifies");
+        assert!(
+            sig.verify(&signer.keys[0].to_public_key(), b"tampered")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn refuses_input_without_a_key() {
+        assert!(PgpSigner::from_armored("not a key").is_err());
+        assert!(PgpSigner::from_armored("-----BEGIN PGP PRIVATE KEY BLOCK-----\nxx").is_err());
     }
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds every Lambda (release, x86_64 host target) and lays the binaries out as
+# cargo-lambda does: target/lambda/<function>/bootstrap, which template.yaml's
+# CodeUri entries point at. For AWS, `cargo lambda build --release` gives the same layout.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+functions=(repo-api ingest-worker metadata-sync)
+args=()
+for f in "${functions[@]}"; do args+=(-p "$f"); done
+cargo build --release --locked "${args[@]}" -p cairn
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+for f in "${functions[@]}"; do
+  mkdir -p "target/lambda/$f"
+  install -m 0755 "$target_dir/release/$f" "target/lambda/$f/bootstrap"
+done
+echo "functions built: ${functions[*]}"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The quick-start command: installs what the local stack needs (cached outside the
+# checkout), starts LocalStack in host mode, builds the functions, creates a
+# throwaway signing key, deploys template.yaml and prints the URLs.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+"$LOCALSTACK_DIR/install.sh"
+"$LOCALSTACK_DIR/start.sh"
+"$LOCALSTACK_DIR/build-functions.sh"
+
+# A local, passphrase-less signing key, made once per state directory. Never use it
+# outside a local stack: docs/operations.md says how to configure a real one.
+key="$CAIRN_STATE/signing-key.asc"
+if [[ ! -s "$key" ]]; then
+  gnupg="$(mktemp -d)"
+  trap 'gpgconf --homedir "$gnupg" --kill all >/dev/null 2>&1 || true; rm -rf "$gnupg"' EXIT
+  gpg --homedir "$gnupg" --batch --quiet --passphrase '' \
+    --quick-gen-key "Cairn local throwaway key <cairn@localhost>" ed25519 sign never
+  gpg --homedir "$gnupg" --batch --export --output "$CAIRN_STATE/signing-key.gpg"
+  gpg --homedir "$gnupg" --batch --armor --export-secret-keys >"$key.tmp"
+  mv "$key.tmp" "$key"
+  note "generated throwaway signing key $key"
+fi
+
+repo_bucket=cairn-repo
+"$LOCALSTACK_DIR/deploy.sh" \
+  "SigningKeyArmored=$(cat "$key")" \
+  "RepoBucketName=$repo_bucket" \
+  "RepoBaseUrl=$LS_ENDPOINT/$repo_bucket" \
+  ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
+
+# shellcheck disable=SC1091
+. "$CAIRN_STATE/outputs.env"
+api_url="$LS_ENDPOINT/_aws/execute-api/$ApiId/$ApiStage"
+{
+  echo "CAIRN_API_URL=$api_url"
+  echo "CAIRN_REPO_BASE_URL=$RepoBaseUrl"
+  echo "CAIRN_TABLE=$Table"
+  echo "CAIRN_SIGNING_PUBLIC_KEY=$CAIRN_STATE/signing-key.gpg"
+} >"$CAIRN_STATE/cairn.env"
+cat <<MSG
+Cairn is deployed on LocalStack.
+  API URL:         $api_url
+  Repository base: $RepoBaseUrl
+  Public key:      $CAIRN_STATE/signing-key.gpg
+Add an upload account:
+  echo -n secret | AWS_ENDPOINT_URL=$LS_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \\
+    target/release/cairn user add alice --table $Table
+Stop everything: localstack/stop.sh
+MSG

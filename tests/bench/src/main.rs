@@ -1,0 +1,330 @@
+//! `cairn-bench`: measures Cairn against the stack deployed on LocalStack.
+//!
+//! * `sync`: the metadata-sync worker's own time (catalog read, index generation,
+//!   compression, signing, S3 writes) for one new package in a suite that already
+//!   holds N packages. Runs the same `Publisher` as the Lambda, in process, against
+//!   LocalStack's DynamoDB and S3, so the phases can be timed.
+//! * `ingest`: throughput and peak memory of ingesting a large `.deb` streamed from
+//!   the staging bucket, through the same code path as `ingest-worker`.
+//!
+//! Run it through `tests/bench/run.sh`, which sets up the environment.
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use bytes::Bytes;
+use cairn_aws::{Clients, DynamoCatalog, S3Store, keys};
+use cairn_core::ingest::{Ingestor, PackageSource, build_record};
+use cairn_core::memory::MemoryCatalog;
+use cairn_core::ports::{Catalog, RepoStore};
+use cairn_core::publish::Publisher;
+use cairn_core::{Config, RepoPath};
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Publish latency of one new package into a suite of N packages.
+    Sync {
+        /// Suite to use (seeded with synthetic packages if it has fewer than N).
+        #[arg(long)]
+        repo: String,
+        /// Packages already in the suite.
+        #[arg(long)]
+        packages: usize,
+        /// Measured rounds (one new package each).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// Ingest a synthetic package of the given size from the staging bucket.
+    Ingest {
+        /// Package size in MiB.
+        #[arg(long, default_value_t = 200)]
+        size_mb: u64,
+    },
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn vm_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// A synthetic stanza of realistic size (about 700 bytes).
+fn stanza(repo: &RepoPath, i: usize) -> (String, String) {
+    let name = format!("synthetic-pkg-{i:05}");
+    let filename = format!("{name}_1.0-1_amd64.deb");
+    let hash = format!("{:064x}", i);
+    let stanza = format!(
+        "Package: {name}\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: Bench <bench@cairn.invalid>\n\
+Installed-Size: 1234\nDepends: libc6 (>= 2.34), libssl3 (>= 3.0.0)\nSection: misc\nPriority: optional\n\
+Homepage: https://example.org/{name}\nFilename: pool/{suite}/main/s/{name}/{filename}\nSize: 123456\n\
+MD5sum: {md5}\nSHA1: {sha1}\nSHA256: {hash}\nSHA512: {hash}{hash}\n\
+Description: synthetic package number {i} for benchmarks\n A longer description line that makes the\n stanza about as long as a real one.\n",
+        suite = repo.suite(),
+        md5 = &hash[..32],
+        sha1 = &hash[..40],
+    );
+    (filename, stanza)
+}
+
+async fn seed(clients: &Clients, table: &str, repo: &RepoPath, want: usize) -> Result<()> {
+    let s = |v: String| AttributeValue::S(v);
+    let mut batch = Vec::new();
+    for i in 0..want {
+        let (filename, stanza) = stanza(repo, i);
+        let item = HashMap::from([
+            (keys::PK.to_string(), s(keys::repo_pk(repo))),
+            (keys::SK.to_string(), s(keys::package_sk(&filename))),
+            ("repo".into(), s(repo.to_string())),
+            ("filename".into(), s(filename.clone())),
+            ("product".into(), s("synthetic".into())),
+            ("name".into(), s(format!("synthetic-pkg-{i:05}"))),
+            ("version".into(), s("1.0-1".into())),
+            ("arch".into(), s("amd64".into())),
+            ("size".into(), AttributeValue::N("123456".into())),
+            ("sha256".into(), s(format!("{:064x}", i))),
+            (
+                "pool_key".into(),
+                s(format!("{}/pool/{}", repo.root(), filename)),
+            ),
+            ("stanza".into(), s(stanza)),
+            ("status".into(), s("ready".into())),
+            ("uploaded_at".into(), AttributeValue::N("0".into())),
+            ("uploader".into(), s("bench".into())),
+        ]);
+        batch.push(
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+                .build(),
+        );
+        if batch.len() == 25 || i + 1 == want {
+            let mut pending = std::mem::take(&mut batch);
+            while !pending.is_empty() {
+                let out = clients
+                    .dynamodb
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(table))
+                    .unwrap_or_default();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tiny_deb(name: &str) -> Result<Vec<u8>> {
+    let control = format!(
+        "Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Bench <b@cairn.invalid>\nDescription: bench\n"
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(control.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "./control", control.as_bytes())?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner()?)?;
+    let control_tgz = gz.finish()?;
+    let mut out = b"!<arch>\n".to_vec();
+    for (member, data) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", control_tgz),
+        ("data.tar", vec![0u8; 1024]),
+    ] {
+        out.extend(
+            format!(
+                "{member:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                0,
+                0,
+                0,
+                100644,
+                data.len()
+            )
+            .as_bytes(),
+        );
+        out.extend(&data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    Ok(out)
+}
+
+async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize) -> Result<()> {
+    let clients = Clients::load().await;
+    let catalog = DynamoCatalog::new(clients.dynamodb.clone(), &config.table);
+    let store = S3Store::new(
+        clients.s3.clone(),
+        &config.repo_bucket,
+        &config.staging_bucket,
+    );
+    let repo = RepoPath::parse(repo)?;
+    config.supported.check(&repo)?;
+    let existing = catalog.list_packages(&repo).await?.len();
+    if existing < packages {
+        let t = Instant::now();
+        seed(&clients, &config.table, &repo, packages).await?;
+        eprintln!(
+            "seeded {packages} packages in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let armored = std::fs::read_to_string(
+        std::env::var("CAIRN_SIGNING_KEY_FILE").context("CAIRN_SIGNING_KEY_FILE")?,
+    )?;
+    let signer = cairn_sign::PgpSigner::from_armored(&armored)?;
+    // The sync queue is not under test: sync requests go to a fake.
+    let queue = MemoryCatalog::default();
+    let ingestor = Ingestor {
+        catalog: &catalog,
+        store: &store,
+        queue: &queue,
+        supported: &config.supported,
+    };
+    let publisher = Publisher {
+        catalog: &catalog,
+        store: &store,
+        signer: &signer,
+        supported: &config.supported,
+        origin: "Cairn",
+    };
+    let mut totals = Vec::new();
+    for round in 0..rounds {
+        let name = format!(
+            "bench-new-{}-{round}",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        );
+        let deb = tiny_deb(&name)?;
+        let info = cairn_deb::inspect_deb(&deb[..])?;
+        let filename = format!("{name}_1.0_all.deb");
+        let record = build_record(&repo, &filename, Some("bench"), &info, "bench", 0)?;
+        ingestor
+            .store(record, PackageSource::Bytes(Bytes::from(deb)))
+            .await?;
+        let seq = catalog.note_change(&repo).await?;
+        let t = Instant::now();
+        let report = publisher
+            .sync(&repo, seq, time::OffsetDateTime::now_utc())
+            .await?;
+        let total = t.elapsed().as_millis();
+        anyhow::ensure!(report.rebuilt, "sync did not rebuild");
+        println!(
+            "sync packages={} total_ms={total} catalog_ms={} build_ms={} write_ms={}",
+            report.packages, report.catalog_ms, report.build_ms, report.write_ms
+        );
+        totals.push(total);
+    }
+    totals.sort_unstable();
+    println!(
+        "RESULT sync packages={} rounds={rounds} median_ms={} min_ms={} max_ms={}",
+        packages + rounds,
+        totals[totals.len() / 2],
+        totals[0],
+        totals[totals.len() - 1]
+    );
+    Ok(())
+}
+
+async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
+    let clients = Clients::load().await;
+    let store = S3Store::new(
+        clients.s3.clone(),
+        &config.repo_bucket,
+        &config.staging_bucket,
+    );
+    // Generate the package on disk, streaming, so generation does not count.
+    let dir = std::env::temp_dir().join("cairn-bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("big_1.0_all.deb");
+    {
+        let head = tiny_deb("bench-big")?;
+        // Replace the 1 KiB data member of the tiny package by a large one.
+        let cut = head.len() - 1024 - 60;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        f.write_all(&head[..cut])?;
+        let size = size_mb * 1024 * 1024;
+        f.write_all(
+            format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                "data.tar", 0, 0, 0, 100644, size
+            )
+            .as_bytes(),
+        )?;
+        let block = vec![0x5au8; 1 << 20];
+        for _ in 0..size_mb {
+            f.write_all(&block)?;
+        }
+        f.flush()?;
+    }
+    let key = "incoming/bench/big_1.0_all.deb";
+    clients
+        .s3
+        .put_object()
+        .bucket(&config.staging_bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_path(&path).await?)
+        .send()
+        .await?;
+    let _ = store.put("bench/.keep", Bytes::new(), "text/plain").await;
+    // Reset the peak-RSS counter so it reflects the ingest only.
+    std::fs::write("/proc/self/clear_refs", "5").ok();
+    let baseline = vm_rss_kib();
+    let t = Instant::now();
+    let body = store.open_staging(key).await?;
+    let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
+    let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader)).await??;
+    let secs = t.elapsed().as_secs_f64();
+    let peak = vm_hwm_kib();
+    let mb = info.digests.size as f64 / 1048576.0;
+    println!(
+        "RESULT ingest size_mib={mb:.0} seconds={secs:.2} mib_per_s={:.0} rss_baseline_mib={:.1} rss_peak_mib={:.1} above_baseline_mib={:.1}",
+        mb / secs,
+        baseline as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(baseline) as f64 / 1024.0
+    );
+    store.delete_staging(key).await?;
+    std::fs::remove_file(&path)?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let config = Config::from_env()?;
+    match Cli::parse().command {
+        Command::Sync {
+            repo,
+            packages,
+            rounds,
+        } => bench_sync(&config, &repo, packages, rounds).await,
+        Command::Ingest { size_mb } => bench_ingest(&config, size_mb).await,
+    }
+}

@@ -1,0 +1,246 @@
+"""Shared fixtures: the deployed stack's URLs, an upload account, real .deb files,
+and an isolated apt client."""
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CACHE = pathlib.Path(os.environ.get("CAIRN_CACHE", pathlib.Path.home() / ".cache/cairn"))
+STATE = pathlib.Path(os.environ.get("CAIRN_STATE", CACHE / "state"))
+AWS_ENV = {
+    "AWS_ENDPOINT_URL": "http://localhost:4566",
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+SYNC_TIMEOUT = 90
+
+
+def read_env(path: pathlib.Path) -> dict:
+    env = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = v.strip("'\"")
+    return env
+
+
+class Stack:
+    def __init__(self):
+        env = read_env(STATE / "cairn.env")
+        self.api = env["CAIRN_API_URL"]
+        self.repo_base = env["CAIRN_REPO_BASE_URL"]
+        self.table = env["CAIRN_TABLE"]
+        self.public_key = pathlib.Path(env["CAIRN_SIGNING_PUBLIC_KEY"])
+
+    def fetch(self, url: str):
+        """GET without credentials: (status, body bytes)."""
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def repo_file(self, repo: str, rel: str):
+        root = "/".join(repo.split("/")[:3])
+        return self.fetch(f"{self.repo_base}/{root}/{rel}")
+
+    def listing(self, repo: str) -> dict:
+        status, body = self.fetch(f"{self.api}/{repo}")
+        assert status == 200, body
+        return json.loads(body)
+
+    def packages_index(self, repo: str, arch="amd64") -> dict:
+        """Parsed dists/<suite>/main/binary-<arch>/Packages: {filename-basename: stanza}."""
+        suite = repo.split("/")[3]
+        status, body = self.repo_file(repo, f"dists/{suite}/main/binary-{arch}/Packages")
+        if status != 200:
+            return {}
+        out = {}
+        for para in body.decode().split("\n\n"):
+            fields = parse_stanza(para)
+            if "Filename" in fields:
+                out[fields["Filename"].rsplit("/", 1)[-1]] = fields
+        return out
+
+    def wait_published(self, repo: str, filenames, timeout=SYNC_TIMEOUT) -> dict:
+        deadline = time.time() + timeout
+        wanted = set(filenames)
+        index = {}
+        while time.time() < deadline:
+            index = self.packages_index(repo)
+            if wanted <= set(index):
+                return index
+            time.sleep(0.5)
+        missing = wanted - set(index)
+        raise AssertionError(f"not published within {timeout}s: {sorted(missing)}")
+
+
+def parse_stanza(text: str) -> dict:
+    fields, last = {}, None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[0] in " \t" and last:
+            fields[last] += "\n" + line
+        else:
+            k, _, v = line.partition(":")
+            last = k
+            fields[k] = v.strip()
+    return fields
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return Stack()
+
+
+def cairn_cli(*args, stdin=b""):
+    env = dict(os.environ, **AWS_ENV)
+    return subprocess.run(
+        [str(ROOT / "target/release/cairn"), *args],
+        input=stdin, env=env, check=True, capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def user(stack):
+    """An upload account with an argon2 hash (written by `cairn user add`)."""
+    name, password = "e2e-uploader", base64.b16encode(os.urandom(8)).decode()
+    cairn_cli("user", "add", name, "--table", stack.table, stdin=password.encode())
+    return name, password
+
+
+@pytest.fixture(scope="session")
+def rws_user(stack):
+    """An account migrated from RWS: a werkzeug pbkdf2:sha256 hash made by werkzeug."""
+    from werkzeug.security import generate_password_hash
+
+    name, password = "e2e-rws", "rws-" + os.urandom(4).hex()
+    h = generate_password_hash(password, method="pbkdf2:sha256")
+    assert h.startswith("pbkdf2:sha256:")
+    cairn_cli("user", "add", name, "--table", stack.table, "--hash", h)
+    return name, password
+
+
+def curl(*args) -> tuple:
+    """Runs curl, returning (http status, body)."""
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args],
+        check=True, capture_output=True,
+    ).stdout
+    body, _, code = out.rpartition(b"\n")
+    return int(code), body
+
+
+def upload(stack, repo, files, user=None, product=None, method="PUT"):
+    args = ["-X", method]
+    if user:
+        args += ["-u", f"{user[0]}:{user[1]}"]
+    if product:
+        args += ["-F", f"product={product}"]
+    for name, path in files:
+        args += ["-F", f"{name}=@{path}"]
+    status, body = curl(*args, f"{stack.api}/{repo}")
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, {"raw": body.decode(errors="replace")}
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def real_debs() -> dict:
+    """hello, figlet and tree as Debian ships them (apt-get download, cached)."""
+    target = CACHE / "debs"
+    target.mkdir(parents=True, exist_ok=True)
+    names = ["hello", "figlet", "tree"]
+    found = {}
+    for n in names:
+        hits = sorted(target.glob(f"{n}_*.deb"))
+        if not hits:
+            os.chmod(target, 0o777)
+            subprocess.run(["apt-get", "download", "-q", n], cwd=target, check=True,
+                           capture_output=True)
+            hits = sorted(target.glob(f"{n}_*.deb"))
+        found[n] = hits[-1]
+    return found
+
+
+class Apt:
+    """apt-get isolated from the host's configuration (see docs/testing.md)."""
+
+    def __init__(self, root: pathlib.Path, source: str, key: pathlib.Path):
+        self.root = root
+        for d in ["apt.conf.d", "trusted.gpg.d", "preferences.d", "state/lists/partial",
+                  "cache/archives/partial", "log", "downloads"]:
+            (root / d).mkdir(parents=True, exist_ok=True)
+        (root / "status").write_text("")
+        (root / "apt.conf").write_text(
+            f'Dir::Etc::main "/dev/null";\nDir::Etc::parts "{root}/apt.conf.d";\n')
+        shutil.copy(key, root / "key.gpg")
+        (root / "sources.list").write_text(source.replace("KEY", str(root / "key.gpg")) + "\n")
+        os.chmod(root / "downloads", 0o777)
+        for p in [root, root / "state", root / "state/lists", root / "state/lists/partial",
+                  root / "cache", root / "cache/archives", root / "cache/archives/partial"]:
+            os.chmod(p, 0o777)
+
+    def run(self, *args, cwd=None, check=True):
+        r = self.root
+        opts = [
+            f"-oDir::Etc::sourcelist={r}/sources.list", "-oDir::Etc::sourceparts=-",
+            f"-oDir::Etc::trusted={r}/trusted.gpg", f"-oDir::Etc::trustedparts={r}/trusted.gpg.d",
+            f"-oDir::Etc::preferences={r}/preferences",
+            f"-oDir::Etc::preferencesparts={r}/preferences.d",
+            f"-oDir::State={r}/state", f"-oDir::State::lists={r}/state/lists",
+            f"-oDir::State::status={r}/status", f"-oDir::Cache={r}/cache",
+            f"-oDir::Cache::archives={r}/cache/archives", f"-oDir::Log={r}/log",
+            "-oAPT::Architecture=amd64", "-oAPT::Architectures::=amd64",
+            "-oAcquire::Languages=none", "-oAcquire::Retries=0",
+        ]
+        tool, *rest = args
+        env = dict(os.environ, APT_CONFIG=str(r / "apt.conf"))
+        proc = subprocess.run([tool, *opts, *rest], cwd=cwd, env=env, capture_output=True,
+                              text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{tool} {rest} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def update(self):
+        return self.run("apt-get", "update", "--error-on=any")
+
+    def download(self, package) -> pathlib.Path:
+        d = self.root / "downloads"
+        self.run("apt-get", "download", package, cwd=d)
+        hits = sorted(d.glob(f"{package}_*.deb"))
+        assert hits, f"apt-get download {package} wrote nothing"
+        return hits[-1]
+
+
+@pytest.fixture
+def apt_for(stack, tmp_path):
+    """apt_for(repo) -> an Apt client whose only source is that Cairn suite, trusting only
+    the key the stack was deployed with."""
+
+    def make(repo: str, key: pathlib.Path = None):
+        kind, series, dist, suite = repo.split("/")
+        source = (f"deb [signed-by=KEY arch=amd64] {stack.repo_base}/{kind}/{series}/{dist} "
+                  f"{suite} main")
+        return Apt(tmp_path / f"apt-{suite}", source, key or stack.public_key)
+
+    return make

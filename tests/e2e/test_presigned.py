@@ -1,0 +1,69 @@
+"""Done-means 2: a package above the API limit is refused by the API with a pointer to
+presigned uploads, goes through a presigned S3 upload, and installs the same way."""
+
+import json
+import time
+
+from conftest import curl, sha256
+from debs import big_deb, run_id
+
+REPO = "release/2.11/ubuntu/focal"
+
+
+def test_big_package_through_presigned_upload(stack, user, apt_for, tmp_path):
+    name = "cairn-big-" + run_id()
+    path = tmp_path / f"{name}_1.0_all.deb"
+    path.write_bytes(big_deb(name, "1.0", 5 * 1024 * 1024))
+
+    status, body = curl("-u", f"{user[0]}:{user[1]}", "-F", f"{path.name}=@{path}",
+                        "-X", "PUT", f"{stack.api}/{REPO}")
+    assert status == 413, body
+    assert b"/v1/uploads" in body
+
+    status, body = curl("-u", f"{user[0]}:{user[1]}", "-H", "content-type: application/json",
+                        "-d", json.dumps({"repository": REPO, "filename": path.name,
+                                          "product": name}),
+                        f"{stack.api}/v1/uploads")
+    assert status == 201, body
+    ticket = json.loads(body)
+    status, body = curl("-X", "PUT", "-T", str(path), ticket["upload_url"])
+    assert status == 200, body
+
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        status, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}{ticket['status_url']}")
+        state = json.loads(body)
+        if state["status"] != "waiting":
+            break
+        time.sleep(0.5)
+    assert state["status"] == "stored", state
+
+    index = stack.wait_published(REPO, [path.name])
+    assert index[path.name]["SHA256"] == sha256(path)
+    apt = apt_for(REPO)
+    apt.update()
+    assert sha256(apt.download(name)) == sha256(path)
+
+
+def test_presigned_malformed_package_is_refused_and_reported(stack, user, tmp_path):
+    name = "cairn-bad-" + run_id()
+    path = tmp_path / f"{name}_1.0_all.deb"
+    path.write_bytes(b"this is not a debian package at all\n" * 1000)
+    before = stack.listing(REPO)["packages"]
+    status, body = curl("-u", f"{user[0]}:{user[1]}", "-H", "content-type: application/json",
+                        "-d", json.dumps({"repository": REPO, "filename": path.name}),
+                        f"{stack.api}/v1/uploads")
+    assert status == 201, body
+    ticket = json.loads(body)
+    assert curl("-X", "PUT", "-T", str(path), ticket["upload_url"])[0] == 200
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        status, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}{ticket['status_url']}")
+        state = json.loads(body)
+        if state["status"] != "waiting":
+            break
+        time.sleep(0.5)
+    assert state["status"] == "failed", state
+    assert status == 422
+    assert "not an ar archive" in state["message"]
+    assert stack.listing(REPO)["packages"] == before

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting and lints, unit tests, then the end-to-end tests
+# against the SAM template deployed on LocalStack, driven with real clients (curl,
+# apt-get, gpgv, apt-ftparchive). Starts the stack if needed and stops it
+# afterwards if it started it.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+. localstack/lib.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "host packages (apt-utils for apt-ftparchive, gpgv, curl)"
+need=()
+for tool in apt-ftparchive:apt-utils gpgv:gpgv curl:curl gpg:gnupg; do
+  command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
+done
+if ((${#need[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+step "cargo fmt --check, clippy"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "unit tests"
+cargo test --locked --workspace
+
+started_here=0
+if ! ls_healthy; then started_here=1; fi
+cleanup() {
+  if ((started_here)) && [[ -z "${CAIRN_KEEP_STACK:-}" ]]; then
+    step "stopping the stack this run started"
+    localstack/stop.sh || true
+  fi
+}
+trap cleanup EXIT
+
+step "stack up (install, start, build, deploy)"
+localstack/up.sh
+
+step "end-to-end tests"
+venv="$CAIRN_CACHE/test-venv"
+stamp="$venv/.requirements-$(sha256sum tests/requirements.txt | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r tests/requirements.txt
+  touch "$stamp"
+fi
+"$venv/bin/python" -m pytest -p no:cacheprovider -v tests/e2e "$@"
