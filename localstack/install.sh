@@ -47,6 +47,18 @@ grep -q 'install_lock: "Lock | None"' "$api_py" \
 "$VENV/bin/python" -P -c 'import localstack.packages.api' 2>/dev/null \
   || die "localstack.packages.api still fails to import after the patch"
 
+# --- 2b. rolo 0.7.6: keep form bodies of non-POST requests ---------------------------------
+# API Gateway (REST) hands the Lambda `restore_payload(request)`. werkzeug consumes
+# multipart and urlencoded bodies while parsing the form, and rolo rebuilds them only
+# for POST: a `PUT` with `curl -F` (the RWS upload API) reached the function with an
+# empty body. Rebuild them for every method.
+request_py="$("$VENV/bin/python" -P -c 'import importlib.util as u; print(u.find_spec("rolo.request").origin)')"
+if grep -q '    if request.method != "POST":' "$request_py"; then
+  sed -i 's/    if request.method != "POST":/    if request.mimetype not in ("multipart\/form-data", "application\/x-www-form-urlencoded"):/' "$request_py"
+fi
+grep -q 'if request.mimetype not in ("multipart/form-data"' "$request_py" \
+  || die "could not patch rolo's restore_payload in $request_py (upstream changed?)"
+
 # --- 3. our Lambda runtime executor (plugin) ---------------------------------------------
 exec_key="$(cd "$EXECUTOR_SRC" && find . -name '*.py' -o -name pyproject.toml | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
 if ! stamp_ok executor "$exec_key"; then

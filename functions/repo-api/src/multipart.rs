@@ -25,11 +25,13 @@ pub async fn parse(content_type: &str, body: Bytes) -> Result<UploadForm, ApiErr
     let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut form = UploadForm::default();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?
-    {
+    while let Some(field) = multipart.next_field().await.map_err(|e| match e {
+        multer::Error::ReadHeaderFailed(_) => ApiError::BadRequest(format!(
+            "malformed multipart body: {e} (part headers, field names and file names \
+             must not contain control characters such as NUL)"
+        )),
+        e => ApiError::BadRequest(format!("malformed multipart body: {e}")),
+    })? {
         let name = field.name().unwrap_or_default().to_string();
         let part_filename = field.file_name().map(str::to_string);
         let data = field

@@ -160,6 +160,7 @@ impl App {
             )));
         }
         let content_type = header(req, "content-type").unwrap_or_default();
+        tracing::debug!(body_len = body.len(), content_type, "upload body");
         let form = multipart::parse(content_type, body).await?;
         if form.files.is_empty() {
             return Err(ApiError::BadRequest("the form has no package file".into()));

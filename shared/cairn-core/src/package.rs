@@ -87,11 +87,11 @@ pub fn check_filename(name: &str, extension: &'static str) -> Result<(), Filenam
     if name.contains('\0') {
         return Err(forbidden("a NUL byte"));
     }
-    if name.contains('/') || name.contains('\\') {
-        return Err(forbidden("a path separator"));
-    }
     if name.contains("..") {
         return Err(forbidden("'..'"));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(forbidden("a path separator"));
     }
     if name.starts_with('.') || name.starts_with('-') {
         return Err(forbidden("a leading '.' or '-'"));

@@ -43,6 +43,15 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// The publish step alone, against in-memory ports (CPU cost only).
+    Build {
+        /// Packages in the suite.
+        #[arg(long)]
+        packages: usize,
+        /// Measured rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Ingest a synthetic package of the given size from the staging bucket.
     Ingest {
         /// Package size in MiB.
@@ -316,10 +325,77 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
     Ok(())
 }
 
+async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
+    use cairn_core::memory::MemoryStore;
+    let supported: cairn_core::SupportedRepos = serde_json::from_str(
+        r#"{"kinds":["live"],"series":["1"],"dists":{"ubuntu":{"format":"deb","versions":["focal"]}}}"#,
+    )?;
+    let repo = RepoPath::parse("live/1/ubuntu/focal")?;
+    let catalog = MemoryCatalog::default();
+    for i in 0..packages {
+        let (filename, stanza) = stanza(&repo, i);
+        catalog
+            .claim_package(&cairn_core::PackageRecord {
+                repo: repo.clone(),
+                filename: filename.clone(),
+                product: "synthetic".into(),
+                name: format!("synthetic-pkg-{i:05}"),
+                version: "1.0-1".into(),
+                architecture: "amd64".into(),
+                size: 123_456,
+                sha256: format!("{i:064x}"),
+                pool_key: filename,
+                stanza,
+                status: cairn_core::PackageStatus::Ready,
+                uploaded_at: 0,
+                uploader: "bench".into(),
+            })
+            .await?;
+    }
+    let armored = std::fs::read_to_string(
+        std::env::var("CAIRN_SIGNING_KEY_FILE").context("CAIRN_SIGNING_KEY_FILE")?,
+    )?;
+    let signer = cairn_sign::PgpSigner::from_armored(&armored)?;
+    let store = MemoryStore::default();
+    let publisher = Publisher {
+        catalog: &catalog,
+        store: &store,
+        signer: &signer,
+        supported: &supported,
+        origin: "Cairn",
+    };
+    let mut totals = Vec::new();
+    for _ in 0..rounds {
+        let seq = catalog.note_change(&repo).await?;
+        let t = Instant::now();
+        let report = publisher
+            .sync(&repo, seq, time::OffsetDateTime::now_utc())
+            .await?;
+        totals.push(t.elapsed().as_millis());
+        println!(
+            "build packages={} build_ms={} total_ms={}",
+            report.packages,
+            report.build_ms,
+            totals[totals.len() - 1]
+        );
+    }
+    totals.sort_unstable();
+    println!(
+        "RESULT build packages={packages} median_ms={}",
+        totals[totals.len() / 2]
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    let command = Cli::parse().command;
+    if let Command::Build { packages, rounds } = command {
+        return bench_build(packages, rounds).await;
+    }
     let config = Config::from_env()?;
-    match Cli::parse().command {
+    match command {
+        Command::Build { .. } => unreachable!("handled above"),
         Command::Sync {
             repo,
             packages,
