@@ -156,7 +156,9 @@ impl Worker {
             .await?;
         Ok(match outcome {
             IngestOutcome::Stored(r) => {
-                let seq = ingestor.announce(&ticket.repo).await?;
+                let seq = ingestor
+                    .announce(&ticket.repo, std::slice::from_ref(&r.filename))
+                    .await?;
                 Verdict::Done(
                     "stored",
                     format!("{} {} stored; sync {seq} queued", r.name, r.version),

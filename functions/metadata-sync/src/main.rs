@@ -23,6 +23,7 @@ async fn main() -> Result<(), Error> {
         ),
         signer,
         config,
+        cache: Default::default(),
     };
     let worker = &worker;
     run(service_fn(move |event| async move {

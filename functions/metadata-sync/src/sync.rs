@@ -3,7 +3,7 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use cairn_aws::sqs::SyncMessage;
 use cairn_aws::{DynamoCatalog, S3Store};
-use cairn_core::publish::{PublishError, Publisher};
+use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
 use cairn_core::{Config, RepoPath};
 use cairn_sign::PgpSigner;
 use lambda_runtime::{Error, LambdaEvent};
@@ -19,6 +19,8 @@ pub struct Worker {
     pub signer: PgpSigner,
     /// Settings.
     pub config: Config,
+    /// Published package sets kept while the worker is warm.
+    pub cache: SnapshotCache,
 }
 
 impl Worker {
@@ -76,6 +78,7 @@ impl Worker {
             signer: &self.signer,
             supported: &self.config.supported,
             origin: &self.config.origin,
+            cache: &self.cache,
         };
         let report = match publisher
             .sync(&repo, seq, time::OffsetDateTime::now_utc())
@@ -94,6 +97,7 @@ impl Worker {
             rebuilt = report.rebuilt,
             published_seq = report.published_seq,
             packages = report.packages,
+            incremental = report.incremental,
             catalog_ms = report.catalog_ms as u64,
             build_ms = report.build_ms as u64,
             write_ms = report.write_ms as u64,

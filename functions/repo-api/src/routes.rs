@@ -140,7 +140,7 @@ impl App {
     async fn resync(&self, repo: &RepoPath, req: &Request) -> Result<Response<Body>, ApiError> {
         self.authenticate(req).await?;
         self.config.supported.check(repo)?;
-        let seq = self.ingestor().announce(repo).await?;
+        let seq = self.ingestor().announce(repo, &[]).await?;
         Ok(json_response(
             202,
             json!({"repository": repo.to_string(), "sync": {"queued": true, "seq": seq}}),
@@ -190,17 +190,20 @@ impl App {
         }
 
         let mut results = Vec::with_capacity(prepared.len());
-        let mut changed = false;
+        let mut stored = Vec::new();
         for (record, data) in prepared {
             let outcome = self
                 .ingestor()
                 .store(record, PackageSource::Bytes(data))
                 .await?;
-            changed |= matches!(outcome, IngestOutcome::Stored(_));
+            if let IngestOutcome::Stored(r) = &outcome {
+                stored.push(r.filename.clone());
+            }
             results.push(self.outcome_json(&outcome));
         }
+        let changed = !stored.is_empty();
         let seq = if changed {
-            Some(self.ingestor().announce(repo).await?)
+            Some(self.ingestor().announce(repo, &stored).await?)
         } else {
             None
         };

@@ -2,15 +2,15 @@
 //! Key layout: [`crate::keys`]; access patterns: `docs/data-model.md`.
 
 use crate::keys::{
-    PACKAGE_PREFIX, PK, SK, STATE_SK, TTL, UPLOAD_SK, USER_SK, package_sk, repo_pk, upload_pk,
-    user_pk,
+    PACKAGE_PREFIX, PK, SK, STATE_SK, TTL, UPLOAD_SK, USER_SK, change_sk, package_sk, repo_pk,
+    upload_pk, user_pk,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::auth::UserRecord;
 use cairn_core::ports::{
-    Catalog, RepoState, StoreError, UploadLedger, UploadTicket, UserDirectory,
+    Catalog, ChangeRecord, RepoState, StoreError, UploadLedger, UploadTicket, UserDirectory,
 };
 use cairn_core::{PackageRecord, PackageStatus, RepoPath};
 use std::collections::HashMap;
@@ -19,6 +19,13 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Upload tickets expire (DynamoDB TTL) a day after creation.
 const TICKET_TTL_SECS: i64 = 24 * 3600;
+/// Change-log entries expire after a week; a publisher whose snapshot is older
+/// rebuilds from the full package list instead.
+const CHANGE_TTL_SECS: i64 = 7 * 24 * 3600;
+/// Attempts at the optimistic `change_seq` increment before giving up.
+const NOTE_CHANGE_ATTEMPTS: u32 = 50;
+/// BatchGetItem accepts at most 100 keys.
+const BATCH_GET_MAX: usize = 100;
 
 /// The DynamoDB adapter.
 #[derive(Clone, Debug)]
@@ -261,21 +268,168 @@ impl Catalog for DynamoCatalog {
         Ok(out)
     }
 
-    async fn note_change(&self, repo: &RepoPath) -> Result<u64, StoreError> {
-        let out = self
+    async fn get_packages(
+        &self,
+        repo: &RepoPath,
+        filenames: &[String],
+    ) -> Result<Vec<PackageRecord>, StoreError> {
+        let mut out = Vec::with_capacity(filenames.len());
+        for chunk in filenames.chunks(BATCH_GET_MAX) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|f| {
+                    HashMap::from([
+                        (PK.to_string(), s(repo_pk(repo))),
+                        (SK.to_string(), s(package_sk(f))),
+                    ])
+                })
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::new("BatchGetItem", e))?,
+            );
+            while let Some(request) = pending.take() {
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(store_err("BatchGetItem packages"))?;
+                for item in resp
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    out.push(package_from_item(&item)?);
+                }
+                pending = resp
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn note_change(&self, repo: &RepoPath, files: &[String]) -> Result<u64, StoreError> {
+        // Optimistic concurrency: the increment and the change-log entry commit together,
+        // so a reader that sees change_seq = N also finds the entries up to N.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        for attempt in 0..NOTE_CHANGE_ATTEMPTS {
+            let current = self.repo_state(repo).await?.change_seq;
+            let next = current + 1;
+            let condition = if current == 0 {
+                "attribute_not_exists(change_seq) OR change_seq = :cur"
+            } else {
+                "change_seq = :cur"
+            };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(repo_pk(repo)))
+                .key(SK, s(STATE_SK))
+                .update_expression("SET change_seq = :next")
+                .condition_expression(condition)
+                .expression_attribute_values(":cur", n(current))
+                .expression_attribute_values(":next", n(next))
+                .build()
+                .map_err(|e| StoreError::new("note change", e))?;
+            let files_value = if files.is_empty() {
+                AttributeValue::L(Vec::new())
+            } else {
+                AttributeValue::L(files.iter().map(|f| s(f)).collect())
+            };
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item(PK, s(repo_pk(repo)))
+                .item(SK, s(change_sk(next)))
+                .item("seq", n(next))
+                .item("files", files_value)
+                .item(TTL, n(now + CHANGE_TTL_SECS))
+                .build()
+                .map_err(|e| StoreError::new("note change", e))?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(next),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                {
+                    // Another upload took this number; back off a little and retry.
+                    let random = {
+                        use std::hash::{BuildHasher, Hasher};
+                        std::collections::hash_map::RandomState::new()
+                            .build_hasher()
+                            .finish()
+                    };
+                    let backoff = 5 + u64::from(attempt.min(10)) * 5 + random % 20;
+                    tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::new(
+                        "TransactWriteItems change",
+                        DisplayErrorContext(e),
+                    ));
+                }
+            }
+        }
+        Err(StoreError::new(
+            "note change",
+            format!("change_seq still contended after {NOTE_CHANGE_ATTEMPTS} attempts"),
+        ))
+    }
+
+    async fn changes(
+        &self,
+        repo: &RepoPath,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        let mut pages = self
             .client
-            .update_item()
+            .query()
             .table_name(&self.table)
-            .key(PK, s(repo_pk(repo)))
-            .key(SK, s(STATE_SK))
-            .update_expression("ADD change_seq :one")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(store_err("UpdateItem change_seq"))?;
-        let attrs = out.attributes.unwrap_or_default();
-        get_n(&attrs, "change_seq")
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(repo_pk(repo)))
+            .expression_attribute_values(":from", s(change_sk(after + 1)))
+            .expression_attribute_values(":to", s(change_sk(upto)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(store_err("Query changes"))?;
+            let files = match item.get("files") {
+                Some(AttributeValue::L(values)) => values
+                    .iter()
+                    .filter_map(|v| v.as_s().ok().cloned())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.push(ChangeRecord {
+                seq: get_n(&item, "seq")?,
+                files,
+            });
+        }
+        Ok(out)
     }
 
     async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError> {

@@ -12,6 +12,8 @@ pub const TTL: &str = "expires_at";
 
 /// Prefix of package sort keys inside a suite's partition.
 pub const PACKAGE_PREFIX: &str = "PKG#";
+/// Prefix of change-log sort keys inside a suite's partition.
+pub const CHANGE_PREFIX: &str = "CHG#";
 /// Sort key of a suite's publishing state.
 pub const STATE_SK: &str = "STATE";
 /// Sort key of a user item.
@@ -27,6 +29,11 @@ pub fn repo_pk(repo: &RepoPath) -> String {
 /// Sort key of one package file.
 pub fn package_sk(filename: &str) -> String {
     format!("{PACKAGE_PREFIX}{filename}")
+}
+
+/// Sort key of one change-log entry; zero-padded so keys sort by sequence.
+pub fn change_sk(seq: u64) -> String {
+    format!("{CHANGE_PREFIX}{seq:020}")
 }
 
 /// Partition of one user.

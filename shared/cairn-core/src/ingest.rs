@@ -216,9 +216,9 @@ impl Ingestor<'_> {
         }))
     }
 
-    /// Records that `repo` changed and asks for its metadata to be rebuilt.
-    pub async fn announce(&self, repo: &RepoPath) -> Result<u64, IngestError> {
-        let seq = self.catalog.note_change(repo).await?;
+    /// Records that `files` of `repo` changed and asks for its metadata to be rebuilt.
+    pub async fn announce(&self, repo: &RepoPath, files: &[String]) -> Result<u64, IngestError> {
+        let seq = self.catalog.note_change(repo, files).await?;
         self.queue.request_sync(repo, seq).await?;
         Ok(seq)
     }

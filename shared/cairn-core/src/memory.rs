@@ -4,7 +4,8 @@
 use crate::auth::UserRecord;
 use crate::package::{PackageRecord, PackageStatus};
 use crate::ports::{
-    Catalog, RepoState, RepoStore, StoreError, SyncQueue, UploadLedger, UploadTicket, UserDirectory,
+    Catalog, ChangeRecord, RepoState, RepoStore, StoreError, SyncQueue, UploadLedger, UploadTicket,
+    UserDirectory,
 };
 use crate::repo::RepoPath;
 use async_trait::async_trait;
@@ -69,6 +70,7 @@ impl RepoStore for MemoryStore {
 pub struct MemoryCatalog {
     packages: Mutex<BTreeMap<(String, String), PackageRecord>>,
     states: Mutex<BTreeMap<String, RepoState>>,
+    changes: Mutex<BTreeMap<(String, u64), ChangeRecord>>,
     users: Mutex<BTreeMap<String, UserRecord>>,
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
     /// Sync requests sent, in order.
@@ -133,11 +135,43 @@ impl Catalog for MemoryCatalog {
             .collect())
     }
 
-    async fn note_change(&self, repo: &RepoPath) -> Result<u64, StoreError> {
+    async fn get_packages(
+        &self,
+        repo: &RepoPath,
+        filenames: &[String],
+    ) -> Result<Vec<PackageRecord>, StoreError> {
+        let packages = lock(&self.packages);
+        Ok(filenames
+            .iter()
+            .filter_map(|f| packages.get(&(repo.to_string(), f.clone())).cloned())
+            .collect())
+    }
+
+    async fn note_change(&self, repo: &RepoPath, files: &[String]) -> Result<u64, StoreError> {
         let mut states = lock(&self.states);
         let s = states.entry(repo.to_string()).or_default();
         s.change_seq += 1;
+        lock(&self.changes).insert(
+            (repo.to_string(), s.change_seq),
+            ChangeRecord {
+                seq: s.change_seq,
+                files: files.to_vec(),
+            },
+        );
         Ok(s.change_seq)
+    }
+
+    async fn changes(
+        &self,
+        repo: &RepoPath,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let id = repo.to_string();
+        Ok(lock(&self.changes)
+            .range((id.clone(), after + 1)..=(id, upto))
+            .map(|(_, c)| c.clone())
+            .collect())
     }
 
     async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError> {

@@ -55,6 +55,15 @@ pub struct RepoState {
     pub published_at: Option<i64>,
 }
 
+/// One entry of a suite's change log: the files one upload (or re-sync) touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The suite's `change_seq` after this change.
+    pub seq: u64,
+    /// File names added or changed (empty for a plain re-sync).
+    pub files: Vec<String>,
+}
+
 /// The package catalog (DynamoDB in production).
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -77,8 +86,23 @@ pub trait Catalog: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every package of a suite, in file-name order, with a strongly consistent read.
     async fn list_packages(&self, repo: &RepoPath) -> Result<Vec<PackageRecord>, StoreError>;
-    /// Records that the suite changed; returns the new `change_seq`.
-    async fn note_change(&self, repo: &RepoPath) -> Result<u64, StoreError>;
+    /// Packages of a suite by file name (strongly consistent); absent names are skipped.
+    async fn get_packages(
+        &self,
+        repo: &RepoPath,
+        filenames: &[String],
+    ) -> Result<Vec<PackageRecord>, StoreError>;
+    /// Records, atomically, that `files` of the suite changed: increments `change_seq`
+    /// and stores the change under the new sequence number, which it returns.
+    async fn note_change(&self, repo: &RepoPath, files: &[String]) -> Result<u64, StoreError>;
+    /// The changes with `after < seq <= upto`, in sequence order. Old changes expire,
+    /// so fewer than `upto - after` entries means the log no longer covers the range.
+    async fn changes(
+        &self,
+        repo: &RepoPath,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
     /// The suite's publishing state (default if never written).
     async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError>;
     /// Records a publication, only if `state.published_seq` is newer than the stored one.

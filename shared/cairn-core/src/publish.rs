@@ -10,8 +10,53 @@ use crate::repo::{RepoError, RepoPath, SupportedRepos};
 use bytes::Bytes;
 use cairn_deb::{Digests, IndexFile, ReleaseFields, gzip, render_release, xz};
 use futures::future::join_all;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Instant;
+
+/// How many suites a warm worker keeps snapshots of.
+const SNAPSHOT_CACHE_SUITES: usize = 32;
+
+/// A suite's published package set: file name -> (architecture, stanza), as of
+/// `seq`. Kept by a warm worker so that the next sync reads only what changed.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The `change_seq` this set reflects.
+    pub seq: u64,
+    /// SHA-256 of the `Release` published from it.
+    pub release_sha256: String,
+    /// Ready packages by file name.
+    pub packages: BTreeMap<String, (String, String)>,
+}
+
+/// Snapshots of recently published suites, shared across invocations of a worker.
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    suites: Mutex<HashMap<RepoPath, Snapshot>>,
+}
+
+impl SnapshotCache {
+    fn take(&self, repo: &RepoPath) -> Option<Snapshot> {
+        self.suites
+            .lock()
+            .expect("snapshot cache lock is never poisoned")
+            .remove(repo)
+    }
+
+    fn put(&self, repo: &RepoPath, snapshot: Snapshot) {
+        let mut suites = self
+            .suites
+            .lock()
+            .expect("snapshot cache lock is never poisoned");
+        if suites.len() >= SNAPSHOT_CACHE_SUITES {
+            // Any victim will do: a miss only costs one full read.
+            if let Some(victim) = suites.keys().next().cloned() {
+                suites.remove(&victim);
+            }
+        }
+        suites.insert(repo.clone(), snapshot);
+    }
+}
 
 /// Why a sync failed; every variant is retried by the queue.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +83,8 @@ pub struct PublishReport {
     pub published_seq: u64,
     /// Milliseconds reading the catalog.
     pub catalog_ms: u128,
+    /// Whether the catalog read was incremental (change log over a cached snapshot).
+    pub incremental: bool,
     /// Milliseconds generating, compressing and signing.
     pub build_ms: u128,
     /// Milliseconds writing to the bucket.
@@ -56,6 +103,8 @@ pub struct Publisher<'a> {
     pub supported: &'a SupportedRepos,
     /// `Origin` and `Label`.
     pub origin: &'a str,
+    /// Snapshots kept between invocations.
+    pub cache: &'a SnapshotCache,
 }
 
 struct Blob {
@@ -80,50 +129,67 @@ impl Publisher<'_> {
                 ..Default::default()
             });
         }
-        // Everything noted up to this sequence number is visible to the read below,
-        // because records are written before the change is noted.
+        // Every change up to this sequence number is in the catalog: records are
+        // written before the change is noted.
         let target_seq = state.change_seq.max(requested_seq);
 
         let started = Instant::now();
-        let packages = self.catalog.list_packages(repo).await?;
+        let (packages, incremental) = self.read_packages(repo, &state, target_seq).await?;
         let catalog_ms = started.elapsed().as_millis();
 
         let started = Instant::now();
-        let mut by_arch: BTreeMap<String, String> = dist
-            .architectures
-            .iter()
-            .map(|a| (a.clone(), String::new()))
-            .collect();
-        let ready: Vec<_> = packages
-            .iter()
-            .filter(|p| p.status == PackageStatus::Ready)
-            .collect();
-        for p in &ready {
-            if p.architecture != "all" {
-                by_arch.entry(p.architecture.clone()).or_default();
+        let mut architectures: Vec<String> = dist.architectures.clone();
+        for (arch, _) in packages.values() {
+            if arch != "all" && !architectures.contains(arch) {
+                architectures.push(arch.clone());
             }
         }
-        for p in &ready {
-            for (arch, index) in by_arch.iter_mut() {
-                if p.architecture == *arch || p.architecture == "all" {
-                    if !index.is_empty() {
-                        index.push('\n');
+        architectures.sort();
+        let by_arch: BTreeMap<String, String> = architectures
+            .iter()
+            .map(|arch| {
+                let mut index = String::new();
+                for (p_arch, stanza) in packages.values() {
+                    if p_arch == arch || p_arch == "all" {
+                        if !index.is_empty() {
+                            index.push('\n');
+                        }
+                        index.push_str(stanza);
                     }
-                    index.push_str(&p.stanza);
                 }
-            }
-        }
+                (arch.clone(), index)
+            })
+            .collect();
+        // Compression dominates the build: run the indexes' compressors in parallel.
+        let compressed: Vec<(String, Bytes, Bytes, Bytes)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = by_arch
+                .iter()
+                .map(|(arch, text)| {
+                    let plain = Bytes::from(text.clone().into_bytes());
+                    let xz_input = plain.clone();
+                    let xz_handle = scope.spawn(move || Bytes::from(xz(&xz_input)));
+                    let gz = Bytes::from(gzip(&plain));
+                    (arch.clone(), plain, gz, xz_handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(arch, plain, gz, xz_handle)| {
+                    let xz = xz_handle.join().expect("xz compression does not panic");
+                    (arch, plain, gz, xz)
+                })
+                .collect()
+        });
 
         let suite_dir = format!("{}/dists/{}", repo.root(), repo.suite());
         let mut by_hash = Vec::new();
         let mut canonical = Vec::new();
         let mut listed = Vec::new();
-        for (arch, text) in &by_arch {
-            let plain = Bytes::from(text.clone().into_bytes());
+        for (arch, plain, gz, xz) in compressed {
             let variants = [
-                ("Packages", plain.clone(), "text/plain; charset=utf-8"),
-                ("Packages.gz", Bytes::from(gzip(&plain)), "application/gzip"),
-                ("Packages.xz", Bytes::from(xz(&plain)), "application/x-xz"),
+                ("Packages", plain, "text/plain; charset=utf-8"),
+                ("Packages.gz", gz, "application/gzip"),
+                ("Packages.xz", xz, "application/x-xz"),
             ];
             let dir = format!("main/binary-{arch}");
             for (name, body, content_type) in variants {
@@ -147,7 +213,7 @@ impl Publisher<'_> {
         let fields = ReleaseFields {
             origin: self.origin.to_string(),
             suite: repo.suite().to_string(),
-            architectures: by_arch.keys().cloned().collect(),
+            architectures,
             components: vec!["main".into()],
             date: rfc2822(now),
             description: format!("{} {} {}", self.origin, repo.root(), repo.suite()),
@@ -197,24 +263,77 @@ impl Publisher<'_> {
         .await?;
         let write_ms = started.elapsed().as_millis();
 
+        let package_count = packages.len();
         let new_state = RepoState {
             change_seq: state.change_seq,
             published_seq: target_seq,
             publish_count: state.publish_count + 1,
-            release_sha256: Some(release_sha256),
+            release_sha256: Some(release_sha256.clone()),
             published_at: Some(now.unix_timestamp()),
         };
         // A concurrent sync that published a newer sequence wins; ours was correct
-        // for its snapshot and is simply superseded.
-        self.catalog.record_publish(repo, &new_state).await?;
+        // for its snapshot and is simply superseded (and not cached).
+        if self.catalog.record_publish(repo, &new_state).await? {
+            self.cache.put(
+                repo,
+                Snapshot {
+                    seq: target_seq,
+                    release_sha256,
+                    packages,
+                },
+            );
+        }
         Ok(PublishReport {
             rebuilt: true,
-            packages: ready.len(),
+            incremental,
+            packages: package_count,
             published_seq: target_seq,
             catalog_ms,
             build_ms,
             write_ms,
         })
+    }
+
+    /// The suite's ready packages as of `target_seq`: the cached snapshot plus the
+    /// change log when the snapshot is the one currently published, else a full read.
+    async fn read_packages(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+        target_seq: u64,
+    ) -> Result<(BTreeMap<String, (String, String)>, bool), StoreError> {
+        let cached = self.cache.take(repo).filter(|snap| {
+            snap.seq == state.published_seq
+                && state.release_sha256.as_deref() == Some(snap.release_sha256.as_str())
+        });
+        if let Some(mut snap) = cached {
+            let changes = self.catalog.changes(repo, snap.seq, target_seq).await?;
+            if changes.len() as u64 == target_seq - snap.seq {
+                let mut files: Vec<String> = changes.into_iter().flat_map(|c| c.files).collect();
+                files.sort();
+                files.dedup();
+                let found = self.catalog.get_packages(repo, &files).await?;
+                for name in &files {
+                    snap.packages.remove(name);
+                }
+                for p in found {
+                    if p.status == PackageStatus::Ready {
+                        snap.packages.insert(p.filename, (p.architecture, p.stanza));
+                    }
+                }
+                return Ok((snap.packages, true));
+            }
+            tracing::info!(repo = %repo, "change log does not cover the snapshot; full read");
+        }
+        let packages = self
+            .catalog
+            .list_packages(repo)
+            .await?
+            .into_iter()
+            .filter(|p| p.status == PackageStatus::Ready)
+            .map(|p| (p.filename, (p.architecture, p.stanza)))
+            .collect();
+        Ok((packages, false))
     }
 
     async fn write_all(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {

@@ -67,8 +67,8 @@ async fn ingest(
     let outcome = ingestor
         .store(record, PackageSource::Bytes(Bytes::from_static(content)))
         .await?;
-    if matches!(outcome, IngestOutcome::Stored(_)) {
-        ingestor.announce(&repo()).await?;
+    if let IngestOutcome::Stored(r) = &outcome {
+        ingestor.announce(&repo(), &[r.filename.clone()]).await?;
     }
     Ok(outcome)
 }
@@ -115,12 +115,14 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         .expect("stored");
     store.writes.lock().expect("lock").clear();
     let supported = supported();
+    let cache = cairn_core::publish::SnapshotCache::default();
     let publisher = Publisher {
         catalog: &catalog,
         store: &store,
         signer: &FakeSigner,
         supported: &supported,
         origin: "Cairn",
+        cache: &cache,
     };
     let report = publisher
         .sync(&repo(), 2, time::OffsetDateTime::UNIX_EPOCH)
@@ -190,4 +192,51 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         .await
         .expect("ok");
     assert!(!again.rebuilt);
+}
+
+#[tokio::test]
+async fn incremental_sync_matches_a_full_rebuild() {
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = supported();
+    let warm = cairn_core::publish::SnapshotCache::default();
+    let publisher = |cache| Publisher {
+        catalog: &catalog,
+        store: &store,
+        signer: &FakeSigner,
+        supported: &supported,
+        origin: "Cairn",
+        cache,
+    };
+    let index = "release/1/ubuntu/dists/jammy/main/binary-amd64/Packages";
+    ingest(&catalog, &store, "hello", "amd64", b"one")
+        .await
+        .expect("stored");
+    let first = publisher(&warm)
+        .sync(&repo(), 1, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert!(!first.incremental, "nothing cached yet");
+    ingest(&catalog, &store, "docs", "all", b"two")
+        .await
+        .expect("stored");
+    ingest(&catalog, &store, "zed", "amd64", b"three")
+        .await
+        .expect("stored");
+    let second = publisher(&warm)
+        .sync(&repo(), 3, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert!(second.incremental, "warm snapshot + change log");
+    assert_eq!(second.packages, 3);
+    let incremental = store.get(index).expect("index");
+
+    // A cold worker (empty cache) rebuilding after a re-sync reads everything.
+    let cold = cairn_core::publish::SnapshotCache::default();
+    let seq = catalog.note_change(&repo(), &[]).await.expect("noted");
+    let third = publisher(&cold)
+        .sync(&repo(), seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert!(!third.incremental);
+    assert_eq!(store.get(index).expect("index"), incremental);
 }

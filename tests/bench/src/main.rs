@@ -218,12 +218,14 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         queue: &queue,
         supported: &config.supported,
     };
+    let cache = cairn_core::publish::SnapshotCache::default();
     let publisher = Publisher {
         catalog: &catalog,
         store: &store,
         signer: &signer,
         supported: &config.supported,
         origin: "Cairn",
+        cache: &cache,
     };
     let mut totals = Vec::new();
     for round in 0..rounds {
@@ -238,7 +240,7 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         ingestor
             .store(record, PackageSource::Bytes(Bytes::from(deb)))
             .await?;
-        let seq = catalog.note_change(&repo).await?;
+        let seq = catalog.note_change(&repo, &[filename]).await?;
         let t = Instant::now();
         let report = publisher
             .sync(&repo, seq, time::OffsetDateTime::now_utc())
@@ -246,8 +248,12 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         let total = t.elapsed().as_millis();
         anyhow::ensure!(report.rebuilt, "sync did not rebuild");
         println!(
-            "sync packages={} total_ms={total} catalog_ms={} build_ms={} write_ms={}",
-            report.packages, report.catalog_ms, report.build_ms, report.write_ms
+            "sync packages={} incremental={} total_ms={total} catalog_ms={} build_ms={} write_ms={}",
+            report.packages,
+            report.incremental,
+            report.catalog_ms,
+            report.build_ms,
+            report.write_ms
         );
         totals.push(total);
     }
@@ -357,16 +363,18 @@ async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
     )?;
     let signer = cairn_sign::PgpSigner::from_armored(&armored)?;
     let store = MemoryStore::default();
+    let cache = cairn_core::publish::SnapshotCache::default();
     let publisher = Publisher {
         catalog: &catalog,
         store: &store,
         signer: &signer,
         supported: &supported,
         origin: "Cairn",
+        cache: &cache,
     };
     let mut totals = Vec::new();
     for _ in 0..rounds {
-        let seq = catalog.note_change(&repo).await?;
+        let seq = catalog.note_change(&repo, &[]).await?;
         let t = Instant::now();
         let report = publisher
             .sync(&repo, seq, time::OffsetDateTime::now_utc())
