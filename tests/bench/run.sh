@@ -9,22 +9,22 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 . localstack/lib.sh
 ls_healthy || localstack/up.sh
+[[ -x "$CAIRN_CACHE/test-venv/bin/python" ]] || { python3 -m venv "$CAIRN_CACHE/test-venv"; "$CAIRN_CACHE/test-venv/bin/pip" install -q -r tests/requirements.txt; }
 . "$CAIRN_STATE/outputs.env"
 cargo build --release --locked -p cairn-bench -p cairn
 export CAIRN_TABLE="$Table" CAIRN_REPO_BUCKET="$RepoBucket" CAIRN_STAGING_BUCKET="$StagingBucket" \
   CAIRN_SYNC_QUEUE_URL="$SyncQueueUrl" CAIRN_SIGNING_KEY_FILE="$CAIRN_STATE/signing-key.asc" \
   AWS_ENDPOINT_URL="$LS_ENDPOINT"
-CAIRN_SUPPORTED_REPOS="$(awsl lambda get-function-configuration --function-name \
-  "$(awsl cloudformation describe-stack-resource --stack-name "${CAIRN_STACK:-cairn}" \
-     --logical-resource-id MetadataSync --query StackResourceDetail.PhysicalResourceId --output text)" \
-  --query Environment.Variables.CAIRN_SUPPORTED_REPOS --output text)"
+# The benchmark suites use the `live` kind of the template's default SupportedRepos.
+CAIRN_SUPPORTED_REPOS='{"kinds":["live"],"series":["2.11","3.0"],"dists":{"ubuntu":{"format":"deb","versions":["focal"]}}}'
 export CAIRN_SUPPORTED_REPOS
 bench=target/release/cairn-bench
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
 for n in 1000 10000; do
   repo="live/2.11/ubuntu/focal"
   [[ $n == 10000 ]] && repo="live/3.0/ubuntu/focal"
-  "$bench" sync --repo "$repo" --packages "$n" --rounds "${ROUNDS:-5}"
-  "$CAIRN_CACHE/test-venv/bin/python" tests/bench/e2e_latency.py --repo "$repo" --rounds "${ROUNDS:-5}"
+  "$bench" sync --repo "$repo" --packages "$n" --rounds "${ROUNDS:-6}"
+  "$bench" build --packages "$n" --rounds 3
+  "$CAIRN_CACHE/test-venv/bin/python" -P tests/bench/e2e_latency.py --repo "$repo" --rounds "${ROUNDS:-5}"
 done
 "$bench" ingest --size-mb "${INGEST_MB:-200}"

@@ -227,7 +227,7 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         origin: "Cairn",
         cache: &cache,
     };
-    let mut totals = Vec::new();
+    let (mut warm, mut cold) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let name = format!(
             "bench-new-{}-{round}",
@@ -255,15 +255,23 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             report.build_ms,
             report.write_ms
         );
-        totals.push(total);
+        if report.incremental {
+            warm.push(total);
+        } else {
+            cold.push(total);
+        }
     }
-    totals.sort_unstable();
+    let median = |v: &mut Vec<u128>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).map_or("-".to_string(), |m| m.to_string())
+    };
     println!(
-        "RESULT sync packages={} rounds={rounds} median_ms={} min_ms={} max_ms={}",
-        packages + rounds,
-        totals[totals.len() / 2],
-        totals[0],
-        totals[totals.len() - 1]
+        "RESULT sync packages={} warm_rounds={} warm_median_ms={} cold_rounds={} cold_median_ms={}",
+        packages,
+        warm.len(),
+        median(&mut warm),
+        cold.len(),
+        median(&mut cold)
     );
     Ok(())
 }
@@ -299,7 +307,8 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
         }
         f.flush()?;
     }
-    let key = "incoming/bench/big_1.0_all.deb";
+    // Outside incoming/, so the deployed ingest-worker leaves it alone.
+    let key = "bench/big_1.0_all.deb";
     clients
         .s3
         .put_object()
@@ -315,7 +324,17 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
     let t = Instant::now();
     let body = store.open_staging(key).await?;
     let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
-    let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader)).await??;
+    let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader))
+        .await?
+        .map_err(|e| {
+            let mut msg = format!("{e:?}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            anyhow::anyhow!(msg)
+        })?;
     let secs = t.elapsed().as_secs_f64();
     let peak = vm_hwm_kib();
     let mb = info.digests.size as f64 / 1048576.0;
