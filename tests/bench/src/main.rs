@@ -263,7 +263,8 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
     }
     let median = |v: &mut Vec<u128>| {
         v.sort_unstable();
-        v.get(v.len() / 2).map_or("-".to_string(), |m| m.to_string())
+        v.get(v.len() / 2)
+            .map_or("-".to_string(), |m| m.to_string())
     };
     println!(
         "RESULT sync packages={} warm_rounds={} warm_median_ms={} cold_rounds={} cold_median_ms={}",
