@@ -15,8 +15,12 @@ need=()
 for tool in apt-ftparchive:apt-utils gpgv:gpgv curl:curl gpg:gnupg; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
+# The e2e suite downloads hello, figlet and tree from Debian: the package lists must exist.
+if ((${#need[@]})) || ! apt-cache show hello >/dev/null 2>&1; then
+  apt-get update -qq
+fi
 if ((${#need[@]})); then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 step "cargo fmt --check, clippy"

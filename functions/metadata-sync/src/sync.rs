@@ -97,7 +97,7 @@ impl Worker {
             rebuilt = report.rebuilt,
             published_seq = report.published_seq,
             packages = report.packages,
-            incremental = report.incremental,
+            baseline = %report.baseline,
             catalog_ms = report.catalog_ms as u64,
             build_ms = report.build_ms as u64,
             write_ms = report.write_ms as u64,

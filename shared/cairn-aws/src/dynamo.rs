@@ -340,11 +340,7 @@ impl Catalog for DynamoCatalog {
                 .expression_attribute_values(":next", n(next))
                 .build()
                 .map_err(|e| StoreError::new("note change", e))?;
-            let files_value = if files.is_empty() {
-                AttributeValue::L(Vec::new())
-            } else {
-                AttributeValue::L(files.iter().map(|f| s(f)).collect())
-            };
+            let files_value = AttributeValue::L(files.iter().map(s).collect());
             let put = Put::builder()
                 .table_name(&self.table)
                 .item(PK, s(repo_pk(repo)))

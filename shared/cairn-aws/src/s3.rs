@@ -103,9 +103,11 @@ impl S3Store {
             })?;
         Ok(())
     }
+}
 
-    /// Reads a whole object of the repository bucket, `None` if absent.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+#[async_trait]
+impl RepoStore for S3Store {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self
             .client
             .get_object()
@@ -129,10 +131,7 @@ impl S3Store {
             )),
         }
     }
-}
 
-#[async_trait]
-impl RepoStore for S3Store {
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()

@@ -30,7 +30,7 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// An object's body.
-    pub fn get(&self, key: &str) -> Option<Bytes> {
+    pub fn object(&self, key: &str) -> Option<Bytes> {
         lock(&self.objects).get(key).cloned()
     }
 }
@@ -54,6 +54,10 @@ impl RepoStore for MemoryStore {
         }
         self.put(key, body, content_type).await?;
         Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.object(key))
     }
 
     async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError> {

@@ -36,6 +36,8 @@ pub trait RepoStore: Send + Sync {
     /// Writes an object only if no object has that key; `Ok(false)` if one exists.
     async fn put_new(&self, key: &str, body: Bytes, content_type: &str)
     -> Result<bool, StoreError>;
+    /// Reads a whole object; `None` if there is none.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Copies an object from the staging area (presigned uploads) into the bucket.
     async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError>;
 }

@@ -72,6 +72,29 @@ pub enum PublishError {
     Sign(#[from] SignError),
 }
 
+/// Where a sync's package set came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Baseline {
+    /// This worker's snapshot of the published set, plus the change log.
+    Cache,
+    /// The published indexes (verified against the recorded `Release` digest),
+    /// plus the change log: a cold worker's path.
+    Published,
+    /// Every package record of the suite (first publication, or an expired log).
+    #[default]
+    Full,
+}
+
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Baseline::Cache => "cache",
+            Baseline::Published => "published",
+            Baseline::Full => "full",
+        })
+    }
+}
+
 /// What one sync did, with timings for the benchmark and the logs.
 #[derive(Debug, Clone, Default)]
 pub struct PublishReport {
@@ -83,8 +106,8 @@ pub struct PublishReport {
     pub published_seq: u64,
     /// Milliseconds reading the catalog.
     pub catalog_ms: u128,
-    /// Whether the catalog read was incremental (change log over a cached snapshot).
-    pub incremental: bool,
+    /// What the package set was rebuilt from.
+    pub baseline: Baseline,
     /// Milliseconds generating, compressing and signing.
     pub build_ms: u128,
     /// Milliseconds writing to the bucket.
@@ -134,7 +157,7 @@ impl Publisher<'_> {
         let target_seq = state.change_seq.max(requested_seq);
 
         let started = Instant::now();
-        let (packages, incremental) = self.read_packages(repo, &state, target_seq).await?;
+        let (packages, baseline) = self.read_packages(repo, &state, target_seq).await?;
         let catalog_ms = started.elapsed().as_millis();
 
         let started = Instant::now();
@@ -285,7 +308,7 @@ impl Publisher<'_> {
         }
         Ok(PublishReport {
             rebuilt: true,
-            incremental,
+            baseline,
             packages: package_count,
             published_seq: target_seq,
             catalog_ms,
@@ -294,19 +317,27 @@ impl Publisher<'_> {
         })
     }
 
-    /// The suite's ready packages as of `target_seq`: the cached snapshot plus the
-    /// change log when the snapshot is the one currently published, else a full read.
+    /// The suite's ready packages as of `target_seq`: a snapshot of the published set
+    /// (this worker's, or read back from the published indexes) plus the change log
+    /// since; a full read of the suite when neither is usable.
     async fn read_packages(
         &self,
         repo: &RepoPath,
         state: &RepoState,
         target_seq: u64,
-    ) -> Result<(BTreeMap<String, (String, String)>, bool), StoreError> {
-        let cached = self.cache.take(repo).filter(|snap| {
+    ) -> Result<(BTreeMap<String, (String, String)>, Baseline), StoreError> {
+        let current = |snap: &Snapshot| {
             snap.seq == state.published_seq
                 && state.release_sha256.as_deref() == Some(snap.release_sha256.as_str())
-        });
-        if let Some(mut snap) = cached {
+        };
+        let base = match self.cache.take(repo).filter(current) {
+            Some(snap) => Some((snap, Baseline::Cache)),
+            None => self
+                .load_published(repo, state)
+                .await?
+                .map(|snap| (snap, Baseline::Published)),
+        };
+        if let Some((mut snap, baseline)) = base {
             let changes = self.catalog.changes(repo, snap.seq, target_seq).await?;
             if changes.len() as u64 == target_seq - snap.seq {
                 let mut files: Vec<String> = changes.into_iter().flat_map(|c| c.files).collect();
@@ -321,7 +352,7 @@ impl Publisher<'_> {
                         snap.packages.insert(p.filename, (p.architecture, p.stanza));
                     }
                 }
-                return Ok((snap.packages, true));
+                return Ok((snap.packages, baseline));
             }
             tracing::info!(repo = %repo, "change log does not cover the snapshot; full read");
         }
@@ -333,7 +364,74 @@ impl Publisher<'_> {
             .filter(|p| p.status == PackageStatus::Ready)
             .map(|p| (p.filename, (p.architecture, p.stanza)))
             .collect();
-        Ok((packages, false))
+        Ok((packages, Baseline::Full))
+    }
+
+    /// Reads the published package set back from the bucket: the `Release` whose
+    /// digest the state records, then each `Packages` index by hash. `None` when
+    /// anything does not match (the caller falls back to a full read).
+    async fn load_published(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let Some(expected) = state.release_sha256.as_deref() else {
+            return Ok(None);
+        };
+        let suite_dir = format!("{}/dists/{}", repo.root(), repo.suite());
+        let Some(release) = self.store.get(&format!("{suite_dir}/Release")).await? else {
+            return Ok(None);
+        };
+        if Digests::of(&release).sha256 != expected {
+            return Ok(None);
+        }
+        let Ok(release) = std::str::from_utf8(&release) else {
+            return Ok(None);
+        };
+        let Some(sha_section) = release.split("\nSHA256:\n").nth(1) else {
+            return Ok(None);
+        };
+        let mut packages = BTreeMap::new();
+        for line in sha_section.lines().take_while(|l| l.starts_with(' ')) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [digest, _size, path] = parts[..] else {
+                return Ok(None);
+            };
+            let Some(dir) = path.strip_suffix("/Packages") else {
+                continue;
+            };
+            let key = format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}");
+            let Some(index) = self.store.get(&key).await? else {
+                return Ok(None);
+            };
+            if Digests::of(&index).sha256 != digest {
+                return Ok(None);
+            }
+            let Ok(index) = std::str::from_utf8(&index) else {
+                return Ok(None);
+            };
+            for stanza in index.split("\n\n").filter(|s| !s.trim().is_empty()) {
+                let field = |name: &str| {
+                    stanza.lines().find_map(|l| {
+                        l.strip_prefix(name)
+                            .and_then(|rest| rest.strip_prefix(": "))
+                            .map(str::to_string)
+                    })
+                };
+                let (Some(filename), Some(arch)) = (field("Filename"), field("Architecture"))
+                else {
+                    return Ok(None);
+                };
+                let name = filename.rsplit('/').next().unwrap_or_default().to_string();
+                let text = format!("{}\n", stanza.trim_end_matches('\n'));
+                packages.insert(name, (arch, text));
+            }
+        }
+        Ok(Some(Snapshot {
+            seq: state.published_seq,
+            release_sha256: expected.to_string(),
+            packages,
+        }))
     }
 
     async fn write_all(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {

@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, PackageSource, build_record};
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
+use cairn_core::ports::RepoStore;
 use cairn_core::ports::{Catalog, SignError, Signer};
-use cairn_core::publish::Publisher;
+use cairn_core::publish::{Baseline, Publisher};
 use cairn_core::{PackageStatus, RepoPath, SupportedRepos};
 use cairn_deb::{Control, DebInfo, Digests};
 
@@ -68,7 +69,9 @@ async fn ingest(
         .store(record, PackageSource::Bytes(Bytes::from_static(content)))
         .await?;
     if let IngestOutcome::Stored(r) = &outcome {
-        ingestor.announce(&repo(), &[r.filename.clone()]).await?;
+        ingestor
+            .announce(&repo(), std::slice::from_ref(&r.filename))
+            .await?;
     }
     Ok(outcome)
 }
@@ -81,7 +84,7 @@ async fn ingest_is_immutable_and_idempotent() {
         .expect("stored");
     assert!(matches!(first, IngestOutcome::Stored(_)));
     assert_eq!(
-        store.get("release/1/ubuntu/pool/jammy/main/h/hello/hello_1.0_amd64.deb"),
+        store.object("release/1/ubuntu/pool/jammy/main/h/hello/hello_1.0_amd64.deb"),
         Some(Bytes::from_static(b"one"))
     );
     let again = ingest(&catalog, &store, "hello", "amd64", b"one")
@@ -146,7 +149,7 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         }
     }
     let release = store
-        .get("release/1/ubuntu/dists/jammy/Release")
+        .object("release/1/ubuntu/dists/jammy/Release")
         .expect("Release");
     let release = std::str::from_utf8(&release).expect("utf8");
     assert!(release.contains("Architectures: amd64 arm64\n"));
@@ -163,13 +166,13 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
             panic!("bad line {line}")
         };
         let body = store
-            .get(&format!("release/1/ubuntu/dists/jammy/{path}"))
+            .object(&format!("release/1/ubuntu/dists/jammy/{path}"))
             .expect("named index exists");
         assert_eq!(body.len().to_string(), size);
         let dir = path.rsplit_once('/').expect("in a dir").0;
         assert!(
             store
-                .get(&format!(
+                .object(&format!(
                     "release/1/ubuntu/dists/jammy/{dir}/by-hash/SHA256/{digest}"
                 ))
                 .is_some()
@@ -177,12 +180,12 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
     }
     // Architecture: all goes into every architecture's index.
     let arm = store
-        .get("release/1/ubuntu/dists/jammy/main/binary-arm64/Packages")
+        .object("release/1/ubuntu/dists/jammy/main/binary-arm64/Packages")
         .expect("arm64 index");
     let arm = std::str::from_utf8(&arm).expect("utf8");
     assert!(arm.contains("Package: docs") && !arm.contains("Package: hello"));
     assert_eq!(
-        store.get("release/1/ubuntu/dists/jammy/InRelease"),
+        store.object("release/1/ubuntu/dists/jammy/InRelease"),
         Some(Bytes::from(format!("SIGNED\n{release}")))
     );
 
@@ -215,7 +218,7 @@ async fn incremental_sync_matches_a_full_rebuild() {
         .sync(&repo(), 1, time::OffsetDateTime::UNIX_EPOCH)
         .await
         .expect("published");
-    assert!(!first.incremental, "nothing cached yet");
+    assert_eq!(first.baseline, Baseline::Full, "nothing published yet");
     ingest(&catalog, &store, "docs", "all", b"two")
         .await
         .expect("stored");
@@ -226,17 +229,45 @@ async fn incremental_sync_matches_a_full_rebuild() {
         .sync(&repo(), 3, time::OffsetDateTime::UNIX_EPOCH)
         .await
         .expect("published");
-    assert!(second.incremental, "warm snapshot + change log");
+    assert_eq!(
+        second.baseline,
+        Baseline::Cache,
+        "warm snapshot + change log"
+    );
     assert_eq!(second.packages, 3);
-    let incremental = store.get(index).expect("index");
+    let incremental = store.object(index).expect("index");
 
-    // A cold worker (empty cache) rebuilding after a re-sync reads everything.
+    // A cold worker (empty cache) reads the published indexes back.
     let cold = cairn_core::publish::SnapshotCache::default();
-    let seq = catalog.note_change(&repo(), &[]).await.expect("noted");
+    ingest(&catalog, &store, "late", "amd64", b"four")
+        .await
+        .expect("stored");
+    let seq = catalog.repo_state(&repo()).await.expect("state").change_seq;
     let third = publisher(&cold)
         .sync(&repo(), seq, time::OffsetDateTime::UNIX_EPOCH)
         .await
         .expect("published");
-    assert!(!third.incremental);
-    assert_eq!(store.get(index).expect("index"), incremental);
+    assert_eq!(third.baseline, Baseline::Published);
+    assert_eq!(third.packages, 4);
+    let from_published = store.object(index).expect("index");
+
+    // Full read of the catalog (no cache, published indexes unusable) agrees byte for byte.
+    store
+        .put(
+            "release/1/ubuntu/dists/jammy/Release",
+            Bytes::from_static(b"x"),
+            "",
+        )
+        .await
+        .expect("tamper");
+    let seq = catalog.note_change(&repo(), &[]).await.expect("noted");
+    let full = cairn_core::publish::SnapshotCache::default();
+    let fourth = publisher(&full)
+        .sync(&repo(), seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert_eq!(fourth.baseline, Baseline::Full);
+    assert_eq!(store.object(index).expect("index"), from_published);
+    assert_ne!(from_published, incremental, "late package added");
+    assert!(String::from_utf8_lossy(&from_published).contains("Package: late"));
 }

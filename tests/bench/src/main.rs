@@ -218,17 +218,23 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         queue: &queue,
         supported: &config.supported,
     };
-    let cache = cairn_core::publish::SnapshotCache::default();
-    let publisher = Publisher {
-        catalog: &catalog,
-        store: &store,
-        signer: &signer,
-        supported: &config.supported,
-        origin: "Cairn",
-        cache: &cache,
-    };
-    let (mut warm, mut cold) = (Vec::new(), Vec::new());
+    // Odd rounds run as a fresh (cold) worker: an empty snapshot cache.
+    let warm_cache = cairn_core::publish::SnapshotCache::default();
+    let (mut warm, mut cold, mut full) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
+        let cold_cache = cairn_core::publish::SnapshotCache::default();
+        let publisher = Publisher {
+            catalog: &catalog,
+            store: &store,
+            signer: &signer,
+            supported: &config.supported,
+            origin: "Cairn",
+            cache: if round % 2 == 1 {
+                &cold_cache
+            } else {
+                &warm_cache
+            },
+        };
         let name = format!(
             "bench-new-{}-{round}",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
@@ -248,17 +254,13 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         let total = t.elapsed().as_millis();
         anyhow::ensure!(report.rebuilt, "sync did not rebuild");
         println!(
-            "sync packages={} incremental={} total_ms={total} catalog_ms={} build_ms={} write_ms={}",
-            report.packages,
-            report.incremental,
-            report.catalog_ms,
-            report.build_ms,
-            report.write_ms
+            "sync packages={} baseline={} total_ms={total} catalog_ms={} build_ms={} write_ms={}",
+            report.packages, report.baseline, report.catalog_ms, report.build_ms, report.write_ms
         );
-        if report.incremental {
-            warm.push(total);
-        } else {
-            cold.push(total);
+        match report.baseline {
+            cairn_core::publish::Baseline::Cache => warm.push(total),
+            cairn_core::publish::Baseline::Published => cold.push(total),
+            cairn_core::publish::Baseline::Full => full.push(total),
         }
     }
     let median = |v: &mut Vec<u128>| {
@@ -267,12 +269,14 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             .map_or("-".to_string(), |m| m.to_string())
     };
     println!(
-        "RESULT sync packages={} warm_rounds={} warm_median_ms={} cold_rounds={} cold_median_ms={}",
+        "RESULT sync packages={} warm_rounds={} warm_median_ms={} cold_rounds={} cold_median_ms={} full_rounds={} full_median_ms={}",
         packages,
         warm.len(),
         median(&mut warm),
         cold.len(),
-        median(&mut cold)
+        median(&mut cold),
+        full.len(),
+        median(&mut full)
     );
     Ok(())
 }
