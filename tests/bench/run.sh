@@ -23,7 +23,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 for n in 1000 10000; do
   repo="live/2.11/ubuntu/focal"
   [[ $n == 10000 ]] && repo="live/3.0/ubuntu/focal"
-  "$bench" sync --repo "$repo" --packages "$n" --rounds "${ROUNDS:-6}"
+  "$bench" sync --repo "$repo" --packages "$n" --rounds "${SYNC_ROUNDS:-8}"
   "$bench" build --packages "$n" --rounds 3
   "$CAIRN_CACHE/test-venv/bin/python" -P tests/bench/e2e_latency.py --repo "$repo" --rounds "${ROUNDS:-5}"
 done

@@ -218,7 +218,8 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         queue: &queue,
         supported: &config.supported,
     };
-    // Odd rounds run as a fresh (cold) worker: an empty snapshot cache.
+    // The first half of the rounds run in one warm worker; the second half each in a
+    // fresh (cold) worker with an empty snapshot cache.
     let warm_cache = cairn_core::publish::SnapshotCache::default();
     let (mut warm, mut cold, mut full) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -229,10 +230,10 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             signer: &signer,
             supported: &config.supported,
             origin: "Cairn",
-            cache: if round % 2 == 1 {
-                &cold_cache
-            } else {
+            cache: if round < rounds / 2 {
                 &warm_cache
+            } else {
+                &cold_cache
             },
         };
         let name = format!(
