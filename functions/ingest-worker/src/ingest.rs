@@ -125,7 +125,7 @@ impl Worker {
             ticket.product.as_deref(),
         )?;
         let body = self.store.open_staging(key).await?;
-        let reader = SyncIoBridge::new(body.into_async_read());
+        let reader = cairn_deb::SourceReader(SyncIoBridge::new(body.into_async_read()));
         let filename = ticket.filename.clone();
         let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader))
             .await

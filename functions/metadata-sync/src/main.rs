@@ -11,7 +11,7 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let signer = load_signer(&config)?;
+    let signer = load_signer()?;
     tracing::info!(keys = ?signer.fingerprints(), "signing keys loaded");
     let clients = Clients::load().await;
     let worker = sync::Worker {

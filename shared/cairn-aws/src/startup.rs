@@ -1,6 +1,5 @@
 //! What every function does once at cold start.
 
-use cairn_core::Config;
 use cairn_sign::PgpSigner;
 
 /// Structured JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
@@ -58,7 +57,7 @@ pub enum KeyError {
 
 /// Loads the metadata signing key(s) from the environment: `CAIRN_SIGNING_KEY`, or
 /// RWS's `GPG_SIGN_KEY_ARMORED`. Several armoured keys may be concatenated (rotation).
-pub fn load_signer(_config: &Config) -> Result<PgpSigner, KeyError> {
+pub fn load_signer() -> Result<PgpSigner, KeyError> {
     let armored = ["CAIRN_SIGNING_KEY", "GPG_SIGN_KEY_ARMORED"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))

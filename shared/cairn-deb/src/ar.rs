@@ -28,7 +28,8 @@ pub enum ArError {
 impl ArError {
     /// Maps an I/O error, turning an early end of stream into [`ArError::Truncated`].
     pub fn from_io(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
+        let from_source = crate::deb::is_source_error(&e);
+        if e.kind() == io::ErrorKind::UnexpectedEof && !from_source {
             ArError::Truncated
         } else {
             ArError::Io(e)

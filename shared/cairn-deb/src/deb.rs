@@ -42,12 +42,51 @@ pub enum DebError {
 impl From<ArError> for DebError {
     fn from(e: ArError) -> Self {
         match e {
+            ArError::Io(e) if is_source_error(&e) => DebError::Io(e),
             ArError::BadMagic => DebError::NotAr,
             ArError::Truncated => DebError::Truncated,
             ArError::BadHeader(m) => DebError::Container(m),
             ArError::Io(e) => DebError::Io(e),
         }
     }
+}
+
+/// Marks an I/O error as the source's fault (network, storage), not the package's:
+/// readers over remote objects wrap their errors in it, and inspection then reports
+/// [`DebError::Io`] (retry) instead of a malformed package.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Wraps a reader so that every error it returns is a [`SourceError`].
+pub struct SourceReader<R>(pub R);
+
+impl<R: Read> Read for SourceReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::other(SourceError(e.to_string())))
+    }
+}
+
+/// Whether `e`, or an error it wraps (decompressors wrap their reader's errors),
+/// is a [`SourceError`].
+pub(crate) fn is_source_error(e: &io::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = e
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(err) = current {
+        if err.is::<SourceError>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && is_source_error(io)
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// What Cairn keeps of a package: its control paragraph and the file's digests.
@@ -117,6 +156,9 @@ pub fn inspect_deb<R: Read>(source: R) -> Result<DebInfo, DebError> {
 }
 
 fn map_member_io(e: io::Error, member: &str) -> DebError {
+    if is_source_error(&e) {
+        return DebError::Io(e);
+    }
     match e.kind() {
         io::ErrorKind::UnexpectedEof => DebError::Truncated,
         io::ErrorKind::InvalidData => DebError::ControlArchive(format!("{member}: {e}")),
@@ -165,7 +207,9 @@ fn read_control(suffix: &str, name: &str, raw: impl Read) -> Result<Control, Deb
 fn map_tar_error(e: io::Error, member: &str) -> DebError {
     // The tar and decompression layers report corruption in many ways; only an
     // early end of the outer stream is plain truncation.
-    if e.kind() == io::ErrorKind::UnexpectedEof {
+    if is_source_error(&e) {
+        DebError::Io(e)
+    } else if e.kind() == io::ErrorKind::UnexpectedEof {
         DebError::Truncated
     } else {
         DebError::ControlArchive(format!("{member}: {e}"))
@@ -322,6 +366,28 @@ Maintainer: Demo <demo@example.org>\nDescription: demo package\n long text\n";
         ]);
         let err = inspect_deb(&bzip[..]).expect_err("refused");
         assert!(matches!(err, DebError::UnsupportedCompression(_)), "{err}");
+    }
+
+    #[test]
+    fn source_failures_are_not_blamed_on_the_package() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(b'!');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let bytes = deb(".gz", CONTROL);
+        for cut in [4, 70, 90, bytes.len() - 10] {
+            let reader = SourceReader(std::io::Read::chain(&bytes[..cut], Failing(0)));
+            let err = inspect_deb(reader).expect_err("source failed");
+            assert!(matches!(err, DebError::Io(_)), "cut {cut}: {err:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,6 @@ mod release;
 
 pub use compress::{gzip, xz};
 pub use control::{Control, ControlError};
-pub use deb::{DebError, DebInfo, inspect_deb};
+pub use deb::{DebError, DebInfo, SourceError, SourceReader, inspect_deb};
 pub use digest::{Digests, HashingReader};
 pub use release::{IndexFile, ReleaseFields, packages_stanza, render_release};
