@@ -74,3 +74,17 @@ def test_stanzas_agree_with_apt_ftparchive(real_debs, tmp_path):
             [str(ROOT / "target/release/cairn"), "inspect", str(pool / path.name),
              "--filename", rel], capture_output=True, text=True, check=True).stdout)
         assert ours == theirs[rel], f"{path.name}: fields differ"
+
+
+def test_human_page_lists_packages_and_the_sources_line(stack, real_debs):
+    stack.wait_published(REPO, [p.name for p in real_debs.values()])
+    listing = stack.listing(REPO)
+    status, page = stack.fetch(listing["page"])
+    assert status == 200
+    page = page.decode()
+    root = f"{stack.repo_base}/release/2.11/ubuntu"
+    assert (f"deb [signed-by=/usr/share/keyrings/cairn-archive-keyring.gpg] {root} jammy main"
+            in page)
+    for name, path in real_debs.items():
+        assert f">{name}</a>" in page
+        assert f'href="{root}/pool/jammy/main/{name[0]}/{name}/{path.name}"' in page

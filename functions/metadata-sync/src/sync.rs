@@ -78,6 +78,7 @@ impl Worker {
             signer: &self.signer,
             supported: &self.config.supported,
             origin: &self.config.origin,
+            base_url: &self.config.repo_base_url,
             cache: &self.cache,
         };
         let report = match publisher

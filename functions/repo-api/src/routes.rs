@@ -131,6 +131,7 @@ impl App {
             200,
             json!({"repository": repo.to_string(), "packages": packages,
                    "apt_source": self.sources_line(repo),
+                   "page": self.public_url(&format!("{}/dists/{}/index.html", repo.root(), repo.suite())),
                    "sync": {"change_seq": state.change_seq, "published_seq": state.published_seq,
                             "publish_count": state.publish_count,
                             "published_at": state.published_at}}),

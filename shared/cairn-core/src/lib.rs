@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod html;
 pub mod ingest;
 pub mod memory;
 pub mod package;

@@ -126,6 +126,8 @@ pub struct Publisher<'a> {
     pub supported: &'a SupportedRepos,
     /// `Origin` and `Label`.
     pub origin: &'a str,
+    /// Public URL of the repository bucket, for the human-friendly page.
+    pub base_url: &'a str,
     /// Snapshots kept between invocations.
     pub cache: &'a SnapshotCache,
 }
@@ -249,6 +251,7 @@ impl Publisher<'_> {
         let key_armored = self.signer.public_keys_armored()?;
         let key_binary = self.signer.public_keys_binary()?;
         let release_sha256 = Digests::of(release.as_bytes()).sha256;
+        let page = crate::html::suite_page(repo, self.base_url, self.origin, &packages);
         let build_ms = started.elapsed().as_millis();
 
         let started = Instant::now();
@@ -282,6 +285,13 @@ impl Publisher<'_> {
             key: format!("{suite_dir}/InRelease"),
             body: Bytes::from(inrelease.into_bytes()),
             content_type: "text/plain; charset=utf-8",
+        }])
+        .await?;
+        // The page is informational; it follows the metadata it describes.
+        self.write_all(vec![Blob {
+            key: format!("{suite_dir}/index.html"),
+            body: Bytes::from(page.into_bytes()),
+            content_type: "text/html; charset=utf-8",
         }])
         .await?;
         let write_ms = started.elapsed().as_millis();

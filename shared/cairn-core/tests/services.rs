@@ -125,6 +125,7 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         signer: &FakeSigner,
         supported: &supported,
         origin: "Cairn",
+        base_url: "https://repo.example",
         cache: &cache,
     };
     let report = publisher
@@ -135,9 +136,14 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
     assert_eq!(report.packages, 2);
 
     let writes = store.writes.lock().expect("lock").clone();
+    let inrelease_at = writes
+        .iter()
+        .position(|k| k.ends_with("/InRelease"))
+        .expect("InRelease written");
     assert_eq!(
-        writes.last().map(String::as_str),
-        Some("release/1/ubuntu/dists/jammy/InRelease")
+        &writes[inrelease_at + 1..],
+        ["release/1/ubuntu/dists/jammy/index.html"],
+        "InRelease is the last metadata file; only the page follows it"
     );
     let release_at = writes
         .iter()
@@ -208,6 +214,7 @@ async fn incremental_sync_matches_a_full_rebuild() {
         signer: &FakeSigner,
         supported: &supported,
         origin: "Cairn",
+        base_url: "https://repo.example",
         cache,
     };
     let index = "release/1/ubuntu/dists/jammy/main/binary-amd64/Packages";

@@ -230,6 +230,7 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             signer: &signer,
             supported: &config.supported,
             origin: "Cairn",
+            base_url: &config.repo_base_url,
             cache: if round < rounds / 2 {
                 &warm_cache
             } else {
@@ -395,6 +396,7 @@ async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
         signer: &signer,
         supported: &supported,
         origin: "Cairn",
+        base_url: "https://repo.example",
         cache: &cache,
     };
     let mut totals = Vec::new();
