@@ -237,10 +237,10 @@ def apt_for(stack, tmp_path):
     """apt_for(repo) -> an Apt client whose only source is that Cairn suite, trusting only
     the key the stack was deployed with."""
 
-    def make(repo: str, key: pathlib.Path = None):
+    def make(repo: str, key: pathlib.Path = None, name: str = ""):
         kind, series, dist, suite = repo.split("/")
         source = (f"deb [signed-by=KEY arch=amd64] {stack.repo_base}/{kind}/{series}/{dist} "
                   f"{suite} main")
-        return Apt(tmp_path / f"apt-{suite}", source, key or stack.public_key)
+        return Apt(tmp_path / f"apt-{suite}{name}", source, key or stack.public_key)
 
     return make
