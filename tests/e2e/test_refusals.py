@@ -134,6 +134,17 @@ def test_same_name_other_content_conflicts_identical_is_noop(stack, user, snapsh
     assert stack.packages_index(REPO)[path.name] == index[path.name]
 
 
+def test_same_file_name_twice_in_one_form_stores_nothing(stack, user, snapshot, tmp_path):
+    before = snapshot()
+    a, b = tmp_path / "a.deb", tmp_path / "b.deb"
+    a.write_bytes(make_deb("cairn-twice", "1.0", payload=b"a"))
+    b.write_bytes(make_deb("cairn-twice", "1.0", payload=b"b"))
+    name = "cairn-twice_1.0_all.deb"
+    status, body = upload(stack, REPO, [(name, a), (name, b)], user=user, product="cairn-twice")
+    assert status == 400 and "appears twice" in body["error"], body
+    assert snapshot() == before
+
+
 def test_unknown_repository_and_empty_form(stack, user, tmp_path):
     deb = tmp_path / "cairn-x_1.0_all.deb"
     deb.write_bytes(make_deb("cairn-x", "1.0"))

@@ -166,6 +166,14 @@ impl App {
         if form.files.is_empty() {
             return Err(ApiError::BadRequest("the form has no package file".into()));
         }
+        let mut names: Vec<&str> = form.files.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ApiError::BadRequest(format!(
+                "{} appears twice in the form",
+                pair[0]
+            )));
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
         // Validate every file before storing any, so a bad file refuses the whole upload.
