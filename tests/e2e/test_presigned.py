@@ -10,6 +10,28 @@ from debs import big_deb, run_id
 REPO = "release/2.11/ubuntu/focal"
 
 
+def presigned_upload(stack, user, path, product=None, timeout=90):
+    """Asks for a ticket, PUTs the file to its presigned URL, and polls the ticket until
+    ingest has decided. Returns (HTTP status of the last poll, ticket state)."""
+    request = {"repository": REPO, "filename": path.name}
+    if product:
+        request["product"] = product
+    status, body = curl("-u", f"{user[0]}:{user[1]}", "-H", "content-type: application/json",
+                        "-d", json.dumps(request), f"{stack.api}/v1/uploads")
+    assert status == 201, body
+    ticket = json.loads(body)
+    status, body = curl("-X", "PUT", "-T", str(path), ticket["upload_url"])
+    assert status == 200, body
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}{ticket['status_url']}")
+        state = json.loads(body)
+        if state["status"] != "waiting":
+            break
+        time.sleep(0.5)
+    return status, state
+
+
 def test_big_package_through_presigned_upload(stack, user, apt_for, tmp_path):
     name = "cairn-big-" + run_id()
     path = tmp_path / f"{name}_1.0_all.deb"
@@ -20,22 +42,7 @@ def test_big_package_through_presigned_upload(stack, user, apt_for, tmp_path):
     assert status == 413, body
     assert b"/v1/uploads" in body
 
-    status, body = curl("-u", f"{user[0]}:{user[1]}", "-H", "content-type: application/json",
-                        "-d", json.dumps({"repository": REPO, "filename": path.name,
-                                          "product": name}),
-                        f"{stack.api}/v1/uploads")
-    assert status == 201, body
-    ticket = json.loads(body)
-    status, body = curl("-X", "PUT", "-T", str(path), ticket["upload_url"])
-    assert status == 200, body
-
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        status, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}{ticket['status_url']}")
-        state = json.loads(body)
-        if state["status"] != "waiting":
-            break
-        time.sleep(0.5)
+    _, state = presigned_upload(stack, user, path, product=name)
     assert state["status"] == "stored", state
 
     index = stack.wait_published(REPO, [path.name])
@@ -50,19 +57,7 @@ def test_presigned_malformed_package_is_refused_and_reported(stack, user, tmp_pa
     path = tmp_path / f"{name}_1.0_all.deb"
     path.write_bytes(b"this is not a debian package at all\n" * 1000)
     before = stack.listing(REPO)["packages"]
-    status, body = curl("-u", f"{user[0]}:{user[1]}", "-H", "content-type: application/json",
-                        "-d", json.dumps({"repository": REPO, "filename": path.name}),
-                        f"{stack.api}/v1/uploads")
-    assert status == 201, body
-    ticket = json.loads(body)
-    assert curl("-X", "PUT", "-T", str(path), ticket["upload_url"])[0] == 200
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        status, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}{ticket['status_url']}")
-        state = json.loads(body)
-        if state["status"] != "waiting":
-            break
-        time.sleep(0.5)
+    status, state = presigned_upload(stack, user, path, timeout=60)
     assert state["status"] == "failed", state
     assert status == 422
     assert "not an ar archive" in state["message"]

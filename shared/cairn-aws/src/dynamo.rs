@@ -6,7 +6,7 @@ use crate::keys::{
     upload_pk, user_pk,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::auth::UserRecord;
 use cairn_core::ports::{
@@ -147,6 +147,35 @@ impl DynamoCatalog {
         }
     }
 
+    /// Every item of a suite's partition whose sort key (`#sk`) matches
+    /// `sk_condition` with `values` bound, strongly consistent, all pages.
+    async fn query_suite(
+        &self,
+        repo: &RepoPath,
+        sk_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        operation: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(format!("#pk = :pk AND {sk_condition}"))
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(repo_pk(repo)))
+            .consistent_read(true);
+        for (name, value) in values {
+            query = query.expression_attribute_values(name, value);
+        }
+        let mut pages = query.into_paginator().items().send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            out.push(item.map_err(store_err(operation))?);
+        }
+        Ok(out)
+    }
+
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -162,11 +191,14 @@ impl DynamoCatalog {
     }
 }
 
-fn is_condition_failure<R>(
-    e: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
-) -> bool {
+/// Whether a conditional write was refused because its condition did not hold
+/// (any operation: PutItem, UpdateItem, DeleteItem).
+fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
     e.as_service_error()
-        .is_some_and(|s| s.is_conditional_check_failed_exception())
+        .is_some_and(|s| s.code() == Some("ConditionalCheckFailedException"))
 }
 
 #[async_trait]
@@ -236,36 +268,22 @@ impl Catalog for DynamoCatalog {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(StoreError::new("DeleteItem claim", DisplayErrorContext(e))),
         }
     }
 
     async fn list_packages(&self, repo: &RepoPath) -> Result<Vec<PackageRecord>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(repo_pk(repo)))
-            .expression_attribute_values(":prefix", s(PACKAGE_PREFIX))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(store_err("Query packages"))?;
-            out.push(package_from_item(&item)?);
-        }
-        Ok(out)
+        self.query_suite(
+            repo,
+            "begins_with(#sk, :prefix)",
+            vec![(":prefix", s(PACKAGE_PREFIX))],
+            "Query packages",
+        )
+        .await?
+        .iter()
+        .map(package_from_item)
+        .collect()
     }
 
     async fn get_packages(
@@ -396,23 +414,19 @@ impl Catalog for DynamoCatalog {
         if upto <= after {
             return Ok(Vec::new());
         }
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(repo_pk(repo)))
-            .expression_attribute_values(":from", s(change_sk(after + 1)))
-            .expression_attribute_values(":to", s(change_sk(upto)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(store_err("Query changes"))?;
+        let items = self
+            .query_suite(
+                repo,
+                "#sk BETWEEN :from AND :to",
+                vec![
+                    (":from", s(change_sk(after + 1))),
+                    (":to", s(change_sk(upto))),
+                ],
+                "Query changes",
+            )
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
             let files = match item.get("files") {
                 Some(AttributeValue::L(values)) => values
                     .iter()
@@ -470,12 +484,7 @@ impl Catalog for DynamoCatalog {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(StoreError::new(
                 "UpdateItem publish",
                 DisplayErrorContext(e),

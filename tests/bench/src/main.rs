@@ -60,24 +60,14 @@ enum Command {
     },
 }
 
-fn vm_hwm_kib() -> u64 {
+/// A `/proc/self/status` memory field (e.g. `VmHWM`, `VmRSS`) in KiB.
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn vm_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -327,7 +317,7 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
     let _ = store.put("bench/.keep", Bytes::new(), "text/plain").await;
     // Reset the peak-RSS counter so it reflects the ingest only.
     std::fs::write("/proc/self/clear_refs", "5").ok();
-    let baseline = vm_rss_kib();
+    let baseline = proc_status_kib("VmRSS");
     let t = Instant::now();
     let body = store.open_staging(key).await?;
     let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
@@ -343,7 +333,7 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
             anyhow::anyhow!(msg)
         })?;
     let secs = t.elapsed().as_secs_f64();
-    let peak = vm_hwm_kib();
+    let peak = proc_status_kib("VmHWM");
     let mb = info.digests.size as f64 / 1048576.0;
     println!(
         "RESULT ingest size_mib={mb:.0} seconds={secs:.2} mib_per_s={:.0} rss_baseline_mib={:.1} rss_peak_mib={:.1} above_baseline_mib={:.1}",
