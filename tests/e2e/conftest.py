@@ -75,13 +75,20 @@ class Stack:
         return out
 
     def wait_published(self, repo: str, filenames, timeout=SYNC_TIMEOUT) -> dict:
+        """Waits until the signed metadata names an index listing `filenames`: the
+        canonical Packages is written before InRelease, so seeing it is not enough."""
         deadline = time.time() + timeout
         wanted = set(filenames)
+        suite = repo.split("/")[3]
         index = {}
         while time.time() < deadline:
             index = self.packages_index(repo)
             if wanted <= set(index):
-                return index
+                _, packages = self.repo_file(repo, f"dists/{suite}/main/binary-amd64/Packages")
+                status, inrelease = self.repo_file(repo, f"dists/{suite}/InRelease")
+                digest = hashlib.sha256(packages).hexdigest()
+                if status == 200 and f" {digest} ".encode() in inrelease:
+                    return index
             time.sleep(0.5)
         missing = wanted - set(index)
         raise AssertionError(f"not published within {timeout}s: {sorted(missing)}")
