@@ -11,12 +11,19 @@ set -euo pipefail
 
 # A local, passphrase-less signing key, made once per state directory. Never use it
 # outside a local stack: docs/operations.md says how to configure a real one.
+# RSA, not Ed25519: helm 3 verifies chart provenance with an OpenPGP library that has
+# no EdDSA ("unsupported feature: public key type: 22"); apt and dnf take either.
 key="$CAIRN_STATE/signing-key.asc"
+key_algorithm() { gpg --batch --with-colons --show-keys "$1" 2>/dev/null | awk -F: '/^sec/ {print $4; exit}'; }
+if [[ -s "$key" && "$(key_algorithm "$key")" != 1 ]]; then
+  note "replacing the non-RSA throwaway signing key"
+  rm -f "$key" "$CAIRN_STATE/signing-key.gpg" "$CAIRN_STATE/signing-key.pub.asc"
+fi
 if [[ ! -s "$key" ]]; then
   gnupg="$(mktemp -d)"
   trap 'gpgconf --homedir "$gnupg" --kill all >/dev/null 2>&1 || true; rm -rf "$gnupg"' EXIT
   gpg --homedir "$gnupg" --batch --quiet --passphrase '' \
-    --quick-gen-key "Cairn local throwaway key <cairn@localhost>" ed25519 sign never
+    --quick-gen-key "Cairn local throwaway key <cairn@localhost>" rsa3072 sign never
   gpg --homedir "$gnupg" --batch --export --output "$CAIRN_STATE/signing-key.gpg"
   gpg --homedir "$gnupg" --batch --armor --export-secret-keys >"$key.tmp"
   mv "$key.tmp" "$key"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lints, unit tests, then the end-to-end tests
 # against the SAM template deployed on LocalStack, driven with real clients (curl,
-# apt-get, gpgv, apt-ftparchive). Starts the stack if needed and stops it
+# apt-get, gpgv, apt-ftparchive, dnf, rpmbuild, createrepo_c, helm). Starts the stack if needed and stops it
 # afterwards if it started it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -10,9 +10,10 @@ cd "$root"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "host packages (apt-utils for apt-ftparchive, gpgv, curl)"
+step "host packages (apt-utils, gpgv, curl, dnf, rpm, createrepo-c) and helm"
 need=()
-for tool in apt-ftparchive:apt-utils gpgv:gpgv curl:curl gpg:gnupg; do
+for tool in apt-ftparchive:apt-utils gpgv:gpgv curl:curl gpg:gnupg dnf:dnf \
+  rpmbuild:rpm createrepo_c:createrepo-c npm:npm unzip:unzip; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 # The e2e suite downloads hello, figlet and tree from Debian: the package lists must exist.
@@ -22,6 +23,11 @@ fi
 if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# dnf's download plugin comes with dnf-plugins-core.
+if ! dnf download --help >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnf-plugins-core >/dev/null
+fi
+tests/clients/install-helm.sh >/dev/null
 
 step "cargo fmt --check, clippy"
 cargo fmt --all -- --check

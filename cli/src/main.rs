@@ -1,11 +1,14 @@
 //! `cairn`: the Cairn command-line tool: manages the accounts that may upload
-//! (`cairn user add`), prints password hashes, and shows the `Packages` stanza
-//! Cairn would publish for a `.deb` (`cairn inspect`).
+//! (`cairn user add`), prints password hashes, and shows the metadata Cairn would
+//! publish for a package (`cairn inspect`: a `Packages` stanza for a `.deb`, the
+//! `primary.xml` element for an `.rpm`, the `index.yaml` entry for a chart).
 
 use anyhow::{Context, Result, bail};
 use cairn_aws::{Clients, DynamoCatalog};
 use cairn_core::auth::{UserRecord, hash_password};
+use cairn_core::ingest::{Inspected, inspect_package};
 use cairn_core::ports::UserDirectory;
+use cairn_core::repo::RepoFormat;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 
@@ -21,7 +24,7 @@ enum Command {
     /// Manage upload accounts.
     #[command(subcommand)]
     User(UserCommand),
-    /// Print the `Packages` stanza Cairn publishes for a `.deb` file.
+    /// Print the metadata Cairn publishes for a `.deb`, `.rpm` or chart `.tgz`.
     Inspect {
         /// The package file.
         file: std::path::PathBuf,
@@ -69,17 +72,34 @@ async fn main() -> Result<()> {
                 std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?,
             );
-            let info = cairn_deb::inspect_deb(reader)
-                .with_context(|| format!("inspecting {}", file.display()))?;
             let filename = filename.unwrap_or_else(|| {
                 file.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-            print!(
-                "{}",
-                cairn_deb::packages_stanza(&info.control, &filename, &info.digests)
-            );
+            let format = if filename.ends_with(".rpm") {
+                RepoFormat::Rpm
+            } else if filename.ends_with(".tgz") {
+                RepoFormat::Helm
+            } else {
+                RepoFormat::Deb
+            };
+            let inspected = inspect_package(format, &filename, reader)
+                .with_context(|| format!("inspecting {}", file.display()))?;
+            match inspected {
+                Inspected::Deb(info) => print!(
+                    "{}",
+                    cairn_deb::packages_stanza(&info.control, &filename, &info.digests)
+                ),
+                Inspected::Rpm(info) => {
+                    println!("{}", info.primary_xml(&format!("Packages/{filename}"), 0));
+                }
+                Inspected::Chart(info) => {
+                    let entry =
+                        cairn_helm::index_entry(&info, &filename, time::OffsetDateTime::UNIX_EPOCH);
+                    println!("{entry:#}");
+                }
+            }
         }
         Command::User(UserCommand::Hash) => {
             println!("{}", hash_password(&read_password()?));

@@ -44,6 +44,23 @@ class Stack:
         self.table = env["CAIRN_TABLE"]
         self.public_key = pathlib.Path(env["CAIRN_SIGNING_PUBLIC_KEY"])
 
+    def public_key_armored(self) -> pathlib.Path:
+        """The deployed signing key, armoured (dnf's gpgkey= wants armour)."""
+        import tempfile
+
+        path = self.public_key.with_suffix(".pub.asc")
+        if not path.exists():
+            with tempfile.TemporaryDirectory() as home:
+                gpg = ["gpg", "--homedir", home, "--batch", "--quiet"]
+                subprocess.run([*gpg, "--import", str(self.public_key)], check=True,
+                               capture_output=True)
+                out = subprocess.run([*gpg, "--armor", "--export"], check=True,
+                                     capture_output=True).stdout
+                subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"],
+                               capture_output=True)
+            path.write_bytes(out)
+        return path
+
     def fetch(self, url: str):
         """GET without credentials: (status, body bytes)."""
         try:
@@ -92,6 +109,50 @@ class Stack:
             time.sleep(0.5)
         missing = wanted - set(index)
         raise AssertionError(f"not published within {timeout}s: {sorted(missing)}")
+
+
+    def dir_file(self, repo: str, rel: str):
+        """A file of a YUM or Helm repository: `{repo}/{rel}`."""
+        return self.fetch(f"{self.repo_base}/{repo}/{rel}")
+
+    def yum_locations(self, repo: str, arch: str) -> dict:
+        """{location href: version} from the primary.xml that repomd.xml names now."""
+        import gzip
+        import re
+        import xml.etree.ElementTree as ET
+
+        status, repomd = self.dir_file(repo, f"{arch}/repodata/repomd.xml")
+        if status != 200:
+            return {}
+        href = re.search(rb'<data type="primary">.*?<location href="([^"]+)"', repomd, re.S)
+        assert href, repomd
+        status, primary = self.dir_file(repo, f"{arch}/{href.group(1).decode()}")
+        assert status == 200, f"repomd.xml names a missing primary ({status})"
+        ns = {"c": "http://linux.duke.edu/metadata/common"}
+        root = ET.fromstring(gzip.decompress(primary))
+        out = {}
+        for pkg in root.findall("c:package", ns):
+            v = pkg.find("c:version", ns).attrib
+            out[pkg.find("c:location", ns).attrib["href"]] = f"{v['ver']}-{v['rel']}"
+        return out
+
+    def wait_yum(self, repo: str, arch: str, present=(), absent=(), timeout=SYNC_TIMEOUT):
+        """Waits until the signed repodata of `repo`/`arch` lists every file of `present`
+        (as Packages/<name>) and none of `absent`."""
+        deadline = time.time() + timeout
+        want = {f"Packages/{f}" for f in present}
+        gone = {f"Packages/{f}" for f in absent}
+        seen = {}
+        while time.time() < deadline:
+            seen = self.yum_locations(repo, arch)
+            if want <= set(seen) and not (gone & set(seen)):
+                status, _ = self.dir_file(repo, f"{arch}/repodata/repomd.xml.asc")
+                if status == 200:
+                    return seen
+            time.sleep(0.5)
+        raise AssertionError(f"{repo}/{arch} not as expected within {timeout}s: "
+                             f"missing {sorted(want - set(seen))}, "
+                             f"still listed {sorted(gone & set(seen))}")
 
 
 def parse_stanza(text: str) -> dict:

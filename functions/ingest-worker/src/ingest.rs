@@ -3,7 +3,9 @@
 use aws_lambda_events::event::s3::S3Event;
 use cairn_aws::{DynamoCatalog, S3Store, SqsSyncQueue};
 use cairn_core::Config;
-use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, PackageSource, build_record};
+use cairn_core::ingest::{
+    IngestError, IngestOutcome, Ingestor, PackageSource, build_record, inspect_package,
+};
 use cairn_core::ports::UploadLedger;
 use lambda_runtime::{Error, LambdaEvent};
 use tokio_util::io::SyncIoBridge;
@@ -118,57 +120,66 @@ impl Worker {
             queue: &self.queue,
             supported: &self.config.supported,
         };
-        cairn_core::ingest::check_target(
-            &self.config.supported,
-            &ticket.repo,
-            &ticket.filename,
-            ticket.product.as_deref(),
-        )?;
+        let targets = self.config.supported.expand(&ticket.repo);
+        let mut format = None;
+        for target in &targets {
+            cairn_core::ingest::check_target(
+                &self.config.supported,
+                target,
+                &ticket.filename,
+                ticket.product.as_deref(),
+            )?;
+            format = Some(self.config.supported.check(target)?.format);
+        }
+        let Some(format) = format else {
+            return Ok(Verdict::Refused(format!(
+                "anchor {} names no repository",
+                ticket.repo.series
+            )));
+        };
         let body = self.store.open_staging(key).await?;
         let reader = cairn_deb::SourceReader(SyncIoBridge::new(body.into_async_read()));
         let filename = ticket.filename.clone();
-        let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader))
-            .await
-            .map_err(|e| cairn_core::StoreError::new("inspect", e))?;
-        let info = match info {
-            Ok(info) => info,
-            Err(cairn_deb::DebError::Io(e)) => {
-                return Err(cairn_core::StoreError::new(format!("reading {key}"), e).into());
-            }
-            Err(e) => {
-                return Err(IngestError::InvalidPackage {
-                    filename,
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let inspected =
+            tokio::task::spawn_blocking(move || inspect_package(format, &filename, reader))
+                .await
+                .map_err(|e| cairn_core::StoreError::new("inspect", e))??;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let record = build_record(
-            &ticket.repo,
-            &ticket.filename,
-            ticket.product.as_deref(),
-            &info,
-            &ticket.uploader,
-            now,
-        )?;
-        let outcome = ingestor
-            .store(record, PackageSource::Staged(key.to_string()))
-            .await?;
-        Ok(match outcome {
-            IngestOutcome::Stored(r) => {
-                let seq = ingestor
-                    .announce(&ticket.repo, std::slice::from_ref(&r.filename))
-                    .await?;
-                Verdict::Done(
-                    "stored",
-                    format!("{} {} stored; sync {seq} queued", r.name, r.version),
-                )
+        let mut messages = Vec::new();
+        let mut stored_any = false;
+        for target in &targets {
+            let dist = self.config.supported.check(target)?;
+            let record = build_record(
+                target,
+                dist,
+                &ticket.filename,
+                ticket.product.as_deref(),
+                &inspected,
+                &ticket.uploader,
+                now,
+            )?;
+            let outcome = ingestor
+                .store(record, PackageSource::Staged(key.to_string()), None)
+                .await?;
+            match outcome {
+                IngestOutcome::Stored(r) => {
+                    let seq = ingestor
+                        .announce(target, std::slice::from_ref(&r.filename))
+                        .await?;
+                    stored_any = true;
+                    messages.push(format!(
+                        "{} {} stored in {target}; sync {seq} queued",
+                        r.name, r.version
+                    ));
+                }
+                IngestOutcome::Unchanged(r) => messages.push(format!(
+                    "{} {} was already published in {target}",
+                    r.name, r.version
+                )),
             }
-            IngestOutcome::Unchanged(r) => Verdict::Done(
-                "unchanged",
-                format!("{} {} was already published", r.name, r.version),
-            ),
-        })
+        }
+        let status = if stored_any { "stored" } else { "unchanged" };
+        Ok(Verdict::Done(status, messages.join("; ")))
     }
 }
 

@@ -100,7 +100,10 @@ impl From<IngestError> for ApiError {
             IngestError::Name(_) | IngestError::InvalidPackage { .. } => {
                 ApiError::BadRequest(e.to_string())
             }
-            IngestError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            IngestError::Conflict { .. }
+            | IngestError::BeingDeleted { .. }
+            | IngestError::NotReady { .. } => ApiError::Conflict(e.to_string()),
+            IngestError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             IngestError::Store(e) => e.into(),
         }
     }

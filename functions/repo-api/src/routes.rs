@@ -6,15 +6,18 @@ use bytes::Bytes;
 use cairn_aws::{DynamoCatalog, S3Store, SqsSyncQueue};
 use cairn_core::auth::{Authenticator, Principal};
 use cairn_core::ingest::{
-    IngestError, IngestOutcome, Ingestor, PackageSource, build_record, check_target,
+    IngestError, IngestOutcome, Ingestor, Inspected, PackageSource, attach_provenance,
+    build_record, check_target, inspect_package,
 };
 use cairn_core::package::PackageStatus;
 use cairn_core::ports::{Catalog, UploadLedger, UploadTicket};
+use cairn_core::repo::RepoFormat;
 use cairn_core::{Config, RepoPath};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Everything a request needs, built once per cold start.
@@ -69,10 +72,20 @@ impl App {
             params.first("ver"),
         ) {
             let repo = RepoPath::new(k, s, d, v)?;
+            if let Some(file) = params.first("file") {
+                return match *req.method() {
+                    Method::GET => self.package(&repo, file).await,
+                    Method::DELETE => self.delete(&repo, file, &req).await,
+                    _ => Err(ApiError::MethodNotAllowed),
+                };
+            }
             return match *req.method() {
                 Method::GET => self.list(&repo).await,
                 Method::PUT => self.upload(&repo, &req).await,
                 Method::POST => self.resync(&repo, &req).await,
+                Method::DELETE => Err(ApiError::BadRequest(format!(
+                    "name the package to delete: DELETE /{repo}/FILENAME"
+                ))),
                 _ => Err(ApiError::MethodNotAllowed),
             };
         }
@@ -110,7 +123,7 @@ impl App {
     }
 
     async fn list(&self, repo: &RepoPath) -> Result<Response<Body>, ApiError> {
-        self.config.supported.check(repo)?;
+        let format = self.config.supported.check(repo)?.format;
         let packages: Vec<Value> = self
             .catalog
             .list_packages(repo)
@@ -127,30 +140,62 @@ impl App {
             })
             .collect();
         let state = self.catalog.repo_state(repo).await?;
-        Ok(json_response(
-            200,
-            json!({"repository": repo.to_string(), "packages": packages,
-                   "apt_source": self.sources_line(repo),
-                   "page": self.public_url(&format!("{}/dists/{}/index.html", repo.root(), repo.suite())),
-                   "sync": {"change_seq": state.change_seq, "published_seq": state.published_seq,
-                            "publish_count": state.publish_count,
-                            "published_at": state.published_at}}),
-        ))
+        let mut body = json!({"repository": repo.to_string(), "format": format, "packages": packages,
+               "sync": {"change_seq": state.change_seq, "published_seq": state.published_seq,
+                        "publish_count": state.publish_count,
+                        "published_at": state.published_at}});
+        let dir = repo.dir();
+        let (usage_key, usage, page) = match format {
+            RepoFormat::Deb => (
+                "apt_source",
+                self.sources_line(repo),
+                format!("{}/dists/{}/index.html", repo.root(), repo.suite()),
+            ),
+            RepoFormat::Rpm => (
+                "dnf_repo_file",
+                self.public_url(&format!("{dir}/cairn.repo")),
+                format!("{dir}/index.html"),
+            ),
+            RepoFormat::Helm => (
+                "helm_repo",
+                self.public_url(&dir),
+                format!("{dir}/index.html"),
+            ),
+        };
+        body[usage_key] = json!(usage);
+        body["page"] = json!(self.public_url(&page));
+        Ok(json_response(200, body))
     }
 
     async fn resync(&self, repo: &RepoPath, req: &Request) -> Result<Response<Body>, ApiError> {
         self.authenticate(req).await?;
-        self.config.supported.check(repo)?;
-        let seq = self.ingestor().announce(repo, &[]).await?;
+        let mut syncs = Vec::new();
+        for target in self.config.supported.expand(repo) {
+            self.config.supported.check(&target)?;
+            let seq = self.ingestor().announce(&target, &[]).await?;
+            syncs.push(json!({"repository": target.to_string(), "queued": true, "seq": seq}));
+        }
+        let sync = match syncs.as_slice() {
+            [one] => json!({"queued": true, "seq": one["seq"]}),
+            _ => json!({"queued": true, "seq": null}),
+        };
         Ok(json_response(
             202,
-            json!({"repository": repo.to_string(), "sync": {"queued": true, "seq": seq}}),
+            json!({"repository": repo.to_string(), "sync": sync, "syncs": syncs}),
         ))
     }
 
     async fn upload(&self, repo: &RepoPath, req: &Request) -> Result<Response<Body>, ApiError> {
         let principal = self.authenticate(req).await?;
-        self.config.supported.check(repo)?;
+        // An anchor fans the upload out to every repository it names.
+        let targets = self.config.supported.expand(repo);
+        let mut format = None;
+        for target in &targets {
+            format = Some(self.config.supported.check(target)?.format);
+        }
+        let format = format.ok_or_else(|| {
+            ApiError::NotFound(format!("anchor {} names no repository", repo.series))
+        })?;
         let body = body_bytes(req);
         if body.len() as u64 > self.config.max_api_upload {
             return Err(ApiError::TooLarge(format!(
@@ -163,9 +208,6 @@ impl App {
         let content_type = header(req, "content-type").unwrap_or_default();
         tracing::debug!(body_len = body.len(), content_type, "upload body");
         let form = multipart::parse(content_type, body).await?;
-        if form.files.is_empty() {
-            return Err(ApiError::BadRequest("the form has no package file".into()));
-        }
         let mut names: Vec<&str> = form.files.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -174,52 +216,121 @@ impl App {
                 pair[0]
             )));
         }
+        // Provenance files travel with their chart in the same form.
+        let (provs, packages): (Vec<_>, Vec<_>) = form
+            .files
+            .into_iter()
+            .partition(|(name, _)| format == RepoFormat::Helm && name.ends_with(".prov"));
+        if packages.is_empty() {
+            return Err(ApiError::BadRequest("the form has no package file".into()));
+        }
+        let mut provs: BTreeMap<String, Bytes> = provs.into_iter().collect();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
-        // Validate every file before storing any, so a bad file refuses the whole upload.
-        let mut prepared = Vec::with_capacity(form.files.len());
-        for (filename, data) in form.files {
-            check_target(
-                &self.config.supported,
-                repo,
-                &filename,
-                form.product.as_deref(),
-            )?;
-            let info = inspect(filename.clone(), data.clone()).await?;
-            let record = build_record(
-                repo,
-                &filename,
-                form.product.as_deref(),
-                &info,
-                &principal.name,
-                now,
-            )?;
-            self.ingestor().check_conflict(&record).await?;
-            prepared.push((record, data));
+        // Validate every file for every target before storing any, so a bad file
+        // refuses the whole upload.
+        let mut prepared = Vec::new();
+        for (filename, data) in packages {
+            for target in &targets {
+                check_target(
+                    &self.config.supported,
+                    target,
+                    &filename,
+                    form.product.as_deref(),
+                )?;
+            }
+            let inspected = inspect(format, filename.clone(), data.clone()).await?;
+            let prov = provs.remove(&format!("{filename}.prov"));
+            for target in &targets {
+                let dist = self.config.supported.check(target)?;
+                let mut record = build_record(
+                    target,
+                    dist,
+                    &filename,
+                    form.product.as_deref(),
+                    &inspected,
+                    &principal.name,
+                    now,
+                )?;
+                if let Some(prov) = &prov {
+                    attach_provenance(&mut record, prov)?;
+                }
+                self.ingestor().check_conflict(&record).await?;
+                prepared.push((record, data.clone(), prov.clone()));
+            }
+        }
+        if let Some(orphan) = provs.keys().next() {
+            return Err(ApiError::BadRequest(format!(
+                "{orphan} has no chart {} in the same form",
+                orphan.trim_end_matches(".prov")
+            )));
         }
 
         let mut results = Vec::with_capacity(prepared.len());
-        let mut stored = Vec::new();
-        for (record, data) in prepared {
+        let mut stored: BTreeMap<RepoPath, Vec<String>> = BTreeMap::new();
+        for (record, data, prov) in prepared {
             let outcome = self
                 .ingestor()
-                .store(record, PackageSource::Bytes(data))
+                .store(record, PackageSource::Bytes(data), prov)
                 .await?;
             if let IngestOutcome::Stored(r) = &outcome {
-                stored.push(r.filename.clone());
+                stored
+                    .entry(r.repo.clone())
+                    .or_default()
+                    .push(r.filename.clone());
             }
             results.push(self.outcome_json(&outcome));
         }
+        let mut syncs = Vec::new();
+        for (target, files) in &stored {
+            let seq = self.ingestor().announce(target, files).await?;
+            syncs.push(json!({"repository": target.to_string(), "queued": true, "seq": seq}));
+        }
         let changed = !stored.is_empty();
-        let seq = if changed {
-            Some(self.ingestor().announce(repo, &stored).await?)
-        } else {
-            None
+        let sync = match syncs.as_slice() {
+            [one] => json!({"queued": true, "seq": one["seq"]}),
+            _ => json!({"queued": changed, "seq": null}),
         };
         Ok(json_response(
             if changed { 201 } else { 200 },
-            json!({"repository": repo.to_string(), "packages": results,
-                   "sync": {"queued": changed, "seq": seq}}),
+            json!({"repository": repo.to_string(),
+                   "repositories": targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                   "packages": results, "sync": sync, "syncs": syncs}),
+        ))
+    }
+
+    async fn delete(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        req: &Request,
+    ) -> Result<Response<Body>, ApiError> {
+        self.authenticate(req).await?;
+        let mut results = Vec::new();
+        for target in self.config.supported.expand(repo) {
+            let seq = self.ingestor().delete(&target, filename).await?;
+            results.push(json!({"repository": target.to_string(), "filename": filename,
+                                "status": "deleting", "sync": {"queued": seq.is_some(), "seq": seq}}));
+        }
+        Ok(json_response(202, json!({"deleted": results})))
+    }
+
+    async fn package(&self, repo: &RepoPath, filename: &str) -> Result<Response<Body>, ApiError> {
+        self.config.supported.check(repo)?;
+        let p = self
+            .catalog
+            .get_package(repo, filename)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("{repo} has no package {filename}")))?;
+        Ok(json_response(
+            200,
+            json!({
+                "repository": repo.to_string(), "filename": p.filename, "package": p.name,
+                "version": p.version, "architecture": p.architecture, "size": p.size,
+                "sha256": p.sha256, "product": p.product, "uploaded_at": p.uploaded_at,
+                "uploader": p.uploader, "status": format!("{:?}", p.status).to_lowercase(),
+                "url": self.public_url(&p.pool_key),
+            }),
         ))
     }
 
@@ -237,12 +348,20 @@ impl App {
             ))
         })?;
         let repo = RepoPath::parse(&body.repository)?;
-        check_target(
-            &self.config.supported,
-            &repo,
-            &body.filename,
-            body.product.as_deref(),
-        )?;
+        if body.filename.ends_with(".prov") {
+            return Err(ApiError::BadRequest(
+                "provenance files are uploaded in the same form as their chart (PUT), not presigned"
+                    .into(),
+            ));
+        }
+        for target in self.config.supported.expand(&repo) {
+            check_target(
+                &self.config.supported,
+                &target,
+                &body.filename,
+                body.product.as_deref(),
+            )?;
+        }
         let ticket = UploadTicket {
             id: uuid::Uuid::new_v4().simple().to_string(),
             repo,
@@ -285,7 +404,7 @@ impl App {
     fn outcome_json(&self, outcome: &IngestOutcome) -> Value {
         let p = outcome.record();
         json!({
-            "filename": p.filename, "package": p.name, "version": p.version,
+            "repository": p.repo.to_string(), "filename": p.filename, "package": p.name, "version": p.version,
             "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
             "status": if matches!(outcome, IngestOutcome::Stored(_)) { "stored" } else { "unchanged" },
             "url": self.public_url(&p.pool_key),
@@ -310,14 +429,13 @@ impl App {
 }
 
 /// Inspects a package off the async runtime (hashing is CPU work).
-async fn inspect(filename: String, data: Bytes) -> Result<cairn_deb::DebInfo, IngestError> {
+async fn inspect(
+    format: RepoFormat,
+    filename: String,
+    data: Bytes,
+) -> Result<Inspected, IngestError> {
     tokio::task::spawn_blocking(move || {
-        cairn_deb::inspect_deb(std::io::Cursor::new(&data[..])).map_err(|e| {
-            IngestError::InvalidPackage {
-                filename,
-                reason: e.to_string(),
-            }
-        })
+        inspect_package(format, &filename, std::io::Cursor::new(&data[..]))
     })
     .await
     .map_err(|e| IngestError::Store(cairn_core::StoreError::new("inspect", e)))?

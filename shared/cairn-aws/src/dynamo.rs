@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::auth::UserRecord;
+use cairn_core::package::IndexEntry;
 use cairn_core::ports::{
     Catalog, ChangeRecord, RepoState, StoreError, UploadLedger, UploadTicket, UserDirectory,
 };
@@ -91,7 +92,12 @@ fn status_str(status: PackageStatus) -> &'static str {
     match status {
         PackageStatus::Pending => "pending",
         PackageStatus::Ready => "ready",
+        PackageStatus::Deleting => "deleting",
     }
+}
+
+fn entry_json(entry: &IndexEntry) -> String {
+    serde_json::to_string(entry).expect("an index entry is plain strings")
 }
 
 fn package_item(record: &PackageRecord) -> Item {
@@ -107,7 +113,7 @@ fn package_item(record: &PackageRecord) -> Item {
         ("size".into(), n(record.size)),
         ("sha256".into(), s(&record.sha256)),
         ("pool_key".into(), s(&record.pool_key)),
-        ("stanza".into(), s(&record.stanza)),
+        ("entry".into(), s(entry_json(&record.entry))),
         ("status".into(), s(status_str(record.status))),
         ("uploaded_at".into(), n(record.uploaded_at)),
         ("uploader".into(), s(&record.uploader)),
@@ -119,8 +125,11 @@ fn package_from_item(item: &Item) -> Result<PackageRecord, StoreError> {
         RepoPath::parse(&get_s(item, "repo")?).map_err(|e| StoreError::new("decode package", e))?;
     let status = match get_s(item, "status")?.as_str() {
         "ready" => PackageStatus::Ready,
+        "deleting" => PackageStatus::Deleting,
         _ => PackageStatus::Pending,
     };
+    let entry = serde_json::from_str(&get_s(item, "entry")?)
+        .map_err(|e| StoreError::new("decode package entry", e))?;
     Ok(PackageRecord {
         repo,
         filename: get_s(item, "filename")?,
@@ -131,7 +140,7 @@ fn package_from_item(item: &Item) -> Result<PackageRecord, StoreError> {
         size: get_n(item, "size")?,
         sha256: get_s(item, "sha256")?,
         pool_key: get_s(item, "pool_key")?,
-        stanza: get_s(item, "stanza")?,
+        entry,
         status,
         uploaded_at: get_n(item, "uploaded_at")?,
         uploader: get_s(item, "uploader")?,
@@ -246,6 +255,52 @@ impl Catalog for DynamoCatalog {
             .await
             .map_err(store_err("UpdateItem mark ready"))?;
         Ok(())
+    }
+
+    async fn mark_deleting(&self, repo: &RepoPath, filename: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(repo_pk(repo)))
+            .key(SK, s(package_sk(filename)))
+            .update_expression("SET #st = :deleting")
+            .condition_expression("#st = :ready")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":ready", s("ready"))
+            .expression_attribute_values(":deleting", s("deleting"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::new(
+                "UpdateItem mark deleting",
+                DisplayErrorContext(e),
+            )),
+        }
+    }
+
+    async fn delete_package(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(repo_pk(repo)))
+            .key(SK, s(package_sk(filename)))
+            .condition_expression("#st = :deleting")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":deleting", s("deleting"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::new(
+                "DeleteItem package",
+                DisplayErrorContext(e),
+            )),
+        }
     }
 
     async fn drop_claim(

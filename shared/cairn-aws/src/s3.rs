@@ -32,7 +32,15 @@ fn encode_key(key: &str) -> String {
 
 /// Objects that never change once written may be cached forever.
 fn cache_control(key: &str) -> &'static str {
-    if key.contains("/by-hash/") || key.contains("/pool/") {
+    // Package files and content-addressed metadata never change under their name;
+    // the files that point at them (Release, repomd.xml, index.yaml) always may.
+    let content_addressed_repodata = key.contains("/repodata/") && !key.contains("/repomd.xml");
+    if key.contains("/by-hash/")
+        || key.contains("/pool/")
+        || key.contains("/Packages/")
+        || content_addressed_repodata
+        || key.ends_with(".tgz")
+    {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
@@ -183,13 +191,49 @@ impl RepoStore for S3Store {
                 self.staging_bucket,
                 encode_key(staging_key)
             ))
-            .content_type("application/vnd.debian.binary-package")
+            .content_type(content_type_of(key))
             .cache_control(cache_control(key))
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
             .send()
             .await
             .map_err(|e| StoreError::new(format!("CopyObject {key}"), DisplayErrorContext(e)))?;
         Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(format!("{}/{}", self.bucket, encode_key(from)))
+            .send()
+            .await
+            .map_err(|e| StoreError::new(format!("CopyObject {to}"), DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| StoreError::new(format!("DeleteObject {key}"), DisplayErrorContext(e)))?;
+        Ok(())
+    }
+}
+
+/// The content type a package file is served with, by its name.
+fn content_type_of(key: &str) -> &'static str {
+    if key.ends_with(".deb") {
+        "application/vnd.debian.binary-package"
+    } else if key.ends_with(".rpm") {
+        "application/x-rpm"
+    } else if key.ends_with(".tgz") {
+        "application/gzip"
+    } else {
+        "application/octet-stream"
     }
 }
 

@@ -6,12 +6,19 @@
 //! write the pool file -> mark the record ready -> note the change -> enqueue a sync.
 
 use crate::package::{
-    FilenameError, PackageRecord, PackageStatus, check_filename, check_product, pool_filename,
+    FilenameError, IndexEntry, PackageRecord, PackageStatus, check_filename, check_product,
+    pool_filename, pool_keys,
 };
 use crate::ports::{Catalog, RepoStore, StoreError, SyncQueue};
-use crate::repo::{RepoError, RepoPath, SupportedRepos};
+use crate::repo::{DistConfig, RepoError, RepoFormat, RepoPath, SupportedRepos};
 use bytes::Bytes;
 use cairn_deb::{DebInfo, packages_stanza};
+use cairn_helm::ChartInfo;
+use cairn_rpm::RpmInfo;
+use std::io::Read;
+
+/// Catalog records must fit a DynamoDB item (400 KB) with room for the other fields.
+const MAX_ENTRY_BYTES: usize = 300 * 1024;
 
 /// Why a package was not ingested. Everything but `Store` is the uploader's to fix.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,32 @@ pub enum IngestError {
         filename: String,
         /// SHA-256 of the published file.
         existing: String,
+    },
+    /// The file name is being deleted; it can be uploaded again after the next sync.
+    #[error(
+        "{filename} in {repo} is being deleted; upload it again once the repository metadata no longer lists it"
+    )]
+    BeingDeleted {
+        /// The suite.
+        repo: String,
+        /// The file name.
+        filename: String,
+    },
+    /// No such package.
+    #[error("{repo} has no package {filename}")]
+    NotFound {
+        /// The repository.
+        repo: String,
+        /// The file name.
+        filename: String,
+    },
+    /// The package's upload has not finished.
+    #[error("{filename} in {repo} is still being uploaded; try again when the upload finishes")]
+    NotReady {
+        /// The repository.
+        repo: String,
+        /// The file name.
+        filename: String,
     },
     /// Storage failed; the upload can be retried.
     #[error(transparent)]
@@ -93,22 +126,150 @@ pub fn check_target(
     filename: &str,
     product: Option<&str>,
 ) -> Result<(), IngestError> {
-    supported.check(repo)?;
-    check_filename(filename, ".deb")?;
+    let dist = supported.check(repo)?;
+    let extensions = dist.format.extensions();
+    let extension = extensions
+        .iter()
+        .find(|e| filename.ends_with(**e))
+        .unwrap_or(&extensions[0]);
+    check_filename(filename, extension)?;
     if let Some(p) = product {
         check_product(p)?;
     }
     Ok(())
 }
 
+/// A package inspected according to its repository's format.
+#[derive(Debug, Clone)]
+pub enum Inspected {
+    /// A binary Debian package.
+    Deb(DebInfo),
+    /// An RPM (binary or source).
+    Rpm(Box<RpmInfo>),
+    /// A packaged Helm chart.
+    Chart(Box<ChartInfo>),
+}
+
+/// Reads a package of `format` from `source` to its end. Damaged packages are the
+/// uploader's fault ([`IngestError::InvalidPackage`]); errors of the source itself
+/// (storage, network) are [`IngestError::Store`] and can be retried.
+pub fn inspect_package<R: Read>(
+    format: RepoFormat,
+    filename: &str,
+    source: R,
+) -> Result<Inspected, IngestError> {
+    let invalid = |reason: String| IngestError::InvalidPackage {
+        filename: filename.to_string(),
+        reason,
+    };
+    let io =
+        |e: std::io::Error| IngestError::Store(StoreError::new(format!("reading {filename}"), e));
+    match format {
+        RepoFormat::Deb => match cairn_deb::inspect_deb(source) {
+            Ok(info) => Ok(Inspected::Deb(info)),
+            Err(cairn_deb::DebError::Io(e)) => Err(io(e)),
+            Err(e) => Err(invalid(e.to_string())),
+        },
+        RepoFormat::Rpm => match cairn_rpm::inspect_rpm(source) {
+            Ok(info) => Ok(Inspected::Rpm(Box::new(info))),
+            Err(cairn_rpm::RpmError::Io(e)) => Err(io(e)),
+            Err(e) => Err(invalid(e.to_string())),
+        },
+        RepoFormat::Helm => match cairn_helm::inspect_chart(filename, source) {
+            Ok(info) => Ok(Inspected::Chart(Box::new(info))),
+            Err(cairn_helm::ChartError::Io(e)) => Err(io(e)),
+            Err(e) => Err(invalid(e.to_string())),
+        },
+    }
+}
+
 /// Builds the (pending) catalog record for an inspected package.
 pub fn build_record(
+    repo: &RepoPath,
+    dist: &DistConfig,
+    filename: &str,
+    product: Option<&str>,
+    inspected: &Inspected,
+    uploader: &str,
+    now: i64,
+) -> Result<PackageRecord, IngestError> {
+    let mut record = match inspected {
+        Inspected::Deb(info) => deb_record(repo, filename, product, info)?,
+        Inspected::Rpm(info) => rpm_record(repo, dist, filename, product, info, now)?,
+        Inspected::Chart(info) => chart_record(repo, filename, product, info, now)?,
+    };
+    let entry_size = match &record.entry {
+        IndexEntry::Deb { stanza } => stanza.len(),
+        IndexEntry::Rpm {
+            primary,
+            filelists,
+            other,
+        } => primary.len() + filelists.len() + other.len(),
+        IndexEntry::Helm { entry, provenance } => {
+            entry.len() + provenance.as_ref().map_or(0, String::len)
+        }
+    };
+    if entry_size > MAX_ENTRY_BYTES {
+        return Err(IngestError::InvalidPackage {
+            filename: filename.to_string(),
+            reason: format!(
+                "its metadata (file list, changelog, descriptions) takes {entry_size} bytes; \
+                 Cairn accepts up to {MAX_ENTRY_BYTES}"
+            ),
+        });
+    }
+    record.uploaded_at = now;
+    record.uploader = uploader.to_string();
+    Ok(record)
+}
+
+/// Attaches an uploaded provenance file to a chart's record: it must name the chart
+/// with its SHA-256; it is then kept instead of the one Cairn would sign.
+pub fn attach_provenance(record: &mut PackageRecord, prov: &[u8]) -> Result<(), IngestError> {
+    let IndexEntry::Helm { provenance, .. } = &mut record.entry else {
+        return Err(IngestError::InvalidPackage {
+            filename: format!("{}.prov", record.filename),
+            reason: "only charts have provenance files".into(),
+        });
+    };
+    cairn_helm::check_provenance(prov, &record.filename, &record.sha256).map_err(|e| {
+        IngestError::InvalidPackage {
+            filename: format!("{}.prov", record.filename),
+            reason: e.to_string(),
+        }
+    })?;
+    *provenance = None;
+    Ok(())
+}
+
+fn new_record(
+    repo: &RepoPath,
+    filename: &str,
+    product: String,
+    entry: IndexEntry,
+) -> PackageRecord {
+    PackageRecord {
+        repo: repo.clone(),
+        filename: filename.to_string(),
+        product,
+        name: String::new(),
+        version: String::new(),
+        architecture: String::new(),
+        size: 0,
+        sha256: String::new(),
+        pool_key: String::new(),
+        entry,
+        status: PackageStatus::Pending,
+        uploaded_at: 0,
+        uploader: String::new(),
+    }
+}
+
+fn deb_record(
     repo: &RepoPath,
     filename: &str,
     product: Option<&str>,
     info: &DebInfo,
-    uploader: &str,
-    now: i64,
 ) -> Result<PackageRecord, IngestError> {
     let control = &info.control;
     let field = |name: &str| control.get(name).unwrap_or_default().to_string();
@@ -125,20 +286,88 @@ pub fn build_record(
     };
     check_product(&product)?;
     let filename_field = pool_filename(repo, &product, filename);
+    let stanza = packages_stanza(control, &filename_field, &info.digests);
     Ok(PackageRecord {
-        repo: repo.clone(),
-        filename: filename.to_string(),
-        product,
         version: field("Version"),
         architecture: field("Architecture"),
         name,
         size: info.digests.size,
         sha256: info.digests.sha256.clone(),
         pool_key: format!("{}/{}", repo.root(), filename_field),
-        stanza: packages_stanza(control, &filename_field, &info.digests),
-        status: PackageStatus::Pending,
-        uploaded_at: now,
-        uploader: uploader.to_string(),
+        ..new_record(repo, filename, product, IndexEntry::Deb { stanza })
+    })
+}
+
+fn rpm_record(
+    repo: &RepoPath,
+    dist: &DistConfig,
+    filename: &str,
+    product: Option<&str>,
+    info: &RpmInfo,
+    now: i64,
+) -> Result<PackageRecord, IngestError> {
+    // The architecture names a folder of the repository: it must be a plain word.
+    let arch_ok = !info.arch.is_empty()
+        && info.arch.len() <= 32
+        && info
+            .arch
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !arch_ok {
+        return Err(IngestError::InvalidPackage {
+            filename: filename.to_string(),
+            reason: format!("unusable architecture {:?}", info.arch),
+        });
+    }
+    let product = product.unwrap_or(&info.name).to_string();
+    let entry = IndexEntry::Rpm {
+        primary: info.primary_xml(&format!("Packages/{filename}"), now),
+        filelists: info.filelists_xml(),
+        other: info.other_xml(),
+    };
+    let mut record = PackageRecord {
+        name: info.name.clone(),
+        version: info.evr(),
+        architecture: info.arch.clone(),
+        size: info.digests.size,
+        sha256: info.digests.sha256.clone(),
+        ..new_record(repo, filename, product, entry)
+    };
+    record.pool_key =
+        pool_keys(&record, dist)
+            .into_iter()
+            .next()
+            .ok_or_else(|| IngestError::InvalidPackage {
+                filename: filename.to_string(),
+                reason: "the repository has no architecture to publish a noarch package in".into(),
+            })?;
+    Ok(record)
+}
+
+fn chart_record(
+    repo: &RepoPath,
+    filename: &str,
+    product: Option<&str>,
+    info: &ChartInfo,
+    now: i64,
+) -> Result<PackageRecord, IngestError> {
+    let created =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    // A relative URL: the repository works under whatever prefix serves it.
+    let entry = cairn_helm::index_entry(info, filename, created).to_string();
+    let provenance = Some(cairn_helm::provenance_body(info, filename));
+    Ok(PackageRecord {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        size: info.digests.size,
+        sha256: info.digests.sha256.clone(),
+        pool_key: format!("{}/{filename}", repo.dir()),
+        ..new_record(
+            repo,
+            filename,
+            product.unwrap_or(&info.name).to_string(),
+            IndexEntry::Helm { entry, provenance },
+        )
     })
 }
 
@@ -155,18 +384,26 @@ impl Ingestor<'_> {
             .await?
         {
             None => Ok(None),
+            Some(existing) if existing.status == PackageStatus::Deleting => {
+                Err(IngestError::BeingDeleted {
+                    repo: record.repo.to_string(),
+                    filename: record.filename.clone(),
+                })
+            }
             Some(existing) if existing.sha256 == record.sha256 => Ok(Some(existing)),
             Some(existing) => Err(conflict(record, &existing)),
         }
     }
 
-    /// Stores one package: pool file and catalog record. Does not enqueue a sync;
-    /// call [`Ingestor::announce`] once after a batch.
+    /// Stores one package: pool file(s), an uploaded provenance file, and the catalog
+    /// record. Does not enqueue a sync; call [`Ingestor::announce`] once after a batch.
     pub async fn store(
         &self,
         record: PackageRecord,
         source: PackageSource,
+        provenance: Option<Bytes>,
     ) -> Result<IngestOutcome, IngestError> {
+        let dist = self.supported.check(&record.repo)?;
         if !self.catalog.claim_package(&record).await? {
             let existing = self
                 .catalog
@@ -175,6 +412,12 @@ impl Ingestor<'_> {
                 .ok_or_else(|| {
                     StoreError::new("claim package", "record vanished after a failed claim")
                 })?;
+            if existing.status == PackageStatus::Deleting {
+                return Err(IngestError::BeingDeleted {
+                    repo: record.repo.to_string(),
+                    filename: record.filename,
+                });
+            }
             if existing.sha256 != record.sha256 {
                 return Err(conflict(&record, &existing));
             }
@@ -184,19 +427,7 @@ impl Ingestor<'_> {
             // Same content claimed by an upload that did not finish: finishing it
             // here is idempotent, the bytes are identical.
         }
-        let written = match &source {
-            PackageSource::Bytes(bytes) => {
-                self.store
-                    .put(
-                        &record.pool_key,
-                        bytes.clone(),
-                        "application/vnd.debian.binary-package",
-                    )
-                    .await
-            }
-            PackageSource::Staged(key) => self.store.copy_from_staging(key, &record.pool_key).await,
-        };
-        if let Err(e) = written {
+        if let Err(e) = self.write_files(&record, dist, &source, provenance).await {
             // Best effort: a leftover pending claim is repaired by the next identical upload.
             if let Err(cleanup) = self
                 .catalog
@@ -214,6 +445,73 @@ impl Ingestor<'_> {
             status: PackageStatus::Ready,
             ..record
         }))
+    }
+
+    async fn write_files(
+        &self,
+        record: &PackageRecord,
+        dist: &DistConfig,
+        source: &PackageSource,
+        provenance: Option<Bytes>,
+    ) -> Result<(), StoreError> {
+        let content_type = match dist.format {
+            RepoFormat::Deb => "application/vnd.debian.binary-package",
+            RepoFormat::Rpm => "application/x-rpm",
+            RepoFormat::Helm => "application/gzip",
+        };
+        match source {
+            PackageSource::Bytes(bytes) => {
+                self.store
+                    .put(&record.pool_key, bytes.clone(), content_type)
+                    .await?
+            }
+            PackageSource::Staged(key) => {
+                self.store.copy_from_staging(key, &record.pool_key).await?
+            }
+        }
+        // noarch RPMs live in every architecture folder, as RWS lays them out.
+        if dist.format == RepoFormat::Rpm {
+            for key in pool_keys(record, dist).iter().skip(1) {
+                self.store.copy(&record.pool_key, key).await?;
+            }
+        }
+        if let Some(prov) = provenance {
+            self.store
+                .put(
+                    &format!("{}.prov", record.pool_key),
+                    prov,
+                    "application/pgp-signature",
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a package: the next sync leaves it out of the metadata, then removes
+    /// its files and record. Returns the change sequence number the deletion was
+    /// noted under; deleting a package that is already being deleted is a no-op
+    /// that returns `None`.
+    pub async fn delete(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+    ) -> Result<Option<u64>, IngestError> {
+        self.supported.check(repo)?;
+        if !self.catalog.mark_deleting(repo, filename).await? {
+            let which = || (repo.to_string(), filename.to_string());
+            return match self.catalog.get_package(repo, filename).await? {
+                None => {
+                    let (repo, filename) = which();
+                    Err(IngestError::NotFound { repo, filename })
+                }
+                Some(p) if p.status == PackageStatus::Deleting => Ok(None),
+                Some(_) => {
+                    let (repo, filename) = which();
+                    Err(IngestError::NotReady { repo, filename })
+                }
+            };
+        }
+        Ok(Some(self.announce(repo, &[filename.to_string()]).await?))
     }
 
     /// Records that `files` of `repo` changed and asks for its metadata to be rebuilt.

@@ -1,6 +1,7 @@
 //! The Cairn domain: repositories and packages, the ports the domain talks through
 //! (blob store, catalog, queue, signer), and the services built on them: ingesting
-//! an uploaded package, publishing a signed APT repository, authenticating callers.
+//! an uploaded package, publishing signed APT, YUM and Helm repositories, authenticating
+//! callers.
 //!
 //! Nothing in this crate knows about AWS; `cairn-aws` implements the ports, and
 //! [`memory`] has in-memory fakes for unit tests.
@@ -14,6 +15,7 @@ pub mod package;
 pub mod ports;
 pub mod publish;
 pub mod repo;
+pub mod versions;
 
 pub use config::Config;
 pub use package::{PackageRecord, PackageStatus};

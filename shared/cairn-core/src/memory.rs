@@ -67,6 +67,19 @@ impl RepoStore for MemoryStore {
             .ok_or_else(|| StoreError::new("copy", format!("no staged object {staging_key}")))?;
         self.put(key, body, "").await
     }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let body = self
+            .object(from)
+            .ok_or_else(|| StoreError::new("copy", format!("no object {from}")))?;
+        self.put(to, body, "").await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.objects).remove(key);
+        lock(&self.writes).push(format!("DELETE {key}"));
+        Ok(())
+    }
 }
 
 /// Catalog, users, tickets and queue in maps.
@@ -124,6 +137,28 @@ impl Catalog for MemoryCatalog {
         if packages
             .get(&key)
             .is_some_and(|r| r.sha256 == sha256 && r.status == PackageStatus::Pending)
+        {
+            packages.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn mark_deleting(&self, repo: &RepoPath, filename: &str) -> Result<bool, StoreError> {
+        match lock(&self.packages).get_mut(&(repo.to_string(), filename.to_string())) {
+            Some(r) if r.status == PackageStatus::Ready => {
+                r.status = PackageStatus::Deleting;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_package(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
+        let mut packages = lock(&self.packages);
+        let key = (repo.to_string(), filename.to_string());
+        if packages
+            .get(&key)
+            .is_some_and(|r| r.status == PackageStatus::Deleting)
         {
             packages.remove(&key);
         }

@@ -1,6 +1,6 @@
 //! Package records as the catalog keeps them, and the naming rules for files in the pool.
 
-use crate::repo::RepoPath;
+use crate::repo::{DistConfig, RepoFormat, RepoPath};
 use serde::{Deserialize, Serialize};
 
 /// Whether a package's file is in the pool yet.
@@ -11,6 +11,39 @@ pub enum PackageStatus {
     Pending,
     /// In the pool; published by the next sync.
     Ready,
+    /// Deleted (by request or retention): left out of the metadata by the next sync,
+    /// which then removes the pool files and the record.
+    Deleting,
+}
+
+/// What one package contributes to its repository's metadata, in the format's own
+/// syntax, so that a sync rebuilds the metadata from the catalog without reading
+/// any package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "lowercase")]
+pub enum IndexEntry {
+    /// APT: the complete `Packages` stanza, ending with a newline.
+    Deb {
+        /// The stanza.
+        stanza: String,
+    },
+    /// YUM: the package's elements of `primary.xml`, `filelists.xml`, `other.xml`.
+    Rpm {
+        /// `<package type="rpm">` element of `primary.xml`.
+        primary: String,
+        /// `<package>` element of `filelists.xml`.
+        filelists: String,
+        /// `<package>` element of `other.xml`.
+        other: String,
+    },
+    /// Helm: the chart's `index.yaml` entry, as JSON.
+    Helm {
+        /// The entry.
+        entry: String,
+        /// The text Cairn signs as the chart's provenance file when the uploader sent
+        /// none; `None` when an uploaded `.prov` is kept beside the chart.
+        provenance: Option<String>,
+    },
 }
 
 /// One package file in one suite, with everything a `Packages` index needs,
@@ -23,26 +56,57 @@ pub struct PackageRecord {
     pub filename: String,
     /// RWS `product`: the pool sub-directory.
     pub product: String,
-    /// `Package` field.
+    /// Package (or chart) name.
     pub name: String,
-    /// `Version` field.
+    /// Version as the format writes it (`[epoch:]version-release` for RPM).
     pub version: String,
-    /// `Architecture` field.
+    /// Architecture (`all`/`noarch`/`src` included; empty for charts).
     pub architecture: String,
     /// File size in bytes.
     pub size: u64,
     /// SHA-256 of the file, lower-case hex: the file's identity.
     pub sha256: String,
-    /// Object key of the file in the repository bucket.
+    /// Object key of the file in the repository bucket (the first of
+    /// [`pool_keys`] when the format keeps several copies).
     pub pool_key: String,
-    /// The complete `Packages` stanza, ending with a newline.
-    pub stanza: String,
+    /// The package's part of the repository metadata.
+    pub entry: IndexEntry,
     /// Whether the file is in the pool.
     pub status: PackageStatus,
     /// Upload time, seconds since the Unix epoch.
     pub uploaded_at: i64,
     /// Who uploaded it.
     pub uploader: String,
+}
+
+/// A package as the published metadata shows it: what a sync keeps between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPackage {
+    /// Package (or chart) name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Architecture (empty for charts).
+    pub architecture: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// Object key of the (first) file in the repository bucket.
+    pub pool_key: String,
+    /// The package's part of the metadata.
+    pub entry: IndexEntry,
+}
+
+impl From<PackageRecord> for PublishedPackage {
+    fn from(r: PackageRecord) -> Self {
+        Self {
+            name: r.name,
+            version: r.version,
+            architecture: r.architecture,
+            size: r.size,
+            pool_key: r.pool_key,
+            entry: r.entry,
+        }
+    }
 }
 
 /// Why an uploaded file name was refused.
@@ -137,6 +201,30 @@ fn pool_letter(product: &str) -> &str {
         &product[..4]
     } else {
         &product[..1]
+    }
+}
+
+/// The YUM architecture folders an RPM of `arch` is published in: source packages in
+/// `SRPMS`, `noarch` in every configured architecture (as RWS does), others in their own.
+pub fn rpm_arch_dirs(arch: &str, dist: &DistConfig) -> Vec<String> {
+    match arch {
+        "src" | "nosrc" => vec!["SRPMS".into()],
+        "noarch" => dist.architectures(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// Every object key a package owns in the bucket. APT keeps one copy; YUM one per
+/// architecture folder, `{dir}/{arch}/Packages/{filename}`; Helm the chart and its
+/// provenance file.
+pub fn pool_keys(record: &PackageRecord, dist: &DistConfig) -> Vec<String> {
+    match dist.format {
+        RepoFormat::Deb => vec![record.pool_key.clone()],
+        RepoFormat::Rpm => rpm_arch_dirs(&record.architecture, dist)
+            .into_iter()
+            .map(|d| format!("{}/{d}/Packages/{}", record.repo.dir(), record.filename))
+            .collect(),
+        RepoFormat::Helm => vec![record.pool_key.clone(), format!("{}.prov", record.pool_key)],
     }
 }
 

@@ -40,6 +40,10 @@ pub trait RepoStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Copies an object from the staging area (presigned uploads) into the bucket.
     async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError>;
+    /// Copies an object within the bucket.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Deletes an object; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Publishing state of one suite, kept beside its packages.
@@ -86,6 +90,10 @@ pub trait Catalog: Send + Sync {
         filename: &str,
         sha256: &str,
     ) -> Result<(), StoreError>;
+    /// Marks a ready package for deletion; `Ok(false)` if there is no such package.
+    async fn mark_deleting(&self, repo: &RepoPath, filename: &str) -> Result<bool, StoreError>;
+    /// Removes a package record, only if it is marked for deletion.
+    async fn delete_package(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError>;
     /// Every package of a suite, in file-name order, with a strongly consistent read.
     async fn list_packages(&self, repo: &RepoPath) -> Result<Vec<PackageRecord>, StoreError>;
     /// Packages of a suite by file name (strongly consistent); absent names are skipped.

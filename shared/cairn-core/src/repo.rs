@@ -11,6 +11,21 @@ use std::fmt;
 pub enum RepoFormat {
     /// APT: `.deb` packages, `dists/` and `pool/`.
     Deb,
+    /// YUM/DNF: `.rpm` packages, one `repodata/` per architecture directory.
+    Rpm,
+    /// Helm chart repository: packaged charts and `index.yaml`.
+    Helm,
+}
+
+impl RepoFormat {
+    /// The file name endings an upload to this format may have.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            RepoFormat::Deb => &[".deb"],
+            RepoFormat::Rpm => &[".rpm"],
+            RepoFormat::Helm => &[".tgz", ".tgz.prov"],
+        }
+    }
 }
 
 /// One APT suite of one repository, e.g. `release/2.11/ubuntu/jammy`.
@@ -84,6 +99,13 @@ impl RepoPath {
         format!("{}/{}/{}", self.kind, self.series, self.dist)
     }
 
+    /// The folder of this repository's own files: `kind/series/dist/dist_ver`. For
+    /// YUM repositories it holds one repository per architecture folder, for Helm
+    /// the charts and `index.yaml`; APT suites share [`RepoPath::root`] instead.
+    pub fn dir(&self) -> String {
+        format!("{}/{}", self.root(), self.dist_ver)
+    }
+
     /// The APT suite (and codename): `dist_ver`.
     pub fn suite(&self) -> &str {
         &self.dist_ver
@@ -107,13 +129,25 @@ pub struct DistConfig {
     pub format: RepoFormat,
     /// Accepted distribution versions (APT suites).
     pub versions: Vec<String>,
-    /// Architectures every suite publishes an index for, even if empty.
-    #[serde(default = "default_architectures")]
+    /// Architectures every suite publishes an index for, even if empty
+    /// (default: `amd64`, `arm64` for APT; `x86_64`, `aarch64` for YUM).
+    #[serde(default)]
     pub architectures: Vec<String>,
 }
 
-fn default_architectures() -> Vec<String> {
-    vec!["amd64".into(), "arm64".into()]
+impl DistConfig {
+    /// The configured architectures, or the format's defaults.
+    pub fn architectures(&self) -> Vec<String> {
+        if !self.architectures.is_empty() {
+            return self.architectures.clone();
+        }
+        let defaults: &[&str] = match self.format {
+            RepoFormat::Deb => &["amd64", "arm64"],
+            RepoFormat::Rpm => &["x86_64", "aarch64"],
+            RepoFormat::Helm => &[],
+        };
+        defaults.iter().map(|a| a.to_string()).collect()
+    }
 }
 
 /// The repositories that accept uploads, like RWS's `supported_repos`:
@@ -126,9 +160,46 @@ pub struct SupportedRepos {
     pub series: Vec<String>,
     /// Accepted distributions, by name.
     pub dists: BTreeMap<String, DistConfig>,
+    /// Anchors, as RWS has `enabled`: a name used in the series position that fans
+    /// one upload out to every listed series (`PUT /release/enabled/el/8`).
+    #[serde(default)]
+    pub anchors: BTreeMap<String, Vec<String>>,
+    /// Retention: keep only the newest K versions of each package (per
+    /// architecture). Keys are repository paths or whole-segment prefixes of them
+    /// (`live`, `live/3.0`, `release/2.11/el/8`); the longest matching key wins.
+    #[serde(default)]
+    pub retention: BTreeMap<String, u32>,
 }
 
 impl SupportedRepos {
+    /// The repositories an upload to `path` goes to: the path itself, or one per
+    /// series of the anchor named in its series position.
+    pub fn expand(&self, path: &RepoPath) -> Vec<RepoPath> {
+        match self.anchors.get(&path.series) {
+            Some(series) => series
+                .iter()
+                .map(|s| RepoPath {
+                    series: s.clone(),
+                    ..path.clone()
+                })
+                .collect(),
+            None => vec![path.clone()],
+        }
+    }
+
+    /// How many versions of each package `repo` keeps, if it has a retention policy.
+    pub fn retention_for(&self, repo: &RepoPath) -> Option<u32> {
+        let full = repo.to_string();
+        self.retention
+            .iter()
+            .filter(|(prefix, _)| {
+                let prefix = prefix.trim_matches('/');
+                full == prefix || full.starts_with(&format!("{prefix}/"))
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, keep)| (*keep).max(1))
+    }
+
     /// Checks that `path` names a configured repository and returns its distribution settings.
     pub fn check(&self, path: &RepoPath) -> Result<&DistConfig, RepoError> {
         let unsupported = |reason: String| RepoError::Unsupported {
@@ -177,13 +248,34 @@ mod tests {
         let s = supported();
         let ok = RepoPath::parse("release/2.11/ubuntu/jammy").expect("syntax");
         assert_eq!(
-            s.check(&ok).expect("configured").architectures,
+            s.check(&ok).expect("configured").architectures(),
             ["amd64", "arm64"]
         );
         assert_eq!(ok.root(), "release/2.11/ubuntu");
         let bad = RepoPath::parse("release/2.11/ubuntu/focal").expect("syntax");
         let err = s.check(&bad).expect_err("focal not configured").to_string();
         assert!(err.contains("focal"), "{err}");
+    }
+
+    #[test]
+    fn anchors_fan_out_and_retention_takes_the_longest_prefix() {
+        let s: SupportedRepos = serde_json::from_str(
+            r#"{"kinds":["live"],"series":["2.11","3.0"],
+                "dists":{"el":{"format":"rpm","versions":["8"]}},
+                "anchors":{"enabled":["2.11","3.0"]},
+                "retention":{"live":5,"live/3.0/el/8":2}}"#,
+        )
+        .expect("valid config");
+        let anchored = RepoPath::parse("live/enabled/el/8").expect("syntax");
+        let targets: Vec<String> = s.expand(&anchored).iter().map(|r| r.to_string()).collect();
+        assert_eq!(targets, ["live/2.11/el/8", "live/3.0/el/8"]);
+        let plain = RepoPath::parse("live/3.0/el/8").expect("syntax");
+        assert_eq!(s.expand(&plain), vec![plain.clone()]);
+        assert_eq!(s.retention_for(&plain), Some(2));
+        let other = RepoPath::parse("live/2.11/el/8").expect("syntax");
+        assert_eq!(s.retention_for(&other), Some(5));
+        let none = RepoPath::parse("livex/2.11/el/8").expect("syntax");
+        assert_eq!(s.retention_for(&none), None);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Ingest and publish against the in-memory ports.
 
 use bytes::Bytes;
-use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, PackageSource, build_record};
+use cairn_core::ingest::{
+    IngestError, IngestOutcome, Ingestor, Inspected, PackageSource, build_record, inspect_package,
+};
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
 use cairn_core::ports::RepoStore;
 use cairn_core::ports::{Catalog, SignError, Signer};
@@ -38,10 +40,10 @@ fn repo() -> RepoPath {
     RepoPath::parse("release/1/ubuntu/jammy").expect("valid")
 }
 
-fn info(name: &str, arch: &str, content: &[u8]) -> DebInfo {
+fn info(name: &str, version: &str, arch: &str, content: &[u8]) -> DebInfo {
     DebInfo {
         control: Control::parse(&format!(
-            "Package: {name}\nVersion: 1.0\nArchitecture: {arch}\nDescription: d\n"
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nDescription: d\n"
         ))
         .expect("valid"),
         digests: Digests::of(content),
@@ -55,18 +57,35 @@ async fn ingest(
     arch: &str,
     content: &'static [u8],
 ) -> Result<IngestOutcome, IngestError> {
-    let supported = supported();
+    ingest_into(catalog, store, &supported(), name, "1.0", arch, content).await
+}
+
+async fn ingest_into(
+    catalog: &MemoryCatalog,
+    store: &MemoryStore,
+    supported: &SupportedRepos,
+    name: &str,
+    version: &str,
+    arch: &str,
+    content: &'static [u8],
+) -> Result<IngestOutcome, IngestError> {
     let ingestor = Ingestor {
         catalog,
         store,
         queue: catalog,
-        supported: &supported,
+        supported,
     };
-    let filename = format!("{name}_1.0_{arch}.deb");
-    let record = build_record(&repo(), &filename, None, &info(name, arch, content), "t", 0)?;
+    let filename = format!("{name}_{version}_{arch}.deb");
+    let inspected = Inspected::Deb(info(name, version, arch, content));
+    let dist = supported.check(&repo())?;
+    let record = build_record(&repo(), dist, &filename, None, &inspected, "t", 0)?;
     ingestor.check_conflict(&record).await?;
     let outcome = ingestor
-        .store(record, PackageSource::Bytes(Bytes::from_static(content)))
+        .store(
+            record,
+            PackageSource::Bytes(Bytes::from_static(content)),
+            None,
+        )
         .await?;
     if let IngestOutcome::Stored(r) = &outcome {
         ingestor
@@ -74,6 +93,145 @@ async fn ingest(
             .await?;
     }
     Ok(outcome)
+}
+
+fn publisher<'a>(
+    catalog: &'a MemoryCatalog,
+    store: &'a MemoryStore,
+    supported: &'a SupportedRepos,
+    cache: &'a cairn_core::publish::SnapshotCache,
+) -> Publisher<'a> {
+    Publisher {
+        catalog,
+        store,
+        signer: &FakeSigner,
+        supported,
+        origin: "Cairn",
+        base_url: "https://repo.example",
+        cache,
+    }
+}
+
+fn position(writes: &[String], wanted: impl Fn(&str) -> bool) -> usize {
+    writes
+        .iter()
+        .position(|k| wanted(k))
+        .expect("the write happened")
+}
+
+#[tokio::test]
+async fn deletion_leaves_the_metadata_before_the_bucket() {
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = supported();
+    let cache = cairn_core::publish::SnapshotCache::default();
+    let stored = ingest(&catalog, &store, "hello", "amd64", b"one")
+        .await
+        .expect("stored");
+    let pool_key = stored.record().pool_key.clone();
+    publisher(&catalog, &store, &supported, &cache)
+        .sync(&repo(), 1, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    let ingestor = Ingestor {
+        catalog: &catalog,
+        store: &store,
+        queue: &catalog,
+        supported: &supported,
+    };
+    let filename = "hello_1.0_amd64.deb";
+    let seq = ingestor
+        .delete(&repo(), filename)
+        .await
+        .expect("deleted")
+        .expect("a change was noted");
+    assert!(
+        ingestor
+            .delete(&repo(), filename)
+            .await
+            .expect("idempotent")
+            .is_none(),
+        "deleting twice before the sync is a no-op"
+    );
+    // The name cannot be reused until the deletion is done.
+    let err = ingest(&catalog, &store, "hello", "amd64", b"one")
+        .await
+        .expect_err("being deleted");
+    assert!(matches!(err, IngestError::BeingDeleted { .. }), "{err}");
+
+    store.writes.lock().expect("lock").clear();
+    let report = publisher(&catalog, &store, &supported, &cache)
+        .sync(&repo(), seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert_eq!(report.removed, [filename]);
+    assert_eq!(report.packages, 0);
+    let writes = store.writes.lock().expect("lock").clone();
+    let inrelease = position(&writes, |k| k.ends_with("/InRelease"));
+    let deleted = position(&writes, |k| k == format!("DELETE {pool_key}"));
+    assert!(
+        inrelease < deleted,
+        "file deleted before the metadata: {writes:?}"
+    );
+    assert!(store.object(&pool_key).is_none());
+    let index = store
+        .object("release/1/ubuntu/dists/jammy/main/binary-amd64/Packages")
+        .expect("index");
+    assert!(!String::from_utf8_lossy(&index).contains("hello"));
+    assert!(
+        catalog
+            .get_package(&repo(), filename)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let err = ingestor.delete(&repo(), filename).await.expect_err("gone");
+    assert!(matches!(err, IngestError::NotFound { .. }), "{err}");
+    // And the name is free again.
+    ingest(&catalog, &store, "hello", "amd64", b"one")
+        .await
+        .expect("stored again");
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_versions_by_dpkg_order() {
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported: SupportedRepos = serde_json::from_str(
+        r#"{"kinds":["release"],"series":["1"],
+            "dists":{"ubuntu":{"format":"deb","versions":["jammy"]}},
+            "retention":{"release/1/ubuntu":2}}"#,
+    )
+    .expect("valid");
+    let cache = cairn_core::publish::SnapshotCache::default();
+    for (version, content) in [("1.0", &b"a"[..]), ("1.10", b"b"), ("1.9", b"c")] {
+        let content: &'static [u8] = content;
+        ingest_into(
+            &catalog, &store, &supported, "hello", version, "amd64", content,
+        )
+        .await
+        .expect("stored");
+    }
+    ingest_into(&catalog, &store, &supported, "other", "0.1", "amd64", b"d")
+        .await
+        .expect("stored");
+    store.writes.lock().expect("lock").clear();
+    let report = publisher(&catalog, &store, &supported, &cache)
+        .sync(&repo(), 4, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert_eq!(report.removed, ["hello_1.0_amd64.deb"]);
+    assert_eq!(report.packages, 3);
+    let index = store
+        .object("release/1/ubuntu/dists/jammy/main/binary-amd64/Packages")
+        .expect("index");
+    let index = String::from_utf8_lossy(&index);
+    assert!(index.contains("Version: 1.10\n") && index.contains("Version: 1.9\n"));
+    assert!(!index.contains("Version: 1.0\n") && index.contains("Package: other"));
+    let writes = store.writes.lock().expect("lock").clone();
+    let inrelease = position(&writes, |k| k.ends_with("/InRelease"));
+    let deleted = position(&writes, |k| {
+        k.starts_with("DELETE ") && k.ends_with("hello_1.0_amd64.deb")
+    });
+    assert!(inrelease < deleted, "{writes:?}");
 }
 
 #[tokio::test]
@@ -119,15 +277,7 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
     store.writes.lock().expect("lock").clear();
     let supported = supported();
     let cache = cairn_core::publish::SnapshotCache::default();
-    let publisher = Publisher {
-        catalog: &catalog,
-        store: &store,
-        signer: &FakeSigner,
-        supported: &supported,
-        origin: "Cairn",
-        base_url: "https://repo.example",
-        cache: &cache,
-    };
+    let publisher = publisher(&catalog, &store, &supported, &cache);
     let report = publisher
         .sync(&repo(), 2, time::OffsetDateTime::UNIX_EPOCH)
         .await
@@ -208,15 +358,7 @@ async fn incremental_sync_matches_a_full_rebuild() {
     let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
     let supported = supported();
     let warm = cairn_core::publish::SnapshotCache::default();
-    let publisher = |cache| Publisher {
-        catalog: &catalog,
-        store: &store,
-        signer: &FakeSigner,
-        supported: &supported,
-        origin: "Cairn",
-        base_url: "https://repo.example",
-        cache,
-    };
+    let publisher = |cache| publisher(&catalog, &store, &supported, cache);
     let index = "release/1/ubuntu/dists/jammy/main/binary-amd64/Packages";
     ingest(&catalog, &store, "hello", "amd64", b"one")
         .await
@@ -277,4 +419,204 @@ async fn incremental_sync_matches_a_full_rebuild() {
     assert_eq!(store.object(index).expect("index"), from_published);
     assert_ne!(from_published, incremental, "late package added");
     assert!(String::from_utf8_lossy(&from_published).contains("Package: late"));
+}
+
+fn other_formats() -> SupportedRepos {
+    serde_json::from_str(
+        r#"{"kinds":["release"],"series":["1"],
+            "dists":{"el":{"format":"rpm","versions":["9"]},
+                     "helm":{"format":"helm","versions":["stable"]}}}"#,
+    )
+    .expect("valid")
+}
+
+/// Inspects, stores and announces one file the way repo-api does.
+async fn upload_file(
+    catalog: &MemoryCatalog,
+    store: &MemoryStore,
+    supported: &SupportedRepos,
+    repo: &RepoPath,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> u64 {
+    let ingestor = Ingestor {
+        catalog,
+        store,
+        queue: catalog,
+        supported,
+    };
+    let dist = supported.check(repo).expect("configured");
+    let inspected = inspect_package(dist.format, filename, &bytes[..]).expect("valid package");
+    let record =
+        build_record(repo, dist, filename, None, &inspected, "t", 1_700_000_000).expect("record");
+    ingestor
+        .store(record, PackageSource::Bytes(Bytes::from(bytes)), None)
+        .await
+        .expect("stored");
+    ingestor
+        .announce(repo, &[filename.to_string()])
+        .await
+        .expect("announced")
+}
+
+#[tokio::test]
+async fn yum_repodata_per_architecture_folder_with_repomd_last() {
+    use cairn_rpm::testutil::{RpmBuilder, tag};
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = other_formats();
+    let repo = RepoPath::parse("release/1/el/9").expect("valid");
+    let app = RpmBuilder::minimal("app").build();
+    let mut dep = RpmBuilder::minimal("dep");
+    dep.header = dep.header.string(tag::ARCH, "noarch");
+    let src = RpmBuilder::source("app").build();
+    upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "app-1.0-1.x86_64.rpm",
+        app,
+    )
+    .await;
+    upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "dep-1.0-1.noarch.rpm",
+        dep.build(),
+    )
+    .await;
+    let seq = upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "app-1.0-1.src.rpm",
+        src,
+    )
+    .await;
+    // noarch is stored once per architecture folder.
+    for arch in ["x86_64", "aarch64"] {
+        assert!(
+            store
+                .object(&format!(
+                    "release/1/el/9/{arch}/Packages/dep-1.0-1.noarch.rpm"
+                ))
+                .is_some()
+        );
+    }
+    store.writes.lock().expect("lock").clear();
+    let cache = cairn_core::publish::SnapshotCache::default();
+    let report = publisher(&catalog, &store, &supported, &cache)
+        .sync(&repo, seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert_eq!(report.packages, 3);
+    let writes = store.writes.lock().expect("lock").clone();
+    let primary_of = |folder: &str| {
+        let repomd = store
+            .object(&format!("release/1/el/9/{folder}/repodata/repomd.xml"))
+            .expect("repomd.xml");
+        let repomd = String::from_utf8(repomd.to_vec()).expect("utf8");
+        let href = repomd
+            .split("<data type=\"primary\">")
+            .nth(1)
+            .and_then(|s| s.split("<location href=\"").nth(1))
+            .and_then(|s| s.split('"').next())
+            .expect("primary location")
+            .to_string();
+        let key = format!("release/1/el/9/{folder}/{href}");
+        let repomd_at = position(&writes, |k| {
+            k.ends_with(&format!("{folder}/repodata/repomd.xml"))
+        });
+        let asc_at = position(&writes, |k| {
+            k.ends_with(&format!("{folder}/repodata/repomd.xml.asc"))
+        });
+        assert!(position(&writes, |k| k == key) < repomd_at && repomd_at < asc_at);
+        let gz = store.object(&key).expect("primary exists");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+            .expect("gzip");
+        text
+    };
+    let x86 = primary_of("x86_64");
+    assert!(x86.contains("packages=\"2\""), "{x86}");
+    assert!(x86.contains("<location href=\"Packages/app-1.0-1.x86_64.rpm\"/>"));
+    assert!(x86.contains("<location href=\"Packages/dep-1.0-1.noarch.rpm\"/>"));
+    let arm = primary_of("aarch64");
+    assert!(arm.contains("dep-1.0-1.noarch.rpm") && !arm.contains("app-1.0-1.x86_64.rpm"));
+    let srpms = primary_of("SRPMS");
+    assert!(srpms.contains("<arch>src</arch>") && !srpms.contains("noarch"));
+    assert_eq!(
+        store.object("release/1/el/9/x86_64/repodata/repomd.xml.asc"),
+        Some(Bytes::from(format!(
+            "SIG {}",
+            store
+                .object("release/1/el/9/x86_64/repodata/repomd.xml")
+                .expect("repomd")
+                .len()
+        )))
+    );
+}
+
+fn chart(name: &str, version: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let chart_yaml = format!("apiVersion: v2\nname: {name}\nversion: {version}\n");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(chart_yaml.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        format!("{name}/Chart.yaml"),
+        chart_yaml.as_bytes(),
+    )
+    .expect("tar");
+    let raw = tar.into_inner().expect("tar");
+    cairn_deb::gzip(&raw)
+}
+
+#[tokio::test]
+async fn helm_index_lists_versions_and_cairn_signs_provenance() {
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = other_formats();
+    let repo = RepoPath::parse("release/1/helm/stable").expect("valid");
+    upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "demo-0.1.0.tgz",
+        chart("demo", "0.1.0"),
+    )
+    .await;
+    let seq = upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "demo-0.10.0.tgz",
+        chart("demo", "0.10.0"),
+    )
+    .await;
+    let cache = cairn_core::publish::SnapshotCache::default();
+    publisher(&catalog, &store, &supported, &cache)
+        .sync(&repo, seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    let index = store
+        .object("release/1/helm/stable/index.yaml")
+        .expect("index.yaml");
+    let index = String::from_utf8(index.to_vec()).expect("utf8");
+    let newer = index.find("demo-0.10.0.tgz").expect("0.10.0 listed");
+    let older = index.find("demo-0.1.0.tgz").expect("0.1.0 listed");
+    assert!(newer < older, "newest first:\n{index}");
+    for v in ["0.1.0", "0.10.0"] {
+        let prov = store
+            .object(&format!("release/1/helm/stable/demo-{v}.tgz.prov"))
+            .expect("provenance written");
+        let prov = String::from_utf8(prov.to_vec()).expect("utf8");
+        assert!(prov.starts_with("SIGNED\n") && prov.contains(&format!("demo-{v}.tgz: sha256:")));
+    }
 }

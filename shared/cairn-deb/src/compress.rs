@@ -20,3 +20,9 @@ pub fn xz(data: &[u8]) -> Vec<u8> {
     enc.write_all(data).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }
+
+/// zstd at ruzstd's fastest level (about zstd level 1): apt (>= 1.5) and dnf read
+/// it, and it decompresses faster than either of the others.
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+}

@@ -12,7 +12,7 @@ mod deb;
 mod digest;
 mod release;
 
-pub use compress::{gzip, xz};
+pub use compress::{gzip, xz, zstd};
 pub use control::{Control, ControlError};
 pub use deb::{DebError, DebInfo, SourceError, SourceReader, inspect_deb};
 pub use digest::{Digests, HashingReader};

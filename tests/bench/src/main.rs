@@ -13,10 +13,12 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use bytes::Bytes;
 use cairn_aws::{Clients, DynamoCatalog, S3Store, keys};
-use cairn_core::ingest::{Ingestor, PackageSource, build_record};
+use cairn_core::ingest::{Ingestor, PackageSource, build_record, inspect_package};
 use cairn_core::memory::MemoryCatalog;
+use cairn_core::package::IndexEntry;
 use cairn_core::ports::{Catalog, RepoStore};
 use cairn_core::publish::Publisher;
+use cairn_core::repo::RepoFormat;
 use cairn_core::{Config, RepoPath};
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
@@ -110,7 +112,10 @@ async fn seed(clients: &Clients, table: &str, repo: &RepoPath, want: usize) -> R
                 "pool_key".into(),
                 s(format!("{}/pool/{}", repo.root(), filename)),
             ),
-            ("stanza".into(), s(stanza)),
+            (
+                "entry".into(),
+                s(serde_json::to_string(&IndexEntry::Deb { stanza })?),
+            ),
             ("status".into(), s("ready".into())),
             ("uploaded_at".into(), AttributeValue::N("0".into())),
             ("uploader".into(), s("bench".into())),
@@ -232,11 +237,12 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         );
         let deb = tiny_deb(&name)?;
-        let info = cairn_deb::inspect_deb(&deb[..])?;
         let filename = format!("{name}_1.0_all.deb");
-        let record = build_record(&repo, &filename, Some("bench"), &info, "bench", 0)?;
+        let info = inspect_package(RepoFormat::Deb, &filename, &deb[..])?;
+        let dist = config.supported.check(&repo)?;
+        let record = build_record(&repo, dist, &filename, Some("bench"), &info, "bench", 0)?;
         ingestor
-            .store(record, PackageSource::Bytes(Bytes::from(deb)))
+            .store(record, PackageSource::Bytes(Bytes::from(deb)), None)
             .await?;
         let seq = catalog.note_change(&repo, &[filename]).await?;
         let t = Instant::now();
@@ -367,7 +373,7 @@ async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
                 size: 123_456,
                 sha256: format!("{i:064x}"),
                 pool_key: filename,
-                stanza,
+                entry: IndexEntry::Deb { stanza },
                 status: cairn_core::PackageStatus::Ready,
                 uploaded_at: 0,
                 uploader: "bench".into(),

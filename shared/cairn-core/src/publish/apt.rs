@@ -1,0 +1,243 @@
+//! APT: `Packages` indexes (plain, gzip, xz, zstd) per architecture, `Release`,
+//! `InRelease`, `Release.gpg`, by-hash copies, the keyring and the suite's page.
+
+use super::{Blob, Built, Publisher, Snapshot, rfc2822};
+use crate::package::{IndexEntry, PublishedPackage};
+use crate::ports::{RepoState, SignError, StoreError};
+use crate::repo::{DistConfig, RepoPath};
+use bytes::Bytes;
+use cairn_deb::{Digests, IndexFile, ReleaseFields, gzip, render_release, xz, zstd};
+use std::collections::BTreeMap;
+
+impl Publisher<'_> {
+    pub(super) fn build_apt(
+        &self,
+        repo: &RepoPath,
+        dist: &DistConfig,
+        packages: &BTreeMap<String, PublishedPackage>,
+        now: time::OffsetDateTime,
+    ) -> Result<Built, SignError> {
+        let mut architectures = dist.architectures();
+        for p in packages.values() {
+            if p.architecture != "all" && !architectures.contains(&p.architecture) {
+                architectures.push(p.architecture.clone());
+            }
+        }
+        architectures.sort();
+        let by_arch: BTreeMap<String, String> = architectures
+            .iter()
+            .map(|arch| {
+                let mut index = String::new();
+                for p in packages.values() {
+                    let IndexEntry::Deb { stanza } = &p.entry else {
+                        continue;
+                    };
+                    if &p.architecture == arch || p.architecture == "all" {
+                        if !index.is_empty() {
+                            index.push('\n');
+                        }
+                        index.push_str(stanza);
+                    }
+                }
+                (arch.clone(), index)
+            })
+            .collect();
+        // Compression dominates the build: run the indexes' compressors in parallel.
+        let compressed: Vec<(String, [Bytes; 4])> = std::thread::scope(|scope| {
+            let handles: Vec<_> = by_arch
+                .iter()
+                .map(|(arch, text)| {
+                    let plain = Bytes::from(text.clone().into_bytes());
+                    let xz_input = plain.clone();
+                    let xz_handle = scope.spawn(move || Bytes::from(xz(&xz_input)));
+                    let gz = Bytes::from(gzip(&plain));
+                    let zst = Bytes::from(zstd(&plain));
+                    (arch.clone(), plain, gz, zst, xz_handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(arch, plain, gz, zst, xz_handle)| {
+                    let xz = xz_handle.join().expect("xz compression does not panic");
+                    (arch, [plain, gz, xz, zst])
+                })
+                .collect()
+        });
+
+        let suite_dir = format!("{}/dists/{}", repo.root(), repo.suite());
+        let mut by_hash = Vec::new();
+        let mut canonical = Vec::new();
+        let mut listed = Vec::new();
+        for (arch, bodies) in compressed {
+            let names = [
+                ("Packages", "text/plain; charset=utf-8"),
+                ("Packages.gz", "application/gzip"),
+                ("Packages.xz", "application/x-xz"),
+                ("Packages.zst", "application/zstd"),
+            ];
+            let dir = format!("main/binary-{arch}");
+            for ((name, content_type), body) in names.into_iter().zip(bodies) {
+                let digests = Digests::of(&body);
+                by_hash.push(Blob::new(
+                    format!("{suite_dir}/{dir}/by-hash/SHA256/{}", digests.sha256),
+                    body.clone(),
+                    content_type,
+                ));
+                canonical.push(Blob::new(
+                    format!("{suite_dir}/{dir}/{name}"),
+                    body,
+                    content_type,
+                ));
+                listed.push(IndexFile {
+                    path: format!("{dir}/{name}"),
+                    digests,
+                });
+            }
+        }
+        let fields = ReleaseFields {
+            origin: self.origin.to_string(),
+            suite: repo.suite().to_string(),
+            architectures,
+            components: vec!["main".into()],
+            date: rfc2822(now),
+            description: format!("{} {} {}", self.origin, repo.root(), repo.suite()),
+        };
+        let release = render_release(&fields, &listed);
+        // The signed text must equal Release byte for byte, as `gpg --clearsign`
+        // produces it: the signer signs up to, not including, the final newline.
+        let inrelease = self.signer.clearsign(&release)?;
+        let release_gpg = self.signer.detached(release.as_bytes())?;
+        let key_armored = self.signer.public_keys_armored()?;
+        let key_binary = self.signer.public_keys_binary()?;
+        let metadata_sha256 = Digests::of(release.as_bytes()).sha256;
+        let title = format!("{} {} {}", self.origin, repo.root(), repo.suite());
+        let usage = crate::html::apt_usage(repo, self.base_url);
+        let page = crate::html::repo_page(&title, &usage, self.base_url, packages);
+
+        let phases = vec![
+            by_hash,
+            canonical,
+            vec![
+                Blob::new(
+                    format!("{}/cairn-archive-keyring.gpg", repo.root()),
+                    key_binary,
+                    "application/pgp-keys",
+                ),
+                Blob::new(
+                    format!("{}/cairn-archive-keyring.asc", repo.root()),
+                    key_armored.into_bytes(),
+                    "application/pgp-keys",
+                ),
+                Blob::new(
+                    format!("{suite_dir}/Release.gpg"),
+                    release_gpg.into_bytes(),
+                    "application/pgp-signature",
+                ),
+            ],
+            vec![Blob::new(
+                format!("{suite_dir}/Release"),
+                release.into_bytes(),
+                "text/plain; charset=utf-8",
+            )],
+            vec![Blob::new(
+                format!("{suite_dir}/InRelease"),
+                inrelease.into_bytes(),
+                "text/plain; charset=utf-8",
+            )],
+            // The page is informational; it follows the metadata it describes.
+            vec![Blob::new(
+                format!("{suite_dir}/index.html"),
+                page.into_bytes(),
+                "text/html; charset=utf-8",
+            )],
+        ];
+        Ok(Built {
+            phases,
+            metadata_sha256,
+        })
+    }
+
+    /// Reads the published package set back from the bucket: the `Release` whose
+    /// digest the state records, then each `Packages` index by hash. `None` when
+    /// anything does not match (the caller falls back to a full read).
+    pub(super) async fn load_published(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let Some(expected) = state.release_sha256.as_deref() else {
+            return Ok(None);
+        };
+        let suite_dir = format!("{}/dists/{}", repo.root(), repo.suite());
+        let Some(release) = self.store.get(&format!("{suite_dir}/Release")).await? else {
+            return Ok(None);
+        };
+        if Digests::of(&release).sha256 != expected {
+            return Ok(None);
+        }
+        let Ok(release) = std::str::from_utf8(&release) else {
+            return Ok(None);
+        };
+        let Some(sha_section) = release.split("\nSHA256:\n").nth(1) else {
+            return Ok(None);
+        };
+        let mut packages = BTreeMap::new();
+        for line in sha_section.lines().take_while(|l| l.starts_with(' ')) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [digest, _size, path] = parts[..] else {
+                return Ok(None);
+            };
+            let Some(dir) = path.strip_suffix("/Packages") else {
+                continue;
+            };
+            let key = format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}");
+            let Some(index) = self.store.get(&key).await? else {
+                return Ok(None);
+            };
+            if Digests::of(&index).sha256 != digest {
+                return Ok(None);
+            }
+            let Ok(index) = std::str::from_utf8(&index) else {
+                return Ok(None);
+            };
+            for stanza in index.split("\n\n").filter(|s| !s.trim().is_empty()) {
+                let Some(package) = published_from_stanza(repo, stanza) else {
+                    return Ok(None);
+                };
+                let name = package
+                    .pool_key
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                packages.insert(name, package);
+            }
+        }
+        Ok(Some(Snapshot {
+            seq: state.published_seq,
+            release_sha256: expected.to_string(),
+            packages,
+        }))
+    }
+}
+
+/// A published package as a `Packages` stanza describes it.
+fn published_from_stanza(repo: &RepoPath, stanza: &str) -> Option<PublishedPackage> {
+    let field = |name: &str| {
+        stanza.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(": "))
+                .map(str::to_string)
+        })
+    };
+    Some(PublishedPackage {
+        name: field("Package")?,
+        version: field("Version")?,
+        architecture: field("Architecture")?,
+        size: field("Size")?.parse().ok()?,
+        pool_key: format!("{}/{}", repo.root(), field("Filename")?),
+        entry: IndexEntry::Deb {
+            stanza: format!("{}\n", stanza.trim_end_matches('\n')),
+        },
+    })
+}

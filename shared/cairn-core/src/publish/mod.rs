@@ -1,0 +1,404 @@
+//! Metadata sync: rebuild a repository's signed metadata from the catalog alone,
+//! for each format ([`apt`], [`yum`], [`helm`]), then apply deletions and retention.
+//!
+//! Write order keeps every published entry point truthful: content-addressed files
+//! first, then the files that name them, the signed entry point (`InRelease`,
+//! `repomd.xml`, `index.yaml`) last. Files of deleted or pruned packages leave the
+//! metadata first and the bucket afterwards, so no client is sent to a missing file.
+
+mod apt;
+mod helm;
+mod yum;
+
+use crate::package::{PackageRecord, PackageStatus, PublishedPackage, pool_keys};
+use crate::ports::{Catalog, RepoState, RepoStore, SignError, Signer, StoreError};
+use crate::repo::{DistConfig, RepoError, RepoFormat, RepoPath, SupportedRepos};
+use bytes::Bytes;
+use futures::future::join_all;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How many repositories a warm worker keeps snapshots of.
+const SNAPSHOT_CACHE_SUITES: usize = 32;
+
+/// A repository's published package set by file name, as of `seq`. Kept by a warm
+/// worker so that the next sync reads only what changed.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The `change_seq` this set reflects.
+    pub seq: u64,
+    /// SHA-256 of the entry-point metadata published from it (see [`RepoState`]).
+    pub release_sha256: String,
+    /// Ready packages by file name.
+    pub packages: BTreeMap<String, PublishedPackage>,
+}
+
+/// Snapshots of recently published repositories, shared across invocations of a worker.
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    suites: Mutex<HashMap<RepoPath, Snapshot>>,
+}
+
+impl SnapshotCache {
+    fn take(&self, repo: &RepoPath) -> Option<Snapshot> {
+        self.suites
+            .lock()
+            .expect("snapshot cache lock is never poisoned")
+            .remove(repo)
+    }
+
+    fn put(&self, repo: &RepoPath, snapshot: Snapshot) {
+        let mut suites = self
+            .suites
+            .lock()
+            .expect("snapshot cache lock is never poisoned");
+        if suites.len() >= SNAPSHOT_CACHE_SUITES {
+            // Any victim will do: a miss only costs one full read.
+            if let Some(victim) = suites.keys().next().cloned() {
+                suites.remove(&victim);
+            }
+        }
+        suites.insert(repo.clone(), snapshot);
+    }
+}
+
+/// Why a sync failed; every variant is retried by the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The repository is not configured (message dropped after logging).
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+/// Where a sync's package set came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Baseline {
+    /// This worker's snapshot of the published set, plus the change log.
+    Cache,
+    /// The published indexes (verified against the recorded `Release` digest),
+    /// plus the change log: a cold APT worker's path.
+    Published,
+    /// Every package record of the repository (first publication, an expired log,
+    /// or a cold worker of a format without a read-back path).
+    #[default]
+    Full,
+}
+
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Baseline::Cache => "cache",
+            Baseline::Published => "published",
+            Baseline::Full => "full",
+        })
+    }
+}
+
+/// What one sync did, with timings for the benchmark and the logs.
+#[derive(Debug, Clone, Default)]
+pub struct PublishReport {
+    /// False when the published metadata already covered the request.
+    pub rebuilt: bool,
+    /// Packages in the published metadata.
+    pub packages: usize,
+    /// The `change_seq` now published.
+    pub published_seq: u64,
+    /// Milliseconds reading the catalog.
+    pub catalog_ms: u128,
+    /// What the package set was rebuilt from.
+    pub baseline: Baseline,
+    /// Milliseconds generating, compressing and signing.
+    pub build_ms: u128,
+    /// Milliseconds writing to the bucket.
+    pub write_ms: u128,
+    /// Packages removed from the repository by this sync (deleted or pruned).
+    pub removed: Vec<String>,
+}
+
+/// The publisher service.
+pub struct Publisher<'a> {
+    /// Package catalog.
+    pub catalog: &'a dyn Catalog,
+    /// Repository bucket.
+    pub store: &'a dyn RepoStore,
+    /// Metadata signer.
+    pub signer: &'a dyn Signer,
+    /// Configured repositories.
+    pub supported: &'a SupportedRepos,
+    /// `Origin` and `Label`.
+    pub origin: &'a str,
+    /// Public URL of the repository bucket, for the human-friendly page.
+    pub base_url: &'a str,
+    /// Snapshots kept between invocations.
+    pub cache: &'a SnapshotCache,
+}
+
+/// One object to write.
+pub(crate) struct Blob {
+    pub(crate) key: String,
+    pub(crate) body: Bytes,
+    pub(crate) content_type: &'static str,
+}
+
+impl Blob {
+    pub(crate) fn new(key: String, body: impl Into<Bytes>, content_type: &'static str) -> Self {
+        Self {
+            key,
+            body: body.into(),
+            content_type,
+        }
+    }
+}
+
+/// A format's rebuilt metadata: groups of objects written one group after the other.
+pub(crate) struct Built {
+    /// Write phases, in order; objects within a phase are written concurrently.
+    pub(crate) phases: Vec<Vec<Blob>>,
+    /// SHA-256 of the entry-point metadata, recorded in [`RepoState`].
+    pub(crate) metadata_sha256: String,
+}
+
+/// The package set a sync works from, and what it learnt on the way.
+struct PackageSet {
+    packages: BTreeMap<String, PublishedPackage>,
+    baseline: Baseline,
+    /// Records marked for deletion that the set no longer holds.
+    tombstones: Vec<PackageRecord>,
+    /// File names changed since the baseline; `None` when the set was read whole.
+    changed: Option<Vec<String>>,
+}
+
+impl Publisher<'_> {
+    /// Republishes `repo` unless its published metadata already reflects `requested_seq`.
+    pub async fn sync(
+        &self,
+        repo: &RepoPath,
+        requested_seq: u64,
+        now: time::OffsetDateTime,
+    ) -> Result<PublishReport, PublishError> {
+        let dist = self.supported.check(repo)?;
+        let state = self.catalog.repo_state(repo).await?;
+        if state.published_seq >= requested_seq && state.release_sha256.is_some() {
+            return Ok(PublishReport {
+                published_seq: state.published_seq,
+                ..Default::default()
+            });
+        }
+        // Every change up to this sequence number is in the catalog: records are
+        // written before the change is noted.
+        let target_seq = state.change_seq.max(requested_seq);
+
+        let started = Instant::now();
+        let PackageSet {
+            mut packages,
+            baseline,
+            tombstones,
+            changed,
+        } = self.read_packages(repo, dist, &state, target_seq).await?;
+        let pruned = self.prune(repo, dist, &mut packages).await?;
+        let catalog_ms = started.elapsed().as_millis();
+
+        let started = Instant::now();
+        let built = match dist.format {
+            RepoFormat::Deb => self.build_apt(repo, dist, &packages, now)?,
+            RepoFormat::Rpm => self.build_yum(repo, dist, &packages, now)?,
+            RepoFormat::Helm => {
+                self.build_helm(repo, &packages, changed.as_deref(), now)
+                    .await?
+            }
+        };
+        let build_ms = started.elapsed().as_millis();
+
+        let started = Instant::now();
+        for phase in built.phases {
+            self.write_all(phase).await?;
+        }
+        let write_ms = started.elapsed().as_millis();
+
+        let new_state = RepoState {
+            change_seq: state.change_seq,
+            published_seq: target_seq,
+            publish_count: state.publish_count + 1,
+            release_sha256: Some(built.metadata_sha256.clone()),
+            published_at: Some(now.unix_timestamp()),
+        };
+        let package_count = packages.len();
+        // A concurrent sync that published a newer sequence wins; ours was correct
+        // for its snapshot and is simply superseded (and not cached).
+        if self.catalog.record_publish(repo, &new_state).await? {
+            self.cache.put(
+                repo,
+                Snapshot {
+                    seq: target_seq,
+                    release_sha256: built.metadata_sha256,
+                    packages,
+                },
+            );
+        }
+        // Only now that no published metadata names them do their files go.
+        let mut removed = Vec::new();
+        for record in tombstones.into_iter().chain(pruned) {
+            for key in pool_keys(&record, dist) {
+                self.store.delete(&key).await?;
+            }
+            self.catalog.delete_package(repo, &record.filename).await?;
+            removed.push(record.filename);
+        }
+        Ok(PublishReport {
+            rebuilt: true,
+            baseline,
+            packages: package_count,
+            published_seq: target_seq,
+            catalog_ms,
+            build_ms,
+            write_ms,
+            removed,
+        })
+    }
+
+    /// Applies the repository's retention policy: keeps the newest K versions of each
+    /// package (per architecture), marks the others for deletion in the catalog and
+    /// takes them out of `packages`. Returns the pruned records.
+    async fn prune(
+        &self,
+        repo: &RepoPath,
+        dist: &DistConfig,
+        packages: &mut BTreeMap<String, PublishedPackage>,
+    ) -> Result<Vec<PackageRecord>, StoreError> {
+        let Some(keep) = self.supported.retention_for(repo) else {
+            return Ok(Vec::new());
+        };
+        let mut groups: BTreeMap<(&str, &str), Vec<(&str, &str)>> = BTreeMap::new();
+        for (filename, p) in packages.iter() {
+            groups
+                .entry((&p.name, &p.architecture))
+                .or_default()
+                .push((&p.version, filename));
+        }
+        let mut doomed = Vec::new();
+        for versions in groups.values_mut() {
+            versions.sort_by(|a, b| {
+                crate::versions::compare(dist.format, b.0, a.0).then_with(|| b.1.cmp(a.1))
+            });
+            doomed.extend(
+                versions
+                    .iter()
+                    .skip(keep as usize)
+                    .map(|(_, f)| f.to_string()),
+            );
+        }
+        let mut pruned = Vec::new();
+        for filename in doomed {
+            packages.remove(&filename);
+            // A record that is no longer ready was deleted or re-marked concurrently:
+            // whoever changed it owns its files.
+            if self.catalog.mark_deleting(repo, &filename).await? {
+                if let Some(record) = self.catalog.get_package(repo, &filename).await? {
+                    pruned.push(record);
+                }
+            } else if let Some(record) = self.catalog.get_package(repo, &filename).await?
+                && record.status == PackageStatus::Deleting
+            {
+                pruned.push(record);
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// The repository's ready packages as of `target_seq`: a snapshot of the published
+    /// set (this worker's, or read back from the published APT indexes) plus the change
+    /// log since; a full read of the repository when neither is usable.
+    async fn read_packages(
+        &self,
+        repo: &RepoPath,
+        dist: &DistConfig,
+        state: &RepoState,
+        target_seq: u64,
+    ) -> Result<PackageSet, StoreError> {
+        let current = |snap: &Snapshot| {
+            snap.seq == state.published_seq
+                && state.release_sha256.as_deref() == Some(snap.release_sha256.as_str())
+        };
+        let base = match self.cache.take(repo).filter(current) {
+            Some(snap) => Some((snap, Baseline::Cache)),
+            None if dist.format == RepoFormat::Deb => self
+                .load_published(repo, state)
+                .await?
+                .map(|snap| (snap, Baseline::Published)),
+            None => None,
+        };
+        if let Some((mut snap, baseline)) = base {
+            let changes = self.catalog.changes(repo, snap.seq, target_seq).await?;
+            if changes.len() as u64 == target_seq - snap.seq {
+                let mut files: Vec<String> = changes.into_iter().flat_map(|c| c.files).collect();
+                files.sort();
+                files.dedup();
+                let found = self.catalog.get_packages(repo, &files).await?;
+                for name in &files {
+                    snap.packages.remove(name);
+                }
+                let mut tombstones = Vec::new();
+                for p in found {
+                    match p.status {
+                        PackageStatus::Ready => {
+                            snap.packages.insert(p.filename.clone(), p.into());
+                        }
+                        PackageStatus::Deleting => tombstones.push(p),
+                        PackageStatus::Pending => {}
+                    }
+                }
+                return Ok(PackageSet {
+                    packages: snap.packages,
+                    baseline,
+                    tombstones,
+                    changed: Some(files),
+                });
+            }
+            tracing::info!(repo = %repo, "change log does not cover the snapshot; full read");
+        }
+        let mut packages = BTreeMap::new();
+        let mut tombstones = Vec::new();
+        for p in self.catalog.list_packages(repo).await? {
+            match p.status {
+                PackageStatus::Ready => {
+                    packages.insert(p.filename.clone(), p.into());
+                }
+                PackageStatus::Deleting => tombstones.push(p),
+                PackageStatus::Pending => {}
+            }
+        }
+        Ok(PackageSet {
+            packages,
+            baseline: Baseline::Full,
+            tombstones,
+            changed: None,
+        })
+    }
+
+    async fn write_all(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {
+        let results = join_all(
+            blobs
+                .iter()
+                .map(|b| self.store.put(&b.key, b.body.clone(), b.content_type)),
+        )
+        .await;
+        results.into_iter().collect()
+    }
+}
+
+/// `Date` field format: `Sat, 21 Nov 2026 06:00:00 UTC`.
+pub fn rfc2822(t: time::OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .expect("the format has only fields an OffsetDateTime has")
+}
