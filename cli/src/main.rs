@@ -1,14 +1,19 @@
 //! `cairn`: the Cairn command-line tool: manages the accounts that may upload
 //! (`cairn user add`), prints password hashes, and shows the metadata Cairn would
 //! publish for a package (`cairn inspect`: a `Packages` stanza for a `.deb`, the
-//! `primary.xml` element for an `.rpm`, the `index.yaml` entry for a chart).
+//! `primary.xml` element for an `.rpm`, the `index.yaml` entry for a chart), and
+//! verifies a published repository (`cairn verify`).
 
 use anyhow::{Context, Result, bail};
-use cairn_aws::{Clients, DynamoCatalog};
+use cairn_aws::{Clients, DynamoCatalog, S3Store};
 use cairn_core::auth::{UserRecord, hash_password};
 use cairn_core::ingest::{Inspected, inspect_package};
+use cairn_core::ports::RepoStore;
 use cairn_core::ports::UserDirectory;
 use cairn_core::repo::RepoFormat;
+use cairn_core::verify::Verifier;
+use cairn_core::{RepoPath, SupportedRepos};
+use cairn_sign::PgpVerifier;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 
@@ -31,6 +36,23 @@ enum Command {
         /// `Filename` field to write (default: the file's name).
         #[arg(long)]
         filename: Option<String>,
+    },
+    /// Check a published repository: signatures verify with the trusted keys, and
+    /// every file its metadata names exists with the stated size and SHA-256.
+    /// Reads only. Exits 1 when something is wrong.
+    Verify {
+        /// Repository path, e.g. `release/2.11/ubuntu/jammy` or `release/3.0/el/9`.
+        repo: String,
+        /// The repository bucket.
+        #[arg(long, env = "CAIRN_REPO_BUCKET")]
+        bucket: String,
+        /// Trusted public keys (binary or armoured keyring), as clients hold them.
+        #[arg(long)]
+        keyring: std::path::PathBuf,
+        /// Repository format; default: from CAIRN_SUPPORTED_REPOS, else guessed
+        /// from what the bucket holds.
+        #[arg(long, value_parser = ["deb", "rpm", "helm"])]
+        format: Option<String>,
     },
 }
 
@@ -62,6 +84,79 @@ fn read_password() -> Result<String> {
         bail!("empty password on standard input");
     }
     Ok(password)
+}
+
+/// YUM folders probed when the configuration does not say.
+const COMMON_RPM_ARCHES: [&str; 6] = ["x86_64", "aarch64", "noarch", "i686", "ppc64le", "s390x"];
+
+async fn verify(
+    repo: &str,
+    bucket: String,
+    keyring: &std::path::Path,
+    format: Option<&str>,
+) -> Result<bool> {
+    let repo = RepoPath::parse(repo)?;
+    let keys = std::fs::read(keyring)
+        .with_context(|| format!("reading the keyring {}", keyring.display()))?;
+    let keys = PgpVerifier::from_keyring(&keys).context("loading the keyring")?;
+    let clients = Clients::load().await;
+    let store = S3Store::new(clients.s3, bucket, "");
+    let configured = std::env::var("CAIRN_SUPPORTED_REPOS")
+        .ok()
+        .and_then(|json| serde_json::from_str::<SupportedRepos>(&json).ok())
+        .and_then(|supported| supported.check(&repo).ok().cloned());
+    let format = match (format, &configured) {
+        (Some("deb"), _) => RepoFormat::Deb,
+        (Some("rpm"), _) => RepoFormat::Rpm,
+        (Some(_), _) => RepoFormat::Helm,
+        (None, Some(dist)) => dist.format,
+        (None, None) => {
+            let inrelease = format!("{}/dists/{}/InRelease", repo.root(), repo.suite());
+            if store.get(&inrelease).await?.is_some() {
+                RepoFormat::Deb
+            } else if store
+                .get(&format!("{}/index.yaml", repo.dir()))
+                .await?
+                .is_some()
+            {
+                RepoFormat::Helm
+            } else {
+                RepoFormat::Rpm
+            }
+        }
+    };
+    let arches: Vec<String> = match &configured {
+        Some(dist) => dist.architectures(),
+        None => {
+            let mut found = Vec::new();
+            for arch in COMMON_RPM_ARCHES {
+                let key = format!("{}/{arch}/repodata/repomd.xml", repo.dir());
+                if store.get(&key).await?.is_some() {
+                    found.push(arch.to_string());
+                }
+            }
+            found
+        }
+    };
+    let report = Verifier {
+        store: &store,
+        keys: &keys,
+    }
+    .verify(&repo, format, &arches)
+    .await?;
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for problem in &report.problems {
+        println!("PROBLEM: {problem}");
+    }
+    println!(
+        "{repo} ({format:?}): {} signature(s) verified, {} file(s) checked, {} problem(s)",
+        report.signatures_checked,
+        report.files_checked,
+        report.problems.len()
+    );
+    Ok(report.ok())
 }
 
 #[tokio::main]
@@ -99,6 +194,17 @@ async fn main() -> Result<()> {
                         cairn_helm::index_entry(&info, &filename, time::OffsetDateTime::UNIX_EPOCH);
                     println!("{entry:#}");
                 }
+            }
+        }
+        Command::Verify {
+            repo,
+            bucket,
+            keyring,
+            format,
+        } => {
+            let ok = verify(&repo, bucket, &keyring, format.as_deref()).await?;
+            if !ok {
+                std::process::exit(1);
             }
         }
         Command::User(UserCommand::Hash) => {

@@ -2,16 +2,15 @@
 searches it, and pulls with --verify (provenance signed by Cairn, or the uploader's own);
 malformed charts are refused and change nothing."""
 
-import io
 import os
 import pathlib
 import re
 import subprocess
-import tarfile
 import time
 
 import pytest
 
+from charts import chart_yaml, tgz
 from conftest import CACHE, upload
 from debs import run_id
 
@@ -137,20 +136,6 @@ def test_uploaded_provenance_is_kept(stack, user, helm, tmp_path):
     assert "prov" in body["error"], body
     status, _ = stack.dir_file(REPO, other.name)
     assert status in (403, 404)
-
-
-def tgz(entries: dict) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path, data in entries.items():
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def chart_yaml(name, version):
-    return f"apiVersion: v2\nname: {name}\nversion: {version}\n".encode()
 
 
 @pytest.mark.parametrize("case", ["no Chart.yaml", "name mismatch", "version mismatch",

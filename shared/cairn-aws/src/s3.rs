@@ -140,6 +140,36 @@ impl RepoStore for S3Store {
         }
     }
 
+    async fn digest(&self, key: &str) -> Result<Option<(u64, String)>, StoreError> {
+        use sha2::Digest;
+        let operation = || format!("GetObject {key}");
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(StoreError::new(operation(), DisplayErrorContext(e))),
+        };
+        // Packages can be gigabytes: hash chunk by chunk, never holding the object.
+        let mut body = out.body;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::new(operation(), e))?
+        {
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(Some((size, hex::encode(hasher.finalize()))))
+    }
+
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()

@@ -15,6 +15,7 @@ pub mod package;
 pub mod ports;
 pub mod publish;
 pub mod repo;
+pub mod verify;
 pub mod versions;
 
 pub use config::Config;

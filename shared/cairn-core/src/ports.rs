@@ -44,6 +44,15 @@ pub trait RepoStore: Send + Sync {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
     /// Deletes an object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Size and SHA-256 (lower-case hex) of an object, read as a stream; `None` if
+    /// there is no such object.
+    async fn digest(&self, key: &str) -> Result<Option<(u64, String)>, StoreError> {
+        use sha2::Digest;
+        Ok(self
+            .get(key)
+            .await?
+            .map(|body| (body.len() as u64, hex::encode(sha2::Sha256::digest(&body)))))
+    }
 }
 
 /// Publishing state of one suite, kept beside its packages.
@@ -178,6 +187,15 @@ pub trait SyncQueue: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("signing failed: {0}")]
 pub struct SignError(pub String);
+
+/// Checks OpenPGP signatures against a set of trusted public keys.
+pub trait SignatureCheck: Send + Sync {
+    /// Verifies a cleartext-signed message (`InRelease`, a chart's `.prov`) and
+    /// returns the signed text, with a final newline.
+    fn cleartext(&self, signed: &str) -> Result<String, SignError>;
+    /// Verifies an armoured detached signature (`Release.gpg`, `repomd.xml.asc`) of `data`.
+    fn detached(&self, data: &[u8], signature: &str) -> Result<(), SignError>;
+}
 
 /// OpenPGP signing of repository metadata with one or more keys.
 pub trait Signer: Send + Sync {

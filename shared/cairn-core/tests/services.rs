@@ -6,8 +6,9 @@ use cairn_core::ingest::{
 };
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
 use cairn_core::ports::RepoStore;
-use cairn_core::ports::{Catalog, SignError, Signer};
+use cairn_core::ports::{Catalog, SignError, SignatureCheck, Signer};
 use cairn_core::publish::{Baseline, Publisher};
+use cairn_core::verify::Verifier;
 use cairn_core::{PackageStatus, RepoPath, SupportedRepos};
 use cairn_deb::{Control, DebInfo, Digests};
 
@@ -25,6 +26,25 @@ impl Signer for FakeSigner {
     }
     fn public_keys_binary(&self) -> Result<Vec<u8>, SignError> {
         Ok(b"KEY".to_vec())
+    }
+}
+
+/// Accepts exactly what [`FakeSigner`] produces.
+struct FakeCheck;
+
+impl SignatureCheck for FakeCheck {
+    fn cleartext(&self, signed: &str) -> Result<String, SignError> {
+        signed
+            .strip_prefix("SIGNED\n")
+            .map(str::to_string)
+            .ok_or_else(|| SignError("not signed".into()))
+    }
+    fn detached(&self, data: &[u8], signature: &str) -> Result<(), SignError> {
+        if signature == format!("SIG {}", data.len()) {
+            Ok(())
+        } else {
+            Err(SignError("bad signature".into()))
+        }
     }
 }
 
@@ -345,6 +365,35 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         Some(Bytes::from(format!("SIGNED\n{release}")))
     );
 
+    let verifier = Verifier {
+        store: &store,
+        keys: &FakeCheck,
+    };
+    let verified = verifier
+        .verify(&repo(), cairn_core::repo::RepoFormat::Deb, &[])
+        .await
+        .expect("verified");
+    assert!(verified.ok(), "{:?}", verified.problems);
+    assert_eq!(verified.signatures_checked, 2);
+    // 2 architectures x 4 index variants x (canonical + by-hash) + 2 packages.
+    assert_eq!(verified.files_checked, 18);
+    store
+        .put(
+            "release/1/ubuntu/dists/jammy/InRelease",
+            Bytes::from_static(b"forged"),
+            "",
+        )
+        .await
+        .expect("tamper");
+    let forged = verifier
+        .verify(&repo(), cairn_core::repo::RepoFormat::Deb, &[])
+        .await
+        .expect("verified");
+    assert!(
+        forged.problems[0].contains("InRelease: signature"),
+        "{forged:?}"
+    );
+
     // A request already covered rebuilds nothing.
     let again = publisher
         .sync(&repo(), 2, time::OffsetDateTime::UNIX_EPOCH)
@@ -548,6 +597,35 @@ async fn yum_repodata_per_architecture_folder_with_repomd_last() {
     assert!(arm.contains("dep-1.0-1.noarch.rpm") && !arm.contains("app-1.0-1.x86_64.rpm"));
     let srpms = primary_of("SRPMS");
     assert!(srpms.contains("<arch>src</arch>") && !srpms.contains("noarch"));
+    let arches = ["x86_64".to_string(), "aarch64".to_string()];
+    let verifier = Verifier {
+        store: &store,
+        keys: &FakeCheck,
+    };
+    let report = verifier
+        .verify(&repo, cairn_core::repo::RepoFormat::Rpm, &arches)
+        .await
+        .expect("verified");
+    assert!(report.ok(), "{:?}", report.problems);
+    // 3 folders x (3 documents) + x86_64: 2 packages, aarch64: 1, SRPMS: 1.
+    assert_eq!((report.files_checked, report.signatures_checked), (13, 3));
+    store
+        .put(
+            "release/1/el/9/aarch64/Packages/dep-1.0-1.noarch.rpm",
+            Bytes::from_static(b"swapped"),
+            "",
+        )
+        .await
+        .expect("tamper");
+    let report = verifier
+        .verify(&repo, cairn_core::repo::RepoFormat::Rpm, &arches)
+        .await
+        .expect("verified");
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0]
+            .starts_with("release/1/el/9/aarch64/Packages/dep-1.0-1.noarch.rpm: size 7")
+    );
     assert_eq!(
         store.object("release/1/el/9/x86_64/repodata/repomd.xml.asc"),
         Some(Bytes::from(format!(
@@ -619,4 +697,13 @@ async fn helm_index_lists_versions_and_cairn_signs_provenance() {
         let prov = String::from_utf8(prov.to_vec()).expect("utf8");
         assert!(prov.starts_with("SIGNED\n") && prov.contains(&format!("demo-{v}.tgz: sha256:")));
     }
+    let report = Verifier {
+        store: &store,
+        keys: &FakeCheck,
+    }
+    .verify(&repo, cairn_core::repo::RepoFormat::Helm, &[])
+    .await
+    .expect("verified");
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!((report.files_checked, report.signatures_checked), (2, 2));
 }

@@ -3,7 +3,7 @@
 //! `Release.gpg`. Several keys may sign at once, which is how a key rotation
 //! window works: clients trusting either key verify the repository.
 
-use cairn_core::ports::{SignError, Signer};
+use cairn_core::ports::{SignError, SignatureCheck, Signer};
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey,
     SignedSecretKey,
@@ -166,6 +166,81 @@ impl Signer for PgpSigner {
     }
 }
 
+/// Verifies signatures against trusted public keys (a keyring file, binary or armoured).
+pub struct PgpVerifier {
+    keys: Vec<SignedPublicKey>,
+}
+
+impl PgpVerifier {
+    /// Loads every public key of `keyring`: binary (`.gpg`, as apt's `signed-by`)
+    /// or armoured (`.asc`).
+    pub fn from_keyring(keyring: &[u8]) -> Result<Self, SignError> {
+        let keys: Vec<SignedPublicKey> = if keyring.starts_with(b"-----BEGIN") {
+            let text = std::str::from_utf8(keyring).map_err(err)?;
+            SignedPublicKey::from_string_many(text)
+                .map_err(err)?
+                .0
+                .collect::<Result<_, _>>()
+                .map_err(err)?
+        } else {
+            SignedPublicKey::from_bytes_many(keyring)
+                .map_err(err)?
+                .collect::<Result<_, _>>()
+                .map_err(err)?
+        };
+        if keys.is_empty() {
+            return Err(err("the keyring holds no public key"));
+        }
+        Ok(Self { keys })
+    }
+
+    /// Tries every trusted key and signing subkey.
+    fn any_key(&self, check: impl Fn(&dyn VerifyingKeyRef) -> bool) -> bool {
+        self.keys
+            .iter()
+            .any(|k| check(&k.primary_key) || k.public_subkeys.iter().any(|sub| check(&sub.key)))
+    }
+}
+
+/// Object-safe view of the key types rpgp verifies with.
+trait VerifyingKeyRef {
+    fn verify_cleartext(&self, msg: &CleartextSignedMessage) -> bool;
+    fn verify_detached(&self, sig: &DetachedSignature, data: &[u8]) -> bool;
+}
+
+impl<K: pgp::types::VerifyingKey> VerifyingKeyRef for K {
+    fn verify_cleartext(&self, msg: &CleartextSignedMessage) -> bool {
+        msg.verify(self).is_ok()
+    }
+    fn verify_detached(&self, sig: &DetachedSignature, data: &[u8]) -> bool {
+        sig.verify(self, data).is_ok()
+    }
+}
+
+impl SignatureCheck for PgpVerifier {
+    fn cleartext(&self, signed: &str) -> Result<String, SignError> {
+        let (msg, _) = CleartextSignedMessage::from_string(signed).map_err(err)?;
+        if !self.any_key(|k| k.verify_cleartext(&msg)) {
+            return Err(err("no signature by a trusted key"));
+        }
+        Ok(format!("{}\n", msg.signed_text().replace("\r\n", "\n")))
+    }
+
+    fn detached(&self, data: &[u8], signature: &str) -> Result<(), SignError> {
+        let (signatures, _) = DetachedSignature::from_string_many(signature).map_err(err)?;
+        let signatures: Vec<DetachedSignature> =
+            signatures.collect::<Result<_, _>>().map_err(err)?;
+        let trusted = signatures
+            .iter()
+            .any(|sig| self.any_key(|k| k.verify_detached(sig, data)));
+        if trusted {
+            Ok(())
+        } else {
+            Err(err("no signature by a trusted key"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +289,34 @@ mod tests {
             sig.verify(&signer.keys[0].to_public_key(), b"tampered")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn verifier_accepts_either_rotation_key_and_refuses_tampering() {
+        let old = PgpSigner::from_armored(&new_key("old <a@b>")).expect("key");
+        let both = PgpSigner::from_armored(&format!(
+            "{}\n{}",
+            new_key("old2 <a@b>"),
+            new_key("new <c@d>")
+        ))
+        .expect("keys");
+        let text = "Origin: Cairn\nSuite: x\n";
+        let verifier =
+            PgpVerifier::from_keyring(&both.public_keys_binary().expect("keys")).expect("parse");
+        let armored = PgpVerifier::from_keyring(both.public_keys_armored().expect("a").as_bytes())
+            .expect("armoured keyring");
+        let signed = both.clearsign(text).expect("signed");
+        assert_eq!(verifier.cleartext(&signed).expect("verifies"), text);
+        assert_eq!(armored.cleartext(&signed).expect("verifies"), text);
+        let sig = both.detached(text.as_bytes()).expect("signed");
+        verifier.detached(text.as_bytes(), &sig).expect("verifies");
+        assert!(verifier.detached(b"tampered", &sig).is_err());
+        let tampered = signed.replace("Suite: x", "Suite: y");
+        assert!(verifier.cleartext(&tampered).is_err());
+        // Signed by a key the keyring does not hold.
+        let stranger = old.detached(text.as_bytes()).expect("signed");
+        assert!(verifier.detached(text.as_bytes(), &stranger).is_err());
+        assert!(PgpVerifier::from_keyring(b"").is_err());
     }
 
     #[test]
