@@ -159,7 +159,7 @@ impl Worker {
                 now,
             )?;
             let outcome = ingestor
-                .store(record, PackageSource::Staged(key.to_string()), None)
+                .store(record, PackageSource::Staged(key.to_string()), Vec::new())
                 .await?;
             match outcome {
                 IngestOutcome::Stored(r) => {

@@ -216,15 +216,34 @@ impl App {
                 pair[0]
             )));
         }
-        // Provenance files travel with their chart in the same form.
+        // Provenance files travel with their chart, source files with their .dsc,
+        // in the same form.
         let (provs, packages): (Vec<_>, Vec<_>) = form
             .files
             .into_iter()
             .partition(|(name, _)| format == RepoFormat::Helm && name.ends_with(".prov"));
-        if packages.is_empty() {
-            return Err(ApiError::BadRequest("the form has no package file".into()));
-        }
+        let (source_files, packages): (Vec<_>, Vec<_>) =
+            packages.into_iter().partition(|(name, _)| {
+                format == RepoFormat::Deb && !name.ends_with(".deb") && !name.ends_with(".dsc")
+            });
         let mut provs: BTreeMap<String, Bytes> = provs.into_iter().collect();
+        let source_files: BTreeMap<String, Bytes> = source_files.into_iter().collect();
+        let orphan_source = |used: &std::collections::BTreeSet<String>| {
+            source_files
+                .keys()
+                .find(|n| !used.contains(*n))
+                .map(|orphan| {
+                    ApiError::BadRequest(format!(
+                        "{orphan} is not listed by any .dsc in this upload (source files are \
+                         uploaded with their .dsc; binary packages end in .deb)"
+                    ))
+                })
+        };
+        if packages.is_empty() {
+            return Err(orphan_source(&Default::default())
+                .unwrap_or_else(|| ApiError::BadRequest("the form has no package file".into())));
+        }
+        let mut used_sources = std::collections::BTreeSet::new();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
         // Validate every file for every target before storing any, so a bad file
@@ -239,6 +258,28 @@ impl App {
                     form.product.as_deref(),
                 )?;
             }
+            if filename.ends_with(".dsc") {
+                for target in &targets {
+                    let (record, extra) = self
+                        .ingestor()
+                        .prepare_source(
+                            target,
+                            &filename,
+                            &data,
+                            form.product.as_deref(),
+                            &source_files,
+                            &principal.name,
+                            now,
+                        )
+                        .await?;
+                    for (key, _) in &extra {
+                        used_sources.insert(key.rsplit('/').next().unwrap_or(key).to_string());
+                    }
+                    self.ingestor().check_conflict(&record).await?;
+                    prepared.push((record, data.clone(), extra));
+                }
+                continue;
+            }
             let inspected = inspect(format, filename.clone(), data.clone()).await?;
             let prov = provs.remove(&format!("{filename}.prov"));
             for target in &targets {
@@ -252,11 +293,13 @@ impl App {
                     &principal.name,
                     now,
                 )?;
+                let mut extra = Vec::new();
                 if let Some(prov) = &prov {
                     attach_provenance(&mut record, prov)?;
+                    extra.push((format!("{}.prov", record.pool_key), prov.clone()));
                 }
                 self.ingestor().check_conflict(&record).await?;
-                prepared.push((record, data.clone(), prov.clone()));
+                prepared.push((record, data.clone(), extra));
             }
         }
         if let Some(orphan) = provs.keys().next() {
@@ -265,13 +308,16 @@ impl App {
                 orphan.trim_end_matches(".prov")
             )));
         }
+        if let Some(err) = orphan_source(&used_sources) {
+            return Err(err);
+        }
 
         let mut results = Vec::with_capacity(prepared.len());
         let mut stored: BTreeMap<RepoPath, Vec<String>> = BTreeMap::new();
-        for (record, data, prov) in prepared {
+        for (record, data, extra) in prepared {
             let outcome = self
                 .ingestor()
-                .store(record, PackageSource::Bytes(data), prov)
+                .store(record, PackageSource::Bytes(data), extra)
                 .await?;
             if let IngestOutcome::Stored(r) = &outcome {
                 stored
@@ -348,9 +394,14 @@ impl App {
             ))
         })?;
         let repo = RepoPath::parse(&body.repository)?;
-        if body.filename.ends_with(".prov") {
+        let companion = body.filename.ends_with(".prov")
+            || body.filename.ends_with(".dsc")
+            || body.filename.contains(".tar.")
+            || body.filename.ends_with(".diff.gz");
+        if companion {
             return Err(ApiError::BadRequest(
-                "provenance files are uploaded in the same form as their chart (PUT), not presigned"
+                "source packages and provenance files are uploaded in one PUT form with the \
+                 files that go with them, not presigned"
                     .into(),
             ));
         }

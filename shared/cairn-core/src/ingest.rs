@@ -165,6 +165,10 @@ pub fn inspect_package<R: Read>(
     let io =
         |e: std::io::Error| IngestError::Store(StoreError::new(format!("reading {filename}"), e));
     match format {
+        RepoFormat::Deb if !filename.ends_with(".deb") => Err(invalid(
+            "source package files (.dsc and the files it lists) are uploaded together in one PUT form"
+                .into(),
+        )),
         RepoFormat::Deb => match cairn_deb::inspect_deb(source) {
             Ok(info) => Ok(Inspected::Deb(info)),
             Err(cairn_deb::DebError::Io(e)) => Err(io(e)),
@@ -395,13 +399,15 @@ impl Ingestor<'_> {
         }
     }
 
-    /// Stores one package: pool file(s), an uploaded provenance file, and the catalog
-    /// record. Does not enqueue a sync; call [`Ingestor::announce`] once after a batch.
+    /// Stores one package: pool file(s), the files that travel with it (`extra`, by
+    /// object key: a chart's uploaded `.prov`, a source package's tarballs), and the
+    /// catalog record. Does not enqueue a sync; call [`Ingestor::announce`] once after
+    /// a batch.
     pub async fn store(
         &self,
         record: PackageRecord,
         source: PackageSource,
-        provenance: Option<Bytes>,
+        extra: Vec<(String, Bytes)>,
     ) -> Result<IngestOutcome, IngestError> {
         let dist = self.supported.check(&record.repo)?;
         if !self.catalog.claim_package(&record).await? {
@@ -427,7 +433,7 @@ impl Ingestor<'_> {
             // Same content claimed by an upload that did not finish: finishing it
             // here is idempotent, the bytes are identical.
         }
-        if let Err(e) = self.write_files(&record, dist, &source, provenance).await {
+        if let Err(e) = self.write_files(&record, dist, &source, extra).await {
             // Best effort: a leftover pending claim is repaired by the next identical upload.
             if let Err(cleanup) = self
                 .catalog
@@ -452,9 +458,10 @@ impl Ingestor<'_> {
         record: &PackageRecord,
         dist: &DistConfig,
         source: &PackageSource,
-        provenance: Option<Bytes>,
+        extra: Vec<(String, Bytes)>,
     ) -> Result<(), StoreError> {
         let content_type = match dist.format {
+            RepoFormat::Deb if record.architecture == "source" => "text/plain; charset=utf-8",
             RepoFormat::Deb => "application/vnd.debian.binary-package",
             RepoFormat::Rpm => "application/x-rpm",
             RepoFormat::Helm => "application/gzip",
@@ -475,16 +482,121 @@ impl Ingestor<'_> {
                 self.store.copy(&record.pool_key, key).await?;
             }
         }
-        if let Some(prov) = provenance {
-            self.store
-                .put(
-                    &format!("{}.prov", record.pool_key),
-                    prov,
-                    "application/pgp-signature",
-                )
-                .await?;
+        for (key, body) in extra {
+            let content_type = if key.ends_with(".prov") {
+                "application/pgp-signature"
+            } else {
+                "application/octet-stream"
+            };
+            self.store.put(&key, body, content_type).await?;
         }
         Ok(())
+    }
+
+    /// Builds the record of a Debian source package from its `.dsc` and checks every
+    /// file it lists: in `provided` (the same upload) with the listed size and digests,
+    /// or already in the pool directory with the listed size and SHA-256 (an
+    /// `.orig.tar` shared by several revisions). Returns the record and the provided
+    /// files to store beside the `.dsc`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn prepare_source(
+        &self,
+        repo: &RepoPath,
+        dsc_name: &str,
+        dsc: &[u8],
+        product: Option<&str>,
+        provided: &std::collections::BTreeMap<String, Bytes>,
+        uploader: &str,
+        now: i64,
+    ) -> Result<(PackageRecord, Vec<(String, Bytes)>), IngestError> {
+        let invalid = |reason: String| IngestError::InvalidPackage {
+            filename: dsc_name.to_string(),
+            reason,
+        };
+        let info = cairn_deb::inspect_dsc(dsc).map_err(|e| invalid(e.to_string()))?;
+        let product = product.unwrap_or(info.source()).to_string();
+        check_product(&product)?;
+        let dsc_path = pool_filename(repo, &product, dsc_name);
+        let directory = dsc_path
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_default();
+        let mut files = vec![cairn_deb::SourceFile {
+            name: dsc_name.to_string(),
+            size: info.digests.size,
+            md5: info.digests.md5.clone(),
+            sha256: info.digests.sha256.clone(),
+        }];
+        let mut extra = Vec::new();
+        for listed in &info.files {
+            let key = format!("{}/{directory}/{}", repo.root(), listed.name);
+            let existing = self.store.digest(&key).await?;
+            let mismatch = |what: &str| {
+                invalid(format!(
+                    "{} does not match the {what} the .dsc lists for it",
+                    listed.name
+                ))
+            };
+            let sha256 = match (provided.get(&listed.name), existing) {
+                (Some(bytes), existing) => {
+                    let d = cairn_deb::Digests::of(bytes);
+                    if d.size != listed.size {
+                        return Err(mismatch("size"));
+                    }
+                    if d.md5 != listed.md5 {
+                        return Err(mismatch("MD5"));
+                    }
+                    if listed.sha256.as_ref().is_some_and(|s| *s != d.sha256) {
+                        return Err(mismatch("SHA-256"));
+                    }
+                    if let Some((_, stored)) = existing
+                        && stored != d.sha256
+                    {
+                        return Err(IngestError::Conflict {
+                            repo: repo.to_string(),
+                            filename: listed.name.clone(),
+                            existing: stored,
+                        });
+                    }
+                    extra.push((key, bytes.clone()));
+                    d.sha256
+                }
+                (None, Some((size, stored))) => {
+                    if size != listed.size {
+                        return Err(mismatch("size"));
+                    }
+                    if listed.sha256.as_ref().is_some_and(|s| *s != stored) {
+                        return Err(mismatch("SHA-256"));
+                    }
+                    stored
+                }
+                (None, None) => {
+                    return Err(invalid(format!(
+                        "{} (listed in the .dsc) is neither in this upload nor in {}",
+                        listed.name, directory
+                    )));
+                }
+            };
+            files.push(cairn_deb::SourceFile {
+                name: listed.name.clone(),
+                size: listed.size,
+                md5: listed.md5.clone(),
+                sha256,
+            });
+        }
+        let stanza = cairn_deb::sources_stanza(&info, &directory, &files);
+        let record = PackageRecord {
+            name: info.source().to_string(),
+            version: info.version().to_string(),
+            architecture: "source".into(),
+            size: info.digests.size,
+            sha256: info.digests.sha256.clone(),
+            pool_key: format!("{}/{dsc_path}", repo.root()),
+            uploaded_at: now,
+            uploader: uploader.to_string(),
+            ..new_record(repo, dsc_name, product, IndexEntry::Deb { stanza })
+        };
+        Ok((record, extra))
     }
 
     /// Deletes a package: the next sync leaves it out of the metadata, then removes

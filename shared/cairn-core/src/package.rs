@@ -219,13 +219,45 @@ pub fn rpm_arch_dirs(arch: &str, dist: &DistConfig) -> Vec<String> {
 /// provenance file.
 pub fn pool_keys(record: &PackageRecord, dist: &DistConfig) -> Vec<String> {
     match dist.format {
-        RepoFormat::Deb => vec![record.pool_key.clone()],
+        RepoFormat::Deb => {
+            let mut keys = vec![record.pool_key.clone()];
+            keys.extend(source_files(record));
+            keys
+        }
         RepoFormat::Rpm => rpm_arch_dirs(&record.architecture, dist)
             .into_iter()
             .map(|d| format!("{}/{d}/Packages/{}", record.repo.dir(), record.filename))
             .collect(),
         RepoFormat::Helm => vec![record.pool_key.clone(), format!("{}.prov", record.pool_key)],
     }
+}
+
+/// The object keys of the files a Debian source package lists besides its `.dsc`
+/// (read from its `Sources` stanza); empty for anything else.
+pub fn source_files(record: &PackageRecord) -> Vec<String> {
+    match &record.entry {
+        IndexEntry::Deb { stanza } if record.architecture == "source" => {
+            listed_source_files(&record.pool_key, stanza)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The keys of the files a `Sources` stanza lists other than the `.dsc` at `dsc_key`.
+pub fn listed_source_files(dsc_key: &str, stanza: &str) -> Vec<String> {
+    let Some((dir, dsc)) = dsc_key.rsplit_once('/') else {
+        return Vec::new();
+    };
+    let Some(files) = stanza.split("\nFiles:\n").nth(1) else {
+        return Vec::new();
+    };
+    files
+        .lines()
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|name| *name != dsc)
+        .map(|name| format!("{dir}/{name}"))
+        .collect()
 }
 
 /// Path of a package file relative to the APT repository root (the `Filename` field):

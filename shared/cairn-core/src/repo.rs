@@ -21,7 +21,16 @@ impl RepoFormat {
     /// The file name endings an upload to this format may have.
     pub fn extensions(self) -> &'static [&'static str] {
         match self {
-            RepoFormat::Deb => &[".deb"],
+            RepoFormat::Deb => &[
+                ".deb",
+                ".dsc",
+                ".tar.gz",
+                ".tar.xz",
+                ".tar.bz2",
+                ".tar.zst",
+                ".tar.lzma",
+                ".diff.gz",
+            ],
             RepoFormat::Rpm => &[".rpm"],
             RepoFormat::Helm => &[".tgz", ".tgz.prov"],
         }

@@ -163,6 +163,31 @@ impl Verifier<'_> {
                     sha256: digest.to_string(),
                 });
             }
+            if path.ends_with("/Sources")
+                && let Some(index) = self.text(&format!("{suite_dir}/{path}"), report).await?
+            {
+                for stanza in index.split("\n\n").filter(|s| !s.trim().is_empty()) {
+                    let directory = stanza.lines().find_map(|l| l.strip_prefix("Directory: "));
+                    let files = stanza.split("\nChecksums-Sha256:\n").nth(1);
+                    let (Some(directory), Some(files)) = (directory, files) else {
+                        report.problems.push(format!(
+                            "{suite_dir}/{path}: a stanza lacks Directory or Checksums-Sha256"
+                        ));
+                        continue;
+                    };
+                    for line in files.lines().take_while(|l| l.starts_with(' ')) {
+                        if let [sha256, size, name] =
+                            line.split_whitespace().collect::<Vec<_>>()[..]
+                        {
+                            expected.push(Expected {
+                                key: format!("{}/{directory}/{name}", repo.root()),
+                                size: size.parse().ok(),
+                                sha256: sha256.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
             if path.ends_with("/Packages")
                 && let Some(index) = self.text(&format!("{suite_dir}/{path}"), report).await?
             {

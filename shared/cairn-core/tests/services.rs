@@ -104,7 +104,7 @@ async fn ingest_into(
         .store(
             record,
             PackageSource::Bytes(Bytes::from_static(content)),
-            None,
+            Vec::new(),
         )
         .await?;
     if let IngestOutcome::Stored(r) = &outcome {
@@ -375,8 +375,8 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         .expect("verified");
     assert!(verified.ok(), "{:?}", verified.problems);
     assert_eq!(verified.signatures_checked, 2);
-    // 2 architectures x 4 index variants x (canonical + by-hash) + 2 packages.
-    assert_eq!(verified.files_checked, 18);
+    // (2 architectures + Sources) x 4 index variants x (canonical + by-hash) + 2 packages.
+    assert_eq!(verified.files_checked, 26);
     store
         .put(
             "release/1/ubuntu/dists/jammy/InRelease",
@@ -499,7 +499,7 @@ async fn upload_file(
     let record =
         build_record(repo, dist, filename, None, &inspected, "t", 1_700_000_000).expect("record");
     ingestor
-        .store(record, PackageSource::Bytes(Bytes::from(bytes)), None)
+        .store(record, PackageSource::Bytes(Bytes::from(bytes)), Vec::new())
         .await
         .expect("stored");
     ingestor

@@ -1,5 +1,7 @@
 //! deb822 control paragraphs: parsing and rendering, field order preserved.
 
+use std::collections::HashSet;
+
 /// Why a control paragraph was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
@@ -35,6 +37,7 @@ impl Control {
     /// Parses a single paragraph (the `control` file of a binary package).
     pub fn parse(text: &str) -> Result<Self, ControlError> {
         let mut fields: Vec<(String, String)> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut seen_paragraph_end = false;
         for (idx, line) in text.lines().enumerate() {
             let line_no = idx + 1;
@@ -79,7 +82,9 @@ impl Control {
                     reason: format!("bad field name {name:?}"),
                 });
             }
-            if fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            // A set, not a scan of the fields so far: a 1 MiB control file can
+            // hold 100,000 distinct fields.
+            if !seen.insert(name.to_ascii_lowercase()) {
                 return Err(ControlError::Syntax {
                     line: line_no,
                     reason: format!("duplicate field {name}"),
@@ -88,6 +93,12 @@ impl Control {
             fields.push((name.to_string(), value.trim().to_string()));
         }
         Ok(Self { fields })
+    }
+
+    /// A paragraph of `fields` as given; the caller guarantees that no two names
+    /// are equal ignoring case.
+    pub(crate) fn from_unique_fields(fields: Vec<(String, String)>) -> Self {
+        Self { fields }
     }
 
     /// The value of a field (case-insensitive name), continuation lines included.
@@ -207,6 +218,26 @@ Description: example package based on GNU hello\n The GNU hello program produces
             c.validate_binary(),
             Err(ControlError::MissingField("Package"))
         );
+    }
+
+    // Regression: each field was checked against all before it, so 1 MiB of
+    // distinct fields (96,000 of them) took 12 s to parse in a release build.
+    #[test]
+    fn many_fields_parse_in_linear_time() {
+        let mut text = String::from("Package: many\nVersion: 1\nArchitecture: all\n");
+        for i in 0..100_000 {
+            text.push_str(&format!("X-{i}: v\n"));
+        }
+        let start = std::time::Instant::now();
+        let c = Control::parse(&text).expect("distinct fields");
+        assert_eq!(c.fields().count(), 100_003);
+        // Quadratic work took minutes in a debug build; linear takes milliseconds.
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        text.push_str("x-7: again\n");
+        assert!(matches!(
+            Control::parse(&text),
+            Err(ControlError::Syntax { line: 100_004, reason }) if reason == "duplicate field x-7"
+        ));
     }
 
     #[test]

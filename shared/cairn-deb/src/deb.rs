@@ -7,7 +7,15 @@ use crate::digest::{Digests, HashingReader};
 use std::io::{self, Read};
 
 /// The control file of a package is small; anything larger is refused.
-const MAX_CONTROL_FILE: u64 = 1024 * 1024;
+pub const MAX_CONTROL_FILE: u64 = 1024 * 1024;
+
+/// The most `control.tar` may decompress to. Besides the control file it holds the
+/// maintainer scripts, `md5sums` (about 100 bytes per packaged file, a few MB for the
+/// largest packages in Debian) and `symbols`/`shlibs`, so 64 MiB leaves a wide margin.
+/// Without a cap, a few MB of upload could decompress to gigabytes: skipping an entry
+/// still decompresses it, and the tar reader holds GNU long names and pax headers in
+/// memory whole.
+pub const MAX_CONTROL_ARCHIVE: u64 = 64 * 1024 * 1024;
 
 /// Why a file is not an acceptable binary package. Each message names the problem
 /// so that an uploader can fix it.
@@ -31,6 +39,14 @@ pub enum DebError {
     /// `control.tar` is not a readable tar archive.
     #[error("malformed control archive: {0}")]
     ControlArchive(String),
+    /// `control.tar` decompresses to more than [`MAX_CONTROL_ARCHIVE`] bytes.
+    #[error("control archive {member} decompresses to more than {limit} bytes")]
+    ControlTooLarge {
+        /// The member name, such as `control.tar.gz`.
+        member: String,
+        /// The limit it exceeds.
+        limit: u64,
+    },
     /// The control file is refused.
     #[error("invalid control file: {0}")]
     Control(#[from] ControlError),
@@ -72,21 +88,27 @@ impl<R: Read> Read for SourceReader<R> {
 /// Whether `e`, or an error it wraps (decompressors wrap their reader's errors),
 /// is a [`SourceError`].
 pub(crate) fn is_source_error(e: &io::Error) -> bool {
+    find_in_chain::<SourceError>(e).is_some()
+}
+
+/// The first `T` in the chain of errors `e` wraps: decompressors and the tar reader
+/// wrap the errors of the reader beneath them.
+fn find_in_chain<T: std::error::Error + 'static>(e: &io::Error) -> Option<&T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = e
         .get_ref()
         .map(|inner| inner as &(dyn std::error::Error + 'static));
     while let Some(err) = current {
-        if err.is::<SourceError>() {
-            return true;
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
         }
         if let Some(io) = err.downcast_ref::<io::Error>()
-            && is_source_error(io)
+            && let Some(found) = find_in_chain::<T>(io)
         {
-            return true;
+            return Some(found);
         }
         current = err.source();
     }
-    false
+    None
 }
 
 /// What Cairn keeps of a package: its control paragraph and the file's digests.
@@ -112,15 +134,15 @@ pub fn inspect_deb<R: Read>(source: R) -> Result<DebInfo, DebError> {
             first.name
         )));
     }
-    let mut version = String::new();
+    let mut version = Vec::new();
     ar.member()
         .take(16)
-        .read_to_string(&mut version)
+        .read_to_end(&mut version)
         .map_err(|e| map_member_io(e, "debian-binary"))?;
-    if !version.starts_with("2.") {
+    if !version.starts_with(b"2.") {
         return Err(DebError::Layout(format!(
             "unsupported format version {:?}",
-            version.trim()
+            String::from_utf8_lossy(&version).trim()
         )));
     }
 
@@ -159,6 +181,9 @@ fn map_member_io(e: io::Error, member: &str) -> DebError {
     if is_source_error(&e) {
         return DebError::Io(e);
     }
+    if let Some(over) = find_in_chain::<OverCap>(&e) {
+        return over.error(member);
+    }
     match e.kind() {
         io::ErrorKind::UnexpectedEof => DebError::Truncated,
         io::ErrorKind::InvalidData => DebError::ControlArchive(format!("{member}: {e}")),
@@ -167,6 +192,15 @@ fn map_member_io(e: io::Error, member: &str) -> DebError {
 }
 
 fn read_control(suffix: &str, name: &str, raw: impl Read) -> Result<Control, DebError> {
+    read_control_capped(suffix, name, raw, MAX_CONTROL_ARCHIVE)
+}
+
+fn read_control_capped(
+    suffix: &str,
+    name: &str,
+    raw: impl Read,
+    cap: u64,
+) -> Result<Control, DebError> {
     let decoded: Box<dyn Read + '_> = match suffix {
         "" => Box::new(raw),
         ".gz" => Box::new(flate2::read::GzDecoder::new(raw)),
@@ -177,7 +211,11 @@ fn read_control(suffix: &str, name: &str, raw: impl Read) -> Result<Control, Deb
         ),
         _ => return Err(DebError::UnsupportedCompression(name.to_string())),
     };
-    let mut archive = tar::Archive::new(decoded);
+    let mut archive = tar::Archive::new(Capped {
+        inner: decoded,
+        remaining: cap,
+        cap,
+    });
     let entries = archive.entries().map_err(|e| map_member_io(e, name))?;
     for entry in entries {
         let entry = entry.map_err(|e| map_tar_error(e, name))?;
@@ -209,10 +247,49 @@ fn map_tar_error(e: io::Error, member: &str) -> DebError {
     // early end of the outer stream is plain truncation.
     if is_source_error(&e) {
         DebError::Io(e)
+    } else if let Some(over) = find_in_chain::<OverCap>(&e) {
+        over.error(member)
     } else if e.kind() == io::ErrorKind::UnexpectedEof {
         DebError::Truncated
     } else {
         DebError::ControlArchive(format!("{member}: {e}"))
+    }
+}
+
+/// Caps the decompressed `control.tar`; see [`MAX_CONTROL_ARCHIVE`].
+struct Capped<R> {
+    inner: R,
+    remaining: u64,
+    cap: u64,
+}
+
+/// The error [`Capped`] returns once the stream goes past its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("decompressed data exceeds {0} bytes")]
+struct OverCap(u64);
+
+impl OverCap {
+    fn error(&self, member: &str) -> DebError {
+        DebError::ControlTooLarge {
+            member: member.to_string(),
+            limit: self.0,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Asking for one byte more than allowed tells a stream that ends exactly at
+        // the cap from one that goes on.
+        let allowed = usize::try_from(self.remaining.saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..allowed])?;
+        if n as u64 > self.remaining {
+            return Err(io::Error::other(OverCap(self.cap)));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
 
@@ -366,6 +443,70 @@ Maintainer: Demo <demo@example.org>\nDescription: demo package\n long text\n";
         ]);
         let err = inspect_deb(&bzip[..]).expect_err("refused");
         assert!(matches!(err, DebError::UnsupportedCompression(_)), "{err}");
+    }
+
+    #[test]
+    fn a_debian_binary_that_is_not_text_is_a_layout_error() {
+        let bytes = ar(&[("debian-binary", b"\xff\xfe2.0\n".to_vec())]);
+        let err = inspect_deb(&bytes[..]).expect_err("refused");
+        assert!(
+            matches!(&err, DebError::Layout(m) if m.starts_with("unsupported format version")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_cap_allows_exactly_its_size() {
+        let mut capped = Capped {
+            inner: &[7u8; 10][..],
+            remaining: 10,
+            cap: 10,
+        };
+        let mut out = Vec::new();
+        capped.read_to_end(&mut out).expect("at the cap");
+        assert_eq!(out.len(), 10);
+
+        let mut capped = Capped {
+            inner: &[7u8; 11][..],
+            remaining: 10,
+            cap: 10,
+        };
+        let err = capped.read_to_end(&mut Vec::new()).expect_err("over");
+        assert!(find_in_chain::<OverCap>(&err).is_some(), "{err}");
+    }
+
+    // Regression: a control.tar.gz of a few MB that inflated to gigabytes was read to
+    // its end, and a GNU long-name record in it was held in memory whole (2 GiB of
+    // resident memory for a 2 MB upload). tests/fuzz.rs has the full-size bombs.
+    #[test]
+    fn control_archive_is_capped_after_decompression() {
+        let zeros = vec![0u8; 1 << 20];
+        let skipped = tar_with(&[("./postinst", &zeros), ("./control", CONTROL.as_bytes())]);
+        let gz = compress(".gz", &skipped);
+        let cap = 64 * 1024;
+        let err = read_control_capped(".gz", "control.tar.gz", &gz[..], cap).expect_err("capped");
+        assert!(
+            matches!(&err, DebError::ControlTooLarge { member, limit }
+                if member == "control.tar.gz" && *limit == cap),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "control archive control.tar.gz decompresses to more than 65536 bytes"
+        );
+        read_control_capped(".gz", "control.tar.gz", &gz[..], 4 << 20).expect("under the cap");
+
+        let mut long_name = tar::Header::new_gnu();
+        long_name.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        long_name.set_entry_type(tar::EntryType::GNULongName);
+        long_name.set_size(zeros.len() as u64);
+        long_name.set_cksum();
+        let mut buffered = long_name.as_bytes().to_vec();
+        buffered.extend_from_slice(&zeros);
+        buffered.extend(tar_with(&[("./control", CONTROL.as_bytes())]));
+        let err = read_control_capped(".xz", "control.tar.xz", &crate::xz(&buffered)[..], cap)
+            .expect_err("capped");
+        assert!(matches!(err, DebError::ControlTooLarge { .. }), "{err:?}");
     }
 
     #[test]

@@ -10,10 +10,15 @@ mod compress;
 mod control;
 mod deb;
 mod digest;
+mod dsc;
 mod release;
 
 pub use compress::{gzip, xz, zstd};
 pub use control::{Control, ControlError};
-pub use deb::{DebError, DebInfo, SourceError, SourceReader, inspect_deb};
+pub use deb::{
+    DebError, DebInfo, MAX_CONTROL_ARCHIVE, MAX_CONTROL_FILE, SourceError, SourceReader,
+    inspect_deb,
+};
 pub use digest::{Digests, HashingReader};
+pub use dsc::{DscError, DscFile, DscInfo, SourceFile, inspect_dsc, sources_stanza};
 pub use release::{IndexFile, ReleaseFields, packages_stanza, render_release};

@@ -9,7 +9,6 @@ const POOL_FIELDS: [&str; 6] = ["Filename", "Size", "MD5sum", "SHA1", "SHA256", 
 /// Renders the `Packages` stanza for a package stored at `filename` (relative to
 /// the repository root), ending with a newline; stanzas are joined by a blank line.
 pub fn packages_stanza(control: &Control, filename: &str, digests: &Digests) -> String {
-    let mut stanza = Control::default();
     let pool_values = [
         filename.to_string(),
         digests.size.to_string(),
@@ -18,25 +17,27 @@ pub fn packages_stanza(control: &Control, filename: &str, digests: &Digests) -> 
         digests.sha256.clone(),
         digests.sha512.clone(),
     ];
-    let mut pool_written = false;
+    let mut pool = Some(
+        POOL_FIELDS
+            .iter()
+            .zip(pool_values)
+            .map(|(f, v)| (f.to_string(), v)),
+    );
+    // The control file's names are unique and none is a pool field once those are
+    // skipped, so fields are appended as they come: looking each one up (`set`)
+    // would be quadratic in a control file of 100,000 fields.
+    let mut fields = Vec::with_capacity(control.fields().count() + POOL_FIELDS.len());
     for (name, value) in control.fields() {
         if POOL_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
             continue;
         }
-        if name.eq_ignore_ascii_case("Description") && !pool_written {
-            for (f, v) in POOL_FIELDS.iter().zip(&pool_values) {
-                stanza.set(f, v.clone());
-            }
-            pool_written = true;
+        if name.eq_ignore_ascii_case("Description") {
+            fields.extend(pool.take().into_iter().flatten());
         }
-        stanza.set(name, value);
+        fields.push((name.to_string(), value.to_string()));
     }
-    if !pool_written {
-        for (f, v) in POOL_FIELDS.iter().zip(&pool_values) {
-            stanza.set(f, v.clone());
-        }
-    }
-    stanza.render()
+    fields.extend(pool.into_iter().flatten());
+    Control::from_unique_fields(fields).render()
 }
 
 /// One file listed in a `Release` file.
@@ -128,6 +129,22 @@ mod tests {
         assert!(s.starts_with(expected_head), "{s}");
         assert!(s.ends_with("Description: x\n y\n"), "{s}");
         assert_eq!(s.matches("Size:").count(), 1);
+    }
+
+    // Regression: the stanza was built with one lookup per field, 12 s for a
+    // control file of 96,000 fields in a release build.
+    #[test]
+    fn many_fields_render_in_linear_time() {
+        let mut text = String::from("Package: a\nVersion: 1\nArchitecture: all\n");
+        for i in 0..100_000 {
+            text.push_str(&format!("X-{i}: v\n"));
+        }
+        let control = Control::parse(&text).expect("valid");
+        let start = std::time::Instant::now();
+        let s = packages_stanza(&control, "pool/a.deb", &Digests::of(b"pkg"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert!(s.starts_with(&text), "no Description: pool fields go last");
+        assert!(s.ends_with(&format!("SHA512: {}\n", Digests::of(b"pkg").sha512)));
     }
 
     #[test]

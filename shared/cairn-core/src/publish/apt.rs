@@ -9,6 +9,9 @@ use bytes::Bytes;
 use cairn_deb::{Digests, IndexFile, ReleaseFields, gzip, render_release, xz, zstd};
 use std::collections::BTreeMap;
 
+/// The architecture Cairn records source packages under; their index is `main/source`.
+const SOURCE: &str = "source";
+
 impl Publisher<'_> {
     pub(super) fn build_apt(
         &self,
@@ -19,47 +22,55 @@ impl Publisher<'_> {
     ) -> Result<Built, SignError> {
         let mut architectures = dist.architectures();
         for p in packages.values() {
-            if p.architecture != "all" && !architectures.contains(&p.architecture) {
+            let special = p.architecture == "all" || p.architecture == SOURCE;
+            if !special && !architectures.contains(&p.architecture) {
                 architectures.push(p.architecture.clone());
             }
         }
         architectures.sort();
-        let by_arch: BTreeMap<String, String> = architectures
+        // Index directory -> text: one `binary-<arch>` per architecture (`all` packages
+        // in each), and `source` for the `Sources` index of source packages.
+        let index_of = |wanted: &dyn Fn(&str) -> bool| {
+            let mut index = String::new();
+            for p in packages.values() {
+                let IndexEntry::Deb { stanza } = &p.entry else {
+                    continue;
+                };
+                if wanted(&p.architecture) {
+                    if !index.is_empty() {
+                        index.push('\n');
+                    }
+                    index.push_str(stanza);
+                }
+            }
+            index
+        };
+        let mut by_dir: BTreeMap<String, (&str, String)> = architectures
             .iter()
             .map(|arch| {
-                let mut index = String::new();
-                for p in packages.values() {
-                    let IndexEntry::Deb { stanza } = &p.entry else {
-                        continue;
-                    };
-                    if &p.architecture == arch || p.architecture == "all" {
-                        if !index.is_empty() {
-                            index.push('\n');
-                        }
-                        index.push_str(stanza);
-                    }
-                }
-                (arch.clone(), index)
+                let text = index_of(&|a| a == arch || a == "all");
+                (format!("binary-{arch}"), ("Packages", text))
             })
             .collect();
+        by_dir.insert(SOURCE.to_string(), ("Sources", index_of(&|a| a == SOURCE)));
         // Compression dominates the build: run the indexes' compressors in parallel.
-        let compressed: Vec<(String, [Bytes; 4])> = std::thread::scope(|scope| {
-            let handles: Vec<_> = by_arch
+        let compressed: Vec<(String, &str, [Bytes; 4])> = std::thread::scope(|scope| {
+            let handles: Vec<_> = by_dir
                 .iter()
-                .map(|(arch, text)| {
+                .map(|(dir, (base, text))| {
                     let plain = Bytes::from(text.clone().into_bytes());
                     let xz_input = plain.clone();
                     let xz_handle = scope.spawn(move || Bytes::from(xz(&xz_input)));
                     let gz = Bytes::from(gzip(&plain));
                     let zst = Bytes::from(zstd(&plain));
-                    (arch.clone(), plain, gz, zst, xz_handle)
+                    (dir.clone(), *base, plain, gz, zst, xz_handle)
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|(arch, plain, gz, zst, xz_handle)| {
+                .map(|(dir, base, plain, gz, zst, xz_handle)| {
                     let xz = xz_handle.join().expect("xz compression does not panic");
-                    (arch, [plain, gz, xz, zst])
+                    (dir, base, [plain, gz, xz, zst])
                 })
                 .collect()
         });
@@ -68,14 +79,14 @@ impl Publisher<'_> {
         let mut by_hash = Vec::new();
         let mut canonical = Vec::new();
         let mut listed = Vec::new();
-        for (arch, bodies) in compressed {
+        for (index_dir, base, bodies) in compressed {
             let names = [
-                ("Packages", "text/plain; charset=utf-8"),
-                ("Packages.gz", "application/gzip"),
-                ("Packages.xz", "application/x-xz"),
-                ("Packages.zst", "application/zstd"),
+                (base.to_string(), "text/plain; charset=utf-8"),
+                (format!("{base}.gz"), "application/gzip"),
+                (format!("{base}.xz"), "application/x-xz"),
+                (format!("{base}.zst"), "application/zstd"),
             ];
-            let dir = format!("main/binary-{arch}");
+            let dir = format!("main/{index_dir}");
             for ((name, content_type), body) in names.into_iter().zip(bodies) {
                 let digests = Digests::of(&body);
                 by_hash.push(Blob::new(
@@ -187,7 +198,10 @@ impl Publisher<'_> {
             let [digest, _size, path] = parts[..] else {
                 return Ok(None);
             };
-            let Some(dir) = path.strip_suffix("/Packages") else {
+            let Some(dir) = path
+                .strip_suffix("/Packages")
+                .or_else(|| path.strip_suffix("/Sources"))
+            else {
                 continue;
             };
             let key = format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}");
@@ -201,7 +215,12 @@ impl Publisher<'_> {
                 return Ok(None);
             };
             for stanza in index.split("\n\n").filter(|s| !s.trim().is_empty()) {
-                let Some(package) = published_from_stanza(repo, stanza) else {
+                let parsed = if path.ends_with("/Sources") {
+                    published_from_sources_stanza(repo, stanza)
+                } else {
+                    published_from_stanza(repo, stanza)
+                };
+                let Some(package) = parsed else {
                     return Ok(None);
                 };
                 let name = package
@@ -219,6 +238,40 @@ impl Publisher<'_> {
             packages,
         }))
     }
+}
+
+/// A source package as a `Sources` stanza describes it: its `.dsc` is the `Files`
+/// entry ending in `.dsc`.
+fn published_from_sources_stanza(repo: &RepoPath, stanza: &str) -> Option<PublishedPackage> {
+    let field = |name: &str| {
+        stanza.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(": "))
+                .map(str::to_string)
+        })
+    };
+    let files = stanza.split("\nFiles:\n").nth(1)?;
+    let (size, dsc) = files
+        .lines()
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            match parts[..] {
+                [_, size, name] if name.ends_with(".dsc") => Some((size.parse().ok()?, name)),
+                _ => None,
+            }
+        })
+        .next()?;
+    Some(PublishedPackage {
+        name: field("Package")?,
+        version: field("Version")?,
+        architecture: SOURCE.into(),
+        size,
+        pool_key: format!("{}/{}/{dsc}", repo.root(), field("Directory")?),
+        entry: IndexEntry::Deb {
+            stanza: format!("{}\n", stanza.trim_end_matches('\n')),
+        },
+    })
 }
 
 /// A published package as a `Packages` stanza describes it.

@@ -10,7 +10,9 @@ mod apt;
 mod helm;
 mod yum;
 
-use crate::package::{PackageRecord, PackageStatus, PublishedPackage, pool_keys};
+use crate::package::{
+    IndexEntry, PackageRecord, PackageStatus, PublishedPackage, listed_source_files, pool_keys,
+};
 use crate::ports::{Catalog, RepoState, RepoStore, SignError, Signer, StoreError};
 use crate::repo::{DistConfig, RepoError, RepoFormat, RepoPath, SupportedRepos};
 use bytes::Bytes;
@@ -230,6 +232,18 @@ impl Publisher<'_> {
             published_at: Some(now.unix_timestamp()),
         };
         let package_count = packages.len();
+        // Source packages of one upstream version share their `.orig` tarball: a file
+        // a remaining package still lists is kept.
+        let still_listed: std::collections::HashSet<String> = packages
+            .values()
+            .filter_map(|p| match &p.entry {
+                IndexEntry::Deb { stanza } if p.architecture == "source" => {
+                    Some(listed_source_files(&p.pool_key, stanza))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
         // A concurrent sync that published a newer sequence wins; ours was correct
         // for its snapshot and is simply superseded (and not cached).
         if self.catalog.record_publish(repo, &new_state).await? {
@@ -246,7 +260,9 @@ impl Publisher<'_> {
         let mut removed = Vec::new();
         for record in tombstones.into_iter().chain(pruned) {
             for key in pool_keys(&record, dist) {
-                self.store.delete(&key).await?;
+                if !still_listed.contains(&key) {
+                    self.store.delete(&key).await?;
+                }
             }
             self.catalog.delete_package(repo, &record.filename).await?;
             removed.push(record.filename);
