@@ -242,7 +242,7 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         let dist = config.supported.check(&repo)?;
         let record = build_record(&repo, dist, &filename, Some("bench"), &info, "bench", 0)?;
         ingestor
-            .store(record, PackageSource::Bytes(Bytes::from(deb)), None)
+            .store(record, PackageSource::Bytes(Bytes::from(deb)), Vec::new())
             .await?;
         let seq = catalog.note_change(&repo, &[filename]).await?;
         let t = Instant::now();
