@@ -91,20 +91,26 @@ params_file="$work/parameters.json"
 previous=""
 [[ "$(stack_status)" != NONE ]] && previous="$(awsl cloudformation describe-stacks --stack-name "$stack" \
   --query 'Stacks[0].Parameters[].ParameterKey' --output text 2>/dev/null || true)"
-# Like `cloudformation deploy`: parameters not overridden keep their previous value on updates.
+# Parameters not overridden keep their previous value on updates (like `cloudformation
+# deploy`), except those with a non-empty template default: see below.
 "$VENV/bin/python" -P - "$params_file" "$packaged" "$previous" "${overrides[@]+"${overrides[@]}"}" <<'PY'
 import json, sys
 from awscli.customizations.cloudformation.yamlhelper import yaml_parse
 out, packaged, previous, pairs = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
 with open(packaged) as fh:
-    declared = set((yaml_parse(fh.read()).get("Parameters") or {}))
+    declared = yaml_parse(fh.read()).get("Parameters") or {}
 given = {}
 for pair in pairs:
     key, _, value = pair.partition("=")
     given[key] = value
 params = [{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()]
+# A parameter with a non-empty template default follows the template (so a changed
+# default, e.g. SupportedRepos, reaches the local stack); the others (signing key,
+# bucket name, base URL) keep what the stack was deployed with.
+def follows_template(key):
+    return str(declared[key].get("Default", "")) != ""
 params += [{"ParameterKey": k, "UsePreviousValue": True}
-           for k in previous if k in declared and k not in given]
+           for k in previous if k in declared and k not in given and not follows_template(k)]
 with open(out, "w") as fh:
     json.dump(params, fh)
 PY

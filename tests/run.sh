@@ -13,7 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "host packages (apt-utils, gpgv, curl, dnf, rpm, createrepo-c) and helm"
 need=()
 for tool in apt-ftparchive:apt-utils gpgv:gpgv curl:curl gpg:gnupg dnf:dnf \
-  rpmbuild:rpm createrepo_c:createrepo-c npm:npm unzip:unzip; do
+  rpmbuild:rpm createrepo_c:createrepo-c npm:npm unzip:unzip zstd:zstd \
+  dpkg-source:dpkg-dev; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 # The e2e suite downloads hello, figlet and tree from Debian: the package lists must exist.

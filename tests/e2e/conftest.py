@@ -129,7 +129,12 @@ class Stack:
         status, primary = self.dir_file(repo, f"{arch}/{href.group(1).decode()}")
         assert status == 200, f"repomd.xml names a missing primary ({status})"
         ns = {"c": "http://linux.duke.edu/metadata/common"}
-        root = ET.fromstring(gzip.decompress(primary))
+        if href.group(1).endswith(b".zst"):
+            primary = subprocess.run(["zstd", "-dc"], input=primary, check=True,
+                                     capture_output=True).stdout
+        else:
+            primary = gzip.decompress(primary)
+        root = ET.fromstring(primary)
         out = {}
         for pkg in root.findall("c:package", ns):
             v = pkg.find("c:version", ns).attrib

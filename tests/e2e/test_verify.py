@@ -40,8 +40,9 @@ def publish_one(stack, user, tmp_path, fmt):
         assert status == 201, body
         stack.wait_published(repo, [path.name])
         key = f"pre-release/3.0/ubuntu/{stack.packages_index(repo)[path.name]['Filename']}"
-    elif fmt == "rpm":
-        repo = "pre-release/3.0/el/9"
+    elif fmt in ("rpm", "rpm-zstd"):
+        # fedora repositories publish zstd repodata (template.yaml).
+        repo = "pre-release/3.0/el/9" if fmt == "rpm" else "pre-release/3.0/fedora/41"
         path = build_rpm(tmp_path, f"cairn-verify-{rid}", noarch=True)["binary"]
         status, body = upload(stack, repo, [(path.name, path)], user=user)
         assert status == 201, body
@@ -58,7 +59,7 @@ def publish_one(stack, user, tmp_path, fmt):
     return repo, key, path.read_bytes()
 
 
-@pytest.mark.parametrize("fmt", ["deb", "rpm", "helm"])
+@pytest.mark.parametrize("fmt", ["deb", "rpm", "rpm-zstd", "helm"])
 def test_verify_passes_then_names_a_tampered_file(stack, user, tmp_path, fmt):
     repo, key, original = publish_one(stack, user, tmp_path, fmt)
     code, out = cairn_verify(stack, repo)

@@ -65,6 +65,22 @@ def test_dnf_installs_a_package_with_its_dependency(stack, user, dnf_for, tmp_pa
     assert (installed / f"usr/share/{dep_name}/VERSION").read_text().strip() == f"{dep_name} 1.0"
 
 
+def test_dnf_reads_zstd_repodata(stack, user, dnf_for, tmp_path):
+    """fedora repositories publish zstd repodata (template.yaml): dnf reads it."""
+    repo = "release/3.0/fedora/41"
+    name = f"cairn-zst-{run_id()}"
+    rpm = build_rpm(tmp_path, name, noarch=True)["binary"]
+    status, body = upload(stack, repo, [(rpm.name, rpm)], user=user)
+    assert status == 201, body
+    stack.wait_yum(repo, "x86_64", present=[rpm.name])
+    _, repomd = stack.dir_file(repo, "x86_64/repodata/repomd.xml")
+    assert b"-primary.xml.zst" in repomd and b".xml.gz" not in repomd, repomd
+    dnf = dnf_for(repo, name="cairn-zst")
+    dnf.run("makecache")
+    available = dnf.run("repoquery", "--available").stdout
+    assert f"{name}-0:1.0-1.noarch" in available, available
+
+
 def test_dnf_refuses_metadata_signed_by_another_key(stack, user, tmp_path):
     """repo_gpgcheck=1 is real: a client that trusts a different key fails."""
     other = tmp_path / "gnupg"

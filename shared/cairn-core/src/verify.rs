@@ -272,13 +272,17 @@ impl Verifier<'_> {
                     continue;
                 };
                 let mut primary = String::new();
-                if flate2::read::GzDecoder::new(&gz[..])
-                    .read_to_string(&mut primary)
-                    .is_err()
-                {
+                let read = if href.ends_with(".zst") {
+                    ruzstd::decoding::StreamingDecoder::new(&gz[..])
+                        .map_err(std::io::Error::other)
+                        .and_then(|mut d| d.read_to_string(&mut primary))
+                } else {
+                    flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut primary)
+                };
+                if read.is_err() {
                     report
                         .problems
-                        .push(format!("{base}/{href}: not a readable gzip XML file"));
+                        .push(format!("{base}/{href}: not a readable compressed XML file"));
                     continue;
                 }
                 for package in primary.split("<package type=\"rpm\">").skip(1) {

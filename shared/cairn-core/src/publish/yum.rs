@@ -6,12 +6,12 @@
 use super::{Blob, Built, Publisher};
 use crate::package::{IndexEntry, PublishedPackage, rpm_arch_dirs};
 use crate::ports::SignError;
-use crate::repo::{DistConfig, RepoPath};
-use cairn_deb::{Digests, gzip};
+use crate::repo::{DistConfig, MetadataCompression, RepoPath};
+use cairn_deb::{Digests, gzip, zstd};
 use cairn_rpm::{RepomdEntry, filelists_document, other_document, primary_document, repomd_xml};
 use std::collections::BTreeMap;
 
-/// One rendered document: its type, its text and its gzip.
+/// One rendered document: its type, its text and the text compressed.
 type Rendered = (&'static str, Vec<u8>, Vec<u8>);
 
 /// One architecture folder's three documents, before compression.
@@ -52,6 +52,11 @@ impl Publisher<'_> {
             }
         }
         let timestamp = now.unix_timestamp();
+        let compression = dist.metadata_compression;
+        let (extension, content_type) = match compression {
+            MetadataCompression::Gzip => ("gz", "application/gzip"),
+            MetadataCompression::Zstd => ("zst", "application/zstd"),
+        };
         let dir = repo.dir();
         // Compressing every folder's documents is the bulk of the work: one thread each.
         let rendered: Vec<(String, Vec<Rendered>)> = std::thread::scope(|scope| {
@@ -67,8 +72,11 @@ impl Publisher<'_> {
                         ]
                         .into_iter()
                         .map(|(kind, text)| {
-                            let gz = gzip(text.as_bytes());
-                            (kind, text.into_bytes(), gz)
+                            let packed = match compression {
+                                MetadataCompression::Gzip => gzip(text.as_bytes()),
+                                MetadataCompression::Zstd => zstd(text.as_bytes()),
+                            };
+                            (kind, text.into_bytes(), packed)
                         })
                         .collect::<Vec<_>>()
                     });
@@ -87,14 +95,14 @@ impl Publisher<'_> {
         let mut all_repomd = String::new();
         for (folder, documents) in rendered {
             let mut entries = Vec::new();
-            for (kind, open, gz) in documents {
+            for (kind, open, packed) in documents {
                 let open_digests = Digests::of(&open);
-                let digests = Digests::of(&gz);
-                let href = format!("repodata/{}-{kind}.xml.gz", digests.sha256);
+                let digests = Digests::of(&packed);
+                let href = format!("repodata/{}-{kind}.xml.{extension}", digests.sha256);
                 data_files.push(Blob::new(
                     format!("{dir}/{folder}/{href}"),
-                    gz,
-                    "application/gzip",
+                    packed,
+                    content_type,
                 ));
                 entries.push(RepomdEntry {
                     kind: kind.to_string(),
