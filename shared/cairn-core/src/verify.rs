@@ -368,13 +368,13 @@ impl Verifier<'_> {
 }
 
 /// The text between the first `start` and the following `end`.
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+pub(crate) fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = &text[text.find(start)? + start.len()..];
     Some(&rest[..rest.find(end)?])
 }
 
-/// Undoes the XML escapes a location can carry.
-fn unescape_xml(s: &str) -> String {
+/// Undoes the XML escapes of attribute values and text.
+pub(crate) fn unescape_xml(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")

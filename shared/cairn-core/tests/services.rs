@@ -707,3 +707,82 @@ async fn helm_index_lists_versions_and_cairn_signs_provenance() {
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!((report.files_checked, report.signatures_checked), (2, 2));
 }
+
+#[tokio::test]
+async fn yum_cold_worker_reads_the_published_repodata_back() {
+    use cairn_rpm::testutil::{RpmBuilder, tag};
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = other_formats();
+    let repo = RepoPath::parse("release/1/el/9").expect("valid");
+    let mut rich = RpmBuilder::rich("rich");
+    rich.header = rich.header.string(tag::ARCH, "noarch");
+    upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "rich-1.0-1.noarch.rpm",
+        rich.build(),
+    )
+    .await;
+    let src = RpmBuilder::source("app").build();
+    let seq = upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "app-1.0-1.src.rpm",
+        src,
+    )
+    .await;
+    let first = cairn_core::publish::SnapshotCache::default();
+    publisher(&catalog, &store, &supported, &first)
+        .sync(&repo, seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+
+    let app = RpmBuilder::minimal("app").build();
+    let seq = upload_file(
+        &catalog,
+        &store,
+        &supported,
+        &repo,
+        "app-1.0-1.x86_64.rpm",
+        app,
+    )
+    .await;
+    let cold = cairn_core::publish::SnapshotCache::default();
+    let report = publisher(&catalog, &store, &supported, &cold)
+        .sync(&repo, seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert_eq!(report.baseline, Baseline::Published);
+    assert_eq!(report.packages, 3);
+    let repomd = |folder: &str| {
+        store
+            .object(&format!("release/1/el/9/{folder}/repodata/repomd.xml"))
+            .expect("repomd")
+    };
+    let from_published: Vec<_> = ["aarch64", "SRPMS", "x86_64"].map(repomd).to_vec();
+
+    // A full read of the catalog produces the same repodata, byte for byte.
+    store
+        .put(
+            "release/1/el/9/x86_64/repodata/repomd.xml",
+            Bytes::from_static(b"tampered"),
+            "",
+        )
+        .await
+        .expect("tamper");
+    let seq = catalog.note_change(&repo, &[]).await.expect("noted");
+    let full = cairn_core::publish::SnapshotCache::default();
+    let report = publisher(&catalog, &store, &supported, &full)
+        .sync(&repo, seq, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .expect("published");
+    assert_eq!(report.baseline, Baseline::Full);
+    assert_eq!(
+        ["aarch64", "SRPMS", "x86_64"].map(repomd).to_vec(),
+        from_published
+    );
+}

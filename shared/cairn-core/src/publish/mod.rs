@@ -84,11 +84,11 @@ pub enum PublishError {
 pub enum Baseline {
     /// This worker's snapshot of the published set, plus the change log.
     Cache,
-    /// The published indexes (verified against the recorded `Release` digest),
-    /// plus the change log: a cold APT worker's path.
+    /// The published indexes (verified against the recorded digest of `Release` or
+    /// of the `repomd.xml` files), plus the change log: a cold APT or YUM worker's path.
     Published,
     /// Every package record of the repository (first publication, an expired log,
-    /// or a cold worker of a format without a read-back path).
+    /// or a cold Helm worker: charts have no read-back path).
     #[default]
     Full,
 }
@@ -346,6 +346,10 @@ impl Publisher<'_> {
             Some(snap) => Some((snap, Baseline::Cache)),
             None if dist.format == RepoFormat::Deb => self
                 .load_published(repo, state)
+                .await?
+                .map(|snap| (snap, Baseline::Published)),
+            None if dist.format == RepoFormat::Rpm => self
+                .load_published_yum(repo, dist, state)
                 .await?
                 .map(|snap| (snap, Baseline::Published)),
             None => None,

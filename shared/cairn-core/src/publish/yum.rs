@@ -3,13 +3,15 @@
 //! `repomd.xml` and its armoured signature `repomd.xml.asc`; plus the public key, a
 //! `.repo` file and the page.
 
-use super::{Blob, Built, Publisher};
+use super::{Blob, Built, Publisher, Snapshot};
 use crate::package::{IndexEntry, PublishedPackage, rpm_arch_dirs};
-use crate::ports::SignError;
+use crate::ports::{RepoState, SignError, StoreError};
 use crate::repo::{DistConfig, MetadataCompression, RepoPath};
+use crate::verify::{between, unescape_xml};
 use cairn_deb::{Digests, gzip, zstd};
 use cairn_rpm::{RepomdEntry, filelists_document, other_document, primary_document, repomd_xml};
 use std::collections::BTreeMap;
+use std::io::Read;
 
 /// One rendered document: its type, its text and the text compressed.
 type Rendered = (&'static str, Vec<u8>, Vec<u8>);
@@ -162,4 +164,158 @@ impl Publisher<'_> {
             metadata_sha256: Digests::of(all_repomd.as_bytes()).sha256,
         })
     }
+
+    /// Reads the published package set back from the bucket, as a cold worker's
+    /// baseline: every folder's `repomd.xml` (their concatenation must have the digest
+    /// the state records), each document it names (checked against its checksum),
+    /// split back into the per-package fragments they were built from. `None` when
+    /// anything does not match; the caller then reads the catalog in full.
+    pub(super) async fn load_published_yum(
+        &self,
+        repo: &RepoPath,
+        dist: &DistConfig,
+        state: &RepoState,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let Some(expected) = state.release_sha256.as_deref() else {
+            return Ok(None);
+        };
+        let dir = repo.dir();
+        // The folders the builder writes, in its (sorted) order. A folder only an
+        // unusual architecture created is not guessed: the digest then differs and the
+        // caller falls back to a full read.
+        let mut folders = dist.architectures();
+        folders.push("SRPMS".into());
+        folders.sort();
+        folders.dedup();
+        let mut repomds = Vec::new();
+        let mut all = String::new();
+        for folder in folders {
+            let key = format!("{dir}/{folder}/repodata/repomd.xml");
+            if let Some(body) = self.store.get(&key).await? {
+                let Ok(text) = String::from_utf8(body.to_vec()) else {
+                    return Ok(None);
+                };
+                all.push_str(&text);
+                repomds.push((folder, text));
+            }
+        }
+        if Digests::of(all.as_bytes()).sha256 != expected {
+            return Ok(None);
+        }
+        let mut packages = BTreeMap::new();
+        for (folder, repomd) in repomds {
+            let mut documents = Vec::with_capacity(3);
+            for kind in ["primary", "filelists", "other"] {
+                let Some(block) = repomd.split(&format!("<data type=\"{kind}\">")).nth(1) else {
+                    return Ok(None);
+                };
+                let (Some(href), Some(checksum)) = (
+                    between(block, "<location href=\"", "\""),
+                    between(block, "<checksum type=\"sha256\">", "<"),
+                ) else {
+                    return Ok(None);
+                };
+                let Some(packed) = self.store.get(&format!("{dir}/{folder}/{href}")).await? else {
+                    return Ok(None);
+                };
+                if Digests::of(&packed).sha256 != checksum {
+                    return Ok(None);
+                }
+                let mut text = String::new();
+                let read = if href.ends_with(".zst") {
+                    ruzstd::decoding::StreamingDecoder::new(&packed[..])
+                        .map_err(std::io::Error::other)
+                        .and_then(|mut d| d.read_to_string(&mut text))
+                } else {
+                    flate2::read::GzDecoder::new(&packed[..]).read_to_string(&mut text)
+                };
+                if read.is_err() {
+                    return Ok(None);
+                }
+                documents.push(text);
+            }
+            let [primary, filelists, other] = &documents[..] else {
+                return Ok(None);
+            };
+            let (primary, filelists, other) =
+                (fragments(primary), fragments(filelists), fragments(other));
+            if primary.len() != filelists.len() || primary.len() != other.len() {
+                return Ok(None);
+            }
+            for ((p, f), o) in primary.into_iter().zip(filelists).zip(other) {
+                let Some(package) = published_from_primary(&dir, dist, p, f, o) else {
+                    return Ok(None);
+                };
+                let filename = package
+                    .pool_key
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                packages.entry(filename).or_insert(package);
+            }
+        }
+        Ok(Some(Snapshot {
+            seq: state.published_seq,
+            release_sha256: expected.to_string(),
+            packages,
+        }))
+    }
+}
+
+/// The `<package` elements of a repodata document, exactly as they were concatenated
+/// into it. Package text is XML-escaped, so `<package ` only ever opens an element.
+fn fragments(document: &str) -> Vec<&str> {
+    let starts: Vec<usize> = document
+        .match_indices("<package ")
+        .map(|(i, _)| i)
+        .collect();
+    let end = document.rfind("</").unwrap_or(document.len());
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| &document[start..starts.get(n + 1).copied().unwrap_or(end)])
+        .collect()
+}
+
+/// A published package from its three fragments.
+fn published_from_primary(
+    dir: &str,
+    dist: &DistConfig,
+    primary: &str,
+    filelists: &str,
+    other: &str,
+) -> Option<PublishedPackage> {
+    let attr = |element: &str, name: &str| -> Option<String> {
+        let tag = between(primary, &format!("<{element} "), ">")?;
+        Some(unescape_xml(between(tag, &format!("{name}=\""), "\"")?))
+    };
+    let name = unescape_xml(between(primary, "<name>", "</name>")?);
+    let arch = unescape_xml(between(primary, "<arch>", "</arch>")?);
+    let (epoch, ver, rel) = (
+        attr("version", "epoch")?,
+        attr("version", "ver")?,
+        attr("version", "rel")?,
+    );
+    let version = if epoch == "0" {
+        format!("{ver}-{rel}")
+    } else {
+        format!("{epoch}:{ver}-{rel}")
+    };
+    let filename = attr("location", "href")?
+        .strip_prefix("Packages/")?
+        .to_string();
+    let folder = rpm_arch_dirs(&arch, dist).into_iter().next()?;
+    Some(PublishedPackage {
+        name,
+        version,
+        size: attr("size", "package")?.parse().ok()?,
+        pool_key: format!("{dir}/{folder}/Packages/{filename}"),
+        architecture: arch,
+        entry: IndexEntry::Rpm {
+            primary: primary.to_string(),
+            filelists: filelists.to_string(),
+            other: other.to_string(),
+        },
+    })
 }
