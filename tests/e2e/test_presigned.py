@@ -10,10 +10,10 @@ from debs import big_deb, run_id
 REPO = "release/2.11/ubuntu/focal"
 
 
-def presigned_upload(stack, user, path, product=None, timeout=90):
+def presigned_upload(stack, user, path, product=None, timeout=90, repo=REPO):
     """Asks for a ticket, PUTs the file to its presigned URL, and polls the ticket until
     ingest has decided. Returns (HTTP status of the last poll, ticket state)."""
-    request = {"repository": REPO, "filename": path.name}
+    request = {"repository": repo, "filename": path.name}
     if product:
         request["product"] = product
     status, body = curl("-u", f"{user[0]}:{user[1]}", "-H", "content-type: application/json",
@@ -62,3 +62,24 @@ def test_presigned_malformed_package_is_refused_and_reported(stack, user, tmp_pa
     assert status == 422
     assert "not an ar archive" in state["message"]
     assert stack.listing(REPO)["packages"] == before
+
+
+def test_presigned_rpm_and_chart_through_an_anchor(stack, user, tmp_path):
+    """The presigned path serves every format, anchors included: one staged RPM lands
+    in both series the `enabled` anchor names; a chart lands in its repository."""
+    from charts import make_chart
+    from debs import run_id
+    from rpms import build_rpm
+    from test_helm import wait_index
+
+    rpm = build_rpm(tmp_path, f"cairn-pre-{run_id()}", noarch=True)["binary"]
+    status, state = presigned_upload(stack, user, rpm, repo="pre-release/enabled/el/8")
+    assert (status, state["status"]) == (200, "stored"), state
+    for repo in ["pre-release/2.11/el/8", "pre-release/3.0/el/8"]:
+        stack.wait_yum(repo, "x86_64", present=[rpm.name])
+
+    chart = tmp_path / f"cairn-pre-{run_id()}-0.1.0.tgz"
+    chart.write_bytes(make_chart(chart.name[: -len("-0.1.0.tgz")], "0.1.0"))
+    status, state = presigned_upload(stack, user, chart, repo="pre-release/2.11/helm/stable")
+    assert (status, state["status"]) == (200, "stored"), state
+    wait_index(stack, "pre-release/2.11/helm/stable", present=[chart.name[:-4]])
