@@ -1,0 +1,433 @@
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use url::{Host, Position, Url};
+
+use crate::signature::{SIGNATURE_HEADER, signature_header};
+use crate::{AddressPolicy, Backoff, Callback, check_url};
+
+/// Header carrying the callback id, so a receiver can de-duplicate retries.
+const ID_HEADER: &str = "X-Cairn-Callback-Id";
+const USER_AGENT_VALUE: &str = concat!("cairn-callback/", env!("CARGO_PKG_VERSION"));
+
+/// Why an attempt got no HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The URL or its resolved addresses were refused by the address policy.
+    Refused,
+    /// The result body is not a JSON object, so `callback` cannot be added.
+    InvalidBody,
+    /// DNS, connect, TLS or HTTP protocol failure.
+    Network,
+    /// The whole attempt took longer than the timeout.
+    Timeout,
+}
+
+impl AttemptError {
+    /// Whether trying again later could help.
+    pub fn is_transient(self) -> bool {
+        matches!(self, AttemptError::Network | AttemptError::Timeout)
+    }
+}
+
+/// The record of one delivery attempt, to be stored with the callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// When the attempt started.
+    pub at: OffsetDateTime,
+    /// The response status, if a response arrived (redirects are not followed,
+    /// so a 3xx is recorded as is).
+    pub http_status: Option<u16>,
+    /// What went wrong when there is no status.
+    pub error: Option<String>,
+    /// The kind of `error`, which decides whether to retry.
+    pub error_kind: Option<AttemptError>,
+    /// Wall time of the attempt, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl Attempt {
+    /// A 2xx answer.
+    pub fn is_success(&self) -> bool {
+        matches!(self.http_status, Some(200..=299))
+    }
+
+    /// Whether to try again: network errors and timeouts, 408, 429 and 5xx.
+    /// Other answers (3xx, 4xx) and refused targets are final.
+    pub fn should_retry(&self) -> bool {
+        match self.http_status {
+            Some(status) => matches!(status, 408 | 429 | 500..=599),
+            None => self.error_kind.is_some_and(AttemptError::is_transient),
+        }
+    }
+}
+
+/// Sends callbacks: holds the signing secret, the address policy, the timeout and
+/// (built on first https use) the TLS configuration. Build one per Lambda
+/// container and reuse it.
+pub struct Deliverer {
+    secret: Vec<u8>,
+    policy: AddressPolicy,
+    timeout: Duration,
+    tls: OnceLock<Result<Arc<ClientConfig>, String>>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("Deliverer")
+            .field("policy", &self.policy)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+type Failure = (AttemptError, String);
+
+impl Deliverer {
+    /// A deliverer signing with `secret`, checking targets against `policy`, and
+    /// giving each attempt (resolve, connect, TLS, request, response head)
+    /// `timeout` in total.
+    pub fn new(secret: impl Into<Vec<u8>>, policy: AddressPolicy, timeout: Duration) -> Self {
+        Deliverer {
+            secret: secret.into(),
+            policy,
+            timeout,
+            tls: OnceLock::new(),
+        }
+    }
+
+    /// One attempt: add `"callback": {"status": status, "id": id}` to `body`, sign
+    /// it, send it to the checked addresses only, and record what happened.
+    /// Redirects are not followed.
+    pub async fn deliver(
+        &self,
+        callback: &Callback,
+        body: &Value,
+        id: &str,
+        status: u16,
+    ) -> Attempt {
+        let at = OffsetDateTime::now_utc();
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(
+            self.timeout,
+            self.attempt(callback, body, id, status, at.unix_timestamp()),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err((
+                AttemptError::Timeout,
+                format!("no response within {} ms", self.timeout.as_millis()),
+            )),
+        };
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let host = callback.url().host_str().unwrap_or_default();
+        let attempt = match outcome {
+            Ok(http_status) => Attempt {
+                at,
+                http_status: Some(http_status),
+                error: None,
+                error_kind: None,
+                duration_ms,
+            },
+            Err((kind, error)) => Attempt {
+                at,
+                http_status: None,
+                error: Some(error),
+                error_kind: Some(kind),
+                duration_ms,
+            },
+        };
+        tracing::info!(
+            callback_id = id,
+            host,
+            http_status = attempt.http_status,
+            error = attempt.error.as_deref(),
+            duration_ms,
+            "callback attempt"
+        );
+        attempt
+    }
+
+    /// Attempt delivery until it succeeds, fails for good, or `backoff` runs out,
+    /// sleeping between attempts; returns every attempt. For tools and tests: the
+    /// Lambda retries through SQS instead, one [`Deliverer::deliver`] per message.
+    pub async fn deliver_with_retries(
+        &self,
+        callback: &Callback,
+        body: &Value,
+        id: &str,
+        status: u16,
+        backoff: &Backoff,
+    ) -> Vec<Attempt> {
+        let mut attempts = Vec::new();
+        for number in 1.. {
+            let attempt = self.deliver(callback, body, id, status).await;
+            let again = !attempt.is_success() && attempt.should_retry();
+            attempts.push(attempt);
+            match backoff.delay_with_random_jitter(number) {
+                Some(delay) if again => tokio::time::sleep(delay).await,
+                _ => break,
+            }
+        }
+        attempts
+    }
+
+    async fn attempt(
+        &self,
+        callback: &Callback,
+        body: &Value,
+        id: &str,
+        status: u16,
+        timestamp: i64,
+    ) -> Result<u16, Failure> {
+        let payload = Bytes::from(with_callback_object(body, id, status)?);
+        let url = callback.url();
+        let addrs = check_url(url, &self.policy).await.map_err(|e| {
+            let kind = match e {
+                // DNS failures are usually transient; a refusal is not.
+                crate::CallbackError::Resolve { .. } => AttemptError::Network,
+                _ => AttemptError::Refused,
+            };
+            (kind, e.to_string())
+        })?;
+        let signature = signature_header(&self.secret, timestamp, &payload);
+        let request = hyper::Request::builder()
+            .method(callback.method().as_str())
+            .uri(&url[Position::BeforePath..Position::AfterQuery])
+            .header(HOST, host_header(url))
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, payload.len())
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(CONNECTION, "close")
+            .header(SIGNATURE_HEADER, signature)
+            .header(ID_HEADER, id)
+            .body(Full::new(payload))
+            .map_err(|e| {
+                (
+                    AttemptError::InvalidBody,
+                    format!("cannot build request: {e}"),
+                )
+            })?;
+
+        let tcp = connect(&addrs).await?;
+        if url.scheme() == "https" {
+            let config = self.tls_config()?;
+            let name = server_name(url)?;
+            let tls = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| (AttemptError::Network, format!("TLS handshake failed: {e}")))?;
+            exchange(tls, request).await
+        } else {
+            exchange(tcp, request).await
+        }
+    }
+
+    fn tls_config(&self) -> Result<Arc<ClientConfig>, Failure> {
+        self.tls
+            .get_or_init(build_tls_config)
+            .clone()
+            .map_err(|e| (AttemptError::Network, e))
+    }
+}
+
+/// One attempt with a throw-away [`Deliverer`]. Convenient, but it reloads the TLS
+/// roots on every https call: long-lived callers should keep a `Deliverer`.
+pub async fn deliver(
+    callback: &Callback,
+    body: &Value,
+    id: &str,
+    status: u16,
+    secret: &[u8],
+    policy: &AddressPolicy,
+    timeout: Duration,
+) -> Attempt {
+    Deliverer::new(secret, policy.clone(), timeout)
+        .deliver(callback, body, id, status)
+        .await
+}
+
+fn with_callback_object(body: &Value, id: &str, status: u16) -> Result<Vec<u8>, Failure> {
+    let Value::Object(map) = body else {
+        return Err((
+            AttemptError::InvalidBody,
+            "callback body must be a JSON object".to_owned(),
+        ));
+    };
+    let mut map = map.clone();
+    map.insert(
+        "callback".to_owned(),
+        serde_json::json!({ "status": status, "id": id }),
+    );
+    serde_json::to_vec(&Value::Object(map)).map_err(|e| {
+        (
+            AttemptError::InvalidBody,
+            format!("cannot serialise body: {e}"),
+        )
+    })
+}
+
+fn host_header(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+fn server_name(url: &Url) -> Result<ServerName<'static>, Failure> {
+    match url.host() {
+        Some(Host::Domain(name)) => ServerName::try_from(name.to_owned()).map_err(|e| {
+            (
+                AttemptError::Refused,
+                format!("invalid TLS server name: {e}"),
+            )
+        }),
+        Some(Host::Ipv4(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
+        Some(Host::Ipv6(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
+        None => Err((AttemptError::Refused, "callback url has no host".to_owned())),
+    }
+}
+
+/// Connect to the first checked address that answers; never resolves again.
+async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
+    let mut errors = Vec::new();
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
+    }
+    Err((
+        AttemptError::Network,
+        format!("could not connect: {}", errors.join("; ")),
+    ))
+}
+
+async fn exchange<S>(io: S, request: hyper::Request<Full<Bytes>>) -> Result<u16, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let network = |e: hyper::Error| (AttemptError::Network, format!("HTTP error: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(network)?;
+    // The connection future does the I/O; aborting it afterwards closes the socket
+    // without reading a body we do not need.
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await;
+    driver.abort();
+    Ok(response.map_err(network)?.status().as_u16())
+}
+
+fn build_tls_config() -> Result<Arc<ClientConfig>, String> {
+    let native = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        return Err(format!(
+            "no usable TLS root certificates found ({} errors loading them)",
+            native.errors.len()
+        ));
+    }
+    // An explicit provider: the process default panics if a binary ends up with
+    // both aws-lc-rs and ring enabled.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(http_status: Option<u16>, error_kind: Option<AttemptError>) -> Attempt {
+        Attempt {
+            at: OffsetDateTime::UNIX_EPOCH,
+            http_status,
+            error: error_kind.map(|k| format!("{k:?}")),
+            error_kind,
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn success_and_retry_table() {
+        let cases = [
+            (Some(200), true, false),
+            (Some(204), true, false),
+            (Some(302), false, false),
+            (Some(400), false, false),
+            (Some(404), false, false),
+            (Some(408), false, true),
+            (Some(429), false, true),
+            (Some(500), false, true),
+            (Some(503), false, true),
+        ];
+        for (status, success, retry) in cases {
+            let a = attempt(status, None);
+            assert_eq!(a.is_success(), success, "{status:?}");
+            assert_eq!(a.should_retry(), retry, "{status:?}");
+        }
+        for (kind, retry) in [
+            (AttemptError::Network, true),
+            (AttemptError::Timeout, true),
+            (AttemptError::Refused, false),
+            (AttemptError::InvalidBody, false),
+        ] {
+            let a = attempt(None, Some(kind));
+            assert!(!a.is_success());
+            assert_eq!(a.should_retry(), retry, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn callback_object_is_added_and_overrides() {
+        let body = serde_json::json!({"result": "ok", "callback": "client value"});
+        let bytes = with_callback_object(&body, "abc", 201).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"result": "ok", "callback": {"status": 201, "id": "abc"}})
+        );
+        assert_eq!(
+            with_callback_object(&serde_json::json!([1]), "abc", 200)
+                .unwrap_err()
+                .0,
+            AttemptError::InvalidBody
+        );
+    }
+
+    #[test]
+    fn host_header_keeps_explicit_ports_only() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(host_header(&u("http://a.example/")), "a.example");
+        assert_eq!(host_header(&u("http://a.example:80/")), "a.example");
+        assert_eq!(host_header(&u("https://a.example:8443/")), "a.example:8443");
+        assert_eq!(host_header(&u("http://[::1]:8080/")), "[::1]:8080");
+    }
+
+    #[test]
+    fn tls_config_builds_with_system_roots() {
+        // Needs a CA bundle on the machine, as the Lambda image has.
+        assert!(build_tls_config().is_ok());
+    }
+}
