@@ -30,9 +30,23 @@ if [[ ! -s "$key" ]]; then
   note "generated throwaway signing key $key"
 fi
 
+# The key lives in Secrets Manager, as in AWS (docs/operations.md): its value is always
+# the key above, so a rerun of up.sh also ends a key rotation test left half way.
+secret_name=cairn/signing-key
+if ! secret_arn="$(awsl secretsmanager describe-secret --secret-id "$secret_name" \
+    --query ARN --output text 2>/dev/null)"; then
+  secret_arn="$(awsl secretsmanager create-secret --name "$secret_name" \
+    --secret-string "file://$key" --query ARN --output text)"
+else
+  awsl secretsmanager put-secret-value --secret-id "$secret_name" \
+    --secret-string "file://$key" >/dev/null
+fi
+
 repo_bucket=cairn-repo
+# Local workers re-read the key every 2 s (300 s in AWS) so rotation tests are quick.
 "$LOCALSTACK_DIR/deploy.sh" \
-  "SigningKeyArmored=$(cat "$key")" \
+  "SigningKeySecretArn=$secret_arn" \
+  "SigningKeyRefreshSeconds=2" \
   "RepoBucketName=$repo_bucket" \
   "RepoBaseUrl=$LS_ENDPOINT/$repo_bucket" \
   ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
@@ -45,6 +59,7 @@ api_url="$LS_ENDPOINT/_aws/execute-api/$ApiId/$ApiStage"
   echo "CAIRN_REPO_BASE_URL=$RepoBaseUrl"
   echo "CAIRN_TABLE=$Table"
   echo "CAIRN_SIGNING_PUBLIC_KEY=$CAIRN_STATE/signing-key.gpg"
+  echo "CAIRN_SIGNING_KEY_SECRET=$secret_arn"
 } >"$CAIRN_STATE/cairn.env"
 cat <<MSG
 Cairn is deployed on LocalStack.

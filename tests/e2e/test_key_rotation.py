@@ -1,14 +1,16 @@
 """Issue 3, done-means 4: during a key rotation the repository is signed by both keys,
 and an apt client trusting only the old key and one trusting only the new key both
-verify it. The stack is redeployed with the old key alone afterwards."""
+verify it; so do dnf (repomd.xml.asc) and helm (a chart's .prov). The key secret holds
+both keys during the test and the old key alone afterwards."""
 
+import os
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import ROOT, STATE, upload
+from conftest import AWS_ENV, CACHE, STATE, read_env, upload
 from debs import make_deb, run_id
 
 REPO = "pre-release/2.11/ubuntu/jammy"
@@ -16,33 +18,47 @@ REPO = "pre-release/2.11/ubuntu/jammy"
 
 def gpg_key(home: str, uid: str):
     subprocess.run(["gpg", "--homedir", home, "--batch", "--quiet", "--passphrase", "",
-                    "--quick-gen-key", uid, "ed25519", "sign", "never"], check=True)
+                    "--quick-gen-key", uid, "rsa3072", "sign", "never"], check=True)
     secret = subprocess.run(["gpg", "--homedir", home, "--batch", "--armor",
                              "--export-secret-keys", uid], check=True,
                             capture_output=True, text=True).stdout
     public = subprocess.run(["gpg", "--homedir", home, "--batch", "--export", uid],
                             check=True, capture_output=True).stdout
-    return secret, public
+    armored = subprocess.run(["gpg", "--homedir", home, "--batch", "--armor", "--export", uid],
+                             check=True, capture_output=True).stdout
+    return secret, public, armored
 
 
-def deploy(signing_key: str):
-    subprocess.run([str(ROOT / "localstack/deploy.sh"), f"SigningKeyArmored={signing_key}"],
-                   check=True, capture_output=True)
+def set_signing_keys(signing_keys: str):
+    """Rotation as operators do it: a new value of the key secret, no redeploy (warm
+    workers re-read it; every 2 s on the local stack)."""
+    env = read_env(STATE / "cairn.env")
+    subprocess.run([str(CACHE / "localstack-venv/bin/aws"), "--endpoint-url",
+                    AWS_ENV["AWS_ENDPOINT_URL"], "secretsmanager", "put-secret-value",
+                    "--secret-id", env["CAIRN_SIGNING_KEY_SECRET"],
+                    "--secret-string", signing_keys],
+                   check=True, capture_output=True, env=dict(os.environ, **AWS_ENV))
 
 
-@pytest.fixture
-def rotation(tmp_path):
+@pytest.fixture(scope="module")
+def rotation(tmp_path_factory):
+    """One redeploy with both keys for the module; yields the new public key (binary;
+    the armoured copy sits beside it as new.asc)."""
+    tmp_path = tmp_path_factory.mktemp("rotation")
     old_secret = (STATE / "signing-key.asc").read_text()
     with tempfile.TemporaryDirectory() as home:
-        new_secret, new_public = gpg_key(home, "Cairn rotation test <new@cairn.invalid>")
+        new_secret, new_public, new_armored = gpg_key(
+            home, "Cairn rotation test <new@cairn.invalid>")
         subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
     new_key = tmp_path / "new.gpg"
     new_key.write_bytes(new_public)
-    deploy(old_secret + "\n" + new_secret)
+    (tmp_path / "new.asc").write_bytes(new_armored)
+    set_signing_keys(old_secret + "\n" + new_secret)
+    time.sleep(3)  # longer than the local refresh interval: the next sync re-reads
     try:
         yield new_key
     finally:
-        deploy(old_secret)
+        set_signing_keys(old_secret)
 
 
 def test_both_keys_verify_during_rotation(stack, user, apt_for, rotation, tmp_path):
@@ -82,3 +98,59 @@ def test_both_keys_verify_during_rotation(stack, user, apt_for, rotation, tmp_pa
         apt.update()
         policy = apt.run("apt-cache", "policy", name).stdout
         assert "Candidate: 1.0" in policy, f"{label} key: {policy}"
+
+
+def good_signatures(tmp_path, signed: bytes, keyrings, detached_data: bytes = None) -> int:
+    """How many signatures of `signed` gpgv accepts with the given keyrings."""
+    both = tmp_path / "both-keys.gpg"
+    both.write_bytes(b"".join(k.read_bytes() for k in keyrings))
+    sig = tmp_path / "signed"
+    sig.write_bytes(signed)
+    args = ["gpgv", "--status-fd", "1", "--keyring", str(both), str(sig)]
+    if detached_data is not None:
+        data = tmp_path / "data"
+        data.write_bytes(detached_data)
+        args.append(str(data))
+    out = subprocess.run(args, capture_output=True, text=True).stdout
+    return out.count("[GNUPG:] GOODSIG")
+
+
+def test_dnf_and_helm_verify_with_either_key_during_rotation(stack, user, rotation, tmp_path):
+    from charts import make_chart
+    from rpms import Dnf, build_rpm
+    from test_helm import Helm, wait_index
+
+    keys = [stack.public_key, rotation]
+    rpm_repo, helm_repo = "pre-release/2.11/el/9", "pre-release/2.11/helm/stable"
+    rpm = build_rpm(tmp_path, f"cairn-rotation-{run_id()}", noarch=True)["binary"]
+    status, body = upload(stack, rpm_repo, [(rpm.name, rpm)], user=user)
+    assert status == 201, body
+    stack.wait_yum(rpm_repo, "x86_64", present=[rpm.name])
+    _, repomd = stack.dir_file(rpm_repo, "x86_64/repodata/repomd.xml")
+    _, asc = stack.dir_file(rpm_repo, "x86_64/repodata/repomd.xml.asc")
+    assert good_signatures(tmp_path, asc, keys, repomd) == 2
+
+    for label, armored in [("old", stack.public_key_armored()),
+                           ("new", rotation.with_name("new.asc"))]:
+        dnf = Dnf(tmp_path / f"dnf-{label}", f"{stack.repo_base}/{rpm_repo}/x86_64", armored)
+        try:
+            dnf.run("makecache")
+            assert rpm.name.split("-1.0-")[0] in dnf.run("repoquery", "--available").stdout
+        finally:
+            dnf.close()
+
+    name = f"cairn-rotation-{run_id()}"
+    chart = tmp_path / f"{name}-1.0.0.tgz"
+    chart.write_bytes(make_chart(name, "1.0.0"))
+    status, body = upload(stack, helm_repo, [(chart.name, chart)], user=user)
+    assert status == 201, body
+    wait_index(stack, helm_repo, present=[f"{name}-1.0.0"])
+    _, prov = stack.dir_file(helm_repo, chart.name + ".prov")
+    assert good_signatures(tmp_path, prov, keys) == 2
+    for label, keyring in [("old", stack.public_key), ("new", rotation)]:
+        helm = Helm(tmp_path / f"helm-{label}")
+        helm.run("repo", "add", "cairn", f"{stack.repo_base}/{helm_repo}")
+        dest = tmp_path / f"pulled-{label}"
+        dest.mkdir()
+        helm.run("pull", f"cairn/{name}", "--version", "1.0.0", "--verify",
+                 "--keyring", str(keyring), "--destination", str(dest))

@@ -3,7 +3,7 @@
 
 mod sync;
 
-use cairn_aws::{Clients, DynamoCatalog, S3Store, init_tracing, load_signer};
+use cairn_aws::{Clients, DynamoCatalog, KeySource, Keys, S3Store, init_tracing};
 use cairn_core::Config;
 use lambda_runtime::{Error, run, service_fn};
 
@@ -11,9 +11,9 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let signer = load_signer()?;
-    tracing::info!(keys = ?signer.fingerprints(), "signing keys loaded");
     let clients = Clients::load().await;
+    let keys = Keys::load(KeySource::from_env()?, clients.clone()).await?;
+    tracing::info!(keys = ?keys.fingerprints().await, "signing keys loaded");
     let worker = sync::Worker {
         catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
         store: S3Store::new(
@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
             &config.repo_bucket,
             &config.staging_bucket,
         ),
-        signer,
+        keys,
         config,
         cache: Default::default(),
     };

@@ -2,10 +2,9 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use cairn_aws::sqs::SyncMessage;
-use cairn_aws::{DynamoCatalog, S3Store};
+use cairn_aws::{DynamoCatalog, Keys, S3Store};
 use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
 use cairn_core::{Config, RepoPath};
-use cairn_sign::PgpSigner;
 use lambda_runtime::{Error, LambdaEvent};
 use std::collections::BTreeMap;
 
@@ -15,8 +14,8 @@ pub struct Worker {
     pub catalog: DynamoCatalog,
     /// Repository bucket.
     pub store: S3Store,
-    /// Metadata signer.
-    pub signer: PgpSigner,
+    /// Metadata signing keys (refreshed from their secret).
+    pub keys: Keys,
     /// Settings.
     pub config: Config,
     /// Published package sets kept while the worker is warm.
@@ -72,10 +71,11 @@ impl Worker {
                 return Ok(());
             }
         };
+        let signer = self.keys.signer().await;
         let publisher = Publisher {
             catalog: &self.catalog,
             store: &self.store,
-            signer: &self.signer,
+            signer: &*signer,
             supported: &self.config.supported,
             origin: &self.config.origin,
             base_url: &self.config.repo_base_url,

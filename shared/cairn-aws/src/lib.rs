@@ -10,4 +10,4 @@ pub mod startup;
 pub use dynamo::DynamoCatalog;
 pub use s3::S3Store;
 pub use sqs::SqsSyncQueue;
-pub use startup::{Clients, init_tracing, load_signer};
+pub use startup::{Clients, KeyError, KeySource, Keys, init_tracing};
