@@ -21,8 +21,9 @@ pub fn xz(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// zstd at ruzstd's fastest level (about zstd level 1): apt (>= 1.5) and dnf read
-/// it, and it decompresses faster than either of the others.
+/// zstd at level 3 (libzstd's default): apt (>= 1.5) and dnf read it, and it
+/// decompresses faster than either of the others. libzstd, not ruzstd's pure-Rust
+/// encoder, which took most of a 10,000-package publish (docs/performance.md).
 pub fn zstd(data: &[u8]) -> Vec<u8> {
-    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    zstd::bulk::compress(data, 3).expect("compressing a buffer in memory cannot fail")
 }
