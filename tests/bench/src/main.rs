@@ -1,15 +1,20 @@
 //! `cairn-bench`: measures Cairn against the stack deployed on LocalStack.
 //!
 //! * `sync`: the metadata-sync worker's own time (catalog read, index generation,
-//!   compression, signing, S3 writes) for one new package in a suite that already
-//!   holds N packages. Runs the same `Publisher` as the Lambda, in process, against
-//!   LocalStack's DynamoDB and S3, so the phases can be timed.
+//!   compression, signing, S3 writes) for one new package in an APT or YUM repository
+//!   that already holds N packages. Runs the same `Publisher` as the Lambda, in
+//!   process, against LocalStack's DynamoDB and S3, so the phases can be timed.
+//! * `build`: the publish step alone from a catalog of N packages, against in-memory
+//!   ports (CPU only); with `--from-dir`, also the time to inspect the package files.
 //! * `ingest`: throughput and peak memory of ingesting a large `.deb` streamed from
 //!   the staging bucket, through the same code path as `ingest-worker`.
 //!
-//! Run it through `tests/bench/run.sh`, which sets up the environment.
+//! Packages are synthetic (realistic stanzas, or RPMs from `cairn_rpm::testutil`),
+//! or with `--from-dir` the package files of a directory, as the comparison with
+//! other tools uses them. Run it through `tests/bench/run.sh` or
+//! `tests/bench/compare.sh`, which set up the environment.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use bytes::Bytes;
 use cairn_aws::{Clients, DynamoCatalog, S3Store, keys};
@@ -18,12 +23,14 @@ use cairn_core::memory::MemoryCatalog;
 use cairn_core::package::IndexEntry;
 use cairn_core::ports::{Catalog, RepoStore};
 use cairn_core::publish::Publisher;
-use cairn_core::repo::RepoFormat;
-use cairn_core::{Config, RepoPath};
-use clap::{Parser, Subcommand};
+use cairn_core::repo::{DistConfig, RepoFormat};
+use cairn_core::{Config, PackageRecord, PackageStatus, RepoPath};
+use cairn_rpm::testutil::RpmBuilder;
+use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 struct Cli {
@@ -33,26 +40,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Publish latency of one new package into a suite of N packages.
+    /// Publish latency of one new package into a repository of N packages.
     Sync {
-        /// Suite to use (seeded with synthetic packages if it has fewer than N).
+        /// Repository to use (seeded if it has fewer than N packages).
         #[arg(long)]
         repo: String,
-        /// Packages already in the suite.
+        /// Packages already in the repository.
         #[arg(long)]
         packages: usize,
         /// Measured rounds (one new package each).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Seed from the first N package files of this directory (by name) instead
+        /// of synthetic packages.
+        #[arg(long)]
+        from_dir: Option<PathBuf>,
     },
     /// The publish step alone, against in-memory ports (CPU cost only).
     Build {
-        /// Packages in the suite.
+        /// Packages in the repository.
         #[arg(long)]
         packages: usize,
         /// Measured rounds.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Repository format.
+        #[arg(long, value_enum, default_value_t = Format::Deb)]
+        format: Format,
+        /// Build from the first N package files of this directory (by name),
+        /// inspected first (timed separately), instead of synthetic packages.
+        #[arg(long)]
+        from_dir: Option<PathBuf>,
     },
     /// Ingest a synthetic package of the given size from the staging bucket.
     Ingest {
@@ -60,6 +78,15 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         size_mb: u64,
     },
+}
+
+/// The package formats the publish benchmarks cover.
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// APT
+    Deb,
+    /// YUM/DNF
+    Rpm,
 }
 
 /// A `/proc/self/status` memory field (e.g. `VmHWM`, `VmRSS`) in KiB.
@@ -92,53 +119,189 @@ Description: synthetic package number {i} for benchmarks\n A longer description 
     (filename, stanza)
 }
 
-async fn seed(clients: &Clients, table: &str, repo: &RepoPath, want: usize) -> Result<()> {
-    let s = |v: String| AttributeValue::S(v);
-    let mut batch = Vec::new();
-    for i in 0..want {
-        let (filename, stanza) = stanza(repo, i);
-        let item = HashMap::from([
-            (keys::PK.to_string(), s(keys::repo_pk(repo))),
-            (keys::SK.to_string(), s(keys::package_sk(&filename))),
-            ("repo".into(), s(repo.to_string())),
-            ("filename".into(), s(filename.clone())),
-            ("product".into(), s("synthetic".into())),
-            ("name".into(), s(format!("synthetic-pkg-{i:05}"))),
-            ("version".into(), s("1.0-1".into())),
-            ("arch".into(), s("amd64".into())),
-            ("size".into(), AttributeValue::N("123456".into())),
-            ("sha256".into(), s(format!("{:064x}", i))),
-            (
-                "pool_key".into(),
-                s(format!("{}/pool/{}", repo.root(), filename)),
-            ),
-            (
-                "entry".into(),
-                s(serde_json::to_string(&IndexEntry::Deb { stanza })?),
-            ),
-            ("status".into(), s("ready".into())),
-            ("uploaded_at".into(), AttributeValue::N("0".into())),
-            ("uploader".into(), s("bench".into())),
-        ]);
-        batch.push(
-            WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
-                .build(),
-        );
-        if batch.len() == 25 || i + 1 == want {
-            let mut pending = std::mem::take(&mut batch);
-            while !pending.is_empty() {
-                let out = clients
-                    .dynamodb
-                    .batch_write_item()
-                    .request_items(table, pending)
-                    .send()
-                    .await?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(table))
-                    .unwrap_or_default();
+/// A ready record for a synthetic APT package: the stanza is made up, no file exists.
+fn synthetic_deb_record(repo: &RepoPath, i: usize) -> PackageRecord {
+    let (filename, stanza) = stanza(repo, i);
+    PackageRecord {
+        repo: repo.clone(),
+        filename: filename.clone(),
+        product: "synthetic".into(),
+        name: format!("synthetic-pkg-{i:05}"),
+        version: "1.0-1".into(),
+        architecture: "amd64".into(),
+        size: 123_456,
+        sha256: format!("{i:064x}"),
+        pool_key: format!("{}/pool/{}", repo.root(), filename),
+        entry: IndexEntry::Deb { stanza },
+        status: PackageStatus::Ready,
+        uploaded_at: 0,
+        uploader: "bench".into(),
+    }
+}
+
+/// The ready record ingest would make of a package file.
+fn record_of(
+    repo: &RepoPath,
+    dist: &DistConfig,
+    filename: &str,
+    bytes: &[u8],
+) -> Result<PackageRecord> {
+    let info = inspect_package(dist.format, filename, bytes)?;
+    let mut record = build_record(repo, dist, filename, Some("bench"), &info, "bench", 0)?;
+    record.status = PackageStatus::Ready;
+    Ok(record)
+}
+
+/// A fresh package to upload in a measured round: a tiny `.deb`, or a synthetic
+/// RPM with files, dependencies and a changelog.
+fn new_package(format: RepoFormat, name: &str) -> Result<(String, Vec<u8>)> {
+    match format {
+        RepoFormat::Deb => Ok((format!("{name}_1.0_all.deb"), tiny_deb(name)?)),
+        RepoFormat::Rpm => Ok((
+            format!("{name}-1.0-1.x86_64.rpm"),
+            RpmBuilder::rich(name).build(),
+        )),
+        RepoFormat::Helm => bail!("Helm repositories are not benchmarked"),
+    }
+}
+
+/// `count` synthetic records: made-up APT stanzas, or synthetic RPMs inspected as
+/// ingest inspects an upload.
+fn synthetic_records(
+    repo: &RepoPath,
+    dist: &DistConfig,
+    count: usize,
+) -> Result<Vec<PackageRecord>> {
+    (0..count)
+        .map(|i| match dist.format {
+            RepoFormat::Deb => Ok(synthetic_deb_record(repo, i)),
+            _ => {
+                let (filename, bytes) = new_package(dist.format, &format!("synthetic-pkg-{i:05}"))?;
+                record_of(repo, dist, &filename, &bytes)
             }
+        })
+        .collect()
+}
+
+/// The first `count` package files of `dir` (by name) as ready records, and the
+/// wall time spent reading and inspecting them, spread over all cores as
+/// concurrent uploads would be.
+fn records_from_dir(
+    repo: &RepoPath,
+    dist: &DistConfig,
+    dir: &Path,
+    count: usize,
+) -> Result<(Vec<PackageRecord>, Duration)> {
+    let extension = dist.format.extensions()[0];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.retain(|p| p.to_string_lossy().ends_with(extension));
+    files.sort();
+    anyhow::ensure!(
+        files.len() >= count,
+        "{} has {} {extension} files, fewer than {count}",
+        dir.display(),
+        files.len()
+    );
+    files.truncate(count);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = count.div_ceil(threads).max(1);
+    let started = Instant::now();
+    let records = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|paths| {
+                scope.spawn(move || {
+                    paths
+                        .iter()
+                        .map(|path| {
+                            let filename = path
+                                .file_name()
+                                .and_then(|n| n.to_str())
+                                .context("package file names are UTF-8")?;
+                            let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+                            let info = inspect_package(dist.format, filename, reader)?;
+                            let mut record = build_record(
+                                repo,
+                                dist,
+                                filename,
+                                Some("bench"),
+                                &info,
+                                "bench",
+                                0,
+                            )?;
+                            record.status = PackageStatus::Ready;
+                            Ok(record)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("inspecting does not panic"))
+            .collect::<Result<Vec<Vec<_>>>>()
+    })?;
+    Ok((records.into_iter().flatten().collect(), started.elapsed()))
+}
+
+/// A package record as a DynamoDB item, in the layout of `cairn_aws`'s catalog.
+fn record_item(record: &PackageRecord) -> Result<HashMap<String, AttributeValue>> {
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let n = |v: String| AttributeValue::N(v);
+    anyhow::ensure!(
+        record.status == PackageStatus::Ready,
+        "only ready records are seeded"
+    );
+    Ok(HashMap::from([
+        (keys::PK.to_string(), s(&keys::repo_pk(&record.repo))),
+        (keys::SK.to_string(), s(&keys::package_sk(&record.filename))),
+        ("repo".into(), s(&record.repo.to_string())),
+        ("filename".into(), s(&record.filename)),
+        ("product".into(), s(&record.product)),
+        ("name".into(), s(&record.name)),
+        ("version".into(), s(&record.version)),
+        ("arch".into(), s(&record.architecture)),
+        ("size".into(), n(record.size.to_string())),
+        ("sha256".into(), s(&record.sha256)),
+        ("pool_key".into(), s(&record.pool_key)),
+        ("entry".into(), s(&serde_json::to_string(&record.entry)?)),
+        ("status".into(), s("ready")),
+        ("uploaded_at".into(), n(record.uploaded_at.to_string())),
+        ("uploader".into(), s(&record.uploader)),
+    ]))
+}
+
+/// Writes the records straight into the table (25 per BatchWriteItem): seeding
+/// through the ingest path would take minutes and is not what is measured. The
+/// pool files are not written; a sync never reads them.
+async fn seed(clients: &Clients, table: &str, records: &[PackageRecord]) -> Result<()> {
+    for chunk in records.chunks(25) {
+        let mut pending = chunk
+            .iter()
+            .map(|r| {
+                Ok(WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(record_item(r)?))
+                            .build()?,
+                    )
+                    .build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        while !pending.is_empty() {
+            let out = clients
+                .dynamodb
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(table))
+                .unwrap_or_default();
         }
     }
     Ok(())
@@ -182,7 +345,19 @@ fn tiny_deb(name: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize) -> Result<()> {
+fn median(v: &mut [u128]) -> String {
+    v.sort_unstable();
+    v.get(v.len() / 2)
+        .map_or("-".to_string(), |m| m.to_string())
+}
+
+async fn bench_sync(
+    config: &Config,
+    repo: &str,
+    packages: usize,
+    rounds: usize,
+    from_dir: Option<&Path>,
+) -> Result<()> {
     let clients = Clients::load().await;
     let catalog = DynamoCatalog::new(clients.dynamodb.clone(), &config.table);
     let store = S3Store::new(
@@ -191,11 +366,15 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         &config.staging_bucket,
     );
     let repo = RepoPath::parse(repo)?;
-    config.supported.check(&repo)?;
+    let dist = config.supported.check(&repo)?;
     let existing = catalog.list_packages(&repo).await?.len();
     if existing < packages {
+        let records = match from_dir {
+            Some(dir) => records_from_dir(&repo, dist, dir, packages)?.0,
+            None => synthetic_records(&repo, dist, packages)?,
+        };
         let t = Instant::now();
-        seed(&clients, &config.table, &repo, packages).await?;
+        seed(&clients, &config.table, &records).await?;
         eprintln!(
             "seeded {packages} packages in {:.1}s",
             t.elapsed().as_secs_f64()
@@ -216,7 +395,8 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
     // The first half of the rounds run in one warm worker; the second half each in a
     // fresh (cold) worker with an empty snapshot cache.
     let warm_cache = cairn_core::publish::SnapshotCache::default();
-    let (mut warm, mut cold, mut full) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut warm, mut cold, mut full, mut ingest) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let cold_cache = cairn_core::publish::SnapshotCache::default();
         let publisher = Publisher {
@@ -236,15 +416,24 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             "bench-new-{}-{round}",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         );
-        let deb = tiny_deb(&name)?;
-        let filename = format!("{name}_1.0_all.deb");
-        let info = inspect_package(RepoFormat::Deb, &filename, &deb[..])?;
-        let dist = config.supported.check(&repo)?;
-        let record = build_record(&repo, dist, &filename, Some("bench"), &info, "bench", 0)?;
+        let (filename, bytes) = new_package(dist.format, &name)?;
+        // What the ingest worker does with an upload: inspect, claim, pool copy,
+        // ready, change log. Timed apart from the sync.
+        let t = Instant::now();
+        let record = record_of(&repo, dist, &filename, &bytes)?;
         ingestor
-            .store(record, PackageSource::Bytes(Bytes::from(deb)), Vec::new())
+            .store(
+                PackageRecord {
+                    status: PackageStatus::Pending,
+                    ..record
+                },
+                PackageSource::Bytes(Bytes::from(bytes)),
+                Vec::new(),
+            )
             .await?;
         let seq = catalog.note_change(&repo, &[filename]).await?;
+        let ingest_ms = t.elapsed().as_millis();
+        ingest.push(ingest_ms);
         let t = Instant::now();
         let report = publisher
             .sync(&repo, seq, time::OffsetDateTime::now_utc())
@@ -252,7 +441,7 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
         let total = t.elapsed().as_millis();
         anyhow::ensure!(report.rebuilt, "sync did not rebuild");
         println!(
-            "sync packages={} baseline={} total_ms={total} catalog_ms={} build_ms={} write_ms={}",
+            "sync packages={} baseline={} total_ms={total} catalog_ms={} build_ms={} write_ms={} ingest_ms={ingest_ms}",
             report.packages, report.baseline, report.catalog_ms, report.build_ms, report.write_ms
         );
         match report.baseline {
@@ -261,22 +450,27 @@ async fn bench_sync(config: &Config, repo: &str, packages: usize, rounds: usize)
             cairn_core::publish::Baseline::Full => full.push(total),
         }
     }
-    let median = |v: &mut Vec<u128>| {
-        v.sort_unstable();
-        v.get(v.len() / 2)
-            .map_or("-".to_string(), |m| m.to_string())
-    };
     println!(
-        "RESULT sync packages={} warm_rounds={} warm_median_ms={} cold_rounds={} cold_median_ms={} full_rounds={} full_median_ms={}",
+        "RESULT sync format={} packages={} warm_rounds={} warm_median_ms={} cold_rounds={} cold_median_ms={} full_rounds={} full_median_ms={} ingest_median_ms={}",
+        format_name(dist.format),
         packages,
         warm.len(),
         median(&mut warm),
         cold.len(),
         median(&mut cold),
         full.len(),
-        median(&mut full)
+        median(&mut full),
+        median(&mut ingest)
     );
     Ok(())
+}
+
+fn format_name(format: RepoFormat) -> &'static str {
+    match format {
+        RepoFormat::Deb => "deb",
+        RepoFormat::Rpm => "rpm",
+        RepoFormat::Helm => "helm",
+    }
 }
 
 async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
@@ -353,32 +547,39 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
     Ok(())
 }
 
-async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
+async fn bench_build(
+    format: Format,
+    packages: usize,
+    rounds: usize,
+    from_dir: Option<&Path>,
+) -> Result<()> {
     use cairn_core::memory::MemoryStore;
     let supported: cairn_core::SupportedRepos = serde_json::from_str(
-        r#"{"kinds":["live"],"series":["1"],"dists":{"ubuntu":{"format":"deb","versions":["focal"]}}}"#,
+        r#"{"kinds":["live"],"series":["1"],"dists":{
+            "ubuntu":{"format":"deb","versions":["focal"]},
+            "el":{"format":"rpm","versions":["8"]}}}"#,
     )?;
-    let repo = RepoPath::parse("live/1/ubuntu/focal")?;
+    let repo = RepoPath::parse(match format {
+        Format::Deb => "live/1/ubuntu/focal",
+        Format::Rpm => "live/1/el/8",
+    })?;
+    let dist = supported.check(&repo)?;
+    let records = match from_dir {
+        Some(dir) => {
+            let (records, took) = records_from_dir(&repo, dist, dir, packages)?;
+            println!(
+                "RESULT inspect format={} packages={packages} threads={} ms={}",
+                format_name(dist.format),
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                took.as_millis()
+            );
+            records
+        }
+        None => synthetic_records(&repo, dist, packages)?,
+    };
     let catalog = MemoryCatalog::default();
-    for i in 0..packages {
-        let (filename, stanza) = stanza(&repo, i);
-        catalog
-            .claim_package(&cairn_core::PackageRecord {
-                repo: repo.clone(),
-                filename: filename.clone(),
-                product: "synthetic".into(),
-                name: format!("synthetic-pkg-{i:05}"),
-                version: "1.0-1".into(),
-                architecture: "amd64".into(),
-                size: 123_456,
-                sha256: format!("{i:064x}"),
-                pool_key: filename,
-                entry: IndexEntry::Deb { stanza },
-                status: cairn_core::PackageStatus::Ready,
-                uploaded_at: 0,
-                uploader: "bench".into(),
-            })
-            .await?;
+    for record in &records {
+        catalog.claim_package(record).await?;
     }
     let armored = std::fs::read_to_string(
         std::env::var("CAIRN_SIGNING_KEY_FILE").context("CAIRN_SIGNING_KEY_FILE")?,
@@ -410,10 +611,10 @@ async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
             totals[totals.len() - 1]
         );
     }
-    totals.sort_unstable();
     println!(
-        "RESULT build packages={packages} median_ms={}",
-        totals[totals.len() / 2]
+        "RESULT build format={} packages={packages} median_ms={}",
+        format_name(dist.format),
+        median(&mut totals)
     );
     Ok(())
 }
@@ -421,8 +622,14 @@ async fn bench_build(packages: usize, rounds: usize) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let command = Cli::parse().command;
-    if let Command::Build { packages, rounds } = command {
-        return bench_build(packages, rounds).await;
+    if let Command::Build {
+        packages,
+        rounds,
+        format,
+        from_dir,
+    } = command
+    {
+        return bench_build(format, packages, rounds, from_dir.as_deref()).await;
     }
     let config = Config::from_env()?;
     match command {
@@ -431,7 +638,8 @@ async fn main() -> Result<()> {
             repo,
             packages,
             rounds,
-        } => bench_sync(&config, &repo, packages, rounds).await,
+            from_dir,
+        } => bench_sync(&config, &repo, packages, rounds, from_dir.as_deref()).await,
         Command::Ingest { size_mb } => bench_ingest(&config, size_mb).await,
     }
 }
