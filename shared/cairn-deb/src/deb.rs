@@ -86,14 +86,15 @@ impl<R: Read> Read for SourceReader<R> {
 }
 
 /// Whether `e`, or an error it wraps (decompressors wrap their reader's errors),
-/// is a [`SourceError`].
-pub(crate) fn is_source_error(e: &io::Error) -> bool {
+/// is a [`SourceError`]: the storage failed, not the package. Every format's
+/// inspector uses it to tell a retryable read failure from a damaged package.
+pub fn is_source_error(e: &io::Error) -> bool {
     find_in_chain::<SourceError>(e).is_some()
 }
 
 /// The first `T` in the chain of errors `e` wraps: decompressors and the tar reader
 /// wrap the errors of the reader beneath them.
-fn find_in_chain<T: std::error::Error + 'static>(e: &io::Error) -> Option<&T> {
+pub fn find_in_chain<T: std::error::Error + 'static>(e: &io::Error) -> Option<&T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = e
         .get_ref()
         .map(|inner| inner as &(dyn std::error::Error + 'static));

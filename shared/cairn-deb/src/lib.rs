@@ -17,7 +17,7 @@ pub use compress::{gzip, xz, zstd};
 pub use control::{Control, ControlError};
 pub use deb::{
     DebError, DebInfo, MAX_CONTROL_ARCHIVE, MAX_CONTROL_FILE, SourceError, SourceReader,
-    inspect_deb,
+    find_in_chain, inspect_deb, is_source_error,
 };
 pub use digest::{Digests, HashingReader};
 pub use dsc::{DscError, DscFile, DscInfo, SourceFile, inspect_dsc, sources_stanza};

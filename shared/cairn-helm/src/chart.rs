@@ -5,7 +5,7 @@
 use crate::error::ChartError;
 use crate::metadata::helm_metadata;
 use crate::yaml;
-use cairn_deb::{Digests, HashingReader, SourceError};
+use cairn_deb::{Digests, HashingReader, find_in_chain, is_source_error};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -369,30 +369,6 @@ fn classify(e: io::Error, started: bool) -> ChartError {
         _ if started => ChartError::Corrupt(e.to_string()),
         _ => ChartError::Io(e),
     }
-}
-
-/// Whether `e` is, or wraps (decompressors and the tar reader wrap their reader's
-/// errors), a [`SourceError`]: the storage failed, not the chart.
-fn is_source_error(e: &io::Error) -> bool {
-    find_in_chain::<SourceError>(e).is_some()
-}
-
-fn find_in_chain<T: std::error::Error + 'static>(e: &io::Error) -> Option<&T> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = e
-        .get_ref()
-        .map(|inner| inner as &(dyn std::error::Error + 'static));
-    while let Some(err) = current {
-        if let Some(found) = err.downcast_ref::<T>() {
-            return Some(found);
-        }
-        if let Some(io) = err.downcast_ref::<io::Error>()
-            && let Some(found) = find_in_chain::<T>(io)
-        {
-            return Some(found);
-        }
-        current = err.source();
-    }
-    None
 }
 
 #[cfg(test)]

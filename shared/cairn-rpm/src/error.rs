@@ -60,23 +60,4 @@ impl RpmError {
     }
 }
 
-/// Whether `e`, or an error it wraps, is a [`cairn_deb::SourceError`]: readers over
-/// remote objects tag their failures with it (see [`cairn_deb::SourceReader`]).
-/// cairn-deb keeps its own copy of this walk private, hence this one.
-pub(crate) fn is_source_error(e: &io::Error) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = e
-        .get_ref()
-        .map(|inner| inner as &(dyn std::error::Error + 'static));
-    while let Some(err) = current {
-        if err.is::<cairn_deb::SourceError>() {
-            return true;
-        }
-        if let Some(io) = err.downcast_ref::<io::Error>()
-            && is_source_error(io)
-        {
-            return true;
-        }
-        current = err.source();
-    }
-    false
-}
+pub(crate) use cairn_deb::is_source_error;
