@@ -4,7 +4,6 @@
 
 use crate::ports::{RepoStore, SignatureCheck, StoreError};
 use crate::repo::{RepoFormat, RepoPath};
-use std::io::Read;
 
 /// What a verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -271,20 +270,12 @@ impl Verifier<'_> {
                 let Some(gz) = self.store.get(&format!("{base}/{href}")).await? else {
                     continue;
                 };
-                let mut primary = String::new();
-                let read = if href.ends_with(".zst") {
-                    ruzstd::decoding::StreamingDecoder::new(&gz[..])
-                        .map_err(std::io::Error::other)
-                        .and_then(|mut d| d.read_to_string(&mut primary))
-                } else {
-                    flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut primary)
-                };
-                if read.is_err() {
+                let Ok(primary) = crate::publish::unpack_document(href, &gz) else {
                     report
                         .problems
                         .push(format!("{base}/{href}: not a readable compressed XML file"));
                     continue;
-                }
+                };
                 for package in primary.split("<package type=\"rpm\">").skip(1) {
                     let pkgid = between(package, "pkgid=\"YES\">", "<");
                     let location = between(package, "<location href=\"", "\"");

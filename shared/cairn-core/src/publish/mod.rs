@@ -10,6 +10,8 @@ mod apt;
 mod helm;
 mod yum;
 
+pub(crate) use yum::unpack_document;
+
 use crate::package::{
     IndexEntry, PackageRecord, PackageStatus, PublishedPackage, listed_source_files, pool_keys,
 };

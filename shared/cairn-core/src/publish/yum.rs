@@ -221,17 +221,9 @@ impl Publisher<'_> {
                 if Digests::of(&packed).sha256 != checksum {
                     return Ok(None);
                 }
-                let mut text = String::new();
-                let read = if href.ends_with(".zst") {
-                    ruzstd::decoding::StreamingDecoder::new(&packed[..])
-                        .map_err(std::io::Error::other)
-                        .and_then(|mut d| d.read_to_string(&mut text))
-                } else {
-                    flate2::read::GzDecoder::new(&packed[..]).read_to_string(&mut text)
-                };
-                if read.is_err() {
+                let Ok(text) = unpack_document(href, &packed) else {
                     return Ok(None);
-                }
+                };
                 documents.push(text);
             }
             let [primary, filelists, other] = &documents[..] else {
@@ -261,6 +253,19 @@ impl Publisher<'_> {
             packages,
         }))
     }
+}
+
+/// A repodata document's text, decompressed by its extension (`.zst`, else gzip).
+pub(crate) fn unpack_document(href: &str, packed: &[u8]) -> std::io::Result<String> {
+    let mut text = String::new();
+    if href.ends_with(".zst") {
+        ruzstd::decoding::StreamingDecoder::new(packed)
+            .map_err(std::io::Error::other)?
+            .read_to_string(&mut text)?;
+    } else {
+        flate2::read::GzDecoder::new(packed).read_to_string(&mut text)?;
+    }
+    Ok(text)
 }
 
 /// The `<package` elements of a repodata document, exactly as they were concatenated
