@@ -43,6 +43,16 @@ class Stack:
         self.repo_base = env["CAIRN_REPO_BASE_URL"]
         self.table = env["CAIRN_TABLE"]
         self.public_key = pathlib.Path(env["CAIRN_SIGNING_PUBLIC_KEY"])
+        # Source archives (docs/archives.md); absent from stacks deployed before them.
+        self.archive_base = env.get("CAIRN_ARCHIVE_BASE_URL")
+        self.callback_secret_file = env.get("CAIRN_CALLBACK_SECRET_FILE")
+
+    @property
+    def callback_secret(self) -> bytes:
+        """The key of callback signatures: the bytes of the file cairn.env names."""
+        assert self.callback_secret_file, \
+            f"CAIRN_CALLBACK_SECRET_FILE missing from {STATE / 'cairn.env'}"
+        return pathlib.Path(self.callback_secret_file).read_bytes()
 
     def public_key_armored(self) -> pathlib.Path:
         """The deployed signing key, armoured (dnf's gpgkey= wants armour)."""
@@ -317,3 +327,121 @@ def apt_for(stack, tmp_path):
         return Apt(tmp_path / f"apt-{suite}{name}", source, key or stack.public_key)
 
     return make
+
+
+# --- source archives (docs/archives.md) ----------------------------------------------------
+
+ARCHIVE_TIMEOUT = 60  # the API itself answers within ArchiveWaitSeconds (25 s)
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="session")
+def git_origin(tmp_path_factory):
+    """Smart-HTTP git origins on 127.0.0.1:18418 (gitorigin.GitOrigin), for the session."""
+    from gitorigin import GitOrigin
+
+    origin = GitOrigin(tmp_path_factory.mktemp("origins")).start()
+    yield origin
+    origin.stop()
+
+
+@pytest.fixture(scope="session")
+def callback_receiver():
+    """The callback receiver on 127.0.0.1:18419 (receiver.CallbackReceiver)."""
+    from receiver import CallbackReceiver
+
+    rx = CallbackReceiver().start()
+    yield rx
+    rx.stop()
+
+
+def api_call(stack, method: str, path: str, body=None, user=None, timeout=ARCHIVE_TIMEOUT):
+    """A JSON request to the API: (status, parsed body, headers). `user` is (name, password)
+    sent as Basic credentials; a body that is not JSON comes back as {"raw": text}."""
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{stack.api}{path}", data=data, method=method)
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    if user:
+        token = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+        req.add_header("authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, raw, headers = r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        status, raw, headers = e.code, e.read(), e.headers
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError:
+        parsed = {"raw": raw.decode(errors="replace")}
+    return status, parsed, headers
+
+
+def archive(stack, user, body, timeout=ARCHIVE_TIMEOUT):
+    """POST /v1/archives: (status, json)."""
+    status, parsed, _ = api_call(stack, "POST", "/v1/archives", body, user, timeout)
+    return status, parsed
+
+
+def clone(stack, user, body, timeout=ARCHIVE_TIMEOUT):
+    """POST /clone (Repour-compatible): (status, json)."""
+    status, parsed, _ = api_call(stack, "POST", "/clone", body, user, timeout)
+    return status, parsed
+
+
+def cancel(stack, user, op_id, timeout=30):
+    """POST /cancel/{id}: (status, json)."""
+    status, parsed, _ = api_call(stack, "POST", f"/cancel/{op_id}", None, user, timeout)
+    return status, parsed
+
+
+def operation(stack, user, op_id, timeout=30):
+    """GET /v1/operations/{id}: (status, json)."""
+    status, parsed, _ = api_call(stack, "GET", f"/v1/operations/{op_id}", None, user, timeout)
+    return status, parsed
+
+
+def archive_info(stack, user, name, timeout=30):
+    """GET /v1/archives/{name}: (status, json)."""
+    status, parsed, _ = api_call(stack, "GET", f"/v1/archives/{name}", None, user, timeout)
+    return status, parsed
+
+
+def wait_operation(stack, user, op_id, until=FINAL, timeout=180) -> dict:
+    """Polls GET /v1/operations/{id} until its status is one of `until`."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        status, last = operation(stack, user, op_id)
+        assert status == 200, (status, last)
+        if last.get("status") in until:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"operation {op_id} not {until} within {timeout}s: {last}")
+
+
+def settle(stack, user, status, body, timeout=180):
+    """A synchronous answer as it would be had the API waited long enough: a 202 naming an
+    operation (still queued/running after ArchiveWaitSeconds) is followed to its end and
+    replaced by (its http_status, its result)."""
+    if status == 202 and "operation" in body and "callback" not in body:
+        op = wait_operation(stack, user, body["id"], timeout=timeout)
+        return op["http_status"], op["result"]
+    return status, body
+
+
+def archive_done(stack, user, body, timeout=180):
+    """POST /v1/archives, then settle(): (final status, final body)."""
+    return settle(stack, user, *archive(stack, user, body), timeout=timeout)
+
+
+def clone_done(stack, user, body, timeout=180):
+    return settle(stack, user, *clone(stack, user, body), timeout=timeout)
+
+
+def problem_text(body: dict) -> str:
+    """Everything a problem body says (title, detail, ...), for message assertions."""
+    return " ".join(str(v) for k, v in body.items() if k not in ("status", "callback"))

@@ -6,14 +6,15 @@ use url::{Host, Url};
 
 use crate::CallbackError;
 
-/// One allow-list entry: a network (a bare IP is a /32 or /128) or an exact host name.
+/// One allow-list entry: a network (a bare IP is a /32 or /128) or an exact host name,
+/// optionally restricted to one port (`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowEntry {
-    /// Resolved addresses inside this network are allowed.
-    Net(IpNet),
+    /// Resolved addresses inside this network are allowed (on this port only, if given).
+    Net(IpNet, Option<u16>),
     /// Every address this host name resolves to is allowed (compared without case
-    /// or trailing dot).
-    Host(String),
+    /// or trailing dot; on this port only, if given).
+    Host(String, Option<u16>),
 }
 
 impl FromStr for AllowEntry {
@@ -21,24 +22,36 @@ impl FromStr for AllowEntry {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
+        let invalid = || CallbackError::InvalidAllowEntry(s.to_owned());
         if let Ok(net) = s.parse::<IpNet>() {
-            return Ok(AllowEntry::Net(net));
+            return Ok(AllowEntry::Net(net, None));
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(AllowEntry::Net(IpNet::from(ip)));
+            return Ok(AllowEntry::Net(IpNet::from(ip), None));
         }
-        let host = normalise_host(s);
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(AllowEntry::Net(IpNet::from(addr.ip()), Some(addr.port())));
+        }
+        let (name, port) = match s.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port.parse::<u16>().map_err(|_| invalid())?)),
+            None => (s, None),
+        };
+        let host = normalise_host(name);
         let valid = !host.is_empty()
             && host.len() <= 253
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if valid {
-            Ok(AllowEntry::Host(host))
+            Ok(AllowEntry::Host(host, port))
         } else {
-            Err(CallbackError::InvalidAllowEntry(s.to_owned()))
+            Err(invalid())
         }
     }
+}
+
+fn port_matches(allowed: Option<u16>, port: u16) -> bool {
+    allowed.is_none_or(|p| p == port)
 }
 
 /// Which special-range addresses a callback may reach anyway.
@@ -64,18 +77,44 @@ impl AddressPolicy {
         Ok(AddressPolicy { allow })
     }
 
-    fn allows_host(&self, host: &str) -> bool {
+    fn allows_host(&self, host: &str, port: u16) -> bool {
         let host = normalise_host(host);
         self.allow
             .iter()
-            .any(|e| matches!(e, AllowEntry::Host(h) if *h == host))
+            .any(|e| matches!(e, AllowEntry::Host(h, p) if *h == host && port_matches(*p, port)))
     }
 
-    fn allows_ip(&self, ip: IpAddr) -> bool {
+    fn allows_ip(&self, ip: IpAddr, port: u16) -> bool {
         let ip = canonical(ip);
-        self.allow
-            .iter()
-            .any(|e| matches!(e, AllowEntry::Net(net) if net.contains(&ip)))
+        self.allow.iter().any(
+            |e| matches!(e, AllowEntry::Net(net, p) if net.contains(&ip) && port_matches(*p, port)),
+        )
+    }
+
+    /// Judge the addresses `host` resolved to (an IP literal is its own single
+    /// address): all of them, or the refusal naming the first forbidden one.
+    ///
+    /// Synchronous and free of I/O, for resolvers that do their own lookup (the git
+    /// fetcher's HTTP client) and must refuse before connecting.
+    pub fn check_resolved(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), CallbackError> {
+        if addrs.is_empty() {
+            return Err(CallbackError::NoAddresses(host.to_owned()));
+        }
+        for addr in addrs {
+            if self.allows_host(host, addr.port()) {
+                continue;
+            }
+            if let Some(range) = is_forbidden(addr.ip())
+                && !self.allows_ip(addr.ip(), addr.port())
+            {
+                return Err(CallbackError::Refused {
+                    host: host.to_owned(),
+                    addr: addr.ip(),
+                    range,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -185,23 +224,7 @@ pub async fn check_url(
             (name.to_owned(), resolved.collect())
         }
     };
-    if addrs.is_empty() {
-        return Err(CallbackError::NoAddresses(host));
-    }
-    if policy.allows_host(&host) {
-        return Ok(addrs);
-    }
-    for addr in &addrs {
-        if let Some(range) = is_forbidden(addr.ip())
-            && !policy.allows_ip(addr.ip())
-        {
-            return Err(CallbackError::Refused {
-                host,
-                addr: addr.ip(),
-                range,
-            });
-        }
-    }
+    policy.check_resolved(&host, &addrs)?;
     Ok(addrs)
 }
 
@@ -279,12 +302,12 @@ mod tests {
     fn allow_list_parsing() {
         let p = AddressPolicy::parse_list("127.0.0.1, 10.0.0.0/8 ::1 LocalHost.").unwrap();
         assert_eq!(p.allow.len(), 4);
-        assert_eq!(p.allow[3], AllowEntry::Host("localhost".into()));
-        assert!(p.allows_ip("127.0.0.1".parse().unwrap()));
-        assert!(p.allows_ip("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!p.allows_ip("127.0.0.2".parse().unwrap()));
-        assert!(p.allows_ip("10.9.9.9".parse().unwrap()));
-        assert!(p.allows_host("localhost"));
+        assert_eq!(p.allow[3], AllowEntry::Host("localhost".into(), None));
+        assert!(p.allows_ip("127.0.0.1".parse().unwrap(), 80));
+        assert!(p.allows_ip("::ffff:127.0.0.1".parse().unwrap(), 80));
+        assert!(!p.allows_ip("127.0.0.2".parse().unwrap(), 80));
+        assert!(p.allows_ip("10.9.9.9".parse().unwrap(), 80));
+        assert!(p.allows_host("localhost", 80));
         assert_eq!(
             AddressPolicy::parse_list("").unwrap(),
             AddressPolicy::default()
@@ -292,5 +315,22 @@ mod tests {
         let err = AddressPolicy::parse_list("10.0.0.0/33").unwrap_err();
         assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
         assert!(AddressPolicy::parse_list("http://x").is_err());
+    }
+
+    #[test]
+    fn allow_entries_with_ports() {
+        let p = AddressPolicy::parse_list("127.0.0.1:18418 [::1]:81 localhost:82").unwrap();
+        assert!(p.allows_ip("127.0.0.1".parse().unwrap(), 18418));
+        assert!(!p.allows_ip("127.0.0.1".parse().unwrap(), 18420));
+        assert!(p.allows_ip("::1".parse().unwrap(), 81));
+        assert!(!p.allows_ip("::1".parse().unwrap(), 80));
+        assert!(p.allows_host("LOCALHOST.", 82));
+        assert!(!p.allows_host("localhost", 83));
+        let at = |port| [SocketAddr::new("127.0.0.1".parse().unwrap(), port)];
+        assert!(p.check_resolved("127.0.0.1", &at(18418)).is_ok());
+        let err = p.check_resolved("example.test", &at(18420)).unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1"), "{err}");
+        assert!(AddressPolicy::parse_list("localhost:http").is_err());
+        assert!(AddressPolicy::parse_list("localhost:99999").is_err());
     }
 }

@@ -1,0 +1,108 @@
+use cairn_core::StoreError;
+
+/// Why an archive or clone request failed. [`ArchiveError::http_status`] maps each to
+/// the status the API (or the callback) reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The request body is not what the endpoint takes.
+    #[error("{0}")]
+    Invalid(String),
+    /// The origin URL is not acceptable (scheme, credentials, syntax).
+    #[error("origin URL refused: {0}")]
+    BadUrl(String),
+    /// The origin resolves to an address the policy refuses.
+    #[error("origin URL refused: {0}")]
+    Refused(#[from] cairn_callback::CallbackError),
+    /// The ref does not exist at the origin.
+    #[error("ref '{reference}' does not exist in {url}")]
+    RefNotFound {
+        /// The ref as requested.
+        reference: String,
+        /// The origin.
+        url: String,
+    },
+    /// The origin sent more than the size limit.
+    #[error("the origin exceeds the archive size limit of {0} bytes")]
+    TooLarge(u64),
+    /// The tree has more objects than allowed.
+    #[error("the origin exceeds the archive limit of {0} objects")]
+    TooManyObjects(u64),
+    /// The fetch took longer than allowed.
+    #[error("fetching from the origin took longer than {0} seconds")]
+    Timeout(u64),
+    /// The origin could not be reached or spoke bad protocol.
+    #[error("fetch from {url} failed: {reason}")]
+    Fetch {
+        /// The origin.
+        url: String,
+        /// What went wrong, from the git client.
+        reason: String,
+    },
+    /// A fetched object is malformed or lies about its id.
+    #[error("the origin sent a bad object: {0}")]
+    BadObject(String),
+    /// A tree entry name that a checkout or extraction could misuse.
+    #[error("the origin tree contains an unsafe path: {0}")]
+    UnsafePath(String),
+    /// A published ref would have to move.
+    #[error("{0}")]
+    Conflict(String),
+    /// Nothing with that name or id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation was cancelled before it ran.
+    #[error("operation cancelled")]
+    Cancelled,
+    /// Storage failure (never the caller's fault).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or an environment failure; the detail is logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ArchiveError {
+    /// The HTTP status reported for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ArchiveError::Invalid(_)
+            | ArchiveError::BadUrl(_)
+            | ArchiveError::Refused(_)
+            | ArchiveError::TooLarge(_)
+            | ArchiveError::TooManyObjects(_)
+            | ArchiveError::Timeout(_)
+            | ArchiveError::Fetch { .. }
+            | ArchiveError::BadObject(_)
+            | ArchiveError::UnsafePath(_) => 400,
+            ArchiveError::RefNotFound { .. } | ArchiveError::NotFound(_) => 404,
+            ArchiveError::Conflict(_) | ArchiveError::Cancelled => 409,
+            ArchiveError::Store(_) | ArchiveError::Internal(_) => 500,
+        }
+    }
+
+    /// The problem body reported for this error (RFC 9457). A 5xx says nothing of
+    /// its cause.
+    pub fn problem(&self) -> serde_json::Value {
+        let status = self.http_status();
+        let detail = if status >= 500 {
+            "internal error; the operator's logs have the details".to_owned()
+        } else {
+            self.to_string()
+        };
+        serde_json::json!({
+            "type": "about:blank",
+            "title": title(status),
+            "status": status,
+            "detail": detail,
+        })
+    }
+}
+
+fn title(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        409 => "Conflict",
+        _ => "Internal Server Error",
+    }
+}

@@ -1,0 +1,589 @@
+//! The archive and clone use cases, and the life of an operation.
+
+use crate::ArchiveError;
+use crate::layout;
+use crate::model::{
+    ArchiveCatalog, ArchivedTree, CallbackQueue, Operation, OperationKind, OperationQueue,
+    OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition,
+};
+use crate::origin::{self, FetchLimits, History};
+use crate::pack::Pack;
+use crate::request::{ArchiveRequest, CloneRequest, check_origin, is_commit_id};
+use crate::tree::{TreeLimits, archive_tree};
+use bytes::Bytes;
+use cairn_callback::AddressPolicy;
+use cairn_core::ports::RepoStore;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Settings of the archive worker and API.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which special-range addresses origins and callbacks may have.
+    pub policy: AddressPolicy,
+    /// Fetch bounds.
+    pub fetch: FetchLimits,
+    /// Tree bounds.
+    pub tree: TreeLimits,
+    /// Where scratch repositories go.
+    pub scratch: PathBuf,
+    /// Public base URL of the archive bucket (readonly URLs).
+    pub archive_base_url: String,
+    /// Base URL of the API (tarball links).
+    pub api_base_url: String,
+}
+
+/// Current time, RFC 3339.
+pub fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// The archive and clone use cases over their ports.
+pub struct Archiver {
+    /// Archive records.
+    pub catalog: Arc<dyn ArchiveCatalog>,
+    /// The archive bucket.
+    pub files: Arc<dyn RepoStore>,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// Where a fetched ref led.
+struct Origin {
+    target: String,
+    commit: String,
+    tree: String,
+}
+
+/// What the blocking part of an archive found.
+enum Step {
+    /// The ref's target was archived before (hex target).
+    Known(String),
+    /// The tree was archived before.
+    Existing(Origin, ArchivedTree),
+    /// A new tree, walked.
+    New(Origin, crate::tree::Archived),
+}
+
+/// The tag of an archive commit.
+pub fn tag_for(commit: &str) -> String {
+    format!("cairn-{commit}")
+}
+
+impl Archiver {
+    /// The readonly URL of repository `name`.
+    pub fn readonly_url(&self, name: &str) -> String {
+        format!(
+            "{}/{}",
+            self.settings.archive_base_url.trim_end_matches('/'),
+            layout::repo_prefix(name)
+        )
+    }
+
+    fn tarball_url(&self, name: &str, tag: &str) -> String {
+        format!(
+            "{}/v1/archives/{name}/{tag}.tar.gz",
+            self.settings.api_base_url.trim_end_matches('/')
+        )
+    }
+
+    /// The 200 body of an archive request.
+    pub fn archive_body(&self, t: &ArchivedTree, origin: Value, created: bool) -> Value {
+        json!({
+            "name": t.name,
+            "tag": t.tag,
+            "commit": t.commit,
+            "tree": t.tree,
+            "swhid": format!("swh:1:dir:{}", t.tree),
+            "url": {"readonly": self.readonly_url(&t.name)},
+            "tarball": self.tarball_url(&t.name, &t.tag),
+            "origin": origin,
+            "submodules": t.submodules,
+            "files": t.files,
+            "created": created,
+        })
+    }
+
+    /// Archives the tree `req.reference` names at `req.url` as repository `req.name`.
+    #[tracing::instrument(skip_all, fields(name = %req.name, url = %req.url, reference = %req.reference))]
+    pub async fn archive(&self, req: &ArchiveRequest) -> Result<Value, ArchiveError> {
+        req.validate()?;
+        let url = check_origin(&req.url, &self.settings.policy).await?;
+        let origin = |commit: &str| json!({"url": req.url, "ref": req.reference, "commit": commit});
+
+        // A commit id seen before needs no network at all.
+        if is_commit_id(&req.reference) {
+            let id = req.reference.to_ascii_lowercase();
+            if let Some(found) = self.known(&req.name, &id).await? {
+                return Ok(self.archive_body(&found, origin(&id), false));
+            }
+        }
+
+        // gix repositories are not Send: fetch and walk happen in one blocking task,
+        // which asks the catalog (on the runtime) what it already has.
+        let (settings, reference) = (self.settings.clone(), req.reference.clone());
+        let (catalog, name) = (self.catalog.clone(), req.name.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let step = tokio::task::spawn_blocking(move || {
+            // A ref whose target was archived before: answered after the ref listing.
+            let known = |target: &[u8; 20]| {
+                runtime
+                    .block_on(catalog.origin_tree(&name, &hex::encode(target)))
+                    .ok()
+                    .flatten()
+                    .is_some()
+            };
+            let fetched = match origin::fetch(
+                &url,
+                &reference,
+                History::Tip,
+                settings.fetch,
+                &settings.policy,
+                &settings.scratch,
+                &known,
+            )? {
+                origin::Fetch::Known { target } => return Ok(Step::Known(hex::encode(target))),
+                origin::Fetch::Fetched(f) => f,
+            };
+            let origin = Origin {
+                target: hex::encode(fetched.target),
+                commit: hex::encode(fetched.commit),
+                tree: hex::encode(fetched.tree),
+            };
+            if let Some(found) = runtime.block_on(catalog.tree(&name, &origin.tree))? {
+                return Ok(Step::Existing(origin, found));
+            }
+            let commit = crate::pack::object_id(
+                crate::pack::Kind::Commit,
+                &crate::tree::archive_commit(&origin.tree),
+            );
+            // The tarball's top directory is "<name>-<tag>".
+            let prefix = format!("{name}-{}", tag_for(&hex::encode(commit)));
+            let archived = archive_tree(&fetched.repo, fetched.tree, &prefix, settings.tree)?;
+            Ok::<_, ArchiveError>(Step::New(origin, archived))
+        })
+        .await
+        .map_err(|e| ArchiveError::Internal(format!("fetch task: {e}")))??;
+        let (found_origin, archived) = match step {
+            Step::Known(target) => {
+                return match self.known(&req.name, &target).await? {
+                    Some(found) => Ok(self.archive_body(&found, origin(&target), false)),
+                    None => Err(ArchiveError::Internal(format!(
+                        "origin object {target} was known, then not"
+                    ))),
+                };
+            }
+            Step::Existing(o, found) => {
+                self.ensure_published(&found).await?;
+                self.remember(&req.name, &o).await?;
+                return Ok(self.archive_body(&found, origin(&o.commit), false));
+            }
+            Step::New(o, archived) => (o, archived),
+        };
+        let (tree, origin_commit) = (found_origin.tree.clone(), found_origin.commit.clone());
+        let tag = tag_for(&archived.commit);
+
+        // Immutable files first: a claimed tree always has its pack and tarball.
+        self.store_pack(&req.name, &archived.pack).await?;
+        self.files
+            .put_new(
+                &layout::tarball_key(&req.name, &tag),
+                Bytes::from(archived.tarball),
+                "application/gzip",
+            )
+            .await?;
+        let record = ArchivedTree {
+            name: req.name.clone(),
+            tree: tree.clone(),
+            commit: archived.commit.clone(),
+            tag,
+            pack: archived.pack.stem(),
+            origin_url: req.url.clone(),
+            origin_ref: req.reference.clone(),
+            origin_commit: origin_commit.clone(),
+            submodules: archived.submodules,
+            files: archived.files,
+            created_at: now(),
+            published: false,
+        };
+        let (record, created) = match self.catalog.claim_tree(&record).await? {
+            None => (record, true),
+            Some(winner) => (winner, false),
+        };
+        self.ensure_published(&record).await?;
+        self.remember(&req.name, &found_origin).await?;
+        tracing::info!(tag = %record.tag, created, "archived");
+        Ok(self.archive_body(&record, origin(&origin_commit), created))
+    }
+
+    async fn remember(&self, name: &str, o: &Origin) -> Result<(), ArchiveError> {
+        self.catalog
+            .remember_origin(name, &o.commit, &o.tree)
+            .await?;
+        if o.target != o.commit {
+            self.catalog
+                .remember_origin(name, &o.target, &o.tree)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn known(
+        &self,
+        name: &str,
+        origin_object: &str,
+    ) -> Result<Option<ArchivedTree>, ArchiveError> {
+        let Some(tree) = self.catalog.origin_tree(name, origin_object).await? else {
+            return Ok(None);
+        };
+        let Some(found) = self.catalog.tree(name, &tree).await? else {
+            return Ok(None);
+        };
+        self.ensure_published(&found).await?;
+        Ok(Some(found))
+    }
+
+    async fn store_pack(&self, name: &str, pack: &Pack) -> Result<(), ArchiveError> {
+        let stem = pack.stem();
+        // The index goes after the pack: a reader that sees an index finds its pack.
+        self.files
+            .put_new(
+                &layout::pack_key(name, &stem, "pack"),
+                Bytes::from(pack.pack.clone()),
+                "application/x-git-packed-objects",
+            )
+            .await?;
+        self.files
+            .put_new(
+                &layout::pack_key(name, &stem, "idx"),
+                Bytes::from(pack.idx.clone()),
+                "application/x-git-packed-objects-toc",
+            )
+            .await?;
+        self.catalog
+            .add_pack(
+                name,
+                &PackRecord {
+                    stem,
+                    objects: pack.objects as u64,
+                    bytes: pack.pack.len() as u64,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Makes sure the tree's tag is a ref and in the index files (a worker may have
+    /// stopped between the claim and the publication).
+    async fn ensure_published(&self, t: &ArchivedTree) -> Result<(), ArchiveError> {
+        if t.published {
+            return Ok(());
+        }
+        let r = PublishedRef {
+            name: format!("refs/tags/{}", t.tag),
+            target: t.commit.clone(),
+            peeled: None,
+            created_at: t.created_at.clone(),
+        };
+        if let RefWrite::Conflict(existing) = self.catalog.put_ref(&t.name, &r).await? {
+            return Err(ArchiveError::Internal(format!(
+                "{} already points to {}",
+                existing.name, existing.target
+            )));
+        }
+        self.publish(&t.name).await?;
+        self.catalog.mark_published(&t.name, &t.tree).await?;
+        Ok(())
+    }
+
+    /// Rewrites `info/refs`, `objects/info/packs` and `HEAD` of `name` from the catalog.
+    pub async fn publish(&self, name: &str) -> Result<(), ArchiveError> {
+        let (refs, packs) = tokio::try_join!(self.catalog.refs(name), self.catalog.packs(name))?;
+        // Packs before refs: a client that sees a new ref finds its objects.
+        self.files
+            .put(
+                &layout::info_packs_key(name),
+                Bytes::from(layout::info_packs(&packs)),
+                "text/plain; charset=utf-8",
+            )
+            .await?;
+        self.files
+            .put(
+                &layout::info_refs_key(name),
+                Bytes::from(layout::info_refs(&refs)),
+                "text/plain; charset=utf-8",
+            )
+            .await?;
+        self.files
+            .put(
+                &layout::head_key(name),
+                Bytes::from(layout::head(&refs)),
+                "text/plain; charset=utf-8",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Repour's `/clone`: pushes the ref with its history into repository `name`.
+    #[tracing::instrument(skip_all, fields(url = %req.origin_repo_url, reference = %req.reference))]
+    pub async fn clone_ref(&self, req: &CloneRequest) -> Result<Value, ArchiveError> {
+        req.validate()?;
+        let name = req.target_name()?;
+        let url = check_origin(&req.origin_repo_url, &self.settings.policy).await?;
+        let (settings, reference) = (self.settings.clone(), req.reference.clone());
+        let (refname, target, peeled, pack) = tokio::task::spawn_blocking(move || {
+            let origin::Fetch::Fetched(fetched) = origin::fetch(
+                &url,
+                &reference,
+                History::Full,
+                settings.fetch,
+                &settings.policy,
+                &settings.scratch,
+                &|_| false,
+            )?
+            else {
+                return Err(ArchiveError::Internal("clone fetch skipped".into()));
+            };
+            let pack =
+                origin::pack_history(&fetched.repo, fetched.target, settings.tree.max_objects)?;
+            let refname = match &fetched.refname {
+                Some(r) => r.clone(),
+                None => format!("refs/heads/branch-{}", hex::encode(fetched.commit)),
+            };
+            let peeled = (fetched.target != fetched.commit).then(|| hex::encode(fetched.commit));
+            Ok::<_, ArchiveError>((refname, hex::encode(fetched.target), peeled, pack))
+        })
+        .await
+        .map_err(|e| ArchiveError::Internal(format!("clone task: {e}")))??;
+
+        let r = PublishedRef {
+            name: refname.clone(),
+            target: target.clone(),
+            peeled: peeled.clone(),
+            created_at: now(),
+        };
+        // Refuse a moved ref before writing anything.
+        if let Some(existing) = self
+            .catalog
+            .refs(&name)
+            .await?
+            .into_iter()
+            .find(|e| e.name == refname)
+            && existing.target != target
+        {
+            return Err(moved(&existing, &target));
+        }
+        self.store_pack(&name, &pack).await?;
+        match self.catalog.put_ref(&name, &r).await? {
+            RefWrite::Conflict(existing) => return Err(moved(&existing, &target)),
+            RefWrite::Created | RefWrite::Unchanged => {}
+        }
+        self.publish(&name).await?;
+        let short = refname
+            .strip_prefix("refs/heads/")
+            .or_else(|| refname.strip_prefix("refs/tags/"))
+            .unwrap_or(&refname);
+        Ok(json!({
+            "type": "git",
+            "ref": short,
+            "refname": refname,
+            "originRepoUrl": req.origin_repo_url,
+            "targetRepoUrl": self.readonly_url(&name),
+            "commit": peeled.unwrap_or(target),
+        }))
+    }
+
+    /// `GET /v1/archives/{name}`.
+    pub async fn describe(&self, name: &str) -> Result<Value, ArchiveError> {
+        crate::request::validate_name(name)?;
+        let (trees, refs) = tokio::try_join!(self.catalog.trees(name), self.catalog.refs(name))?;
+        if trees.is_empty() && refs.is_empty() {
+            return Err(ArchiveError::NotFound(format!(
+                "no repository named '{name}'"
+            )));
+        }
+        let tags: Vec<Value> = trees
+            .iter()
+            .map(|t| {
+                json!({"tag": t.tag, "commit": t.commit, "tree": t.tree,
+                       "swhid": format!("swh:1:dir:{}", t.tree), "created_at": t.created_at,
+                       "origin": {"url": t.origin_url, "ref": t.origin_ref, "commit": t.origin_commit},
+                       "tarball": self.tarball_url(name, &t.tag)})
+            })
+            .collect();
+        Ok(json!({
+            "name": name,
+            "url": {"readonly": self.readonly_url(name)},
+            "archives": tags,
+            "refs": refs.iter().map(|r| json!({"name": r.name, "target": r.target, "peeled": r.peeled})).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+fn moved(existing: &PublishedRef, target: &str) -> ArchiveError {
+    ArchiveError::Conflict(format!(
+        "{} is already published at {}; Cairn never moves a published ref (the origin now has {target})",
+        existing.name, existing.target
+    ))
+}
+
+/// Operations: accepting (API side), running (worker side), cancelling, showing.
+pub struct Operations {
+    /// Records.
+    pub store: Arc<dyn OperationStore>,
+    /// To the archive worker.
+    pub queue: Arc<dyn OperationQueue>,
+    /// To the callback worker.
+    pub callbacks: Arc<dyn CallbackQueue>,
+}
+
+impl Operations {
+    /// Records and queues a new operation.
+    pub async fn submit(
+        &self,
+        kind: OperationKind,
+        name: &str,
+        request: Value,
+        callback: Option<cairn_callback::Callback>,
+        owner: &str,
+    ) -> Result<Operation, ArchiveError> {
+        let at = now();
+        let op = Operation {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            status: OperationStatus::Queued,
+            name: name.to_owned(),
+            request,
+            owner: owner.to_owned(),
+            delivery: callback.as_ref().map(|_| "pending".to_owned()),
+            callback,
+            http_status: None,
+            result: None,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        self.store.create(&op).await?;
+        self.queue.submit(&op).await?;
+        Ok(op)
+    }
+
+    /// Runs operation `id` (worker side). A cancelled or finished operation is
+    /// skipped; a running one (a redelivered message) runs again, which is safe:
+    /// every write is idempotent or conditional.
+    pub async fn run(&self, id: &str, archiver: &Archiver) -> Result<(), ArchiveError> {
+        let op = match self.store.start(id).await? {
+            Transition::Done(op) => op,
+            Transition::Refused(op) if op.status == OperationStatus::Running => op,
+            Transition::Refused(op) => {
+                tracing::info!(id, status = op.status.as_str(), "not running: not queued");
+                return Ok(());
+            }
+            Transition::Missing => {
+                tracing::warn!(id, "operation record missing; message dropped");
+                return Ok(());
+            }
+        };
+        let outcome = match op.kind {
+            OperationKind::Archive => {
+                match serde_json::from_value::<ArchiveRequest>(op.request.clone()) {
+                    Ok(req) => archiver.archive(&req).await,
+                    Err(e) => Err(ArchiveError::Invalid(e.to_string())),
+                }
+            }
+            OperationKind::Clone => {
+                match serde_json::from_value::<CloneRequest>(op.request.clone()) {
+                    Ok(req) => archiver.clone_ref(&req).await,
+                    Err(e) => Err(ArchiveError::Invalid(e.to_string())),
+                }
+            }
+        };
+        let (status, http_status, body) = match outcome {
+            Ok(body) => (OperationStatus::Succeeded, 200, body),
+            Err(ArchiveError::Store(e)) => {
+                // Storage trouble is retried by the queue, not reported as a result.
+                return Err(ArchiveError::Store(e));
+            }
+            Err(e) => {
+                if e.http_status() >= 500 {
+                    tracing::error!(id, error = %e, "operation failed");
+                } else {
+                    tracing::info!(id, error = %e, "operation refused");
+                }
+                (OperationStatus::Failed, e.http_status(), e.problem())
+            }
+        };
+        self.store.finish(id, status, http_status, &body).await?;
+        if op.callback.is_some() {
+            self.callbacks.deliver(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a queued operation.
+    pub async fn cancel(&self, id: &str, by: &str) -> Result<Operation, ArchiveError> {
+        let result = json!({
+            "type": "about:blank",
+            "title": "cancelled",
+            "status": 409,
+            "detail": format!("operation {id} was cancelled by {by} before it ran"),
+        });
+        match self.store.cancel(id, &result).await? {
+            Transition::Done(op) => {
+                if op.callback.is_some() {
+                    self.callbacks.deliver(id).await?;
+                }
+                Ok(op)
+            }
+            Transition::Refused(op) => Err(ArchiveError::Conflict(format!(
+                "operation {id} is {}: only a queued operation can be cancelled",
+                op.status.as_str()
+            ))),
+            Transition::Missing => Err(ArchiveError::NotFound(format!("no operation {id}"))),
+        }
+    }
+
+    /// `GET /v1/operations/{id}`.
+    pub async fn show(&self, id: &str) -> Result<Value, ArchiveError> {
+        let op = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| ArchiveError::NotFound(format!("no operation {id}")))?;
+        let attempts = if op.callback.is_some() {
+            self.store.attempts(id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(operation_view(&op, &attempts))
+    }
+}
+
+/// The public view of an operation.
+pub fn operation_view(op: &Operation, attempts: &[crate::model::AttemptRecord]) -> Value {
+    let mut v = json!({
+        "id": op.id,
+        "kind": op.kind,
+        "status": op.status,
+        "name": op.name,
+        "http_status": op.http_status,
+        "result": op.result,
+        "request": op.request,
+        "owner": op.owner,
+        "created_at": op.created_at,
+        "updated_at": op.updated_at,
+    });
+    if let Some(cb) = &op.callback {
+        v["callback"] = json!({
+            "url": cb.url().as_str(),
+            "method": cb.method().as_str(),
+            "delivery": op.delivery,
+            "attempts": attempts,
+        });
+    }
+    v
+}

@@ -1,0 +1,369 @@
+//! The archive use case against a real git origin: `git http-backend` behind a tiny
+//! CGI server on loopback (allowed by the test's address policy), the catalog and
+//! bucket as in-memory fakes. The stored pack is checked with real git.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use cairn_archive::memory::MemoryArchives;
+use cairn_archive::origin::FetchLimits;
+use cairn_archive::tree::TreeLimits;
+use cairn_archive::{ArchiveError, ArchiveRequest, Archiver, CloneRequest, Settings, layout};
+use cairn_callback::AddressPolicy;
+use cairn_core::memory::MemoryStore;
+use cairn_core::ports::RepoStore;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Serves `root` with `git http-backend` (smart HTTP, protocol v2) on a loopback port.
+fn serve(root: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_owned();
+                let target = parts.next().unwrap_or_default().to_owned();
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end().to_owned();
+                    if h.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let get = |k: &str| {
+                    headers
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let len: usize = get("content-length").parse().unwrap_or(0);
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let mut child = Command::new("git")
+                    .arg("http-backend")
+                    .env("GIT_PROJECT_ROOT", &root)
+                    .env("GIT_HTTP_EXPORT_ALL", "1")
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .env("GIT_CONFIG_NOSYSTEM", "1")
+                    .env("REQUEST_METHOD", &method)
+                    .env("PATH_INFO", path)
+                    .env("QUERY_STRING", query)
+                    .env("CONTENT_TYPE", get("content-type"))
+                    .env("CONTENT_LENGTH", len.to_string())
+                    .env("GIT_PROTOCOL", get("git-protocol"))
+                    .env("REMOTE_ADDR", "127.0.0.1")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child.stdin.take().unwrap().write_all(&body).unwrap();
+                let out = child.wait_with_output().unwrap();
+                let split = out
+                    .stdout
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|i| (i, 4))
+                    .or_else(|| {
+                        out.stdout
+                            .windows(2)
+                            .position(|w| w == b"\n\n")
+                            .map(|i| (i, 2))
+                    })
+                    .unwrap();
+                let head = String::from_utf8_lossy(&out.stdout[..split.0]).into_owned();
+                let payload = &out.stdout[split.0 + split.1..];
+                let mut status = "200 OK".to_owned();
+                let mut resp = String::new();
+                for h in head.lines() {
+                    if let Some(s) = h.strip_prefix("Status:") {
+                        status = s.trim().to_owned();
+                    } else {
+                        resp.push_str(h.trim_end());
+                        resp.push_str("\r\n");
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{resp}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    payload.len()
+                );
+                let _ = stream.write_all(payload);
+            });
+        }
+    });
+    port
+}
+
+struct Origin {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+    url: String,
+}
+
+fn origin(files: &[(&str, &str)]) -> Origin {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let bare = dir.path().join("srv/demo.git");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    commit(&work, files, "first");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&bare, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
+    let port = serve(dir.path().join("srv"));
+    Origin {
+        url: format!("http://127.0.0.1:{port}/demo.git"),
+        work,
+        bare,
+        _dir: dir,
+    }
+}
+
+fn commit(work: &Path, files: &[(&str, &str)], message: &str) {
+    for (path, content) in files {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", message]);
+}
+
+fn push(o: &Origin, args: &[&str]) {
+    let mut all = vec!["push", "-q", "--force", o.bare.to_str().unwrap()];
+    all.extend_from_slice(args);
+    git(&o.work, &all);
+}
+
+fn archiver(policy: &str, max_bytes: u64) -> (Archiver, Arc<MemoryStore>, tempfile::TempDir) {
+    let scratch = tempfile::tempdir().unwrap();
+    let files = Arc::new(MemoryStore::default());
+    let a = Archiver {
+        catalog: Arc::new(MemoryArchives::default()),
+        files: files.clone(),
+        settings: Settings {
+            policy: AddressPolicy::parse_list(policy).unwrap(),
+            fetch: FetchLimits {
+                max_bytes,
+                timeout: Duration::from_secs(60),
+            },
+            tree: TreeLimits {
+                max_objects: 100_000,
+                max_bytes: 1 << 30,
+            },
+            scratch: scratch.path().to_owned(),
+            archive_base_url: "http://archive.test".into(),
+            api_base_url: "http://api.test".into(),
+        },
+    };
+    (a, files, scratch)
+}
+
+fn request(o: &Origin, reference: &str) -> ArchiveRequest {
+    ArchiveRequest {
+        name: "demo".into(),
+        url: o.url.clone(),
+        reference: reference.into(),
+        callback: None,
+    }
+}
+
+/// Writes the bucket's repository to disk and clones `tag` from it with real git.
+async fn clone_from_bucket(files: &MemoryStore, tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("demo.git");
+    let mut keys = vec![
+        layout::info_refs_key("demo"),
+        layout::info_packs_key("demo"),
+        layout::head_key("demo"),
+    ];
+    let packs = String::from_utf8(
+        files
+            .get(&layout::info_packs_key("demo"))
+            .await
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in packs.lines().filter_map(|l| l.strip_prefix("P ")) {
+        let stem = line.trim_end_matches(".pack");
+        keys.push(layout::pack_key("demo", stem, "pack"));
+        keys.push(layout::pack_key("demo", stem, "idx"));
+    }
+    for key in keys {
+        let body = files.get(&key).await.unwrap().unwrap();
+        let path = dir.path().join(key.strip_prefix("git/").unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    // file:// reads refs, not info/refs: the same list as packed-refs.
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    let info = std::fs::read_to_string(repo.join("info/refs")).unwrap();
+    let mut packed = String::from("# pack-refs with: peeled fully-peeled sorted\n");
+    for line in info.lines() {
+        let (id, name) = line.split_once('\t').unwrap();
+        if name.ends_with("^{}") {
+            packed.push_str(&format!("^{id}\n"));
+        } else {
+            packed.push_str(&format!("{id} {name}\n"));
+        }
+    }
+    std::fs::write(repo.join("packed-refs"), packed).unwrap();
+    let out = dir.path().join("out");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            tag,
+            "--single-branch",
+            "--no-tags",
+            &format!("file://{}", repo.display()),
+            out.to_str().unwrap(),
+        ],
+    );
+    (dir, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_publish_and_clone() {
+    let o = origin(&[("README", "hello\n"), ("src/main.c", "int main;\n")]);
+    let (a, files, _s) = archiver("127.0.0.1", 1 << 30);
+    let first = a.archive(&request(&o, "main")).await.unwrap();
+    let tree = git(&o.work, &["rev-parse", "HEAD^{tree}"]);
+    assert_eq!(first["tree"], tree.as_str());
+    assert_eq!(first["swhid"], format!("swh:1:dir:{tree}"));
+    assert_eq!(first["created"], true);
+    let tag = first["tag"].as_str().unwrap().to_owned();
+
+    let (_d, out) = clone_from_bucket(&files, &tag).await;
+    assert_eq!(git(&out, &["rev-parse", "HEAD^{tree}"]), tree);
+    assert_eq!(git(&out, &["rev-list", "--count", "HEAD"]), "1");
+    git(&out, &["fsck", "--strict"]);
+
+    // The same ref again: known from the ref listing, same answer.
+    let again = a.archive(&request(&o, "main")).await.unwrap();
+    assert_eq!(again["tag"], first["tag"]);
+    assert_eq!(again["created"], false);
+
+    // Same tree under a new commit on another branch: same tag.
+    git(&o.work, &["commit", "-q", "--allow-empty", "-m", "empty"]);
+    push(&o, &["HEAD:refs/heads/other"]);
+    let other = a.archive(&request(&o, "other")).await.unwrap();
+    assert_eq!(other["tag"], first["tag"]);
+    assert_eq!(other["created"], false);
+
+    // Force-push different content: a new tag; the old one still clones.
+    commit(&o.work, &[("README", "changed\n")], "second");
+    push(&o, &["HEAD:refs/heads/main"]);
+    let second = a.archive(&request(&o, "main")).await.unwrap();
+    assert_ne!(second["tag"], first["tag"]);
+    assert_eq!(second["created"], true);
+    let (_d, out) = clone_from_bucket(&files, &tag).await;
+    assert_eq!(git(&out, &["rev-parse", "HEAD^{tree}"]), tree);
+
+    // By commit id, and an annotated tag.
+    let id = git(&o.work, &["rev-parse", "HEAD"]);
+    let by_id = a.archive(&request(&o, &id)).await.unwrap();
+    assert_eq!(by_id["tag"], second["tag"]);
+    git(&o.work, &["tag", "-a", "-m", "v1", "v1.0"]);
+    push(&o, &["refs/tags/v1.0"]);
+    let by_tag = a.archive(&request(&o, "v1.0")).await.unwrap();
+    assert_eq!(by_tag["tag"], second["tag"]);
+
+    // A ref that does not exist.
+    let err = a.archive(&request(&o, "nope")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::RefNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("'nope'"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_policy() {
+    let big: String = (0..400_000u32)
+        .map(|i| format!("{:08x}", i.wrapping_mul(2654435761)))
+        .collect();
+    let o = origin(&[("big.txt", big.as_str())]);
+    let (a, _files, _s) = archiver("127.0.0.1", 64 * 1024);
+    let err = a.archive(&request(&o, "main")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::TooLarge(_)), "{err}");
+
+    let (strict, _files, _s) = archiver("", 1 << 30);
+    let err = strict.archive(&request(&o, "main")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::Refused(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_pushes_history() {
+    let o = origin(&[("a", "1")]);
+    commit(&o.work, &[("a", "2")], "two");
+    commit(&o.work, &[("a", "3")], "three");
+    push(&o, &["HEAD:refs/heads/main"]);
+    let (a, files, _s) = archiver("127.0.0.1", 1 << 30);
+    let req = |reference: &str| CloneRequest {
+        kind: "git".into(),
+        origin_repo_url: o.url.clone(),
+        reference: reference.into(),
+        name: Some("demo".into()),
+        target_repo_url: None,
+        callback: None,
+    };
+    let body = a.clone_ref(&req("main")).await.unwrap();
+    assert_eq!(body["ref"], "main");
+    let (_d, out) = clone_from_bucket(&files, "main").await;
+    assert_eq!(git(&out, &["rev-list", "--count", "HEAD"]), "3");
+    let id = git(&o.work, &["rev-parse", "HEAD~1"]);
+    let body = a.clone_ref(&req(&id)).await.unwrap();
+    assert_eq!(body["ref"], format!("branch-{id}"));
+    // The branch moves at the origin: Cairn refuses to move it.
+    commit(&o.work, &[("a", "4")], "four");
+    push(&o, &["HEAD:refs/heads/main"]);
+    let err = a.clone_ref(&req("main")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::Conflict(_)), "{err}");
+}
