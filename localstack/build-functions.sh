@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-functions=(repo-api ingest-worker metadata-sync)
+functions=(repo-api ingest-worker metadata-sync archive-api archive-worker callback-worker)
 args=()
 for f in "${functions[@]}"; do args+=(-p "$f"); done
 cargo build --release --locked "${args[@]}" -p cairn

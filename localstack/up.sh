@@ -43,12 +43,24 @@ else
 fi
 
 repo_bucket=cairn-repo
+archive_bucket=cairn-archive
 # Local workers re-read the key every 2 s (300 s in AWS) so rotation tests are quick.
+# Archives: the e2e tests' git origin (127.0.0.1:18418) and callback receiver
+# (127.0.0.1:18419) are the only private addresses reachable; a 32 MiB fetch limit
+# so the size-limit test stays small; callbacks retried after 1 s, 2 s, 4 s.
 "$LOCALSTACK_DIR/deploy.sh" \
   "SigningKeySecretArn=$secret_arn" \
   "SigningKeyRefreshSeconds=2" \
   "RepoBucketName=$repo_bucket" \
   "RepoBaseUrl=$LS_ENDPOINT/$repo_bucket" \
+  "ArchiveBucketName=$archive_bucket" \
+  "ArchiveBaseUrl=$LS_ENDPOINT/$archive_bucket" \
+  "ArchiveObjectLockDays=${CAIRN_ARCHIVE_LOCK_DAYS:-1}" \
+  "OutboundAllowList=127.0.0.1:18418,127.0.0.1:18419" \
+  "ArchiveMaxBytes=33554432" \
+  "ArchiveWaitSeconds=25" \
+  "CallbackBackoffSeconds=1" \
+  "CallbackMaxAttempts=4" \
   ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
 
 # shellcheck disable=SC1091
@@ -60,11 +72,17 @@ api_url="$LS_ENDPOINT/_aws/execute-api/$ApiId/$ApiStage"
   echo "CAIRN_TABLE=$Table"
   echo "CAIRN_SIGNING_PUBLIC_KEY=$CAIRN_STATE/signing-key.gpg"
   echo "CAIRN_SIGNING_KEY_SECRET=$secret_arn"
+  echo "CAIRN_ARCHIVE_BASE_URL=$ArchiveBaseUrl"
+  echo "CAIRN_CALLBACK_SECRET_FILE=$CAIRN_STATE/callback-secret"
 } >"$CAIRN_STATE/cairn.env"
+# The callback signing key, for the e2e receiver to check signatures.
+awsl secretsmanager get-secret-value --secret-id "$CallbackSecretArn" \
+  --query SecretString --output text | tr -d '\n' >"$CAIRN_STATE/callback-secret"
 cat <<MSG
 Cairn is deployed on LocalStack.
   API URL:         $api_url
   Repository base: $RepoBaseUrl
+  Archive base:    $ArchiveBaseUrl
   Public key:      $CAIRN_STATE/signing-key.gpg
 Add an upload account:
   echo -n secret | AWS_ENDPOINT_URL=$LS_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \\

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Source-archive benchmark (docs/archives.md), in one run against the deployed local stack:
 #   baseline: Repour's mechanism on the same origin: `git clone` (full, with checkout) then
-#             `git push` of main to a fresh local bare repository; and the same with
-#             `git clone --depth 1` (the bare repository accepts shallow pushes). Median of N.
+#             `git push` of main to a fresh local bare repository; the same with
+#             `git clone --no-checkout` (the transfer without writing the files) and with
+#             `git clone --depth 1 --branch main` (the bare repository accepts shallow pushes).
+#             Median of N.
 #             Also the bytes each clone moves (one extra, untimed clone through a counting proxy).
 #   cairn:    POST /v1/archives {name, url, ref: "main"} without callback (synchronous: the
 #             answer is awaited; a 202 is followed to the operation's end and noted), a fresh

@@ -10,6 +10,7 @@
 // unwrap() is fine in tests (a panic is the failure report); never in library code.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod config;
 mod error;
 pub mod layout;
 pub mod memory;
@@ -20,6 +21,7 @@ pub mod request;
 pub mod service;
 pub mod tree;
 
+pub use config::ArchiveConfig;
 pub use error::ArchiveError;
 pub use request::{ArchiveRequest, CloneRequest};
 pub use service::{Archiver, Operations, Settings};

@@ -218,7 +218,7 @@ pub enum Fetch {
         target: [u8; 20],
     },
     /// The objects were downloaded.
-    Fetched(Fetched),
+    Fetched(Box<Fetched>),
 }
 
 /// Fetches `reference` from `url` into a fresh scratch repository under `scratch`.
@@ -325,14 +325,14 @@ pub fn fetch(
         return Ok(Fetch::Known { target });
     }
     let (commit, tree) = peel(&repo, target)?;
-    Ok(Fetch::Fetched(Fetched {
+    Ok(Fetch::Fetched(Box::new(Fetched {
         repo,
         refname,
         target,
         commit,
         tree,
         _dir: dir,
-    }))
+    })))
 }
 
 /// Follows annotated tags to a commit; the commit and its tree.

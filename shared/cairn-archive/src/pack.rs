@@ -156,7 +156,7 @@ impl PackBuilder {
         self.body.extend_from_slice(&trailer);
 
         let mut entries = self.entries;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_unstable_by_key(|e| e.0);
         let mut idx = Vec::with_capacity(1072 + entries.len() * 28 + 40);
         idx.extend_from_slice(b"\xfftOc");
         idx.extend_from_slice(&2u32.to_be_bytes());

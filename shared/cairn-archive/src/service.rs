@@ -30,10 +30,8 @@ pub struct Settings {
     pub tree: TreeLimits,
     /// Where scratch repositories go.
     pub scratch: PathBuf,
-    /// Public base URL of the archive bucket (readonly URLs).
+    /// Public base URL of the archive bucket (readonly URLs, tarballs).
     pub archive_base_url: String,
-    /// Base URL of the API (tarball links).
-    pub api_base_url: String,
 }
 
 /// Current time, RFC 3339.
@@ -85,10 +83,12 @@ impl Archiver {
         )
     }
 
-    fn tarball_url(&self, name: &str, tag: &str) -> String {
+    /// The public URL of the tarball of `tag`.
+    pub fn tarball_url(&self, name: &str, tag: &str) -> String {
         format!(
-            "{}/v1/archives/{name}/{tag}.tar.gz",
-            self.settings.api_base_url.trim_end_matches('/')
+            "{}/{}",
+            self.settings.archive_base_url.trim_end_matches('/'),
+            layout::tarball_key(name, tag)
         )
     }
 

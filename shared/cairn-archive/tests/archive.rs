@@ -198,7 +198,6 @@ fn archiver(policy: &str, max_bytes: u64) -> (Archiver, Arc<MemoryStore>, tempfi
             },
             scratch: scratch.path().to_owned(),
             archive_base_url: "http://archive.test".into(),
-            api_base_url: "http://api.test".into(),
         },
     };
     (a, files, scratch)

@@ -16,7 +16,7 @@ use cairn_core::ports::{
 use cairn_core::{PackageRecord, PackageStatus, RepoPath};
 use std::collections::HashMap;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Upload tickets expire (DynamoDB TTL) a day after creation.
 const TICKET_TTL_SECS: i64 = 24 * 3600;
@@ -35,15 +35,15 @@ pub struct DynamoCatalog {
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
+pub(crate) fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
         _ => Err(StoreError::new(
@@ -53,14 +53,14 @@ fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
     }
 }
 
-fn get_opt_s(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn get_opt_s(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
     }
 }
 
-fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| {
             StoreError::new("decode item", format!("attribute {name} is not a number"))
@@ -80,7 +80,7 @@ fn get_n_or_zero(item: &Item, name: &str) -> Result<u64, StoreError> {
     }
 }
 
-fn store_err<E, R>(operation: &str) -> impl FnOnce(SdkError<E, R>) -> StoreError + '_
+pub(crate) fn store_err<E, R>(operation: &str) -> impl FnOnce(SdkError<E, R>) -> StoreError + '_
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -202,7 +202,7 @@ impl DynamoCatalog {
 
 /// Whether a conditional write was refused because its condition did not hold
 /// (any operation: PutItem, UpdateItem, DeleteItem).
-fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+pub(crate) fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {

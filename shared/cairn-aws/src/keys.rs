@@ -45,3 +45,31 @@ pub fn user_pk(name: &str) -> String {
 pub fn upload_pk(id: &str) -> String {
     format!("UPLOAD#{id}")
 }
+
+/// Prefix of archived-tree sort keys inside a repository's partition.
+pub const ARCHIVE_TREE_PREFIX: &str = "TREE#";
+/// Prefix of origin-object -> tree sort keys.
+pub const ARCHIVE_ORIGIN_PREFIX: &str = "ORIGIN#";
+/// Prefix of published-ref sort keys.
+pub const ARCHIVE_REF_PREFIX: &str = "REF#";
+/// Prefix of pack sort keys.
+pub const ARCHIVE_PACK_PREFIX: &str = "PACK#";
+/// Sort key of an operation item.
+pub const OPERATION_SK: &str = "OP";
+/// Prefix of callback-attempt sort keys inside an operation's partition.
+pub const ATTEMPT_PREFIX: &str = "ATTEMPT#";
+
+/// Partition of one archive repository: its trees, refs, packs and origin mappings.
+pub fn archive_pk(name: &str) -> String {
+    format!("ARCHIVE#{name}")
+}
+
+/// Partition of one operation: the operation and its callback attempts.
+pub fn operation_pk(id: &str) -> String {
+    format!("OP#{id}")
+}
+
+/// Sort key of one callback attempt; zero-padded so keys sort by attempt.
+pub fn attempt_sk(attempt: u32) -> String {
+    format!("{ATTEMPT_PREFIX}{attempt:04}")
+}

@@ -1,12 +1,14 @@
 //! AWS adapters for the Cairn ports (S3, DynamoDB, SQS) and the start-up code every
 //! Lambda shares: tracing, configuration, SDK clients, the signing key.
 
+pub mod archives;
 pub mod dynamo;
 pub mod keys;
 pub mod s3;
 pub mod sqs;
 pub mod startup;
 
+pub use archives::{DynamoArchives, OperationMessage, SqsOperationQueues};
 pub use dynamo::DynamoCatalog;
 pub use s3::S3Store;
 pub use sqs::SqsSyncQueue;

@@ -1,0 +1,128 @@
+//! One attempt per message receive. A retryable failure leaves the message on the
+//! queue with its visibility timeout set to the backoff delay; after the last
+//! attempt (the queue's maxReceiveCount) SQS moves it to the dead-letter queue.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use cairn_archive::model::{AttemptRecord, OperationStore};
+use cairn_aws::{DynamoArchives, OperationMessage};
+use cairn_callback::{Backoff, Deliverer};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::json;
+
+/// Dependencies, built once per cold start.
+pub struct Worker {
+    /// Operation records and attempts.
+    pub store: DynamoArchives,
+    /// Signs and sends.
+    pub deliverer: Deliverer,
+    /// Retry schedule.
+    pub backoff: Backoff,
+    /// To delay retries.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The callback queue.
+    pub queue_url: String,
+}
+
+/// What to do with a message after an attempt.
+enum Next {
+    Done,
+    Retry,
+}
+
+impl Worker {
+    /// Delivers each message's callback once.
+    #[tracing::instrument(skip_all)]
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+        let mut failures = Vec::new();
+        for message in event.payload.records {
+            let message_id = message.message_id.clone().unwrap_or_default();
+            match self.one(&message).await {
+                Ok(Next::Done) => {}
+                Ok(Next::Retry) => failures.push(message_id),
+                Err(e) => {
+                    tracing::error!(message_id, error = %e, "callback bookkeeping failed; will retry");
+                    failures.push(message_id);
+                }
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures
+            .into_iter()
+            .map(|id| {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id;
+                f
+            })
+            .collect();
+        Ok(response)
+    }
+
+    async fn one(&self, message: &SqsMessage) -> Result<Next, Error> {
+        let parsed = message
+            .body
+            .as_deref()
+            .map(serde_json::from_str::<OperationMessage>);
+        let Some(Ok(OperationMessage { id })) = parsed else {
+            tracing::error!(body = ?message.body, "unreadable callback message dropped");
+            return Ok(Next::Done);
+        };
+        let receive_count: u32 = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let Some(op) = self.store.get(&id).await? else {
+            tracing::warn!(id, "callback for an unknown operation dropped");
+            return Ok(Next::Done);
+        };
+        let Some(callback) = op.callback.clone() else {
+            return Ok(Next::Done);
+        };
+        if op.delivery.as_deref() != Some("pending") || !op.status.is_final() {
+            tracing::info!(id, delivery = ?op.delivery, "nothing to deliver");
+            return Ok(Next::Done);
+        }
+        let status = op.http_status.unwrap_or(500);
+        let body = op.result.clone().unwrap_or_else(|| json!({}));
+        let attempt = self.deliverer.deliver(&callback, &body, &id, status).await;
+        self.store
+            .record_attempt(
+                &id,
+                &AttemptRecord {
+                    attempt: receive_count,
+                    at: cairn_archive::service::now(),
+                    http_status: attempt.http_status,
+                    error: attempt.error.clone(),
+                    duration_ms: attempt.duration_ms,
+                },
+            )
+            .await?;
+        tracing::info!(id, attempt = receive_count, http_status = ?attempt.http_status, error = ?attempt.error, "callback attempt");
+        if attempt.is_success() {
+            self.store.set_delivery(&id, "delivered").await?;
+            return Ok(Next::Done);
+        }
+        if !attempt.should_retry() {
+            self.store.set_delivery(&id, "failed").await?;
+            return Ok(Next::Done);
+        }
+        match self.backoff.delay_with_random_jitter(receive_count) {
+            Some(delay) => {
+                if let Some(handle) = &message.receipt_handle {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(delay.as_secs().max(1) as i32)
+                        .send()
+                        .await?;
+                }
+            }
+            None => {
+                // The last attempt: the queue moves the message to the DLQ.
+                self.store.set_delivery(&id, "failed").await?;
+            }
+        }
+        Ok(Next::Retry)
+    }
+}

@@ -1,0 +1,45 @@
+//! `callback-worker`: delivers the results of asynchronous operations to their
+//! callback URLs (docs/archives.md), signed, with retries and a dead-letter queue.
+
+mod deliver;
+
+use cairn_archive::ArchiveConfig;
+use cairn_aws::{Clients, DynamoArchives, init_tracing};
+use cairn_callback::Deliverer;
+use lambda_runtime::{Error, run, service_fn};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let config = ArchiveConfig::from_env()?;
+    let clients = Clients::load().await;
+    let secret_id = config
+        .callback_secret
+        .clone()
+        .ok_or("CAIRN_CALLBACK_SECRET (the callback signing secret's ARN) is not set")?;
+    let secret = clients
+        .secrets
+        .get_secret_value()
+        .secret_id(&secret_id)
+        .send()
+        .await?
+        .secret_string
+        .ok_or("the callback signing secret has no string value")?;
+    let worker = deliver::Worker {
+        store: DynamoArchives::new(clients.dynamodb.clone(), &config.table),
+        deliverer: Deliverer::new(
+            secret.into_bytes(),
+            config.settings.policy.clone(),
+            Duration::from_secs(10),
+        ),
+        backoff: config.backoff,
+        sqs: clients.sqs.clone(),
+        queue_url: config.callback_queue_url.clone(),
+    };
+    let worker = &worker;
+    run(service_fn(move |event| async move {
+        worker.handle(event).await
+    }))
+    .await
+}

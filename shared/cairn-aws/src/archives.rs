@@ -1,0 +1,463 @@
+//! DynamoDB adapter for source archives and asynchronous operations (same single
+//! table; keys in [`crate::keys`], access patterns in `docs/data-model.md`).
+//!
+//! Archive records are written once with `attribute_not_exists` conditions: a tree,
+//! a ref or an origin mapping never changes after its first write. Operations move
+//! through their states with conditional updates on `status`.
+
+use crate::dynamo::{Item, get_n, get_opt_s, get_s, is_condition_failure, n, s, store_err};
+use crate::keys::{
+    ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX, ARCHIVE_TREE_PREFIX,
+    ATTEMPT_PREFIX, OPERATION_SK, PK, SK, TTL, archive_pk, attempt_sk, operation_pk,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use cairn_archive::model::{
+    ArchiveCatalog, ArchivedTree, AttemptRecord, CallbackQueue, Operation, OperationQueue,
+    OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition,
+};
+use cairn_core::ports::StoreError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Operations and their attempts expire (DynamoDB TTL) 30 days after creation.
+const OPERATION_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// The DynamoDB adapter for archives and operations.
+#[derive(Clone, Debug)]
+pub struct DynamoArchives {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(v)
+        .map(s)
+        .map_err(|e| StoreError::new("encode item", e))
+}
+
+fn from_doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    serde_json::from_str(&get_s(item, "doc")?).map_err(|e| StoreError::new("decode item", e))
+}
+
+fn status_of(text: &str) -> Result<OperationStatus, StoreError> {
+    serde_json::from_value(Value::String(text.to_owned()))
+        .map_err(|e| StoreError::new("decode item", e))
+}
+
+/// An operation item: the creation-time document plus the mutable attributes.
+fn operation_of(item: &Item) -> Result<Operation, StoreError> {
+    let mut op: Operation = from_doc(item)?;
+    op.status = status_of(&get_s(item, "status")?)?;
+    op.updated_at = get_opt_s(item, "updated_at").unwrap_or(op.updated_at);
+    op.delivery = get_opt_s(item, "delivery").or(op.delivery);
+    if item.contains_key("http_status") {
+        op.http_status = Some(get_n(item, "http_status")?);
+    }
+    if let Some(result) = get_opt_s(item, "result") {
+        op.result =
+            Some(serde_json::from_str(&result).map_err(|e| StoreError::new("decode item", e))?);
+    }
+    Ok(op)
+}
+
+impl DynamoArchives {
+    /// Adapter over `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_err("GetItem"))?
+            .item)
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `prefix`, all pages.
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            out.push(item.map_err(store_err("Query"))?);
+        }
+        Ok(out)
+    }
+
+    /// Puts an item unless its key exists; `false` if it did.
+    async fn put_once(&self, item: Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_err("PutItem")(e)),
+        }
+    }
+
+    fn doc_item(&self, pk: String, sk: String, doc: AttributeValue) -> Item {
+        Item::from([(PK.into(), s(pk)), (SK.into(), s(sk)), ("doc".into(), doc)])
+    }
+
+    /// `queued` -> `to`, returning the operation after (or as found).
+    async fn leave_queued(
+        &self,
+        id: &str,
+        to: OperationStatus,
+        result: Option<&Value>,
+    ) -> Result<Transition, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(operation_pk(id)))
+            .key(SK, s(OPERATION_SK))
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", s(cairn_archive::service::now()))
+            .return_values(ReturnValue::AllNew);
+        update = match result {
+            Some(body) => update
+                .update_expression(
+                    "SET #status = :to, updated_at = :now, http_status = :http, #result = :result",
+                )
+                .expression_attribute_names("#result", "result")
+                .expression_attribute_values(":http", n(409))
+                .expression_attribute_values(":result", s(body.to_string())),
+            None => update.update_expression("SET #status = :to, updated_at = :now"),
+        };
+        match update.send().await {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Transition::Done(operation_of(&item)?)),
+                None => Err(StoreError::new("UpdateItem", "no attributes returned")),
+            },
+            Err(e) if is_condition_failure(&e) => {
+                match self.get(operation_pk(id), OPERATION_SK.into()).await? {
+                    Some(item) => Ok(Transition::Refused(operation_of(&item)?)),
+                    None => Ok(Transition::Missing),
+                }
+            }
+            Err(e) => Err(store_err("UpdateItem")(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ArchiveCatalog for DynamoArchives {
+    async fn tree(&self, name: &str, tree: &str) -> Result<Option<ArchivedTree>, StoreError> {
+        let item = self
+            .get(archive_pk(name), format!("{ARCHIVE_TREE_PREFIX}{tree}"))
+            .await?;
+        let Some(item) = item else { return Ok(None) };
+        let mut t: ArchivedTree = from_doc(&item)?;
+        t.published = matches!(item.get("published"), Some(AttributeValue::Bool(true)));
+        Ok(Some(t))
+    }
+
+    async fn claim_tree(&self, record: &ArchivedTree) -> Result<Option<ArchivedTree>, StoreError> {
+        let item = self.doc_item(
+            archive_pk(&record.name),
+            format!("{ARCHIVE_TREE_PREFIX}{}", record.tree),
+            to_doc(record)?,
+        );
+        if self.put_once(item).await? {
+            return Ok(None);
+        }
+        self.tree(&record.name, &record.tree)
+            .await?
+            .map(Some)
+            .ok_or_else(|| StoreError::new("claim tree", "claimed, then missing"))
+    }
+
+    async fn mark_published(&self, name: &str, tree: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(archive_pk(name)))
+            .key(SK, s(format!("{ARCHIVE_TREE_PREFIX}{tree}")))
+            .update_expression("SET published = :t")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(store_err("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn trees(&self, name: &str) -> Result<Vec<ArchivedTree>, StoreError> {
+        let mut out: Vec<ArchivedTree> = self
+            .query_prefix(archive_pk(name), ARCHIVE_TREE_PREFIX)
+            .await?
+            .iter()
+            .map(from_doc)
+            .collect::<Result<_, _>>()?;
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    async fn origin_tree(&self, name: &str, object: &str) -> Result<Option<String>, StoreError> {
+        let item = self
+            .get(archive_pk(name), format!("{ARCHIVE_ORIGIN_PREFIX}{object}"))
+            .await?;
+        item.map(|i| get_s(&i, "tree")).transpose()
+    }
+
+    async fn remember_origin(
+        &self,
+        name: &str,
+        object: &str,
+        tree: &str,
+    ) -> Result<(), StoreError> {
+        let item = Item::from([
+            (PK.into(), s(archive_pk(name))),
+            (SK.into(), s(format!("{ARCHIVE_ORIGIN_PREFIX}{object}"))),
+            ("tree".into(), s(tree)),
+        ]);
+        // An object id always has the same tree: an existing item is the same.
+        self.put_once(item).await?;
+        Ok(())
+    }
+
+    async fn put_ref(&self, repo: &str, r: &PublishedRef) -> Result<RefWrite, StoreError> {
+        let sk = format!("{ARCHIVE_REF_PREFIX}{}", r.name);
+        if self
+            .put_once(self.doc_item(archive_pk(repo), sk.clone(), to_doc(r)?))
+            .await?
+        {
+            return Ok(RefWrite::Created);
+        }
+        let existing: PublishedRef = match self.get(archive_pk(repo), sk).await? {
+            Some(item) => from_doc(&item)?,
+            None => return Err(StoreError::new("put ref", "refused, then missing")),
+        };
+        Ok(if existing.target == r.target {
+            RefWrite::Unchanged
+        } else {
+            RefWrite::Conflict(existing)
+        })
+    }
+
+    async fn refs(&self, repo: &str) -> Result<Vec<PublishedRef>, StoreError> {
+        self.query_prefix(archive_pk(repo), ARCHIVE_REF_PREFIX)
+            .await?
+            .iter()
+            .map(from_doc)
+            .collect()
+    }
+
+    async fn add_pack(&self, repo: &str, pack: &PackRecord) -> Result<(), StoreError> {
+        let item = self.doc_item(
+            archive_pk(repo),
+            format!("{ARCHIVE_PACK_PREFIX}{}", pack.stem),
+            to_doc(pack)?,
+        );
+        // Pack names are content checksums: an existing item is the same pack.
+        self.put_once(item).await?;
+        Ok(())
+    }
+
+    async fn packs(&self, repo: &str) -> Result<Vec<PackRecord>, StoreError> {
+        self.query_prefix(archive_pk(repo), ARCHIVE_PACK_PREFIX)
+            .await?
+            .iter()
+            .map(from_doc)
+            .collect()
+    }
+}
+
+fn expiry() -> AttributeValue {
+    n(time::OffsetDateTime::now_utc().unix_timestamp() + OPERATION_TTL_SECS)
+}
+
+#[async_trait]
+impl OperationStore for DynamoArchives {
+    async fn create(&self, op: &Operation) -> Result<(), StoreError> {
+        let mut item = self.doc_item(operation_pk(&op.id), OPERATION_SK.into(), to_doc(op)?);
+        item.insert("status".into(), s(op.status.as_str()));
+        item.insert("updated_at".into(), s(&op.updated_at));
+        item.insert(TTL.into(), expiry());
+        if !self.put_once(item).await? {
+            return Err(StoreError::new("create operation", "id already used"));
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        DynamoArchives::get(self, operation_pk(id), OPERATION_SK.into())
+            .await?
+            .map(|item| operation_of(&item))
+            .transpose()
+    }
+
+    async fn start(&self, id: &str) -> Result<Transition, StoreError> {
+        self.leave_queued(id, OperationStatus::Running, None).await
+    }
+
+    async fn cancel(&self, id: &str, result: &Value) -> Result<Transition, StoreError> {
+        self.leave_queued(id, OperationStatus::Cancelled, Some(result))
+            .await
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        status: OperationStatus,
+        http_status: u16,
+        result: &Value,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(operation_pk(id)))
+            .key(SK, s(OPERATION_SK))
+            .update_expression(
+                "SET #status = :status, http_status = :http, #result = :result, updated_at = :now",
+            )
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":http", n(http_status))
+            .expression_attribute_values(":result", s(result.to_string()))
+            .expression_attribute_values(":now", s(cairn_archive::service::now()))
+            .send()
+            .await
+            .map_err(store_err("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn set_delivery(&self, id: &str, delivery: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(operation_pk(id)))
+            .key(SK, s(OPERATION_SK))
+            .update_expression("SET delivery = :d")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":d", s(delivery))
+            .send()
+            .await
+            .map_err(store_err("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn record_attempt(&self, id: &str, attempt: &AttemptRecord) -> Result<(), StoreError> {
+        let mut item = self.doc_item(
+            operation_pk(id),
+            attempt_sk(attempt.attempt),
+            to_doc(attempt)?,
+        );
+        item.insert(TTL.into(), expiry());
+        // A redelivered message may record the same attempt number twice: keep the first.
+        self.put_once(item).await?;
+        Ok(())
+    }
+
+    async fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.query_prefix(operation_pk(id), ATTEMPT_PREFIX)
+            .await?
+            .iter()
+            .map(from_doc)
+            .collect()
+    }
+}
+
+/// The archive worker's FIFO queue (one message group per repository) and the
+/// callback queue.
+#[derive(Clone, Debug)]
+pub struct SqsOperationQueues {
+    client: aws_sdk_sqs::Client,
+    archive_queue_url: String,
+    callback_queue_url: String,
+}
+
+impl SqsOperationQueues {
+    /// Adapter over both queues.
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        archive_queue_url: impl Into<String>,
+        callback_queue_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            archive_queue_url: archive_queue_url.into(),
+            callback_queue_url: callback_queue_url.into(),
+        }
+    }
+}
+
+/// Body of both queues' messages.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OperationMessage {
+    /// Operation id.
+    pub id: String,
+}
+
+#[async_trait]
+impl OperationQueue for SqsOperationQueues {
+    async fn submit(&self, op: &Operation) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.archive_queue_url)
+            .message_body(serde_json::json!({"id": op.id}).to_string())
+            .message_group_id(&op.name)
+            .message_deduplication_id(&op.id)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
+            })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CallbackQueue for SqsOperationQueues {
+    async fn deliver(&self, op_id: &str) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.callback_queue_url)
+            .message_body(serde_json::json!({"id": op_id}).to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
+            })?;
+        Ok(())
+    }
+}
