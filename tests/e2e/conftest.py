@@ -1,5 +1,6 @@
 """Shared fixtures: the deployed stack's URLs, an upload account, real .deb files,
-and an isolated apt client."""
+an isolated apt client, and for source archives git origins, a callback receiver and
+API helpers."""
 
 import base64
 import hashlib
@@ -340,7 +341,10 @@ def git_origin(tmp_path_factory):
     """Smart-HTTP git origins on 127.0.0.1:18418 (gitorigin.GitOrigin), for the session."""
     from gitorigin import GitOrigin
 
-    origin = GitOrigin(tmp_path_factory.mktemp("origins")).start()
+    try:
+        origin = GitOrigin(tmp_path_factory.mktemp("origins")).start()
+    except OSError as e:
+        pytest.fail(f"cannot serve git origins on 127.0.0.1:18418: {e}")
     yield origin
     origin.stop()
 
@@ -350,7 +354,10 @@ def callback_receiver():
     """The callback receiver on 127.0.0.1:18419 (receiver.CallbackReceiver)."""
     from receiver import CallbackReceiver
 
-    rx = CallbackReceiver().start()
+    try:
+        rx = CallbackReceiver().start()
+    except OSError as e:
+        pytest.fail(f"cannot receive callbacks on 127.0.0.1:18419: {e}")
     yield rx
     rx.stop()
 

@@ -22,7 +22,6 @@ fetches a commit by id with depth 1 through the server, with the real git client
 
 import os
 import pathlib
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -227,6 +226,11 @@ def set_branch(root, name, branch, target) -> str:
 # --- the server ---------------------------------------------------------------------------
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # bursts of concurrent clients (the default backlog is 5)
+    daemon_threads = True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cairn-test-origin/1"
@@ -408,7 +412,7 @@ class GitOrigin:
 
     # lifecycle
     def start(self) -> "GitOrigin":
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        self._server = _Server((self.host, self.port), _Handler)
         self._server.daemon_threads = True
         self._server.origin = self
         self.port = self._server.server_address[1]

@@ -90,6 +90,11 @@ class Hit:
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # bursts of concurrent clients (the default backlog is 5)
+    daemon_threads = True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cairn-test-receiver/1"
@@ -140,7 +145,7 @@ class CallbackReceiver:
         self._thread = None
 
     def start(self) -> "CallbackReceiver":
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        self._server = _Server((self.host, self.port), _Handler)
         self._server.daemon_threads = True
         self._server.receiver = self
         self.port = self._server.server_address[1]

@@ -4,6 +4,7 @@ clones over plain HTTP from S3; the same tree gets the same tag; callbacks are s
 retried and cancellable; unsafe URLs, unknown refs, oversized origins, missing credentials
 and bad names are refused without fetching anything; Repour's /clone keeps history."""
 
+import hashlib
 import json
 import os
 import re
@@ -103,15 +104,21 @@ def assert_archive_commit(dest, body, env):
     git("fsck", "--strict", "--no-dangling", cwd=dest, env=env)
 
 
-def fetch_tarball(user, url: str, dest):
-    """GET the tarball URL (302), then curl -L the location."""
+def fetch_tarball(url: str, dest):
+    """The public tarball URL, fetched without credentials (curl -L)."""
+    subprocess.run(["curl", "-sS", "-f", "-L", "-o", str(dest), url], check=True,
+                   capture_output=True)
+
+
+def tarball_redirect(stack, user, name: str, tag: str) -> str:
+    """GET /v1/archives/{name}/{tag}.tar.gz must answer 302: its Location."""
     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-                          "-u", f"{user[0]}:{user[1]}", url],
+                          "-u", f"{user[0]}:{user[1]}",
+                          f"{stack.api}/v1/archives/{name}/{tag}.tar.gz"],
                          check=True, capture_output=True).stdout.decode()
     code, _, location = out.partition(" ")
     assert code == "302" and location, out
-    subprocess.run(["curl", "-sS", "-f", "-L", "-o", str(dest), location], check=True,
-                   capture_output=True)
+    return location
 
 
 def assert_tarball(path, prefix: str, files: dict):
@@ -120,7 +127,9 @@ def assert_tarball(path, prefix: str, files: dict):
     assert members
     assert all(m.name == prefix.rstrip("/") or m.name.startswith(prefix) for m in members), \
         [m.name for m in members if not m.name.startswith(prefix)]
-    assert len({m.mtime for m in members}) == 1, "fixed mtime"
+    mtimes = {m.mtime for m in members}
+    assert len(mtimes) == 1, f"one fixed mtime, got {sorted(mtimes)}"
+    assert abs(mtimes.pop() - time.time()) > 86400, "a fixed mtime, not the time of writing"
     got = {m.name[len(prefix):]: m for m in members if not m.isdir()}
     assert set(got) == set(files), sorted(set(got) ^ set(files))
     with tarfile.open(path, "r:gz") as tar:
@@ -133,6 +142,17 @@ def assert_tarball(path, prefix: str, files: dict):
             assert m.isfile(), rel
             assert tar.extractfile(m).read() == content, rel
             assert bool(m.mode & 0o100) == (mode == EXEC), (rel, oct(m.mode))
+
+
+def tar_contents(path, prefix: str) -> list:
+    """[(path below prefix, type, mode, mtime, sha256 or link target)], sorted."""
+    out = []
+    with tarfile.open(path, "r:gz") as tar:
+        for m in tar.getmembers():
+            data = tar.extractfile(m).read() if m.isfile() else b""
+            out.append((m.name[len(prefix):], m.type, m.mode, m.mtime,
+                        m.linkname or hashlib.sha256(data).hexdigest()))
+    return sorted(out)
 
 
 def archive_tags(stack, user, name) -> set:
@@ -161,7 +181,7 @@ def test_archive_branch_clones_to_the_exact_tree(stack, user, git_origin, genv, 
     assert body["tree"] == origin_tree
     assert body["swhid"] == f"swh:1:dir:{origin_tree}"
     assert body["url"]["readonly"] == f"{stack.archive_base}/git/{name}.git"
-    assert body["tarball"] == f"{stack.api}/v1/archives/{name}/{body['tag']}.tar.gz"
+    assert body["tarball"] == f"{stack.archive_base}/tarballs/{name}/{body['tag']}.tar.gz"
     assert body["origin"]["url"] == url
     assert body["origin"]["ref"] == "main"
     assert body["origin"]["commit"] == origin_commit
@@ -179,7 +199,8 @@ def test_archive_branch_clones_to_the_exact_tree(stack, user, git_origin, genv, 
     assert_archive_commit(dest, body, genv)
 
     tarball = tmp_path / "src.tar.gz"
-    fetch_tarball(user, body["tarball"], tarball)
+    fetch_tarball(body["tarball"], tarball)
+    assert tarball_redirect(stack, user, name, body["tag"]) == body["tarball"]
     assert_tarball(tarball, f"{name}-{body['tag']}/", files)
 
     assert archive_tags(stack, user, name) == {body["tag"]}
@@ -247,6 +268,14 @@ def test_new_tree_new_tag_same_tree_same_tag(stack, user, git_origin, genv, tmp_
         (two["tag"], two["commit"], True), elsewhere
     assert elsewhere["url"]["readonly"] == f"{stack.archive_base}/git/{copy}.git"
 
+    # Reproducible tarballs: the same tree gives the same members, modes and mtime.
+    assert elsewhere["tarball"] == f"{stack.archive_base}/tarballs/{copy}/{two['tag']}.tar.gz"
+    fetch_tarball(two["tarball"], tmp_path / "two.tar.gz")
+    fetch_tarball(elsewhere["tarball"], tmp_path / "copy.tar.gz")
+    assert_tarball(tmp_path / "two.tar.gz", f"{name}-{two['tag']}/", files2)
+    assert tar_contents(tmp_path / "two.tar.gz", f"{name}-{two['tag']}/") == \
+        tar_contents(tmp_path / "copy.tar.gz", f"{copy}-{two['tag']}/")
+
 
 # --- c: concurrent requests for one tree ---------------------------------------------------
 
@@ -266,6 +295,28 @@ def test_ten_concurrent_archives_of_one_tree(stack, user, git_origin):
     # One of them made it (or all ten share one operation that made it).
     assert any(b["created"] for _, b in results), results
     assert archive_tags(stack, user, name) == {answer[1]}
+
+
+def test_slow_archive_answers_202_and_the_operation_has_the_result(stack, user, git_origin):
+    name = unique("slow")
+    _, url = git_origin.make_origin(name, {"README": "slow\n"})
+    git_origin.set_delay(name, 35)  # longer than ArchiveWaitSeconds (25 s)
+    try:
+        started = time.time()
+        status, body = archive(stack, user, {"name": name, "url": url, "ref": "main"})
+        waited = time.time() - started
+    finally:
+        git_origin.set_delay(name, 0)
+    assert status == 202, body
+    assert body["status"] in ("queued", "running"), body
+    # A path under the API base URL (the API does not know its public URL).
+    assert body["operation"] == f"/v1/operations/{body['id']}", body
+    assert waited >= 20, f"answered after {waited:.1f}s: it should wait for the result first"
+    op = wait_operation(stack, user, body["id"], timeout=180)
+    assert op["kind"] == "archive" and op["status"] == "succeeded", op
+    assert op["http_status"] == 200, op
+    assert op["result"]["tree"] == git_origin.tree_of(name, "main"), op
+    assert op["result"]["created"] is True, op
 
 
 # --- d: callbacks and cancellation ---------------------------------------------------------
@@ -351,7 +402,7 @@ def test_callback_is_retried_after_5xx(stack, user, git_origin, callback_receive
                "callback": {"url": rx.url(path), "method": "PUT"}}
     op_id = submitted(*archive(stack, user, request))
 
-    hits = rx.wait_for(path, 3, timeout=300)
+    hits = rx.wait_for(path, 3, timeout=120)
     assert [h.answered for h in hits] == [500, 500, 200], [(h.answered, h.time) for h in hits]
     assert [h.method for h in hits] == ["PUT"] * 3
     bodies = [check_callback(stack, h, op_id, 200) for h in hits]
@@ -368,6 +419,71 @@ def test_callback_is_retried_after_5xx(stack, user, git_origin, callback_receive
     assert len(rx.requests(path)) == 3, "nothing after the successful attempt"
 
 
+def wait_quiet(rx, path, quiet=15, timeout=180) -> list:
+    """The requests to `path` once none has arrived for `quiet` seconds."""
+    deadline = time.time() + timeout
+    seen, since = len(rx.requests(path)), time.time()
+    while time.time() - since < quiet:
+        assert time.time() < deadline, f"callbacks to {path} never stopped"
+        time.sleep(0.5)
+        now = len(rx.requests(path))
+        if now != seen:
+            seen, since = now, time.time()
+    return rx.requests(path)
+
+
+def wait_attempts(stack, user, op_id, count, timeout=30) -> dict:
+    deadline = time.time() + timeout
+    while True:
+        status, op = operation(stack, user, op_id)
+        assert status == 200, op
+        if len(op["callback"]["attempts"]) >= count or time.time() > deadline:
+            return op
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("answer,retried", [(429, True), (408, True), (503, True),
+                                            (404, False), (400, False)])
+def test_callback_retry_policy(stack, user, git_origin, callback_receiver, answer, retried):
+    """408, 429 and 5xx are retried; another 4xx is an answer, not retried."""
+    rx = callback_receiver
+    name = unique(f"policy{answer}")
+    _, url = git_origin.make_origin(name, {"README": f"{answer}\n"})
+    path = rx.new_path()
+    rx.fail_first(path, 1, status=answer)
+    op_id = submitted(*archive(stack, user, {"name": name, "url": url, "ref": "main",
+                                             "callback": {"url": rx.url(path)}}))
+    rx.wait_for(path, 1, timeout=120)
+    hits = wait_quiet(rx, path, quiet=10)
+    assert [h.answered for h in hits] == ([answer, 200] if retried else [answer]), hits
+    for h in hits:
+        check_callback(stack, h, op_id, 200)
+    op = wait_attempts(stack, user, op_id, len(hits))
+    assert len(op["callback"]["attempts"]) == len(hits), op
+    assert op["callback"]["delivered"] is retried, op
+
+
+def test_callback_gives_up_and_records_every_attempt(stack, user, git_origin,
+                                                     callback_receiver):
+    rx = callback_receiver
+    name = unique("giveup")
+    _, url = git_origin.make_origin(name, {"README": "never delivered\n"})
+    path = rx.new_path()
+    rx.fail_first(path, 1000, status=503)
+    op_id = submitted(*archive(stack, user, {"name": name, "url": url, "ref": "main",
+                                             "callback": {"url": rx.url(path)}}))
+    rx.wait_for(path, 2, timeout=120)
+    hits = wait_quiet(rx, path, quiet=20)
+    assert len(hits) >= 2 and all(h.answered == 503 for h in hits), hits
+    gaps = [b.time - a.time for a, b in zip(hits, hits[1:])]
+    if len(gaps) >= 2:
+        assert gaps[-1] > gaps[0] * 1.5, f"the backoff should grow: {gaps}"
+    op = wait_attempts(stack, user, op_id, len(hits))
+    assert op["status"] == "succeeded", op  # the archive itself worked
+    assert op["callback"]["delivered"] is False, op
+    assert len(op["callback"]["attempts"]) == len(hits), op
+
+
 def test_cancel_queued_operation(stack, user, git_origin, callback_receiver):
     rx = callback_receiver
     name = unique("cancel")
@@ -375,7 +491,7 @@ def test_cancel_queued_operation(stack, user, git_origin, callback_receiver):
     # The queued request fetches from another origin: it must never be contacted.
     other = unique("cancel-other")
     _, other_url = git_origin.make_origin(other, sample_files(other))
-    git_origin.set_delay(name, 20)
+    git_origin.set_delay(name, 15)
     path_a, path_b = rx.new_path(), rx.new_path()
     try:
         id_a = submitted(*archive(stack, user, {"name": name, "url": url, "ref": "main",

@@ -216,6 +216,8 @@ pub enum Fetch {
     Known {
         /// What the ref points to.
         target: [u8; 20],
+        /// The commit it peels to, as the origin advertised it.
+        commit: [u8; 20],
     },
     /// The objects were downloaded.
     Fetched(Box<Fetched>),
@@ -278,24 +280,24 @@ pub fn fetch(
                     gix::protocol::fetch::refmap::SpecIndex::ExplicitInRemote(i) => i,
                     gix::protocol::fetch::refmap::SpecIndex::Implicit(_) => return None,
                 };
-                let (name, target) = match &m.remote {
-                    gix::protocol::fetch::refmap::Source::ObjectId(id) => (None, oid(id)),
+                let (name, target, peeled) = match &m.remote {
+                    gix::protocol::fetch::refmap::Source::ObjectId(id) => (None, oid(id), None),
                     gix::protocol::fetch::refmap::Source::Ref(r) => {
-                        let (name, target, _) = r.unpack();
-                        (Some(name.to_string()), oid(target?))
+                        let (name, target, peeled) = r.unpack();
+                        (Some(name.to_string()), oid(target?), peeled.map(oid))
                     }
                 };
-                Some((index, name, target))
+                Some((index, name, target, peeled))
             })
-            .min_by_key(|(index, _, _)| *index);
-        let Some((_, refname, target)) = chosen else {
+            .min_by_key(|(index, ..)| *index);
+        let Some((_, refname, target, peeled)) = chosen else {
             return Err(ArchiveError::RefNotFound {
                 reference: reference.to_owned(),
                 url: url.to_string(),
             });
         };
         if refname.is_some() && known(&target) {
-            return Ok((refname, target, false));
+            return Ok((refname, target, peeled, false));
         }
         let prepare = match history {
             History::Tip => prepare.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(
@@ -315,14 +317,17 @@ pub fn fetch(
                     failed(&e)
                 }
             })?;
-        Ok((refname, target, true))
+        Ok((refname, target, peeled, true))
     })();
     if let Some(limit) = watchdog.stop() {
         return Err(limit);
     }
-    let (refname, target, downloaded) = result?;
+    let (refname, target, peeled, downloaded) = result?;
     if !downloaded {
-        return Ok(Fetch::Known { target });
+        return Ok(Fetch::Known {
+            target,
+            commit: peeled.unwrap_or(target),
+        });
     }
     let (commit, tree) = peel(&repo, target)?;
     Ok(Fetch::Fetched(Box::new(Fetched {

@@ -60,8 +60,8 @@ struct Origin {
 
 /// What the blocking part of an archive found.
 enum Step {
-    /// The ref's target was archived before (hex target).
-    Known(String),
+    /// The ref's target was archived before (hex target and the commit it peels to).
+    Known(String, String),
     /// The tree was archived before.
     Existing(Origin, ArchivedTree),
     /// A new tree, walked.
@@ -147,7 +147,9 @@ impl Archiver {
                 &settings.scratch,
                 &known,
             )? {
-                origin::Fetch::Known { target } => return Ok(Step::Known(hex::encode(target))),
+                origin::Fetch::Known { target, commit } => {
+                    return Ok(Step::Known(hex::encode(target), hex::encode(commit)));
+                }
                 origin::Fetch::Fetched(f) => f,
             };
             let origin = Origin {
@@ -170,9 +172,9 @@ impl Archiver {
         .await
         .map_err(|e| ArchiveError::Internal(format!("fetch task: {e}")))??;
         let (found_origin, archived) = match step {
-            Step::Known(target) => {
+            Step::Known(target, commit) => {
                 return match self.known(&req.name, &target).await? {
-                    Some(found) => Ok(self.archive_body(&found, origin(&target), false)),
+                    Some(found) => Ok(self.archive_body(&found, origin(&commit), false)),
                     None => Err(ArchiveError::Internal(format!(
                         "origin object {target} was known, then not"
                     ))),
@@ -582,6 +584,7 @@ pub fn operation_view(op: &Operation, attempts: &[crate::model::AttemptRecord]) 
             "url": cb.url().as_str(),
             "method": cb.method().as_str(),
             "delivery": op.delivery,
+            "delivered": op.delivery.as_deref() == Some("delivered"),
             "attempts": attempts,
         });
     }

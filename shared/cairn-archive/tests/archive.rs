@@ -316,6 +316,10 @@ async fn archive_publish_and_clone() {
     push(&o, &["refs/tags/v1.0"]);
     let by_tag = a.archive(&request(&o, "v1.0")).await.unwrap();
     assert_eq!(by_tag["tag"], second["tag"]);
+    assert_eq!(by_tag["origin"]["commit"], id.as_str());
+    // Again: answered from the ref listing, still naming the commit, not the tag object.
+    let by_tag = a.archive(&request(&o, "v1.0")).await.unwrap();
+    assert_eq!(by_tag["origin"]["commit"], id.as_str());
 
     // A ref that does not exist.
     let err = a.archive(&request(&o, "nope")).await.unwrap_err();

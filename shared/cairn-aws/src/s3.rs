@@ -33,13 +33,16 @@ fn encode_key(key: &str) -> String {
 /// Objects that never change once written may be cached forever.
 fn cache_control(key: &str) -> &'static str {
     // Package files and content-addressed metadata never change under their name;
-    // the files that point at them (Release, repomd.xml, index.yaml) always may.
+    // the files that point at them (Release, repomd.xml, index.yaml) always may. Archive
+    // packs and tarballs are immutable; git's info/refs and objects/info/packs are not.
     let content_addressed_repodata = key.contains("/repodata/") && !key.contains("/repomd.xml");
     if key.contains("/by-hash/")
         || key.contains("/pool/")
         || key.contains("/Packages/")
         || content_addressed_repodata
         || key.ends_with(".tgz")
+        || key.contains("/objects/pack/")
+        || key.starts_with("tarballs/")
     {
         "public, max-age=31536000, immutable"
     } else {
