@@ -44,6 +44,7 @@ fi
 
 repo_bucket=cairn-repo
 archive_bucket=cairn-archive
+callback_attempts=4
 # Local workers re-read the key every 2 s (300 s in AWS) so rotation tests are quick.
 # Archives: the e2e tests' git origin (127.0.0.1:18418) and callback receiver
 # (127.0.0.1:18419) are the only private addresses reachable; a 32 MiB fetch limit
@@ -60,7 +61,7 @@ archive_bucket=cairn-archive
   "ArchiveMaxBytes=33554432" \
   "ArchiveWaitSeconds=25" \
   "CallbackBackoffSeconds=1" \
-  "CallbackMaxAttempts=4" \
+  "CallbackMaxAttempts=$callback_attempts" \
   ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
 
 # shellcheck disable=SC1091
@@ -74,6 +75,7 @@ api_url="$LS_ENDPOINT/_aws/execute-api/$ApiId/$ApiStage"
   echo "CAIRN_SIGNING_KEY_SECRET=$secret_arn"
   echo "CAIRN_ARCHIVE_BASE_URL=$ArchiveBaseUrl"
   echo "CAIRN_CALLBACK_SECRET_FILE=$CAIRN_STATE/callback-secret"
+  echo "CAIRN_CALLBACK_MAX_ATTEMPTS=$callback_attempts"
 } >"$CAIRN_STATE/cairn.env"
 # The callback signing key, for the e2e receiver to check signatures.
 awsl secretsmanager get-secret-value --secret-id "$CallbackSecretArn" \

@@ -47,6 +47,7 @@ class Stack:
         # Source archives (docs/archives.md); absent from stacks deployed before them.
         self.archive_base = env.get("CAIRN_ARCHIVE_BASE_URL")
         self.callback_secret_file = env.get("CAIRN_CALLBACK_SECRET_FILE")
+        self.callback_max_attempts = int(env.get("CAIRN_CALLBACK_MAX_ATTEMPTS", "4"))
 
     @property
     def callback_secret(self) -> bytes:

@@ -1,0 +1,42 @@
+//! A batch of operation messages -> each operation run once, with partial batch failures.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use cairn_archive::{Archiver, Operations};
+use cairn_aws::OperationMessage;
+use lambda_runtime::{Error, LambdaEvent};
+
+/// Dependencies, built once per cold start.
+pub struct Worker {
+    /// Archive use cases.
+    pub archiver: Archiver,
+    /// Operation records and queues.
+    pub operations: Operations,
+}
+
+impl Worker {
+    /// Runs each operation; a storage failure returns its message for a retry.
+    #[tracing::instrument(skip_all)]
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+        let mut failures = Vec::new();
+        for message in event.payload.records {
+            let message_id = message.message_id.clone().unwrap_or_default();
+            let parsed = message
+                .body
+                .as_deref()
+                .map(serde_json::from_str::<OperationMessage>);
+            let Some(Ok(OperationMessage { id })) = parsed else {
+                tracing::error!(message_id, body = ?message.body, "unreadable operation message dropped");
+                continue;
+            };
+            if let Err(e) = self.operations.run(&id, &self.archiver).await {
+                tracing::error!(id, error = %e, "operation failed; will retry");
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = message_id;
+                failures.push(f);
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        Ok(response)
+    }
+}
