@@ -11,6 +11,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// Longest the API spends listing an origin's refs to answer a repeat request itself.
+const LISTING_LIMIT: Duration = Duration::from_secs(4);
+
 /// Largest request body accepted (these are small JSON documents).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -137,11 +140,25 @@ impl App {
             ));
         }
         if path.ends_with("/archives") && method == Method::POST {
+            let started = Instant::now();
             let (body, raw): (ArchiveRequest, Value) = json_body(req)?;
             body.validate()?;
             check_origin(&body.url, &self.archiver.settings.policy).await?;
+            if body.callback.is_none()
+                && let Some(answer) = self.archiver.answer_known(&body, LISTING_LIMIT).await?
+            {
+                // A tree archived before: answered from the catalog, nothing queued.
+                return Ok(respond(200, "application/json", answer));
+            }
             return self
-                .submit(OperationKind::Archive, &body.name, raw, body.callback, who)
+                .submit(
+                    OperationKind::Archive,
+                    &body.name,
+                    raw,
+                    body.callback,
+                    who,
+                    started,
+                )
                 .await;
         }
         if path.ends_with("/clone") && method == Method::POST {
@@ -150,7 +167,14 @@ impl App {
             check_origin(&body.origin_repo_url, &self.archiver.settings.policy).await?;
             let name = body.target_name()?;
             return self
-                .submit(OperationKind::Clone, &name, raw, body.callback, who)
+                .submit(
+                    OperationKind::Clone,
+                    &name,
+                    raw,
+                    body.callback,
+                    who,
+                    Instant::now(),
+                )
                 .await;
         }
         Err(ArchiveError::NotFound(format!(
@@ -169,6 +193,7 @@ impl App {
         raw: Value,
         callback: Option<cairn_callback::Callback>,
         who: &Principal,
+        started: Instant,
     ) -> Result<Response<Body>, ArchiveError> {
         if let Some(cb) = &callback {
             // Refuse a callback the worker could never deliver, before queueing.
@@ -188,7 +213,7 @@ impl App {
                 json!({"callback": {"id": op.id}}),
             ));
         }
-        let deadline = Instant::now() + self.wait;
+        let deadline = started + self.wait;
         let mut pause = Duration::from_millis(100);
         loop {
             tokio::time::sleep(pause).await;

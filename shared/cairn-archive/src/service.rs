@@ -223,6 +223,63 @@ impl Archiver {
         Ok(self.archive_body(&record, origin(&origin_commit), created))
     }
 
+    /// Answers a request for a tree archived before without queueing it: a known
+    /// commit id needs no network, a named ref one ref listing (bounded by `listing`).
+    /// `None` when the worker has to fetch; an unknown ref is an error here already.
+    pub async fn answer_known(
+        &self,
+        req: &ArchiveRequest,
+        listing: std::time::Duration,
+    ) -> Result<Option<Value>, ArchiveError> {
+        req.validate()?;
+        let url = check_origin(&req.url, &self.settings.policy).await?;
+        let origin = |commit: &str| json!({"url": req.url, "ref": req.reference, "commit": commit});
+        if is_commit_id(&req.reference) {
+            let id = req.reference.to_ascii_lowercase();
+            return Ok(self
+                .known(&req.name, &id)
+                .await?
+                .map(|found| self.archive_body(&found, origin(&id), false)));
+        }
+        let mut settings = self.settings.clone();
+        settings.fetch.timeout = listing;
+        let reference = req.reference.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            // `known` says yes to everything: list the refs, download nothing.
+            match origin::fetch(
+                &url,
+                &reference,
+                History::Tip,
+                settings.fetch,
+                &settings.policy,
+                &settings.scratch,
+                &|_| true,
+            )? {
+                origin::Fetch::Known { target, commit } => {
+                    Ok((hex::encode(target), hex::encode(commit)))
+                }
+                origin::Fetch::Fetched(_) => {
+                    Err(ArchiveError::Internal("listing downloaded objects".into()))
+                }
+            }
+        });
+        let (target, commit) = match tokio::time::timeout(listing, listed).await {
+            Ok(joined) => {
+                match joined.map_err(|e| ArchiveError::Internal(format!("listing task: {e}")))? {
+                    Ok(found) => found,
+                    // A slow or flaky origin: the worker will try with its own, longer limits.
+                    Err(ArchiveError::Timeout(_) | ArchiveError::Fetch { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(_) => return Ok(None),
+        };
+        Ok(self
+            .known(&req.name, &target)
+            .await?
+            .map(|found| self.archive_body(&found, origin(&commit), false)))
+    }
+
     async fn remember(&self, name: &str, o: &Origin) -> Result<(), ArchiveError> {
         self.catalog
             .remember_origin(name, &o.commit, &o.tree)

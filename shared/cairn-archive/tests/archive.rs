@@ -287,6 +287,30 @@ async fn archive_publish_and_clone() {
     assert_eq!(git(&out, &["rev-list", "--count", "HEAD"]), "1");
     git(&out, &["fsck", "--strict"]);
 
+    // The API's shortcut: a known ref is answered from one listing, an unknown one is
+    // left to the worker, a missing one is an error at once.
+    let quick = a
+        .answer_known(&request(&o, "main"), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("main is known");
+    assert_eq!(quick["tag"], first["tag"]);
+    assert_eq!(quick["created"], false);
+    git(&o.work, &["branch", "fresh"]);
+    commit(&o.work, &[("NEW", "new\n")], "new");
+    push(&o, &["HEAD:refs/heads/fresh"]);
+    let none = a
+        .answer_known(&request(&o, "fresh"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(none.is_none(), "{none:?}");
+    git(&o.work, &["reset", "-q", "--hard", "HEAD~1"]);
+    let err = a
+        .answer_known(&request(&o, "missing"), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::RefNotFound { .. }), "{err}");
+
     // The same ref again: known from the ref listing, same answer.
     let again = a.archive(&request(&o, "main")).await.unwrap();
     assert_eq!(again["tag"], first["tag"]);
