@@ -1,8 +1,9 @@
 //! A batch of operation messages -> each operation run once, with partial batch failures.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use cairn_archive::{Archiver, Operations};
 use cairn_aws::OperationMessage;
+use cairn_aws::sqs::batch_response;
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Dependencies, built once per cold start.
@@ -30,13 +31,9 @@ impl Worker {
             };
             if let Err(e) = self.operations.run(&id, &self.archiver).await {
                 tracing::error!(id, error = %e, "operation failed; will retry");
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = message_id;
-                failures.push(f);
+                failures.push(message_id);
             }
         }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        Ok(response)
+        Ok(batch_response(failures))
     }
 }

@@ -2,8 +2,9 @@
 //! queue with its visibility timeout set to the backoff delay; after the last
 //! attempt (the queue's maxReceiveCount) SQS moves it to the dead-letter queue.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use cairn_archive::model::{AttemptRecord, OperationStore};
+use cairn_aws::sqs::batch_response;
 use cairn_aws::{DynamoArchives, OperationMessage};
 use cairn_callback::{Backoff, Deliverer};
 use lambda_runtime::{Error, LambdaEvent};
@@ -45,16 +46,7 @@ impl Worker {
                 }
             }
         }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures
-            .into_iter()
-            .map(|id| {
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                f
-            })
-            .collect();
-        Ok(response)
+        Ok(batch_response(failures))
     }
 
     async fn one(&self, message: &SqsMessage) -> Result<Next, Error> {

@@ -1,7 +1,7 @@
 //! A batch of sync requests -> one rebuild per suite, with partial batch failures.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use cairn_aws::sqs::SyncMessage;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use cairn_aws::sqs::{SyncMessage, batch_response};
 use cairn_aws::{DynamoCatalog, Keys, S3Store};
 use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
 use cairn_core::{Config, RepoPath};
@@ -51,16 +51,10 @@ impl Worker {
         for (repo, (seq, ids)) in by_repo {
             if let Err(e) = self.sync_one(&repo, seq).await {
                 tracing::error!(repo, seq, error = %e, "sync failed; will retry");
-                failures.extend(ids.into_iter().map(|id| {
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = id;
-                    f
-                }));
+                failures.extend(ids);
             }
         }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        Ok(response)
+        Ok(batch_response(failures))
     }
 
     async fn sync_one(&self, repo: &str, seq: u64) -> Result<(), Error> {

@@ -364,27 +364,16 @@ impl Archiver {
     pub async fn publish(&self, name: &str) -> Result<(), ArchiveError> {
         let (refs, packs) = tokio::try_join!(self.catalog.refs(name), self.catalog.packs(name))?;
         // Packs before refs: a client that sees a new ref finds its objects.
-        self.files
-            .put(
-                &layout::info_packs_key(name),
-                Bytes::from(layout::info_packs(&packs)),
-                "text/plain; charset=utf-8",
-            )
-            .await?;
-        self.files
-            .put(
-                &layout::info_refs_key(name),
-                Bytes::from(layout::info_refs(&refs)),
-                "text/plain; charset=utf-8",
-            )
-            .await?;
-        self.files
-            .put(
-                &layout::head_key(name),
-                Bytes::from(layout::head(&refs)),
-                "text/plain; charset=utf-8",
-            )
-            .await?;
+        let files = [
+            (layout::info_packs_key(name), layout::info_packs(&packs)),
+            (layout::info_refs_key(name), layout::info_refs(&refs)),
+            (layout::head_key(name), layout::head(&refs)),
+        ];
+        for (key, text) in files {
+            self.files
+                .put(&key, Bytes::from(text), "text/plain; charset=utf-8")
+                .await?;
+        }
         Ok(())
     }
 

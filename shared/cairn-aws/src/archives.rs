@@ -125,6 +125,34 @@ impl DynamoArchives {
         }
     }
 
+    /// UpdateItem `expression` on an item that must exist.
+    async fn update_existing(
+        &self,
+        pk: String,
+        sk: String,
+        expression: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK);
+        for (name, attribute) in names {
+            update = update.expression_attribute_names(*name, *attribute);
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        update.send().await.map_err(store_err("UpdateItem"))?;
+        Ok(())
+    }
+
     fn doc_item(&self, pk: String, sk: String, doc: AttributeValue) -> Item {
         Item::from([(PK.into(), s(pk)), (SK.into(), s(sk)), ("doc".into(), doc)])
     }
@@ -202,19 +230,14 @@ impl ArchiveCatalog for DynamoArchives {
     }
 
     async fn mark_published(&self, name: &str, tree: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(archive_pk(name)))
-            .key(SK, s(format!("{ARCHIVE_TREE_PREFIX}{tree}")))
-            .update_expression("SET published = :t")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(store_err("UpdateItem"))?;
-        Ok(())
+        self.update_existing(
+            archive_pk(name),
+            format!("{ARCHIVE_TREE_PREFIX}{tree}"),
+            "SET published = :t",
+            &[],
+            vec![(":t", AttributeValue::Bool(true))],
+        )
+        .await
     }
 
     async fn trees(&self, name: &str) -> Result<Vec<ArchivedTree>, StoreError> {
@@ -338,42 +361,30 @@ impl OperationStore for DynamoArchives {
         http_status: u16,
         result: &Value,
     ) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(operation_pk(id)))
-            .key(SK, s(OPERATION_SK))
-            .update_expression(
-                "SET #status = :status, http_status = :http, #result = :result, updated_at = :now",
-            )
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#result", "result")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":http", n(http_status))
-            .expression_attribute_values(":result", s(result.to_string()))
-            .expression_attribute_values(":now", s(cairn_archive::service::now()))
-            .send()
-            .await
-            .map_err(store_err("UpdateItem"))?;
-        Ok(())
+        self.update_existing(
+            operation_pk(id),
+            OPERATION_SK.into(),
+            "SET #status = :status, http_status = :http, #result = :result, updated_at = :now",
+            &[("#status", "status"), ("#result", "result")],
+            vec![
+                (":status", s(status.as_str())),
+                (":http", n(http_status)),
+                (":result", s(result.to_string())),
+                (":now", s(cairn_archive::service::now())),
+            ],
+        )
+        .await
     }
 
     async fn set_delivery(&self, id: &str, delivery: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(operation_pk(id)))
-            .key(SK, s(OPERATION_SK))
-            .update_expression("SET delivery = :d")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":d", s(delivery))
-            .send()
-            .await
-            .map_err(store_err("UpdateItem"))?;
-        Ok(())
+        self.update_existing(
+            operation_pk(id),
+            OPERATION_SK.into(),
+            "SET delivery = :d",
+            &[],
+            vec![(":d", s(delivery))],
+        )
+        .await
     }
 
     async fn record_attempt(&self, id: &str, attempt: &AttemptRecord) -> Result<(), StoreError> {
@@ -460,4 +471,34 @@ impl CallbackQueue for SqsOperationQueues {
             })?;
         Ok(())
     }
+}
+
+/// The archive use cases and operations over the AWS adapters, as `archive-api` and
+/// `archive-worker` both build them.
+pub fn archive_services(
+    clients: &crate::Clients,
+    config: &cairn_archive::ArchiveConfig,
+) -> (cairn_archive::Archiver, cairn_archive::Operations) {
+    use std::sync::Arc;
+    let archives = Arc::new(DynamoArchives::new(clients.dynamodb.clone(), &config.table));
+    let queues = Arc::new(SqsOperationQueues::new(
+        clients.sqs.clone(),
+        &config.archive_queue_url,
+        &config.callback_queue_url,
+    ));
+    let archiver = cairn_archive::Archiver {
+        catalog: archives.clone(),
+        files: Arc::new(crate::S3Store::new(
+            clients.s3.clone(),
+            &config.archive_bucket,
+            "",
+        )),
+        settings: config.settings.clone(),
+    };
+    let operations = cairn_archive::Operations {
+        store: archives,
+        queue: queues.clone(),
+        callbacks: queues,
+    };
+    (archiver, operations)
 }

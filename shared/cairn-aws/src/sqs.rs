@@ -50,3 +50,20 @@ impl SyncQueue for SqsSyncQueue {
         Ok(())
     }
 }
+
+/// The SQS batch response that returns the messages `failed` (message ids) to the
+/// queue: every queue-triggered worker reports partial batch failures this way.
+pub fn batch_response(
+    failed: impl IntoIterator<Item = String>,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = aws_lambda_events::event::sqs::BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}
