@@ -938,8 +938,36 @@ def bytes_part(res, api, origin_url, stats, work, clone_index):
     if tarball is not None:
         res.add("bytes", f"cairn: tarball of {origin_tag} ({body['tarball'].rsplit('/', 1)[1]})",
                 tarball, kind="B")
-    return clone_through_proxy(res, readonly, body["tag"], body["tree"], origin_tag, origin_url,
+    cats = clone_through_proxy(res, readonly, body["tag"], body["tree"], origin_tag, origin_url,
                                stats, work, source="cairn")
+    if body["url"].get("tree"):
+        tree_repo_bytes(res, body["url"]["tree"], body["tag"], body["tree"], origin_tag, work)
+    return cats
+
+
+def tree_repo_bytes(res, url, tag, tree, origin_tag, work):
+    """The same clone from the tree's own one-tag repository (url.tree)."""
+    u = urllib.parse.urlsplit(url)
+    proxy = CountingProxy(f"{u.scheme}://{u.netloc}")
+    d = pathlib.Path(tempfile.mkdtemp(prefix="bytes-tree-", dir=work))
+    try:
+        dt, _ = timed(git, "clone", "-q", "--branch", tag, "--single-branch", "--no-tags",
+                      proxy.url(url), str(d / "dumb"))
+        records = proxy.reset()
+    finally:
+        proxy.close()
+    got = git("rev-parse", "HEAD^{tree}", cwd=d / "dumb")
+    if got != tree:
+        die(f"clone of {tag} from {url} has tree {got}, expected {tree}")
+    total = sum(r["header_bytes"] + r["body_bytes"] for r in records)
+    own = sum(r["body_bytes"] for r in records if r["path"].endswith(".pack") and r["status"] == 200)
+    idx = sum(1 for r in records if r["path"].endswith(".idx"))
+    res.add("bytes", "cairn tree URL: dumb clone, all responses (headers + bodies)", total,
+            f"{origin_tag}; {len(records)} requests, {idx} idx file(s)", kind="B")
+    res.add("bytes", "cairn tree URL: dumb clone wall time", dt)
+    if own:
+        res.add("bytes", "cairn tree URL: dumb clone total / its own .pack", total / own, kind="x")
+    shutil.rmtree(d)
 
 
 def clone_through_proxy(res, readonly, tag, tree, origin_tag, origin_url, stats, work, source):

@@ -18,6 +18,16 @@ pub fn pack_key(name: &str, stem: &str, ext: &str) -> String {
     format!("{}/objects/pack/{stem}.{ext}", repo_prefix(name))
 }
 
+/// Key prefix of the one-tag repository of an archived tree.
+pub fn tree_repo_prefix(name: &str, tag: &str) -> String {
+    format!("trees/{name}/{tag}.git")
+}
+
+/// Key of a pack file of a one-tag repository.
+pub fn tree_pack_key(name: &str, tag: &str, stem: &str, ext: &str) -> String {
+    format!("{}/objects/pack/{stem}.{ext}", tree_repo_prefix(name, tag))
+}
+
 /// Key of the tarball of `tag`.
 pub fn tarball_key(name: &str, tag: &str) -> String {
     format!("tarballs/{name}/{tag}.tar.gz")

@@ -83,6 +83,15 @@ impl Archiver {
         )
     }
 
+    /// The readonly URL of the one-tag repository of `tag`.
+    pub fn tree_url(&self, name: &str, tag: &str) -> String {
+        format!(
+            "{}/{}",
+            self.settings.archive_base_url.trim_end_matches('/'),
+            layout::tree_repo_prefix(name, tag)
+        )
+    }
+
     /// The public URL of the tarball of `tag`.
     pub fn tarball_url(&self, name: &str, tag: &str) -> String {
         format!(
@@ -100,7 +109,7 @@ impl Archiver {
             "commit": t.commit,
             "tree": t.tree,
             "swhid": format!("swh:1:dir:{}", t.tree),
-            "url": {"readonly": self.readonly_url(&t.name)},
+            "url": {"readonly": self.readonly_url(&t.name), "tree": self.tree_url(&t.name, &t.tag)},
             "tarball": self.tarball_url(&t.name, &t.tag),
             "origin": origin,
             "submodules": t.submodules,
@@ -190,8 +199,11 @@ impl Archiver {
         let (tree, origin_commit) = (found_origin.tree.clone(), found_origin.commit.clone());
         let tag = tag_for(&archived.commit);
 
-        // Immutable files first: a claimed tree always has its pack and tarball.
+        // Immutable files first: a claimed tree always has its pack, its own
+        // repository and its tarball.
         self.store_pack(&req.name, &archived.pack).await?;
+        self.store_tree_repo(&req.name, &tag, &archived.commit, &archived.pack.stem())
+            .await?;
         self.files
             .put_new(
                 &layout::tarball_key(&req.name, &tag),
@@ -337,6 +349,51 @@ impl Archiver {
         Ok(())
     }
 
+    /// The one-tag repository of an archived tree: the same pack (copied inside the
+    /// bucket) under `trees/<name>/<tag>.git`, with index files naming only that tag.
+    /// A clone of it downloads that pack and its index and nothing else, however
+    /// many trees the name holds. Every file is written once.
+    async fn store_tree_repo(
+        &self,
+        name: &str,
+        tag: &str,
+        commit: &str,
+        stem: &str,
+    ) -> Result<(), ArchiveError> {
+        // Only a new tree gets here; two workers racing on one tree copy the same bytes.
+        for ext in ["pack", "idx"] {
+            self.files
+                .copy(
+                    &layout::pack_key(name, stem, ext),
+                    &layout::tree_pack_key(name, tag, stem, ext),
+                )
+                .await?;
+        }
+        let refs = [PublishedRef {
+            name: format!("refs/tags/{tag}"),
+            target: commit.to_owned(),
+            peeled: None,
+            created_at: String::new(),
+        }];
+        let packs = [PackRecord {
+            stem: stem.to_owned(),
+            objects: 0,
+            bytes: 0,
+        }];
+        let prefix = layout::tree_repo_prefix(name, tag);
+        let files = [
+            (format!("{prefix}/objects/info/packs"), layout::info_packs(&packs)),
+            (format!("{prefix}/info/refs"), layout::info_refs(&refs)),
+            (format!("{prefix}/HEAD"), layout::head(&refs)),
+        ];
+        for (key, text) in files {
+            self.files
+                .put_new(&key, Bytes::from(text), "text/plain; charset=utf-8")
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Makes sure the tree's tag is a ref and in the index files (a worker may have
     /// stopped between the claim and the publication).
     async fn ensure_published(&self, t: &ArchivedTree) -> Result<(), ArchiveError> {
@@ -461,7 +518,8 @@ impl Archiver {
                 json!({"tag": t.tag, "commit": t.commit, "tree": t.tree,
                        "swhid": format!("swh:1:dir:{}", t.tree), "created_at": t.created_at,
                        "origin": {"url": t.origin_url, "ref": t.origin_ref, "commit": t.origin_commit},
-                       "tarball": self.tarball_url(name, &t.tag)})
+                       "tarball": self.tarball_url(name, &t.tag),
+                       "url": self.tree_url(name, &t.tag)})
             })
             .collect();
         Ok(json!({

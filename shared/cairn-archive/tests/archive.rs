@@ -285,6 +285,26 @@ async fn archive_publish_and_clone() {
     let (_d, out) = clone_from_bucket(&files, &tag).await;
     assert_eq!(git(&out, &["rev-parse", "HEAD^{tree}"]), tree);
     assert_eq!(git(&out, &["rev-list", "--count", "HEAD"]), "1");
+    // The one-tag repository: one ref, one pack.
+    assert_eq!(
+        first["url"]["tree"],
+        format!("http://archive.test/trees/demo/{tag}.git")
+    );
+    let refs = files
+        .get(&format!("trees/demo/{tag}.git/info/refs"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(refs.to_vec()).unwrap(),
+        format!("{}\trefs/tags/{tag}\n", first["commit"].as_str().unwrap())
+    );
+    let packs = files
+        .get(&format!("trees/demo/{tag}.git/objects/info/packs"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(packs.iter().filter(|&&b| b == b'P').count(), 1);
     git(&out, &["fsck", "--strict"]);
 
     // The API's shortcut: a known ref is answered from one listing, an unknown one is
