@@ -201,7 +201,8 @@ def test_archive_branch_clones_to_the_exact_tree(stack, user, git_origin, genv, 
     # The tree's own one-tag repository: the same tree, and only that tag in it.
     assert body["url"]["tree"] == f"{stack.archive_base}/trees/{name}/{body['tag']}.git"
     listed = git_out("ls-remote", body["url"]["tree"], env=genv).splitlines()
-    assert listed == [f"{body['commit']}\trefs/tags/{body['tag']}"], listed
+    assert listed == [f"{body['commit']}\tHEAD",
+                      f"{body['commit']}\trefs/tags/{body['tag']}"], listed
     own = tmp_path / "own"
     clone_tag(body["url"]["tree"], body["tag"], own, genv)
     assert git_out("rev-parse", "HEAD^{tree}", cwd=own, env=genv) == origin_tree

@@ -382,7 +382,10 @@ impl Archiver {
         }];
         let prefix = layout::tree_repo_prefix(name, tag);
         let files = [
-            (format!("{prefix}/objects/info/packs"), layout::info_packs(&packs)),
+            (
+                format!("{prefix}/objects/info/packs"),
+                layout::info_packs(&packs),
+            ),
             (format!("{prefix}/info/refs"), layout::info_refs(&refs)),
             (format!("{prefix}/HEAD"), layout::head(&refs)),
         ];
