@@ -85,8 +85,13 @@ impl DynamoArchives {
             .item)
     }
 
-    /// Every item of partition `pk` whose sort key starts with `prefix`, all pages.
-    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+    /// The documents of every item of partition `pk` whose sort key starts with
+    /// `prefix`, all pages.
+    async fn query_docs<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -102,7 +107,7 @@ impl DynamoArchives {
             .send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
-            out.push(item.map_err(store_err("Query"))?);
+            out.push(from_doc(&item.map_err(store_err("Query"))?)?);
         }
         Ok(out)
     }
@@ -242,11 +247,8 @@ impl ArchiveCatalog for DynamoArchives {
 
     async fn trees(&self, name: &str) -> Result<Vec<ArchivedTree>, StoreError> {
         let mut out: Vec<ArchivedTree> = self
-            .query_prefix(archive_pk(name), ARCHIVE_TREE_PREFIX)
-            .await?
-            .iter()
-            .map(from_doc)
-            .collect::<Result<_, _>>()?;
+            .query_docs(archive_pk(name), ARCHIVE_TREE_PREFIX)
+            .await?;
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         Ok(out)
     }
@@ -294,11 +296,7 @@ impl ArchiveCatalog for DynamoArchives {
     }
 
     async fn refs(&self, repo: &str) -> Result<Vec<PublishedRef>, StoreError> {
-        self.query_prefix(archive_pk(repo), ARCHIVE_REF_PREFIX)
-            .await?
-            .iter()
-            .map(from_doc)
-            .collect()
+        self.query_docs(archive_pk(repo), ARCHIVE_REF_PREFIX).await
     }
 
     async fn add_pack(&self, repo: &str, pack: &PackRecord) -> Result<(), StoreError> {
@@ -313,11 +311,7 @@ impl ArchiveCatalog for DynamoArchives {
     }
 
     async fn packs(&self, repo: &str) -> Result<Vec<PackRecord>, StoreError> {
-        self.query_prefix(archive_pk(repo), ARCHIVE_PACK_PREFIX)
-            .await?
-            .iter()
-            .map(from_doc)
-            .collect()
+        self.query_docs(archive_pk(repo), ARCHIVE_PACK_PREFIX).await
     }
 }
 
@@ -400,11 +394,7 @@ impl OperationStore for DynamoArchives {
     }
 
     async fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.query_prefix(operation_pk(id), ATTEMPT_PREFIX)
-            .await?
-            .iter()
-            .map(from_doc)
-            .collect()
+        self.query_docs(operation_pk(id), ATTEMPT_PREFIX).await
     }
 }
 
