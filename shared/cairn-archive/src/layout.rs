@@ -6,7 +6,7 @@
 //! once (`If-None-Match`) and never change; the three index files are rewritten from
 //! the catalog whenever a ref is added.
 
-use crate::model::{PackRecord, PublishedRef};
+use crate::model::PublishedRef;
 
 /// Key prefix of repository `name`.
 pub fn repo_prefix(name: &str) -> String {
@@ -64,8 +64,8 @@ pub fn info_refs(refs: &[PublishedRef]) -> String {
 }
 
 /// `objects/info/packs`: one `P <pack>` line per pack, then an empty line.
-pub fn info_packs(packs: &[PackRecord]) -> String {
-    let mut stems: Vec<&str> = packs.iter().map(|p| p.stem.as_str()).collect();
+pub fn info_packs<'a>(stems: impl IntoIterator<Item = &'a str>) -> String {
+    let mut stems: Vec<&str> = stems.into_iter().collect();
     stems.sort_unstable();
     let mut out = String::new();
     for stem in stems {
@@ -117,19 +117,10 @@ mod tests {
         );
         assert_eq!(head(&refs), "ref: refs/heads/main\n");
         assert_eq!(head(&refs[..1]), "bb\n");
-        let packs = vec![
-            PackRecord {
-                stem: "pack-b".into(),
-                objects: 1,
-                bytes: 1,
-            },
-            PackRecord {
-                stem: "pack-a".into(),
-                objects: 1,
-                bytes: 1,
-            },
-        ];
-        assert_eq!(info_packs(&packs), "P pack-a.pack\nP pack-b.pack\n\n");
+        assert_eq!(
+            info_packs(["pack-b", "pack-a"]),
+            "P pack-a.pack\nP pack-b.pack\n\n"
+        );
         assert_eq!(
             pack_key("demo", "pack-a", "idx"),
             "git/demo.git/objects/pack/pack-a.idx"

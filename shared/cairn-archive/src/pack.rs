@@ -57,10 +57,10 @@ pub fn object_id(kind: Kind, data: &[u8]) -> [u8; 20] {
 /// A finished pack and its index.
 #[derive(Debug, Clone)]
 pub struct Pack {
-    /// The `.pack` bytes.
-    pub pack: Vec<u8>,
+    /// The `.pack` bytes (shared, not copied, when stored).
+    pub pack: bytes::Bytes,
     /// The `.idx` bytes.
-    pub idx: Vec<u8>,
+    pub idx: bytes::Bytes,
     /// Hex SHA-1 trailer of the pack: its name is `pack-<checksum>.pack`.
     pub checksum: String,
     /// Number of objects.
@@ -192,8 +192,8 @@ impl PackBuilder {
         let idx_sum: [u8; 20] = Sha1::digest(&idx).into();
         idx.extend_from_slice(&idx_sum);
         Pack {
-            pack: self.body,
-            idx,
+            pack: self.body.into(),
+            idx: idx.into(),
             checksum: hex::encode(trailer),
             objects: entries.len(),
         }

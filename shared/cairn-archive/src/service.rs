@@ -322,20 +322,19 @@ impl Archiver {
     async fn store_pack(&self, name: &str, pack: &Pack) -> Result<(), ArchiveError> {
         let stem = pack.stem();
         // The index goes after the pack: a reader that sees an index finds its pack.
-        self.files
-            .put_new(
-                &layout::pack_key(name, &stem, "pack"),
-                Bytes::from(pack.pack.clone()),
-                "application/x-git-packed-objects",
-            )
-            .await?;
-        self.files
-            .put_new(
-                &layout::pack_key(name, &stem, "idx"),
-                Bytes::from(pack.idx.clone()),
-                "application/x-git-packed-objects-toc",
-            )
-            .await?;
+        let files = [
+            ("pack", &pack.pack, "application/x-git-packed-objects"),
+            ("idx", &pack.idx, "application/x-git-packed-objects-toc"),
+        ];
+        for (ext, body, content_type) in files {
+            self.files
+                .put_new(
+                    &layout::pack_key(name, &stem, ext),
+                    body.clone(),
+                    content_type,
+                )
+                .await?;
+        }
         self.catalog
             .add_pack(
                 name,
@@ -375,16 +374,11 @@ impl Archiver {
             peeled: None,
             created_at: String::new(),
         }];
-        let packs = [PackRecord {
-            stem: stem.to_owned(),
-            objects: 0,
-            bytes: 0,
-        }];
         let prefix = layout::tree_repo_prefix(name, tag);
         let files = [
             (
                 format!("{prefix}/objects/info/packs"),
-                layout::info_packs(&packs),
+                layout::info_packs([stem]),
             ),
             (format!("{prefix}/info/refs"), layout::info_refs(&refs)),
             (format!("{prefix}/HEAD"), layout::head(&refs)),
@@ -425,7 +419,10 @@ impl Archiver {
         let (refs, packs) = tokio::try_join!(self.catalog.refs(name), self.catalog.packs(name))?;
         // Packs before refs: a client that sees a new ref finds its objects.
         let files = [
-            (layout::info_packs_key(name), layout::info_packs(&packs)),
+            (
+                layout::info_packs_key(name),
+                layout::info_packs(packs.iter().map(|p| p.stem.as_str())),
+            ),
             (layout::info_refs_key(name), layout::info_refs(&refs)),
             (layout::head_key(name), layout::head(&refs)),
         ];
