@@ -143,9 +143,12 @@ impl App {
             let started = Instant::now();
             let (body, raw): (ArchiveRequest, Value) = json_body(req)?;
             body.validate()?;
-            check_origin(&body.url, &self.archiver.settings.policy).await?;
+            let url = check_origin(&body.url, &self.archiver.settings.policy).await?;
             if body.callback.is_none()
-                && let Some(answer) = self.archiver.answer_known(&body, LISTING_LIMIT).await?
+                && let Some(answer) = self
+                    .archiver
+                    .answer_known(&body, url, LISTING_LIMIT)
+                    .await?
             {
                 // A tree archived before: answered from the catalog, nothing queued.
                 return Ok(respond(200, "application/json", answer));

@@ -2,12 +2,10 @@
 //! network access: a request that fails it is refused without touching the origin.
 
 use crate::ArchiveError;
-use cairn_callback::{AddressPolicy, Callback, check_url};
+use cairn_callback::{AddressPolicy, Callback, MAX_URL_LEN, check_url};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Longest origin URL accepted.
-const MAX_URL_LEN: usize = 2048;
 /// Longest internal repository name.
 const MAX_NAME_LEN: usize = 100;
 /// Longest ref accepted.

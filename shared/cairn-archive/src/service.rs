@@ -238,13 +238,14 @@ impl Archiver {
     /// Answers a request for a tree archived before without queueing it: a known
     /// commit id needs no network, a named ref one ref listing (bounded by `listing`).
     /// `None` when the worker has to fetch; an unknown ref is an error here already.
+    /// `req` must be validated and `url` the result of [`check_origin`] on `req.url`
+    /// (the API has both before it gets here; resolving again would cost a DNS query).
     pub async fn answer_known(
         &self,
         req: &ArchiveRequest,
+        url: url::Url,
         listing: std::time::Duration,
     ) -> Result<Option<Value>, ArchiveError> {
-        req.validate()?;
-        let url = check_origin(&req.url, &self.settings.policy).await?;
         let origin = |commit: &str| json!({"url": req.url, "ref": req.reference, "commit": commit});
         if is_commit_id(&req.reference) {
             let id = req.reference.to_ascii_lowercase();

@@ -203,6 +203,13 @@ fn archiver(policy: &str, max_bytes: u64) -> (Archiver, Arc<MemoryStore>, tempfi
     (a, files, scratch)
 }
 
+/// The origin URL as the API checks it before `answer_known`.
+async fn checked(a: &Archiver, o: &Origin) -> url::Url {
+    cairn_archive::request::check_origin(&o.url, &a.settings.policy)
+        .await
+        .unwrap()
+}
+
 fn request(o: &Origin, reference: &str) -> ArchiveRequest {
     ArchiveRequest {
         name: "demo".into(),
@@ -310,7 +317,11 @@ async fn archive_publish_and_clone() {
     // The API's shortcut: a known ref is answered from one listing, an unknown one is
     // left to the worker, a missing one is an error at once.
     let quick = a
-        .answer_known(&request(&o, "main"), Duration::from_secs(5))
+        .answer_known(
+            &request(&o, "main"),
+            checked(&a, &o).await,
+            Duration::from_secs(5),
+        )
         .await
         .unwrap()
         .expect("main is known");
@@ -320,13 +331,21 @@ async fn archive_publish_and_clone() {
     commit(&o.work, &[("NEW", "new\n")], "new");
     push(&o, &["HEAD:refs/heads/fresh"]);
     let none = a
-        .answer_known(&request(&o, "fresh"), Duration::from_secs(5))
+        .answer_known(
+            &request(&o, "fresh"),
+            checked(&a, &o).await,
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     assert!(none.is_none(), "{none:?}");
     git(&o.work, &["reset", "-q", "--hard", "HEAD~1"]);
     let err = a
-        .answer_known(&request(&o, "missing"), Duration::from_secs(5))
+        .answer_known(
+            &request(&o, "missing"),
+            checked(&a, &o).await,
+            Duration::from_secs(5),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ArchiveError::RefNotFound { .. }), "{err}");
