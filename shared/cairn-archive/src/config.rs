@@ -4,7 +4,7 @@ use crate::origin::FetchLimits;
 use crate::service::Settings;
 use crate::tree::TreeLimits;
 use cairn_callback::{AddressPolicy, Backoff};
-use cairn_core::config::ConfigError;
+use cairn_core::config::{ConfigError, number_or};
 use std::time::Duration;
 
 /// Everything the archive functions read from their environment.
@@ -32,15 +32,7 @@ impl ArchiveConfig {
     /// Reads the configuration through `get` (the process environment in Lambda).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.parse().map_err(|e| ConfigError::Invalid {
-                    name,
-                    reason: format!("{e}"),
-                }),
-            }
-        };
+        let number = |name, default| number_or(&get, name, default);
         let policy =
             AddressPolicy::parse_list(&get("CAIRN_OUTBOUND_ALLOW_LIST").unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid {

@@ -46,19 +46,26 @@ pub enum ConfigError {
     },
 }
 
+/// The number in variable `name` (read through `get`), or `default` when it is unset.
+pub fn number_or(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e| ConfigError::Invalid {
+            name,
+            reason: format!("{e}"),
+        }),
+    }
+}
+
 impl Config {
     /// Reads the configuration through `get` (the process environment in Lambda).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.parse().map_err(|e| ConfigError::Invalid {
-                    name,
-                    reason: format!("{e}"),
-                }),
-            }
-        };
+        let number = |name, default| number_or(&get, name, default);
         let supported_json = required("CAIRN_SUPPORTED_REPOS")?;
         let supported =
             serde_json::from_str(&supported_json).map_err(|e| ConfigError::Invalid {
