@@ -5,7 +5,9 @@
 //! a ref or an origin mapping never changes after its first write. Operations move
 //! through their states with conditional updates on `status`.
 
-use crate::dynamo::{Item, get_n, get_opt_s, get_s, is_condition_failure, n, s, store_err};
+use crate::dynamo::{
+    Item, get_item, get_n, get_opt_s, get_s, is_condition_failure, n, s, store_err,
+};
 use crate::keys::{
     ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX, ARCHIVE_TREE_PREFIX,
     ATTEMPT_PREFIX, OPERATION_SK, PK, SK, TTL, archive_pk, attempt_sk, operation_pk,
@@ -72,17 +74,7 @@ impl DynamoArchives {
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_err("GetItem"))?
-            .item)
+        get_item(&self.client, &self.table, pk, &sk).await
     }
 
     /// The documents of every item of partition `pk` whose sort key starts with
@@ -432,34 +424,26 @@ pub struct OperationMessage {
 #[async_trait]
 impl OperationQueue for SqsOperationQueues {
     async fn submit(&self, op: &Operation) -> Result<(), StoreError> {
-        self.client
-            .send_message()
-            .queue_url(&self.archive_queue_url)
-            .message_body(serde_json::json!({"id": op.id}).to_string())
-            .message_group_id(&op.name)
-            .message_deduplication_id(&op.id)
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
-        Ok(())
+        crate::sqs::send(
+            &self.client,
+            &self.archive_queue_url,
+            serde_json::json!({"id": op.id}),
+            Some((&op.name, &op.id)),
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl CallbackQueue for SqsOperationQueues {
     async fn deliver(&self, op_id: &str) -> Result<(), StoreError> {
-        self.client
-            .send_message()
-            .queue_url(&self.callback_queue_url)
-            .message_body(serde_json::json!({"id": op_id}).to_string())
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
-        Ok(())
+        crate::sqs::send(
+            &self.client,
+            &self.callback_queue_url,
+            serde_json::json!({"id": op_id}),
+            None,
+        )
+        .await
     }
 }
 

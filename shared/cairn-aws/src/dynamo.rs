@@ -186,18 +186,27 @@ impl DynamoCatalog {
     }
 
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_err("GetItem"))?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, pk, sk).await
     }
+}
+
+/// One item by key, strongly consistent; `None` if there is none.
+pub(crate) async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk: &str,
+) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(PK, s(pk))
+        .key(SK, s(sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(store_err("GetItem"))?;
+    Ok(out.item)
 }
 
 /// Whether a conditional write was refused because its condition did not hold

@@ -36,19 +36,39 @@ pub struct SyncMessage {
 impl SyncQueue for SqsSyncQueue {
     async fn request_sync(&self, repo: &RepoPath, change_seq: u64) -> Result<(), StoreError> {
         let group = repo.to_string();
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(json!({"repo": group, "seq": change_seq}).to_string())
-            .message_group_id(&group)
-            .message_deduplication_id(format!("{group}#{change_seq}"))
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
-        Ok(())
+        let dedup = format!("{group}#{change_seq}");
+        send(
+            &self.client,
+            &self.queue_url,
+            json!({"repo": group, "seq": change_seq}),
+            Some((&group, &dedup)),
+        )
+        .await
     }
+}
+
+/// Sends `body` to the queue at `url`; `fifo` is (message group, deduplication id)
+/// for FIFO queues.
+pub(crate) async fn send(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    body: serde_json::Value,
+    fifo: Option<(&str, &str)>,
+) -> Result<(), StoreError> {
+    let mut message = client
+        .send_message()
+        .queue_url(url)
+        .message_body(body.to_string());
+    if let Some((group, dedup)) = fifo {
+        message = message
+            .message_group_id(group)
+            .message_deduplication_id(dedup);
+    }
+    message
+        .send()
+        .await
+        .map_err(|e| StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(())
 }
 
 /// The SQS batch response that returns the messages `failed` (message ids) to the
