@@ -29,7 +29,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from httpserver import BackgroundServer
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 18418
@@ -226,11 +228,6 @@ def set_branch(root, name, branch, target) -> str:
 # --- the server ---------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # bursts of concurrent clients (the default backlog is 5)
-    daemon_threads = True
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cairn-test-origin/1"
@@ -273,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _serve(self):
-        origin: "GitOrigin" = self.server.origin
+        origin: "GitOrigin" = self.server.owner
         split = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(split.path)
         parts = [p for p in path.split("/") if p]
@@ -396,8 +393,11 @@ class _Handler(BaseHTTPRequestHandler):
             entry["stderr"] = b"".join(e for e in errors if e).decode(errors="replace")
 
 
-class GitOrigin:
+class GitOrigin(BackgroundServer):
     """The smart-HTTP server plus the repository helpers for repositories under `root`."""
+
+    handler = _Handler
+    thread_name = "git-origin"
 
     def __init__(self, root, port=DEFAULT_PORT, host=HOST):
         self.root = pathlib.Path(root)
@@ -407,32 +407,8 @@ class GitOrigin:
         self._log = {}
         self._delays = {}
         self._redirects = {}
-        self._server = None
-        self._thread = None
 
     # lifecycle
-    def start(self) -> "GitOrigin":
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
-        self._server.origin = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="git-origin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(10)
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # request log, delays, redirects
     def _record(self, name, entry):

@@ -20,7 +20,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from httpserver import BackgroundServer
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 18419
@@ -90,11 +92,6 @@ class Hit:
         return json.loads(self.body)
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # bursts of concurrent clients (the default backlog is 5)
-    daemon_threads = True
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cairn-test-receiver/1"
@@ -117,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self):
-        rx: "CallbackReceiver" = self.server.receiver
+        rx: "CallbackReceiver" = self.server.owner
         path, _, query = self.path.partition("?")
         hit = Hit(self.command, path, query,
                   {k.lower(): v for k, v in self.headers.items()}, self._read_body(),
@@ -134,38 +131,16 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
 
-class CallbackReceiver:
+class CallbackReceiver(BackgroundServer):
+    handler = _Handler
+    thread_name = "callback-receiver"
+
     def __init__(self, port=DEFAULT_PORT, host=HOST):
         self.host, self.port = host, port
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._hits = []
         self._failures = {}
-        self._server = None
-        self._thread = None
-
-    def start(self) -> "CallbackReceiver":
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
-        self._server.receiver = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="callback-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(10)
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def _record(self, hit: Hit) -> int:
         with self._cond:
