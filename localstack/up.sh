@@ -76,7 +76,11 @@ api_url="$LS_ENDPOINT/_aws/execute-api/$ApiId/$ApiStage"
   echo "CAIRN_ARCHIVE_BASE_URL=$ArchiveBaseUrl"
   echo "CAIRN_CALLBACK_SECRET_FILE=$CAIRN_STATE/callback-secret"
   echo "CAIRN_CALLBACK_MAX_ATTEMPTS=$callback_attempts"
+  echo "CAIRN_REPO_BUCKET=$RepoBucket"
+  echo "CAIRN_SUPPORTED_REPOS_FILE=$CAIRN_STATE/supported-repos.json"
 } >"$CAIRN_STATE/cairn.env"
+# The repositories the stack serves, for `cairn fsck --supported-repos @FILE`.
+printf '%s\n' "$SupportedRepos" >"$CAIRN_STATE/supported-repos.json"
 # The callback signing key, for the e2e receiver to check signatures.
 awsl secretsmanager get-secret-value --secret-id "$CallbackSecretArn" \
   --query SecretString --output text | tr -d '\n' >"$CAIRN_STATE/callback-secret"

@@ -2,14 +2,16 @@
 //! (`cairn user add`), prints password hashes, and shows the metadata Cairn would
 //! publish for a package (`cairn inspect`: a `Packages` stanza for a `.deb`, the
 //! `primary.xml` element for an `.rpm`, the `index.yaml` entry for a chart), and
-//! verifies a published repository (`cairn verify`).
+//! verifies a published repository (`cairn verify`) or checks every integrity
+//! invariant of a deployment's repositories against its catalog (`cairn fsck`).
 
 use anyhow::{Context, Result, bail};
 use cairn_aws::{Clients, DynamoCatalog, S3Store};
 use cairn_core::auth::{UserRecord, hash_password};
+use cairn_core::fsck::Fsck;
 use cairn_core::ingest::{Inspected, inspect_package};
-use cairn_core::ports::RepoStore;
 use cairn_core::ports::UserDirectory;
+use cairn_core::ports::{Catalog, RepoStore};
 use cairn_core::repo::RepoFormat;
 use cairn_core::verify::Verifier;
 use cairn_core::{RepoPath, SupportedRepos};
@@ -54,6 +56,35 @@ enum Command {
         #[arg(long, value_parser = ["deb", "rpm", "helm"])]
         format: Option<String>,
     },
+    /// Check the integrity invariants of repositories: `verify`, plus, against the
+    /// catalog: a settled repository's metadata names exactly its ready packages'
+    /// files, every package's files are claimed for it with the bytes the bucket
+    /// holds, and no pool object, pending upload or deletion is left behind.
+    /// Reads only. Exits 1 when something is wrong.
+    Fsck(FsckArgs),
+}
+
+#[derive(clap::Args)]
+struct FsckArgs {
+    /// Repository paths to check; default: every configured repository that has
+    /// ever changed. A repository named here must exist and be published.
+    repos: Vec<String>,
+    /// The DynamoDB table of the deployed stack.
+    #[arg(long, env = "CAIRN_TABLE")]
+    table: String,
+    /// The repository bucket.
+    #[arg(long, env = "CAIRN_REPO_BUCKET")]
+    bucket: String,
+    /// Trusted public keys (binary or armoured keyring).
+    #[arg(long)]
+    keyring: std::path::PathBuf,
+    /// The deployment's SupportedRepos JSON (the template parameter), or `@FILE`.
+    #[arg(long, env = "CAIRN_SUPPORTED_REPOS")]
+    supported_repos: String,
+    /// Seconds after which an unreferenced pool object, a pending upload or an
+    /// unfinished deletion counts as a problem rather than work in progress.
+    #[arg(long, default_value_t = 900)]
+    grace_seconds: i64,
 }
 
 #[derive(Subcommand)]
@@ -101,14 +132,22 @@ async fn verify(
     let keys = PgpVerifier::from_keyring(&keys).context("loading the keyring")?;
     let clients = Clients::load().await;
     let store = S3Store::new(clients.s3, bucket, "");
-    let configured = std::env::var("CAIRN_SUPPORTED_REPOS")
-        .ok()
-        .and_then(|json| serde_json::from_str::<SupportedRepos>(&json).ok())
-        .and_then(|supported| supported.check(&repo).ok().cloned());
+    // A configuration that is set must be readable: guessing instead would check
+    // the wrong thing and report success.
+    let configured = match std::env::var("CAIRN_SUPPORTED_REPOS") {
+        Ok(json) => Some(
+            serde_json::from_str::<SupportedRepos>(&json)
+                .context("CAIRN_SUPPORTED_REPOS is not a SupportedRepos JSON document")?
+                .check(&repo)?
+                .clone(),
+        ),
+        Err(_) => None,
+    };
     let format = match (format, &configured) {
         (Some("deb"), _) => RepoFormat::Deb,
         (Some("rpm"), _) => RepoFormat::Rpm,
-        (Some(_), _) => RepoFormat::Helm,
+        (Some("helm"), _) => RepoFormat::Helm,
+        (Some(other), _) => bail!("unknown format {other:?}"),
         (None, Some(dist)) => dist.format,
         (None, None) => {
             let inrelease = format!("{}/dists/{}/InRelease", repo.root(), repo.suite());
@@ -159,6 +198,75 @@ async fn verify(
     Ok(report.ok())
 }
 
+async fn fsck(args: FsckArgs) -> Result<bool> {
+    let json = match args.supported_repos.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --supported-repos file {path}"))?,
+        None => args.supported_repos.clone(),
+    };
+    let supported: SupportedRepos = serde_json::from_str(&json)
+        .context("--supported-repos is not a SupportedRepos JSON document")?;
+    let keys = std::fs::read(&args.keyring)
+        .with_context(|| format!("reading the keyring {}", args.keyring.display()))?;
+    let keys = PgpVerifier::from_keyring(&keys).context("loading the keyring")?;
+    let clients = Clients::load().await;
+    let store = S3Store::new(clients.s3, args.bucket, "");
+    let catalog = DynamoCatalog::new(clients.dynamodb, args.table);
+    let explicit = !args.repos.is_empty();
+    let repos: Vec<RepoPath> = if explicit {
+        args.repos
+            .iter()
+            .map(|r| RepoPath::parse(r))
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut all = Vec::new();
+        for kind in &supported.kinds {
+            for series in &supported.series {
+                for (dist, config) in &supported.dists {
+                    for version in &config.versions {
+                        all.push(RepoPath::new(kind, series, dist, version)?);
+                    }
+                }
+            }
+        }
+        all
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let checker = Fsck {
+        catalog: &catalog,
+        store: &store,
+        keys: &keys,
+        grace_secs: args.grace_seconds,
+        now,
+    };
+    let mut all_ok = true;
+    let mut checked = 0;
+    for repo in repos {
+        let dist = supported.check(&repo)?;
+        if !explicit && catalog.repo_state(&repo).await?.change_seq == 0 {
+            continue;
+        }
+        checked += 1;
+        let report = checker.check(&repo, dist).await?;
+        for problem in report.verify.problems.iter().chain(&report.problems) {
+            println!("PROBLEM: {problem}");
+        }
+        println!(
+            "{repo}: {} ready package(s), {} claim(s), {} pool object(s), {} published file(s) checked, {} problem(s)",
+            report.ready,
+            report.claims,
+            report.pool_objects,
+            report.verify.files_checked,
+            report.verify.problems.len() + report.problems.len()
+        );
+        all_ok &= report.ok();
+    }
+    if checked == 0 {
+        println!("no repository has changed yet: nothing to check");
+    }
+    Ok(all_ok)
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
@@ -204,6 +312,11 @@ async fn main() -> Result<()> {
         } => {
             let ok = verify(&repo, bucket, &keyring, format.as_deref()).await?;
             if !ok {
+                std::process::exit(1);
+            }
+        }
+        Command::Fsck(args) => {
+            if !fsck(args).await? {
                 std::process::exit(1);
             }
         }

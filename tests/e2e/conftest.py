@@ -48,6 +48,8 @@ class Stack:
         self.archive_base = env.get("CAIRN_ARCHIVE_BASE_URL")
         self.callback_secret_file = env.get("CAIRN_CALLBACK_SECRET_FILE")
         self.callback_max_attempts = int(env.get("CAIRN_CALLBACK_MAX_ATTEMPTS", "4"))
+        self.repo_bucket = env.get("CAIRN_REPO_BUCKET")
+        self.supported_repos_file = env.get("CAIRN_SUPPORTED_REPOS_FILE")
 
     @property
     def callback_secret(self) -> bytes:

@@ -121,7 +121,7 @@ impl App {
                 (Method::GET, false) => Ok(respond(
                     200,
                     "application/json",
-                    self.operations.show(id).await?,
+                    self.operations.show(id, &who.name).await?,
                 )),
                 _ => Err(ArchiveError::Invalid(format!(
                     "{} is not allowed here",

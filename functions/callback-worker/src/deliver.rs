@@ -58,11 +58,21 @@ impl Worker {
             tracing::error!(body = ?message.body, "unreadable callback message dropped");
             return Ok(Next::Done);
         };
-        let receive_count: u32 = message
+        // SQS always sends this attribute (the event source mapping asks for it);
+        // without it the attempt count, and so the retry limit, would be wrong.
+        let receive_count: u32 = match message
             .attributes
             .get("ApproximateReceiveCount")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+            .map(|v| v.parse::<u32>())
+        {
+            Some(Ok(n)) => n,
+            other => {
+                return Err(format!(
+                    "callback message: ApproximateReceiveCount missing or unreadable: {other:?}"
+                )
+                .into());
+            }
+        };
         let Some(op) = self.store.get(&id).await? else {
             tracing::warn!(id, "callback for an unknown operation dropped");
             return Ok(Next::Done);

@@ -63,12 +63,21 @@ impl Worker {
                 continue;
             };
             let key = decode_key(raw_key);
-            self.ingest_staged(&key).await?;
+            // The event names one version of the object: a later PUT to the same URL
+            // has another sequencer (and, with other bytes, another entity tag).
+            let token = record
+                .s3
+                .object
+                .sequencer
+                .clone()
+                .or_else(|| record.s3.object.e_tag.clone())
+                .unwrap_or_default();
+            self.ingest_staged(&key, &token).await?;
         }
         Ok(())
     }
 
-    async fn ingest_staged(&self, key: &str) -> Result<(), Error> {
+    async fn ingest_staged(&self, key: &str, token: &str) -> Result<(), Error> {
         let Some((id, filename)) = key
             .strip_prefix("incoming/")
             .and_then(|rest| rest.split_once('/'))
@@ -81,13 +90,23 @@ impl Worker {
             self.store.delete_staging(key).await?;
             return Ok(());
         };
-        if ticket.filename != filename || ticket.status != "waiting" {
+        if ticket.filename != filename {
+            tracing::warn!(key, "staged object does not match its ticket");
+            self.store.delete_staging(key).await?;
+            return Ok(());
+        }
+        // A ticket accepts one object: the first event takes it. A second PUT to the
+        // same URL is ignored while the first is ingested (the ingest copies only the
+        // version it inspected) and deleted once the ticket is finished.
+        if !self.catalog.take_ticket(id, token).await? {
             tracing::warn!(
                 key,
                 status = ticket.status,
-                "staged object does not match its ticket"
+                "a later object for an upload ticket that already took one; ignored"
             );
-            self.store.delete_staging(key).await?;
+            if ticket.status != "waiting" && ticket.status != "ingesting" {
+                self.store.delete_staging(key).await?;
+            }
             return Ok(());
         }
         let verdict = match self.ingest(&ticket, key).await {
@@ -137,7 +156,7 @@ impl Worker {
                 ticket.repo.series
             )));
         };
-        let body = self.store.open_staging(key).await?;
+        let (body, etag) = self.store.open_staging(key).await?;
         let reader = cairn_deb::SourceReader(SyncIoBridge::new(body.into_async_read()));
         let filename = ticket.filename.clone();
         let inspected =
@@ -159,7 +178,14 @@ impl Worker {
                 now,
             )?;
             let outcome = ingestor
-                .store(record, PackageSource::Staged(key.to_string()), Vec::new())
+                .store(
+                    record,
+                    PackageSource::Staged {
+                        key: key.to_string(),
+                        etag: etag.clone(),
+                    },
+                    Vec::new(),
+                )
                 .await?;
             match outcome {
                 IngestOutcome::Stored(r) => {

@@ -32,6 +32,10 @@ pub enum ApiError {
     /// 500; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
+    /// Another error, answered with extra members in its problem body (what a
+    /// request did before it failed).
+    #[error("{0}")]
+    WithDetails(Box<ApiError>, serde_json::Map<String, serde_json::Value>),
 }
 
 impl ApiError {
@@ -44,13 +48,18 @@ impl ApiError {
             ApiError::Conflict(_) => 409,
             ApiError::TooLarge(_) => 413,
             ApiError::Internal(_) => 500,
+            ApiError::WithDetails(inner, _) => inner.status(),
         }
     }
 
     /// The response for this error.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        if let ApiError::Internal(detail) = &self {
+        let cause = match &self {
+            ApiError::WithDetails(inner, _) => inner.as_ref(),
+            other => other,
+        };
+        if let ApiError::Internal(detail) = cause {
             tracing::error!(%detail, "request failed");
         } else {
             tracing::info!(status, error = %self, "request refused");
@@ -61,10 +70,14 @@ impl ApiError {
         if status == 401 {
             builder = builder.header("www-authenticate", "Basic realm=\"Cairn\"");
         }
+        let mut body = json!({"status": status, "error": self.to_string()});
+        if let (ApiError::WithDetails(_, details), Some(members)) = (&self, body.as_object_mut()) {
+            for (k, v) in details {
+                members.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         builder
-            .body(Body::from(
-                json!({"status": status, "error": self.to_string()}).to_string(),
-            ))
+            .body(Body::from(body.to_string()))
             .expect("static headers are valid")
     }
 }

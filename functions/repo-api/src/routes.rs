@@ -312,25 +312,53 @@ impl App {
             return Err(err);
         }
 
+        // Files are stored one by one; a file that loses a race for its name (or
+        // fails to store) ends the upload, and the files stored before it are still
+        // announced, so they are published, and named in the error.
         let mut results = Vec::with_capacity(prepared.len());
         let mut stored: BTreeMap<RepoPath, Vec<String>> = BTreeMap::new();
+        let mut failure = None;
         for (record, data, extra) in prepared {
-            let outcome = self
+            match self
                 .ingestor()
                 .store(record, PackageSource::Bytes(data), extra)
-                .await?;
-            if let IngestOutcome::Stored(r) = &outcome {
-                stored
-                    .entry(r.repo.clone())
-                    .or_default()
-                    .push(r.filename.clone());
+                .await
+            {
+                Ok(outcome) => {
+                    if let IngestOutcome::Stored(r) = &outcome {
+                        stored
+                            .entry(r.repo.clone())
+                            .or_default()
+                            .push(r.filename.clone());
+                    }
+                    results.push(self.outcome_json(&outcome));
+                }
+                Err(e) => {
+                    failure = Some(ApiError::from(e));
+                    break;
+                }
             }
-            results.push(self.outcome_json(&outcome));
         }
         let mut syncs = Vec::new();
         for (target, files) in &stored {
             let seq = self.ingestor().announce(target, files).await?;
             syncs.push(json!({"repository": target.to_string(), "queued": true, "seq": seq}));
+        }
+        if let Some(e) = failure {
+            let mut details = serde_json::Map::new();
+            details.insert(
+                "stored".into(),
+                json!(
+                    results
+                        .iter()
+                        .filter(|r| r["status"] == "stored")
+                        .map(|r| r["filename"].clone())
+                        .collect::<Vec<_>>()
+                ),
+            );
+            details.insert("packages".into(), json!(results));
+            details.insert("syncs".into(), json!(syncs));
+            return Err(ApiError::WithDetails(Box::new(e), details));
         }
         let changed = !stored.is_empty();
         let sync = match syncs.as_slice() {
@@ -352,17 +380,44 @@ impl App {
         req: &Request,
     ) -> Result<Response<Body>, ApiError> {
         self.authenticate(req).await?;
+        // An anchor names several series: the package is deleted wherever it is, and
+        // the answer says where it was absent; 404 only when it is nowhere.
+        let targets = self.config.supported.expand(repo);
+        for target in &targets {
+            check_target(&self.config.supported, target, filename, None)?;
+        }
         let mut results = Vec::new();
-        for target in self.config.supported.expand(repo) {
-            let seq = self.ingestor().delete(&target, filename).await?;
-            results.push(json!({"repository": target.to_string(), "filename": filename,
-                                "status": "deleting", "sync": {"queued": seq.is_some(), "seq": seq}}));
+        let mut found = false;
+        for target in targets {
+            match self.ingestor().delete(&target, filename).await {
+                Ok(seq) => {
+                    found = true;
+                    results.push(json!({"repository": target.to_string(), "filename": filename,
+                                        "status": "deleting", "sync": {"queued": seq.is_some(), "seq": seq}}));
+                }
+                Err(IngestError::NotFound { .. }) => {
+                    results.push(
+                        json!({"repository": target.to_string(), "filename": filename,
+                                        "status": "absent"}),
+                    );
+                }
+                Err(e) => {
+                    let mut details = serde_json::Map::new();
+                    details.insert("deleted".into(), json!(results));
+                    return Err(ApiError::WithDetails(Box::new(e.into()), details));
+                }
+            }
+        }
+        if !found {
+            return Err(ApiError::NotFound(format!(
+                "{repo} has no package {filename}"
+            )));
         }
         Ok(json_response(202, json!({"deleted": results})))
     }
 
     async fn package(&self, repo: &RepoPath, filename: &str) -> Result<Response<Body>, ApiError> {
-        self.config.supported.check(repo)?;
+        check_target(&self.config.supported, repo, filename, None)?;
         let p = self
             .catalog
             .get_package(repo, filename)
@@ -437,12 +492,19 @@ impl App {
     }
 
     async fn ticket_status(&self, id: &str, req: &Request) -> Result<Response<Body>, ApiError> {
-        self.authenticate(req).await?;
+        let principal = self.authenticate(req).await?;
+        let not_found = || ApiError::NotFound("no such upload".into());
+        // Ticket ids are 32 hex digits (what presign makes); anything else is no ticket.
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        // A ticket is its uploader's: another account is told it does not exist.
         let ticket = self
             .catalog
             .get_ticket(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no upload {id}")))?;
+            .filter(|t| t.uploader == principal.name)
+            .ok_or_else(not_found)?;
         let status = if ticket.status == "failed" { 422 } else { 200 };
         Ok(json_response(
             status,

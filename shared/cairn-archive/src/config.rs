@@ -42,8 +42,8 @@ impl ArchiveConfig {
         let archive_bucket = required("CAIRN_ARCHIVE_BUCKET")?;
         Ok(Self {
             table: required("CAIRN_TABLE")?,
-            archive_queue_url: get("CAIRN_ARCHIVE_QUEUE_URL").unwrap_or_default(),
-            callback_queue_url: get("CAIRN_CALLBACK_QUEUE_URL").unwrap_or_default(),
+            archive_queue_url: required("CAIRN_ARCHIVE_QUEUE_URL")?,
+            callback_queue_url: required("CAIRN_CALLBACK_QUEUE_URL")?,
             wait: Duration::from_secs(number("CAIRN_ARCHIVE_WAIT_SECS", 25)?),
             callback_secret: get("CAIRN_CALLBACK_SECRET"),
             backoff: Backoff {

@@ -140,14 +140,19 @@ impl Archiver {
         let runtime = tokio::runtime::Handle::current();
         let step = tokio::task::spawn_blocking(move || {
             // A ref whose target was archived before: answered after the ref listing.
-            let known = |target: &[u8; 20]| {
-                runtime
-                    .block_on(catalog.origin_tree(&name, &hex::encode(target)))
-                    .ok()
-                    .flatten()
-                    .is_some()
+            // A catalog error is not "no": it is remembered and fails the request
+            // (retried by the queue) instead of fetching as if nothing were archived.
+            let lookup_error = std::cell::RefCell::new(None);
+            let known = |target: &[u8; 20]| match runtime
+                .block_on(catalog.origin_tree(&name, &hex::encode(target)))
+            {
+                Ok(found) => found.is_some(),
+                Err(e) => {
+                    lookup_error.borrow_mut().get_or_insert(e);
+                    true
+                }
             };
-            let fetched = match origin::fetch(
+            let fetched = origin::fetch(
                 &url,
                 &reference,
                 History::Tip,
@@ -155,7 +160,11 @@ impl Archiver {
                 &settings.policy,
                 &settings.scratch,
                 &known,
-            )? {
+            );
+            if let Some(e) = lookup_error.borrow_mut().take() {
+                return Err(e.into());
+            }
+            let fetched = match fetched? {
                 origin::Fetch::Known { target, commit } => {
                     return Ok(Step::Known(hex::encode(target), hex::encode(commit)));
                 }
@@ -631,8 +640,23 @@ impl Operations {
         Ok(())
     }
 
-    /// Cancels a queued operation.
+    /// The operation `id` if `who` owns it. Another account's operation, and an id
+    /// that is not one (operation ids are UUIDs), are answered as not found.
+    async fn owned(&self, id: &str, who: &str) -> Result<Operation, ArchiveError> {
+        let not_found = || ArchiveError::NotFound(format!("no operation {id}"));
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Err(ArchiveError::NotFound("no such operation".into()));
+        }
+        self.store
+            .get(id)
+            .await?
+            .filter(|op| op.owner == who)
+            .ok_or_else(not_found)
+    }
+
+    /// Cancels a queued operation of `by`'s.
     pub async fn cancel(&self, id: &str, by: &str) -> Result<Operation, ArchiveError> {
+        self.owned(id, by).await?;
         let result = json!({
             "type": "about:blank",
             "title": "cancelled",
@@ -654,13 +678,9 @@ impl Operations {
         }
     }
 
-    /// `GET /v1/operations/{id}`.
-    pub async fn show(&self, id: &str) -> Result<Value, ArchiveError> {
-        let op = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| ArchiveError::NotFound(format!("no operation {id}")))?;
+    /// `GET /v1/operations/{id}`, for the operation's owner.
+    pub async fn show(&self, id: &str, who: &str) -> Result<Value, ArchiveError> {
+        let op = self.owned(id, who).await?;
         let attempts = if op.callback.is_some() {
             self.store.attempts(id).await?
         } else {

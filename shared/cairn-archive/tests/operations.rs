@@ -63,7 +63,7 @@ async fn a_refused_request_fails_with_its_status_and_queues_the_callback() {
     // A redelivered message for a finished operation does nothing.
     operations.run(&op.id, &archiver).await.unwrap();
     assert_eq!(ops.callbacks.lock().unwrap().len(), 1);
-    let shown = operations.show(&op.id).await.unwrap();
+    let shown = operations.show(&op.id, "alice").await.unwrap();
     assert_eq!(shown["status"], "failed");
     assert_eq!(shown["callback"]["method"], "PUT");
     assert_eq!(shown["callback"]["delivered"], false);
@@ -83,7 +83,16 @@ async fn cancel_only_a_queued_operation() {
         )
         .await
         .unwrap();
-    let cancelled = operations.cancel(&queued.id, "bob").await.unwrap();
+    // Another account neither sees nor cancels it.
+    assert!(matches!(
+        operations.cancel(&queued.id, "bob").await.unwrap_err(),
+        ArchiveError::NotFound(_)
+    ));
+    assert!(matches!(
+        operations.show(&queued.id, "bob").await.unwrap_err(),
+        ArchiveError::NotFound(_)
+    ));
+    let cancelled = operations.cancel(&queued.id, "alice").await.unwrap();
     assert_eq!(cancelled.status, OperationStatus::Cancelled);
     assert_eq!(cancelled.http_status, Some(409));
     assert_eq!(*ops.callbacks.lock().unwrap(), vec![queued.id.clone()]);
@@ -92,7 +101,7 @@ async fn cancel_only_a_queued_operation() {
     let still = ops.get(&queued.id).await.unwrap().unwrap();
     assert_eq!(still.status, OperationStatus::Cancelled);
     assert!(matches!(
-        operations.cancel(&queued.id, "bob").await.unwrap_err(),
+        operations.cancel(&queued.id, "alice").await.unwrap_err(),
         ArchiveError::Conflict(_)
     ));
 
@@ -101,14 +110,14 @@ async fn cancel_only_a_queued_operation() {
         .await
         .unwrap();
     ops.start(&running.id).await.unwrap();
-    let err = operations.cancel(&running.id, "bob").await.unwrap_err();
+    let err = operations.cancel(&running.id, "alice").await.unwrap_err();
     assert!(err.to_string().contains("running"), "{err}");
     assert!(matches!(
         operations.cancel("nope", "bob").await.unwrap_err(),
         ArchiveError::NotFound(_)
     ));
     assert!(matches!(
-        operations.show("nope").await.unwrap_err(),
+        operations.show("nope", "alice").await.unwrap_err(),
         ArchiveError::NotFound(_)
     ));
 }

@@ -2,16 +2,18 @@
 //! Key layout: [`crate::keys`]; access patterns: `docs/data-model.md`.
 
 use crate::keys::{
-    PACKAGE_PREFIX, PK, SK, STATE_SK, TTL, UPLOAD_SK, USER_SK, change_sk, package_sk, repo_pk,
-    upload_pk, user_pk,
+    FILE_PREFIX, PACKAGE_PREFIX, PK, SK, STATE_SK, TTL, UPLOAD_SK, USER_SK, change_sk, file_sk,
+    package_sk, repo_pk, upload_pk, user_pk,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::auth::UserRecord;
-use cairn_core::package::IndexEntry;
+use cairn_core::package::{IndexEntry, PoolFile};
 use cairn_core::ports::{
-    Catalog, ChangeRecord, RepoState, StoreError, UploadLedger, UploadTicket, UserDirectory,
+    Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, StoreError, UploadLedger,
+    UploadTicket, UserDirectory,
 };
 use cairn_core::{PackageRecord, PackageStatus, RepoPath};
 use std::collections::HashMap;
@@ -117,6 +119,10 @@ fn package_item(record: &PackageRecord) -> Item {
         ("status".into(), s(status_str(record.status))),
         ("uploaded_at".into(), n(record.uploaded_at)),
         ("uploader".into(), s(&record.uploader)),
+        (
+            "files".into(),
+            s(serde_json::to_string(&record.files).expect("pool files are plain strings")),
+        ),
     ])
 }
 
@@ -126,7 +132,19 @@ fn package_from_item(item: &Item) -> Result<PackageRecord, StoreError> {
     let status = match get_s(item, "status")?.as_str() {
         "ready" => PackageStatus::Ready,
         "deleting" => PackageStatus::Deleting,
-        _ => PackageStatus::Pending,
+        "pending" => PackageStatus::Pending,
+        other => {
+            return Err(StoreError::new(
+                "decode package",
+                format!("unknown package status {other:?}"),
+            ));
+        }
+    };
+    // Records written before uploads recorded their files have none (legacy).
+    let files = match item.get("files") {
+        None => Vec::new(),
+        Some(_) => serde_json::from_str(&get_s(item, "files")?)
+            .map_err(|e| StoreError::new("decode package files", e))?,
     };
     let entry = serde_json::from_str(&get_s(item, "entry")?)
         .map_err(|e| StoreError::new("decode package entry", e))?;
@@ -144,7 +162,40 @@ fn package_from_item(item: &Item) -> Result<PackageRecord, StoreError> {
         status,
         uploaded_at: get_n(item, "uploaded_at")?,
         uploader: get_s(item, "uploader")?,
+        files,
     })
+}
+
+fn file_from_item(item: &Item) -> Result<FileRecord, StoreError> {
+    let owners = match item.get("owners") {
+        None => Vec::new(),
+        Some(AttributeValue::Ss(owners)) => owners.clone(),
+        Some(_) => {
+            return Err(StoreError::new(
+                "decode file claim",
+                "attribute owners is not a string set",
+            ));
+        }
+    };
+    Ok(FileRecord {
+        file: PoolFile {
+            key: get_s(item, "key")?,
+            sha256: get_s(item, "sha256")?,
+            size: get_n(item, "size")?,
+        },
+        owners,
+        deleting_since: item
+            .contains_key("deleting")
+            .then(|| get_n(item, "deleting"))
+            .transpose()?,
+    })
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 impl DynamoCatalog {
@@ -400,10 +451,7 @@ impl Catalog for DynamoCatalog {
     async fn note_change(&self, repo: &RepoPath, files: &[String]) -> Result<u64, StoreError> {
         // Optimistic concurrency: the increment and the change-log entry commit together,
         // so a reader that sees change_seq = N also finds the entries up to N.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
+        let now = now_secs();
         for attempt in 0..NOTE_CHANGE_ATTEMPTS {
             let current = self.repo_state(repo).await?.change_seq;
             let next = current + 1;
@@ -491,12 +539,20 @@ impl Catalog for DynamoCatalog {
             .await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
+            // An unreadable entry must fail the sync (and be retried or reported):
+            // reading it as "no files" would publish without the change.
+            let unreadable = || {
+                StoreError::new(
+                    "decode change",
+                    format!("change {:?} has no readable files list", item.get(SK)),
+                )
+            };
             let files = match item.get("files") {
                 Some(AttributeValue::L(values)) => values
                     .iter()
-                    .filter_map(|v| v.as_s().ok().cloned())
-                    .collect(),
-                _ => Vec::new(),
+                    .map(|v| v.as_s().cloned().map_err(|_| unreadable()))
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err(unreadable()),
             };
             out.push(ChangeRecord {
                 seq: get_n(&item, "seq")?,
@@ -554,6 +610,152 @@ impl Catalog for DynamoCatalog {
                 DisplayErrorContext(e),
             )),
         }
+    }
+
+    async fn claim_file(
+        &self,
+        repo: &RepoPath,
+        file: &PoolFile,
+        owner: &str,
+    ) -> Result<FileClaim, StoreError> {
+        // Two tries: a claim refused because the object was being deleted may find
+        // the claim forgotten by the time it is read back.
+        for _ in 0..2 {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, s(repo_pk(repo)))
+                .key(SK, s(file_sk(&file.key)))
+                .update_expression(
+                    "SET sha256 = if_not_exists(sha256, :sha), #size = if_not_exists(#size, :size), \
+                     #key = if_not_exists(#key, :key) ADD owners :owner",
+                )
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR (sha256 = :sha AND attribute_not_exists(deleting))",
+                )
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#size", "size")
+                .expression_attribute_names("#key", "key")
+                .expression_attribute_values(":sha", s(&file.sha256))
+                .expression_attribute_values(":size", n(file.size))
+                .expression_attribute_values(":key", s(&file.key))
+                .expression_attribute_values(":owner", AttributeValue::Ss(vec![owner.to_string()]))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(FileClaim::Claimed),
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => {
+                    return Err(StoreError::new(
+                        "UpdateItem claim file",
+                        DisplayErrorContext(e),
+                    ));
+                }
+            }
+            let Some(item) = self.get_item(repo_pk(repo), &file_sk(&file.key)).await? else {
+                continue;
+            };
+            let held = file_from_item(&item)?;
+            if held.deleting_since.is_some() {
+                return Ok(FileClaim::Deleting);
+            }
+            if held.file.sha256 != file.sha256 {
+                return Ok(FileClaim::Taken {
+                    sha256: held.file.sha256,
+                });
+            }
+        }
+        Ok(FileClaim::Deleting)
+    }
+
+    async fn release_file(
+        &self,
+        repo: &RepoPath,
+        key: &str,
+        owner: &str,
+    ) -> Result<Release, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(repo_pk(repo)))
+            .key(SK, s(file_sk(key)))
+            .update_expression("DELETE owners :owner")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":owner", AttributeValue::Ss(vec![owner.to_string()]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let remaining = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) if is_condition_failure(&e) => return Ok(Release::Gone),
+            Err(e) => {
+                return Err(StoreError::new(
+                    "UpdateItem release file",
+                    DisplayErrorContext(e),
+                ));
+            }
+        };
+        // DynamoDB removes a set attribute when its last member goes.
+        if remaining.contains_key("owners") {
+            return Ok(Release::StillOwned);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(repo_pk(repo)))
+            .key(SK, s(file_sk(key)))
+            .update_expression("SET deleting = if_not_exists(deleting, :now)")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(owners)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":now", n(now_secs()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Release::Unowned),
+            // Claimed again in between (or forgotten): not ours to delete.
+            Err(e) if is_condition_failure(&e) => Ok(Release::StillOwned),
+            Err(e) => Err(StoreError::new(
+                "UpdateItem mark file deleting",
+                DisplayErrorContext(e),
+            )),
+        }
+    }
+
+    async fn forget_file(&self, repo: &RepoPath, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(repo_pk(repo)))
+            .key(SK, s(file_sk(key)))
+            .condition_expression("attribute_exists(deleting) AND attribute_not_exists(owners)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::new(
+                "DeleteItem file claim",
+                DisplayErrorContext(e),
+            )),
+        }
+    }
+
+    async fn list_files(&self, repo: &RepoPath) -> Result<Vec<FileRecord>, StoreError> {
+        self.query_suite(
+            repo,
+            "begins_with(#sk, :prefix)",
+            vec![(":prefix", s(FILE_PREFIX))],
+            "Query file claims",
+        )
+        .await?
+        .iter()
+        .map(file_from_item)
+        .collect()
     }
 }
 
@@ -623,6 +825,32 @@ impl UploadLedger for DynamoCatalog {
             message: get_opt_s(&item, "message"),
             created_at: get_n(&item, "created_at")?,
         }))
+    }
+
+    async fn take_ticket(&self, id: &str, token: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(upload_pk(id)))
+            .key(SK, s(UPLOAD_SK))
+            .update_expression("SET #st = :ingesting, #token = :token")
+            .condition_expression("#st = :waiting OR (#st = :ingesting AND #token = :token)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#token", "object_token")
+            .expression_attribute_values(":waiting", s("waiting"))
+            .expression_attribute_values(":ingesting", s("ingesting"))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::new(
+                "UpdateItem take upload",
+                DisplayErrorContext(e),
+            )),
+        }
     }
 
     async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {

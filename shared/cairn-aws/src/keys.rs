@@ -12,6 +12,8 @@ pub const TTL: &str = "expires_at";
 
 /// Prefix of package sort keys inside a suite's partition.
 pub const PACKAGE_PREFIX: &str = "PKG#";
+/// Prefix of pool-object claim sort keys inside a suite's partition.
+pub const FILE_PREFIX: &str = "FILE#";
 /// Prefix of change-log sort keys inside a suite's partition.
 pub const CHANGE_PREFIX: &str = "CHG#";
 /// Sort key of a suite's publishing state.
@@ -29,6 +31,11 @@ pub fn repo_pk(repo: &RepoPath) -> String {
 /// Sort key of one package file.
 pub fn package_sk(filename: &str) -> String {
     format!("{PACKAGE_PREFIX}{filename}")
+}
+
+/// Sort key of the claim on one pool object (its key in the repository bucket).
+pub fn file_sk(key: &str) -> String {
+    format!("{FILE_PREFIX}{key}")
 }
 
 /// Sort key of one change-log entry; zero-padded so keys sort by sequence.

@@ -83,8 +83,12 @@ impl S3Store {
         Ok(request.uri().to_string())
     }
 
-    /// Streams a staged object.
-    pub async fn open_staging(&self, staging_key: &str) -> Result<ByteStream, StoreError> {
+    /// Streams a staged object; also returns its entity tag, which pins the version
+    /// being read for [`RepoStore::copy_from_staging`].
+    pub async fn open_staging(
+        &self,
+        staging_key: &str,
+    ) -> Result<(ByteStream, String), StoreError> {
         let out = self
             .client
             .get_object()
@@ -95,7 +99,10 @@ impl S3Store {
             .map_err(|e| {
                 StoreError::new(format!("GetObject {staging_key}"), DisplayErrorContext(e))
             })?;
-        Ok(out.body)
+        let etag = out.e_tag.clone().ok_or_else(|| {
+            StoreError::new(format!("GetObject {staging_key}"), "no ETag in the answer")
+        })?;
+        Ok((out.body, etag))
     }
 
     /// Deletes a staged object once ingested or refused.
@@ -214,9 +221,15 @@ impl RepoStore for S3Store {
         }
     }
 
-    async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError> {
+    async fn copy_from_staging(
+        &self,
+        staging_key: &str,
+        etag: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .copy_object()
+            .copy_source_if_match(etag)
             .bucket(&self.bucket)
             .key(key)
             .copy_source(format!(
@@ -243,6 +256,28 @@ impl RepoStore for S3Store {
             .await
             .map_err(|e| StoreError::new(format!("CopyObject {to}"), DisplayErrorContext(e)))?;
         Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                StoreError::new(format!("ListObjectsV2 {prefix}"), DisplayErrorContext(e))
+            })?;
+            for object in page.contents.unwrap_or_default() {
+                if let Some(key) = object.key {
+                    out.push((key, object.last_modified.map_or(0, |t| t.secs())));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -68,6 +68,9 @@ pub enum KeyError {
     /// The key does not parse.
     #[error(transparent)]
     Invalid(#[from] cairn_core::ports::SignError),
+    /// A signing setting does not parse.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Where the metadata signing key(s) come from. Lambda caps all environment variables
@@ -133,10 +136,13 @@ impl Keys {
     /// (default 300 s).
     pub async fn load(source: KeySource, clients: Clients) -> Result<Self, KeyError> {
         let signer = source.load(&clients).await?;
-        let refresh = std::env::var("CAIRN_SIGNING_KEY_REFRESH_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(300);
+        // Unset means the default; set but unreadable is a start-up error, not 300.
+        let refresh = cairn_core::config::number_or(
+            &|k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty()),
+            "CAIRN_SIGNING_KEY_REFRESH_SECS",
+            300,
+        )
+        .map_err(|e| KeyError::Config(e.to_string()))?;
         Ok(Self {
             source,
             clients,

@@ -50,13 +50,17 @@ sudo apt-get update</pre>\n<p>Check the key fingerprint with the repository owne
 }
 
 /// The `.repo` file for a YUM repository; `$basearch` picks the architecture folder.
+/// It works as downloaded: the signed metadata is checked (`repo_gpgcheck=1`) with the
+/// key published beside it, which dnf imports on first use (after asking, or with
+/// `-y`). Users who pin the key out of band point `gpgkey=` at their local copy.
+/// Packages carry their builders' signatures, if any, not Cairn's: `gpgcheck=0`.
 pub fn dnf_repo_file(repo: &RepoPath, base_url: &str, origin: &str) -> String {
     let dir_url = format!("{}/{}", base_url.trim_end_matches('/'), repo.dir());
     format!(
         "[{name}]\nname={origin} {repo}\nbaseurl={dir_url}/$basearch\nenabled=1\n\
-gpgcheck=0\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-{name}\n\n\
+gpgcheck=0\nrepo_gpgcheck=1\ngpgkey={dir_url}/RPM-GPG-KEY-cairn\n\n\
 [{name}-source]\nname={origin} {repo} (sources)\nbaseurl={dir_url}/SRPMS\nenabled=0\n\
-gpgcheck=0\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-{name}\n",
+gpgcheck=0\nrepo_gpgcheck=1\ngpgkey={dir_url}/RPM-GPG-KEY-cairn\n",
         name = local_name(repo),
     )
 }
@@ -66,10 +70,11 @@ pub fn dnf_usage(repo: &RepoPath, base_url: &str) -> String {
     let dir_url = format!("{}/{}", base_url.trim_end_matches('/'), repo.dir());
     let name = local_name(repo);
     format!(
-        "<h2>Use it with dnf</h2>\n<pre>sudo curl -fsSLo /etc/pki/rpm-gpg/RPM-GPG-KEY-{name} {key_url}\n\
-sudo curl -fsSLo /etc/yum.repos.d/{name}.repo {repo_url}\n\
+        "<h2>Use it with dnf</h2>\n<pre>sudo curl -fsSLo /etc/yum.repos.d/{name}.repo {repo_url}\n\
 sudo dnf makecache</pre>\n<p>The repository metadata is signed (<code>repo_gpgcheck=1</code>); \
-check the key fingerprint with the repository owner before trusting it.</p>\n",
+dnf offers to import the <a href=\"{key_url}\">key</a> on first use: check its fingerprint with \
+the repository owner before accepting it, or download it once and point <code>gpgkey=</code> at \
+your copy (<code>file:///etc/pki/rpm-gpg/RPM-GPG-KEY-{name}</code>).</p>\n",
         name = escape(&name),
         key_url = escape(&format!("{dir_url}/RPM-GPG-KEY-cairn")),
         repo_url = escape(&format!("{dir_url}/cairn.repo")),

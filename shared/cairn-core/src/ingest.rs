@@ -6,10 +6,10 @@
 //! write the pool file -> mark the record ready -> note the change -> enqueue a sync.
 
 use crate::package::{
-    FilenameError, IndexEntry, PackageRecord, PackageStatus, check_filename, check_product,
-    pool_filename, pool_keys,
+    FilenameError, IndexEntry, PackageRecord, PackageStatus, PoolFile, check_filename,
+    check_product, package_keys, pool_filename,
 };
-use crate::ports::{Catalog, RepoStore, StoreError, SyncQueue};
+use crate::ports::{Catalog, FileClaim, Release, RepoStore, StoreError, SyncQueue};
 use crate::repo::{DistConfig, RepoError, RepoFormat, RepoPath, SupportedRepos};
 use bytes::Bytes;
 use cairn_deb::{DebInfo, packages_stanza};
@@ -85,8 +85,14 @@ pub enum IngestError {
 pub enum PackageSource {
     /// In memory (uploads through the API).
     Bytes(Bytes),
-    /// In the staging bucket (presigned uploads), under this key.
-    Staged(String),
+    /// In the staging bucket (presigned uploads): the object version that was
+    /// inspected, and only that version, is copied.
+    Staged {
+        /// Staging object key.
+        key: String,
+        /// Entity tag of the inspected version.
+        etag: String,
+    },
 }
 
 /// What ingesting one file did.
@@ -243,7 +249,34 @@ pub fn attach_provenance(record: &mut PackageRecord, prov: &[u8]) -> Result<(), 
         }
     })?;
     *provenance = None;
+    let digests = cairn_deb::Digests::of(prov);
+    record.files.push(PoolFile {
+        key: format!("{}.prov", record.pool_key),
+        sha256: digests.sha256,
+        size: digests.size,
+    });
     Ok(())
+}
+
+/// Refuses a package whose file name does not say what its contents are: the name
+/// is what users, mirrors and retention see, the contents what clients install.
+fn check_named_after(filename: &str, expected: &[String]) -> Result<(), IngestError> {
+    if expected.iter().any(|e| e == filename) {
+        return Ok(());
+    }
+    Err(IngestError::InvalidPackage {
+        filename: filename.to_string(),
+        reason: format!(
+            "the file name does not match the package's own name, version and architecture; \
+             name it {}",
+            expected.first().map(String::as_str).unwrap_or_default()
+        ),
+    })
+}
+
+/// A Debian version without its epoch, as file names carry it.
+fn without_epoch(version: &str) -> &str {
+    version.split_once(':').map_or(version, |(_, v)| v)
 }
 
 fn new_record(
@@ -266,6 +299,7 @@ fn new_record(
         status: PackageStatus::Pending,
         uploaded_at: 0,
         uploader: String::new(),
+        files: Vec::new(),
     }
 }
 
@@ -278,6 +312,26 @@ fn deb_record(
     let control = &info.control;
     let field = |name: &str| control.get(name).unwrap_or_default().to_string();
     let name = field("Package");
+    let version = field("Version");
+    let architecture = field("Architecture");
+    // "source" is what Cairn records a .dsc under: a binary package claiming it would
+    // be published in Sources with a file list read from its own control data.
+    if architecture == "source" || architecture.is_empty() {
+        return Err(IngestError::InvalidPackage {
+            filename: filename.to_string(),
+            reason: format!(
+                "a binary package cannot have Architecture {architecture:?}; source packages \
+                 are uploaded as a .dsc with the files it lists"
+            ),
+        });
+    }
+    check_named_after(
+        filename,
+        &[
+            format!("{name}_{}_{architecture}.deb", without_epoch(&version)),
+            format!("{name}_{version}_{architecture}.deb"),
+        ],
+    )?;
     // Without an RWS product, the source package name (or the package name) is the
     // pool directory, as in Debian's own pool.
     let product = match product {
@@ -291,13 +345,19 @@ fn deb_record(
     check_product(&product)?;
     let filename_field = pool_filename(repo, &product, filename);
     let stanza = packages_stanza(control, &filename_field, &info.digests);
+    let pool_key = format!("{}/{}", repo.root(), filename_field);
     Ok(PackageRecord {
-        version: field("Version"),
-        architecture: field("Architecture"),
+        version,
+        architecture,
         name,
         size: info.digests.size,
         sha256: info.digests.sha256.clone(),
-        pool_key: format!("{}/{}", repo.root(), filename_field),
+        files: vec![PoolFile {
+            key: pool_key.clone(),
+            sha256: info.digests.sha256.clone(),
+            size: info.digests.size,
+        }],
+        pool_key,
         ..new_record(repo, filename, product, IndexEntry::Deb { stanza })
     })
 }
@@ -323,6 +383,22 @@ fn rpm_record(
             reason: format!("unusable architecture {:?}", info.arch),
         });
     }
+    let arch_name = if info.is_source() {
+        if filename.ends_with(".nosrc.rpm") {
+            "nosrc"
+        } else {
+            "src"
+        }
+    } else {
+        info.arch.as_str()
+    };
+    check_named_after(
+        filename,
+        &[format!(
+            "{}-{}-{}.{arch_name}.rpm",
+            info.name, info.version, info.release
+        )],
+    )?;
     let product = product.unwrap_or(&info.name).to_string();
     let entry = IndexEntry::Rpm {
         primary: info.primary_xml(&format!("Packages/{filename}"), now),
@@ -337,10 +413,19 @@ fn rpm_record(
         sha256: info.digests.sha256.clone(),
         ..new_record(repo, filename, product, entry)
     };
+    record.files = package_keys(&record, dist)
+        .into_iter()
+        .map(|key| PoolFile {
+            key,
+            sha256: record.sha256.clone(),
+            size: record.size,
+        })
+        .collect();
     record.pool_key =
-        pool_keys(&record, dist)
-            .into_iter()
-            .next()
+        record
+            .files
+            .first()
+            .map(|f| f.key.clone())
             .ok_or_else(|| IngestError::InvalidPackage {
                 filename: filename.to_string(),
                 reason: "the repository has no architecture to publish a noarch package in".into(),
@@ -360,12 +445,18 @@ fn chart_record(
     // A relative URL: the repository works under whatever prefix serves it.
     let entry = cairn_helm::index_entry(info, filename, created).to_string();
     let provenance = Some(cairn_helm::provenance_body(info, filename));
+    let pool_key = format!("{}/{filename}", repo.dir());
     Ok(PackageRecord {
         name: info.name.clone(),
         version: info.version.clone(),
         size: info.digests.size,
         sha256: info.digests.sha256.clone(),
-        pool_key: format!("{}/{filename}", repo.dir()),
+        files: vec![PoolFile {
+            key: pool_key.clone(),
+            sha256: info.digests.sha256.clone(),
+            size: info.digests.size,
+        }],
+        pool_key,
         ..new_record(
             repo,
             filename,
@@ -399,10 +490,16 @@ impl Ingestor<'_> {
         }
     }
 
-    /// Stores one package: pool file(s), the files that travel with it (`extra`, by
-    /// object key: a chart's uploaded `.prov`, a source package's tarballs), and the
-    /// catalog record. Does not enqueue a sync; call [`Ingestor::announce`] once after
-    /// a batch.
+    /// Stores one package: claims its name, then every object it owns (the
+    /// package file, its copies, and the files that travel with it in `extra`, by
+    /// object key: a chart's uploaded `.prov`, a source package's tarballs), writes
+    /// them, and marks the record ready. Does not enqueue a sync; call
+    /// [`Ingestor::announce`] once after a batch.
+    ///
+    /// Every object is claimed in the catalog before it is written, and written only
+    /// if absent: a key claimed by another package with other content is a conflict,
+    /// the same content is shared (reference-counted by owner). A failure releases
+    /// what this upload claimed, so nothing half-stored stays behind.
     pub async fn store(
         &self,
         record: PackageRecord,
@@ -410,7 +507,8 @@ impl Ingestor<'_> {
         extra: Vec<(String, Bytes)>,
     ) -> Result<IngestOutcome, IngestError> {
         let dist = self.supported.check(&record.repo)?;
-        if !self.catalog.claim_package(&record).await? {
+        let claimed_here = self.catalog.claim_package(&record).await?;
+        if !claimed_here {
             let existing = self
                 .catalog
                 .get_package(&record.repo, &record.filename)
@@ -430,19 +528,87 @@ impl Ingestor<'_> {
             if existing.status == PackageStatus::Ready {
                 return Ok(IngestOutcome::Unchanged(existing));
             }
-            // Same content claimed by an upload that did not finish: finishing it
-            // here is idempotent, the bytes are identical.
+            // Same content claimed by an upload that did not finish (or is still
+            // running): finishing it here is idempotent, the bytes are identical. Its
+            // files are the ones it recorded.
+            return self.finish(existing, dist, &source, extra, false).await;
         }
-        if let Err(e) = self.write_files(&record, dist, &source, extra).await {
-            // Best effort: a leftover pending claim is repaired by the next identical upload.
-            if let Err(cleanup) = self
+        self.finish(record, dist, &source, extra, true).await
+    }
+
+    /// Claims and writes a claimed record's files and marks it ready. When
+    /// `owns_claim`, a failure undoes the claims; an upload finishing somebody else's
+    /// pending claim leaves them for that upload (or a later identical one).
+    async fn finish(
+        &self,
+        record: PackageRecord,
+        dist: &DistConfig,
+        source: &PackageSource,
+        extra: Vec<(String, Bytes)>,
+        owns_claim: bool,
+    ) -> Result<IngestOutcome, IngestError> {
+        let mut claimed = Vec::with_capacity(record.files.len());
+        let mut failure = None;
+        for file in &record.files {
+            match self
                 .catalog
-                .drop_claim(&record.repo, &record.filename, &record.sha256)
+                .claim_file(&record.repo, file, &record.filename)
                 .await
             {
-                tracing::warn!(error = %cleanup, "could not drop pending claim");
+                Ok(FileClaim::Claimed) => claimed.push(file.key.clone()),
+                Ok(FileClaim::Taken { sha256 }) => {
+                    failure = Some(IngestError::Conflict {
+                        repo: record.repo.to_string(),
+                        filename: file.name().to_string(),
+                        existing: sha256,
+                    });
+                    break;
+                }
+                Ok(FileClaim::Deleting) => {
+                    failure = Some(IngestError::BeingDeleted {
+                        repo: record.repo.to_string(),
+                        filename: file.name().to_string(),
+                    });
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
+                }
             }
-            return Err(e.into());
+        }
+        let mut foreign = Vec::new();
+        if failure.is_none()
+            && let Err(e) = self
+                .write_files(&record, dist, source, extra, &mut foreign)
+                .await
+        {
+            failure = Some(e);
+        }
+        if let Some(e) = failure {
+            if owns_claim {
+                // Objects found holding other bytes were not ours: never delete them.
+                let undo = async {
+                    release_files(
+                        self.catalog,
+                        self.store,
+                        &record.repo,
+                        &record.filename,
+                        claimed.iter().map(String::as_str),
+                        &foreign,
+                    )
+                    .await?;
+                    self.catalog
+                        .drop_claim(&record.repo, &record.filename, &record.sha256)
+                        .await
+                };
+                if let Err(cleanup) = undo.await {
+                    // What is left is a pending record: never published, finished by
+                    // an identical upload, reported by `cairn fsck`.
+                    tracing::warn!(error = %cleanup, filename = record.filename, "could not undo a failed upload's claims");
+                }
+            }
+            return Err(e);
         }
         self.catalog
             .mark_ready(&record.repo, &record.filename)
@@ -453,42 +619,80 @@ impl Ingestor<'_> {
         }))
     }
 
+    /// Writes each of the record's files unless an object with the same content is
+    /// already there. An object holding other bytes is a conflict; its key is added
+    /// to `foreign` so that the clean-up leaves it alone.
     async fn write_files(
         &self,
         record: &PackageRecord,
         dist: &DistConfig,
         source: &PackageSource,
         extra: Vec<(String, Bytes)>,
-    ) -> Result<(), StoreError> {
+        foreign: &mut Vec<String>,
+    ) -> Result<(), IngestError> {
         let content_type = match dist.format {
             RepoFormat::Deb if record.architecture == "source" => "text/plain; charset=utf-8",
             RepoFormat::Deb => "application/vnd.debian.binary-package",
             RepoFormat::Rpm => "application/x-rpm",
             RepoFormat::Helm => "application/gzip",
         };
-        match source {
-            PackageSource::Bytes(bytes) => {
-                self.store
-                    .put(&record.pool_key, bytes.clone(), content_type)
-                    .await?
+        let mut extra: std::collections::HashMap<String, Bytes> = extra.into_iter().collect();
+        for file in &record.files {
+            if let Some((_, existing)) = self.store.digest(&file.key).await? {
+                if existing == file.sha256 {
+                    continue;
+                }
+                foreign.push(file.key.clone());
+                return Err(IngestError::Conflict {
+                    repo: record.repo.to_string(),
+                    filename: file.name().to_string(),
+                    existing,
+                });
             }
-            PackageSource::Staged(key) => {
-                self.store.copy_from_staging(key, &record.pool_key).await?
-            }
-        }
-        // noarch RPMs live in every architecture folder, as RWS lays them out.
-        if dist.format == RepoFormat::Rpm {
-            for key in pool_keys(record, dist).iter().skip(1) {
-                self.store.copy(&record.pool_key, key).await?;
-            }
-        }
-        for (key, body) in extra {
-            let content_type = if key.ends_with(".prov") {
-                "application/pgp-signature"
+            let written = if file.key == record.pool_key {
+                match source {
+                    PackageSource::Bytes(bytes) => {
+                        self.store
+                            .put_new(&file.key, bytes.clone(), content_type)
+                            .await?
+                    }
+                    PackageSource::Staged { key, etag } => {
+                        self.store.copy_from_staging(key, etag, &file.key).await?;
+                        true
+                    }
+                }
+            } else if let Some(body) = extra.remove(&file.key) {
+                let content_type = if file.key.ends_with(".prov") {
+                    "application/pgp-signature"
+                } else {
+                    "application/octet-stream"
+                };
+                self.store.put_new(&file.key, body, content_type).await?
+            } else if file.sha256 == record.sha256 {
+                // Another copy of the package (noarch RPMs live in every
+                // architecture folder, as RWS lays them out).
+                self.store.copy(&record.pool_key, &file.key).await?;
+                true
             } else {
-                "application/octet-stream"
+                // A file listed as already in the pool vanished after it was checked.
+                return Err(IngestError::InvalidPackage {
+                    filename: record.filename.clone(),
+                    reason: format!("{} is no longer in the repository", file.name()),
+                });
             };
-            self.store.put(&key, body, content_type).await?;
+            if !written {
+                // Written concurrently by an upload of the same content (the claim
+                // admits only that); check rather than trust.
+                let now = self.store.digest(&file.key).await?;
+                if now.as_ref().is_none_or(|(_, sha)| *sha != file.sha256) {
+                    foreign.push(file.key.clone());
+                    return Err(IngestError::Conflict {
+                        repo: record.repo.to_string(),
+                        filename: file.name().to_string(),
+                        existing: now.map(|(_, sha)| sha).unwrap_or_default(),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -514,6 +718,26 @@ impl Ingestor<'_> {
             reason,
         };
         let info = cairn_deb::inspect_dsc(dsc).map_err(|e| invalid(e.to_string()))?;
+        check_named_after(
+            dsc_name,
+            &[
+                format!("{}_{}.dsc", info.source(), without_epoch(info.version())),
+                format!("{}_{}.dsc", info.source(), info.version()),
+            ],
+        )?;
+        // A source package lists tarballs, patches and their signatures; naming a
+        // package file or another source package would make it claim files that are
+        // not part of it.
+        if let Some(bad) = info.files.iter().find(|f| {
+            [".deb", ".udeb", ".ddeb", ".dsc", ".changes", ".buildinfo"]
+                .iter()
+                .any(|ext| f.name.ends_with(ext))
+        }) {
+            return Err(invalid(format!(
+                "{} is not a source file: a .dsc lists only its tarballs, patches and signatures",
+                bad.name
+            )));
+        }
         let product = product.unwrap_or(info.source()).to_string();
         check_product(&product)?;
         let dsc_path = pool_filename(repo, &product, dsc_name);
@@ -585,6 +809,14 @@ impl Ingestor<'_> {
             });
         }
         let stanza = cairn_deb::sources_stanza(&info, &directory, &files);
+        let pool_files = files
+            .iter()
+            .map(|f| PoolFile {
+                key: format!("{}/{directory}/{}", repo.root(), f.name),
+                sha256: f.sha256.clone(),
+                size: f.size,
+            })
+            .collect();
         let record = PackageRecord {
             name: info.source().to_string(),
             version: info.version().to_string(),
@@ -594,6 +826,7 @@ impl Ingestor<'_> {
             pool_key: format!("{}/{dsc_path}", repo.root()),
             uploaded_at: now,
             uploader: uploader.to_string(),
+            files: pool_files,
             ..new_record(repo, dsc_name, product, IndexEntry::Deb { stanza })
         };
         Ok((record, extra))
@@ -632,6 +865,27 @@ impl Ingestor<'_> {
         self.queue.request_sync(repo, seq).await?;
         Ok(seq)
     }
+}
+
+/// Gives up `owner`'s claims on `keys` and deletes each object nobody owns any more
+/// (unless it is in `keep`), then forgets its claim. Safe to repeat after a failure.
+pub async fn release_files<'k>(
+    catalog: &dyn Catalog,
+    store: &dyn RepoStore,
+    repo: &RepoPath,
+    owner: &str,
+    keys: impl Iterator<Item = &'k str>,
+    keep: &[String],
+) -> Result<(), StoreError> {
+    for key in keys {
+        if catalog.release_file(repo, key, owner).await? == Release::Unowned {
+            if !keep.iter().any(|k| k == key) {
+                store.delete(key).await?;
+            }
+            catalog.forget_file(repo, key).await?;
+        }
+    }
+    Ok(())
 }
 
 fn conflict(record: &PackageRecord, existing: &PackageRecord) -> IngestError {

@@ -2,10 +2,10 @@
 //! domain without AWS.
 
 use crate::auth::UserRecord;
-use crate::package::{PackageRecord, PackageStatus};
+use crate::package::{PackageRecord, PackageStatus, PoolFile};
 use crate::ports::{
-    Catalog, ChangeRecord, RepoState, RepoStore, StoreError, SyncQueue, UploadLedger, UploadTicket,
-    UserDirectory,
+    Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, RepoStore, StoreError,
+    SyncQueue, UploadLedger, UploadTicket, UserDirectory,
 };
 use crate::repo::RepoPath;
 use async_trait::async_trait;
@@ -32,6 +32,12 @@ impl MemoryStore {
     /// An object's body.
     pub fn object(&self, key: &str) -> Option<Bytes> {
         lock(&self.objects).get(key).cloned()
+    }
+
+    /// The entity tag the fake gives a staged body: its SHA-256.
+    pub fn etag(body: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(body))
     }
 }
 
@@ -60,11 +66,22 @@ impl RepoStore for MemoryStore {
         Ok(self.object(key))
     }
 
-    async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError> {
+    async fn copy_from_staging(
+        &self,
+        staging_key: &str,
+        etag: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
         let body = lock(&self.staging)
             .get(staging_key)
             .cloned()
             .ok_or_else(|| StoreError::new("copy", format!("no staged object {staging_key}")))?;
+        if Self::etag(&body) != etag {
+            return Err(StoreError::new(
+                "copy",
+                format!("{staging_key} changed since it was inspected"),
+            ));
+        }
         self.put(key, body, "").await
     }
 
@@ -73,6 +90,14 @@ impl RepoStore for MemoryStore {
             .object(from)
             .ok_or_else(|| StoreError::new("copy", format!("no object {from}")))?;
         self.put(to, body, "").await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(lock(&self.objects)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .map(|k| (k.clone(), 0))
+            .collect())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -90,6 +115,8 @@ pub struct MemoryCatalog {
     changes: Mutex<BTreeMap<(String, u64), ChangeRecord>>,
     users: Mutex<BTreeMap<String, UserRecord>>,
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
+    ticket_tokens: Mutex<BTreeMap<String, String>>,
+    files: Mutex<BTreeMap<(String, String), FileRecord>>,
     /// Sync requests sent, in order.
     pub sync_requests: Mutex<Vec<(RepoPath, u64)>>,
 }
@@ -232,6 +259,73 @@ impl Catalog for MemoryCatalog {
         s.published_at = state.published_at;
         Ok(true)
     }
+
+    async fn claim_file(
+        &self,
+        repo: &RepoPath,
+        file: &PoolFile,
+        owner: &str,
+    ) -> Result<FileClaim, StoreError> {
+        let mut files = lock(&self.files);
+        let record = files
+            .entry((repo.to_string(), file.key.clone()))
+            .or_insert_with(|| FileRecord {
+                file: file.clone(),
+                owners: Vec::new(),
+                deleting_since: None,
+            });
+        if record.deleting_since.is_some() {
+            return Ok(FileClaim::Deleting);
+        }
+        if record.file.sha256 != file.sha256 {
+            return Ok(FileClaim::Taken {
+                sha256: record.file.sha256.clone(),
+            });
+        }
+        if !record.owners.iter().any(|o| o == owner) {
+            record.owners.push(owner.to_string());
+        }
+        Ok(FileClaim::Claimed)
+    }
+
+    async fn release_file(
+        &self,
+        repo: &RepoPath,
+        key: &str,
+        owner: &str,
+    ) -> Result<Release, StoreError> {
+        let mut files = lock(&self.files);
+        let Some(record) = files.get_mut(&(repo.to_string(), key.to_string())) else {
+            return Ok(Release::Gone);
+        };
+        record.owners.retain(|o| o != owner);
+        if !record.owners.is_empty() {
+            return Ok(Release::StillOwned);
+        }
+        record.deleting_since.get_or_insert(0);
+        Ok(Release::Unowned)
+    }
+
+    async fn forget_file(&self, repo: &RepoPath, key: &str) -> Result<(), StoreError> {
+        let mut files = lock(&self.files);
+        let id = (repo.to_string(), key.to_string());
+        if files
+            .get(&id)
+            .is_some_and(|r| r.owners.is_empty() && r.deleting_since.is_some())
+        {
+            files.remove(&id);
+        }
+        Ok(())
+    }
+
+    async fn list_files(&self, repo: &RepoPath) -> Result<Vec<FileRecord>, StoreError> {
+        let id = repo.to_string();
+        Ok(lock(&self.files)
+            .iter()
+            .filter(|((r, _), _)| *r == id)
+            .map(|(_, f)| f.clone())
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -255,6 +349,21 @@ impl UploadLedger for MemoryCatalog {
 
     async fn get_ticket(&self, id: &str) -> Result<Option<UploadTicket>, StoreError> {
         Ok(lock(&self.tickets).get(id).cloned())
+    }
+
+    async fn take_ticket(&self, id: &str, token: &str) -> Result<bool, StoreError> {
+        let mut tickets = lock(&self.tickets);
+        let mut tokens = lock(&self.ticket_tokens);
+        let Some(t) = tickets.get_mut(id) else {
+            return Ok(false);
+        };
+        let same_token = tokens.get(id).is_some_and(|held| held == token);
+        if t.status == "waiting" || (t.status == "ingesting" && same_token) {
+            t.status = "ingesting".into();
+            tokens.insert(id.to_string(), token.to_string());
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {

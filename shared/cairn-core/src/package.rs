@@ -77,6 +77,29 @@ pub struct PackageRecord {
     pub uploaded_at: i64,
     /// Who uploaded it.
     pub uploader: String,
+    /// Every object the package claimed in the bucket when it was uploaded: exactly
+    /// the files its deletion may remove (each only once no other package claims it).
+    /// Recorded at upload, never re-derived from the package's contents. Empty for
+    /// records written before files were recorded; see [`legacy_keys`].
+    pub files: Vec<PoolFile>,
+}
+
+/// One object in the repository bucket that a package claimed at upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolFile {
+    /// Object key.
+    pub key: String,
+    /// SHA-256 of the object's bytes, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl PoolFile {
+    /// The object's file name (the last path component of its key).
+    pub fn name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or(&self.key)
+    }
 }
 
 /// A package as the published metadata shows it: what a sync keeps between runs.
@@ -214,50 +237,40 @@ pub fn rpm_arch_dirs(arch: &str, dist: &DistConfig) -> Vec<String> {
     }
 }
 
-/// Every object key a package owns in the bucket. APT keeps one copy; YUM one per
-/// architecture folder, `{dir}/{arch}/Packages/{filename}`; Helm the chart and its
-/// provenance file.
-pub fn pool_keys(record: &PackageRecord, dist: &DistConfig) -> Vec<String> {
+/// The object keys of a package's file in the bucket: one for APT and Helm; for YUM
+/// one per architecture folder it is published in, `{dir}/{arch}/Packages/{filename}`.
+pub fn package_keys(record: &PackageRecord, dist: &DistConfig) -> Vec<String> {
     match dist.format {
-        RepoFormat::Deb => {
-            let mut keys = vec![record.pool_key.clone()];
-            keys.extend(source_files(record));
-            keys
-        }
+        RepoFormat::Deb | RepoFormat::Helm => vec![record.pool_key.clone()],
         RepoFormat::Rpm => rpm_arch_dirs(&record.architecture, dist)
             .into_iter()
             .map(|d| format!("{}/{d}/Packages/{}", record.repo.dir(), record.filename))
             .collect(),
-        RepoFormat::Helm => vec![record.pool_key.clone(), format!("{}.prov", record.pool_key)],
     }
 }
 
-/// The object keys of the files a Debian source package lists besides its `.dsc`
-/// (read from its `Sources` stanza); empty for anything else.
-pub fn source_files(record: &PackageRecord) -> Vec<String> {
+/// Objects a sync writes for a package that no upload claimed: the provenance file
+/// Cairn signs for a chart uploaded without one. Only that package ever names them.
+pub fn generated_keys(record: &PackageRecord) -> Vec<String> {
     match &record.entry {
-        IndexEntry::Deb { stanza } if record.architecture == "source" => {
-            listed_source_files(&record.pool_key, stanza)
-        }
+        IndexEntry::Helm {
+            provenance: Some(_),
+            ..
+        } => vec![format!("{}.prov", record.pool_key)],
         _ => Vec::new(),
     }
 }
 
-/// The keys of the files a `Sources` stanza lists other than the `.dsc` at `dsc_key`.
-pub fn listed_source_files(dsc_key: &str, stanza: &str) -> Vec<String> {
-    let Some((dir, dsc)) = dsc_key.rsplit_once('/') else {
-        return Vec::new();
-    };
-    let Some(files) = stanza.split("\nFiles:\n").nth(1) else {
-        return Vec::new();
-    };
-    files
-        .lines()
-        .take_while(|l| l.starts_with(' '))
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .filter(|name| *name != dsc)
-        .map(|name| format!("{dir}/{name}"))
-        .collect()
+/// What to delete for a record written before uploads recorded their files
+/// ([`PackageRecord::files`] empty): the package's own copies and its generated
+/// provenance, never a file that its metadata merely lists (a source package's
+/// tarballs stay, and `cairn fsck` reports them once nothing references them).
+pub fn legacy_keys(record: &PackageRecord, dist: &DistConfig) -> Vec<String> {
+    let mut keys = package_keys(record, dist);
+    if dist.format == RepoFormat::Helm {
+        keys.push(format!("{}.prov", record.pool_key));
+    }
+    keys
 }
 
 /// Path of a package file relative to the APT repository root (the `Filename` field):

@@ -38,12 +38,22 @@ pub trait RepoStore: Send + Sync {
     -> Result<bool, StoreError>;
     /// Reads a whole object; `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
-    /// Copies an object from the staging area (presigned uploads) into the bucket.
-    async fn copy_from_staging(&self, staging_key: &str, key: &str) -> Result<(), StoreError>;
+    /// Copies an object from the staging area (presigned uploads) into the bucket,
+    /// only if the staged object still has entity tag `etag` (the version that was
+    /// inspected); fails otherwise.
+    async fn copy_from_staging(
+        &self,
+        staging_key: &str,
+        etag: &str,
+        key: &str,
+    ) -> Result<(), StoreError>;
     /// Copies an object within the bucket.
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
     /// Deletes an object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Every object whose key starts with `prefix`, with its last-modified time
+    /// (seconds since the epoch).
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Size and SHA-256 (lower-case hex) of an object, read as a stream; `None` if
     /// there is no such object.
     async fn digest(&self, key: &str) -> Result<Option<(u64, String)>, StoreError> {
@@ -77,6 +87,44 @@ pub struct ChangeRecord {
     pub seq: u64,
     /// File names added or changed (empty for a plain re-sync).
     pub files: Vec<String>,
+}
+
+/// The answer to a claim on a pool object ([`Catalog::claim_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileClaim {
+    /// The caller now owns the object (alone or with packages that claimed the
+    /// same content before).
+    Claimed,
+    /// Another package claimed the key with other content.
+    Taken {
+        /// SHA-256 of the content claimed first.
+        sha256: String,
+    },
+    /// The object lost its last owner and is being deleted; claim it again later.
+    Deleting,
+}
+
+/// The answer to giving up a claim ([`Catalog::release_file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Other packages still own the object: it stays.
+    StillOwned,
+    /// Nobody owns the object any more and it is marked for deletion: delete it,
+    /// then call [`Catalog::forget_file`].
+    Unowned,
+    /// There is no claim on that key (already forgotten).
+    Gone,
+}
+
+/// A claim on one pool object, as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The object key, size and SHA-256 claimed.
+    pub file: crate::package::PoolFile,
+    /// File names of the packages (in the same repository) that own it.
+    pub owners: Vec<String>,
+    /// When the object lost its last owner (seconds since the epoch), if it did.
+    pub deleting_since: Option<i64>,
 }
 
 /// The package catalog (DynamoDB in production).
@@ -126,6 +174,28 @@ pub trait Catalog: Send + Sync {
     async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError>;
     /// Records a publication, only if `state.published_seq` is newer than the stored one.
     async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError>;
+    /// Claims the pool object `file.key` of `repo` for package `owner`: succeeds if
+    /// nobody claimed the key, or every claim is for the same SHA-256 and the object
+    /// is not being deleted. Idempotent for the same owner.
+    async fn claim_file(
+        &self,
+        repo: &RepoPath,
+        file: &crate::package::PoolFile,
+        owner: &str,
+    ) -> Result<FileClaim, StoreError>;
+    /// Gives up `owner`'s claim on `key`. When no owner is left the claim is marked
+    /// for deletion ([`Release::Unowned`]); repeating the call is safe.
+    async fn release_file(
+        &self,
+        repo: &RepoPath,
+        key: &str,
+        owner: &str,
+    ) -> Result<Release, StoreError>;
+    /// Removes a claim that has no owner and is marked for deletion, once its object
+    /// is gone; anything else is left alone.
+    async fn forget_file(&self, repo: &RepoPath, key: &str) -> Result<(), StoreError>;
+    /// Every claim on the repository's pool objects (strongly consistent).
+    async fn list_files(&self, repo: &RepoPath) -> Result<Vec<FileRecord>, StoreError>;
 }
 
 /// Stored user accounts.
@@ -150,7 +220,7 @@ pub struct UploadTicket {
     pub filename: String,
     /// Who asked for the upload.
     pub uploader: String,
-    /// `waiting`, `stored`, `unchanged` or `failed`.
+    /// `waiting`, `ingesting`, `stored`, `unchanged` or `failed`.
     pub status: String,
     /// Human-readable outcome.
     pub message: Option<String>,
@@ -172,6 +242,11 @@ pub trait UploadLedger: Send + Sync {
     async fn put_ticket(&self, ticket: &UploadTicket) -> Result<(), StoreError>;
     /// A ticket by id.
     async fn get_ticket(&self, id: &str) -> Result<Option<UploadTicket>, StoreError>;
+    /// Takes a waiting ticket for the staged object version `token` (an S3 event's
+    /// sequencer or entity tag). `Ok(false)` if the ticket is no longer waiting: a
+    /// ticket accepts one object, and only the first object's event ingests. Taking
+    /// it again with the same token (a retried event) succeeds.
+    async fn take_ticket(&self, id: &str, token: &str) -> Result<bool, StoreError>;
     /// Sets a ticket's outcome.
     async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError>;
 }

@@ -16,6 +16,8 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Observations that are not errors (e.g. a provenance file signed by its uploader).
     pub notes: Vec<String>,
+    /// Every object the signed metadata names, with the SHA-256 it states.
+    pub named: std::collections::BTreeMap<String, String>,
 }
 
 impl VerifyReport {
@@ -55,7 +57,29 @@ impl Verifier<'_> {
             RepoFormat::Rpm => self.yum(repo, architectures, &mut report).await?,
             RepoFormat::Helm => self.helm(repo, &mut report).await?,
         };
+        // Helm's index is unsigned: a missing index.yaml is reported on its own.
+        if report.signatures_checked == 0 && format != RepoFormat::Helm {
+            report.problems.push(format!(
+                "{repo}: no signed metadata verified: the repository has never been published \
+                 (or its entry point is missing)"
+            ));
+        }
         for e in expected {
+            // One name, one content: the metadata may name a file several times (a
+            // tarball shared by source packages) but always with the same digest.
+            match report.named.get(&e.key) {
+                Some(sha) if *sha != e.sha256 => {
+                    report.problems.push(format!(
+                        "{}: named with SHA-256 {sha} and also {}",
+                        e.key, e.sha256
+                    ));
+                    continue;
+                }
+                Some(_) => continue,
+                None => {
+                    report.named.insert(e.key.clone(), e.sha256.clone());
+                }
+            }
             match self.store.digest(&e.key).await? {
                 None => report
                     .problems

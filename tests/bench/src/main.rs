@@ -136,6 +136,7 @@ fn synthetic_deb_record(repo: &RepoPath, i: usize) -> PackageRecord {
         status: PackageStatus::Ready,
         uploaded_at: 0,
         uploader: "bench".into(),
+        files: Vec::new(),
     }
 }
 
@@ -519,7 +520,7 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
     std::fs::write("/proc/self/clear_refs", "5").ok();
     let baseline = proc_status_kib("VmRSS");
     let t = Instant::now();
-    let body = store.open_staging(key).await?;
+    let (body, _etag) = store.open_staging(key).await?;
     let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
     let info = tokio::task::spawn_blocking(move || cairn_deb::inspect_deb(reader))
         .await?

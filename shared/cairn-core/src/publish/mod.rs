@@ -12,9 +12,8 @@ mod yum;
 
 pub(crate) use yum::unpack_document;
 
-use crate::package::{
-    IndexEntry, PackageRecord, PackageStatus, PublishedPackage, listed_source_files, pool_keys,
-};
+use crate::ingest::release_files;
+use crate::package::{PackageRecord, PackageStatus, PublishedPackage, generated_keys, legacy_keys};
 use crate::ports::{Catalog, RepoState, RepoStore, SignError, Signer, StoreError};
 use crate::repo::{DistConfig, RepoError, RepoFormat, RepoPath, SupportedRepos};
 use bytes::Bytes;
@@ -234,18 +233,6 @@ impl Publisher<'_> {
             published_at: Some(now.unix_timestamp()),
         };
         let package_count = packages.len();
-        // Source packages of one upstream version share their `.orig` tarball: a file
-        // a remaining package still lists is kept.
-        let still_listed: std::collections::HashSet<String> = packages
-            .values()
-            .filter_map(|p| match &p.entry {
-                IndexEntry::Deb { stanza } if p.architecture == "source" => {
-                    Some(listed_source_files(&p.pool_key, stanza))
-                }
-                _ => None,
-            })
-            .flatten()
-            .collect();
         // A concurrent sync that published a newer sequence wins; ours was correct
         // for its snapshot and is simply superseded (and not cached).
         if self.catalog.record_publish(repo, &new_state).await? {
@@ -258,13 +245,28 @@ impl Publisher<'_> {
                 },
             );
         }
-        // Only now that no published metadata names them do their files go.
+        // Only now that no published metadata names them do their files go: exactly
+        // the files each package claimed at upload, each only once no other package
+        // (a source package sharing an `.orig` tarball) still claims it.
         let mut removed = Vec::new();
         for record in tombstones.into_iter().chain(pruned) {
-            for key in pool_keys(&record, dist) {
-                if !still_listed.contains(&key) {
+            if record.files.is_empty() {
+                for key in legacy_keys(&record, dist) {
                     self.store.delete(&key).await?;
                 }
+            } else {
+                release_files(
+                    self.catalog,
+                    self.store,
+                    repo,
+                    &record.filename,
+                    record.files.iter().map(|f| f.key.as_str()),
+                    &[],
+                )
+                .await?;
+            }
+            for key in generated_keys(&record) {
+                self.store.delete(&key).await?;
             }
             self.catalog.delete_package(repo, &record.filename).await?;
             removed.push(record.filename);
