@@ -50,6 +50,9 @@ trap cleanup EXIT
 step "stack up (install, start, build, deploy)"
 localstack/up.sh
 
+step "local Lambda executor: MemorySize is enforced (unit tests)"
+"$VENV/bin/python" -P -m unittest discover -s localstack/executor/tests
+
 step "end-to-end tests"
 venv="$CAIRN_CACHE/test-venv"
 stamp="$venv/.requirements-$(sha256sum tests/requirements.txt | cut -c1-16)"

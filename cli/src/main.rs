@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use cairn_aws::{Clients, DynamoCatalog, S3Store};
-use cairn_core::auth::{UserRecord, hash_password};
+use cairn_core::auth::{MAX_USER_NAME, UserRecord, hash_password};
 use cairn_core::fsck::Fsck;
 use cairn_core::ingest::{Inspected, inspect_package};
 use cairn_core::ports::UserDirectory;
@@ -324,8 +324,8 @@ async fn main() -> Result<()> {
             println!("{}", hash_password(&read_password()?));
         }
         Command::User(UserCommand::Add { name, table, hash }) => {
-            if name.is_empty() || name.contains(':') {
-                bail!("a user name must be non-empty and must not contain ':'");
+            if name.is_empty() || name.contains(':') || name.len() > MAX_USER_NAME {
+                bail!("a user name must be 1 to {MAX_USER_NAME} bytes and must not contain ':'");
             }
             let password_hash = match hash {
                 Some(h) => h,

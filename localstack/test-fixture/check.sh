@@ -10,6 +10,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 keep=0
 [[ "${1:-}" == "--keep" ]] && keep=1
 export CAIRN_STACK=cairn-fixture
+# The fixture's outputs and checks follow CAIRN_ENDPOINT (a second LocalStack on another port).
+export CAIRN_PARAMETER_OVERRIDES="Endpoint=$LS_ENDPOINT${CAIRN_PARAMETER_OVERRIDES:+ $CAIRN_PARAMETER_OVERRIDES}"
 passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
@@ -42,7 +44,7 @@ echo "api: $ApiUrl"
 # --- REST API through LocalStack's execute-api route ------------------------------------
 body="$(curl -sS "$ApiUrl/echo/a/b/c.deb?x=1")"
 check "greedy {proxy+} path" [ "$(json 'd["pathParameters"]["proxy"]' <<<"$body")" == "a/b/c.deb" ]
-check "function env: AWS_ENDPOINT_URL" [ "$(json 'd["env"]["AWS_ENDPOINT_URL"]' <<<"$body")" == "http://localhost:4566" ]
+check "function env: AWS_ENDPOINT_URL" [ "$(json 'd["env"]["AWS_ENDPOINT_URL"]' <<<"$body")" == "$LS_ENDPOINT" ]
 body="$(curl -sS "$ApiUrl/deb/cairn/bookworm/1.2.3")"
 check "path params /{kind}/{series}/{dist}/{ver}" \
   [ "$(json '"/".join(d["pathParameters"][k] for k in ("kind","series","dist","ver"))' <<<"$body")" == "deb/cairn/bookworm/1.2.3" ]
@@ -92,8 +94,8 @@ check "KNOWN LIMITATION: Lambda authorizers (TOKEN, REQUEST) are not enforced, a
   [ "$auth_token_allow$auth_token_deny$auth_token_bad$auth_token_none$auth_request_deny$auth_request_none/$auth_calls" == "200200200200200200/0" ]
 
 # --- direct invoke, timeouts, crashes --------------------------------------------------
-invoke() { # invoke PAYLOAD -> prints "FunctionError|payload"
-  awsl lambda invoke --function-name "$EchoFunctionName" --payload "$1" "$tmp/inv.json" \
+invoke() { # invoke PAYLOAD [FUNCTION] -> prints "FunctionError|payload"
+  awsl lambda invoke --function-name "${2:-$EchoFunctionName}" --payload "$1" "$tmp/inv.json" \
     --query 'FunctionError' --output text >"$tmp/inv.meta"
   echo "$(cat "$tmp/inv.meta")|$(cat "$tmp/inv.json")"
 }
@@ -115,6 +117,24 @@ echo "  crash invoke: $out"
 check "crashing bootstrap -> Runtime.ExitError" grep -q 'Runtime.ExitError' <<<"$out"
 out="$(invoke '{"after":"crash"}')"
 check "invoke after crash works" grep -q '^None|.*"ok": true' <<<"$out"
+
+# MemorySize (128 MB here) is enforced like Lambda: over it the process group is killed,
+# the invocation fails with Runtime.OutOfMemory, the next one gets a fresh process.
+out="$(invoke '{"alloc_mb":48}')"
+check "48 MB, below MemorySize: invocation works" grep -q '^None|.*"ok": true' <<<"$out"
+check "REPORT line has Max Memory Used" grep -q "Memory Size: 128 MB.Max Memory Used: [0-9]* MB" \
+  "$CAIRN_STATE/lambda-logs/$EchoFunctionName.log"
+out="$(invoke '{"alloc_mb":320}')"
+echo "  over MemorySize: $out"
+check "over MemorySize -> Runtime.OutOfMemory, signal: killed" \
+  grep -q '^Unhandled|.*Runtime.OutOfMemory.*Runtime exited with error: signal: killed' <<<"$out"
+check "out-of-memory kill is logged" grep -q "\[cairn\] out of memory: .* > MemorySize 128 MB" \
+  "$CAIRN_STATE/lambda-logs/$EchoFunctionName.log"
+out="$(invoke '{"after":"oom"}')"
+check "invoke after out-of-memory works (fresh process)" grep -q '^None|.*"ok": true' <<<"$out"
+out="$(invoke '{"alloc_mb":320}' "$NoLimitFunctionName")"
+check "CAIRN_LAMBDA_ENFORCE_MEMORY=0 in the function's environment: no limit" \
+  grep -q '^None|.*"ok": true' <<<"$out"
 
 # concurrency: parallel invocations get separate environments (= processes)
 for i in 1 2 3; do

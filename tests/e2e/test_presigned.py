@@ -26,7 +26,7 @@ def presigned_upload(stack, user, path, product=None, timeout=90, repo=REPO):
     while time.time() < deadline:
         status, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}{ticket['status_url']}")
         state = json.loads(body)
-        if state["status"] != "waiting":
+        if state["status"] not in ("waiting", "ingesting"):
             break
         time.sleep(0.5)
     return status, state

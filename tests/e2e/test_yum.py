@@ -208,3 +208,24 @@ def test_malformed_rpm_is_refused_and_nothing_changes(stack, user, tmp_path, dam
     assert good.name in body["error"], body
     assert stack.listing(REPO)["packages"] == before
     assert stack.dir_file(REPO, f"x86_64/Packages/{good.name}")[0] in (403, 404)
+
+
+def test_published_repo_file_works_as_downloaded(stack, user, dnf_for, tmp_path):
+    """The README calls `cairn.repo` ready: dnf uses it exactly as downloaded (the key
+    comes from the repository, imported on first use with -y) and finds the package."""
+    name = f"cairn-ready-{run_id()}"
+    rpm = build_rpm(tmp_path, name, noarch=True)["binary"]
+    status, body = upload(stack, REPO, [(rpm.name, rpm)], user=user)
+    assert status == 201, body
+    stack.wait_yum(REPO, "x86_64", present=[rpm.name])
+    status, repo_file = stack.dir_file(REPO, "cairn.repo")
+    assert status == 200
+    assert b"gpgkey=http" in repo_file and b"repo_gpgcheck=1" in repo_file, repo_file
+    dnf = dnf_for(REPO, name="ready")
+    # Only the downloaded file: no locally provided key.
+    for old in (dnf.root / "repos.d").glob("*.repo"):
+        old.unlink()
+    (dnf.root / "repos.d" / "cairn.repo").write_bytes(repo_file)
+    dnf.run("makecache")
+    available = dnf.run("repoquery", "--available", "--qf", "%{name}").stdout
+    assert name in available, available

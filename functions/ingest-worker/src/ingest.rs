@@ -63,15 +63,16 @@ impl Worker {
                 continue;
             };
             let key = decode_key(raw_key);
-            // The event names one version of the object: a later PUT to the same URL
-            // has another sequencer (and, with other bytes, another entity tag).
-            let token = record
-                .s3
-                .object
-                .sequencer
-                .clone()
-                .or_else(|| record.s3.object.e_tag.clone())
-                .unwrap_or_default();
+            // The event names one version of the object: on S3 a later PUT to the same
+            // URL has another sequencer; LocalStack sends a constant sequencer, and there
+            // the entity tag (other bytes, other tag) tells the objects apart.
+            let object = &record.s3.object;
+            let token = format!(
+                "{}/{}/{}",
+                object.sequencer.as_deref().unwrap_or_default(),
+                object.e_tag.as_deref().unwrap_or_default(),
+                object.version_id.as_deref().unwrap_or_default()
+            );
             self.ingest_staged(&key, &token).await?;
         }
         Ok(())
@@ -109,7 +110,12 @@ impl Worker {
             }
             return Ok(());
         }
-        let verdict = match self.ingest(&ticket, key).await {
+        // The client may PUT again while this runs: ingest a private copy that no
+        // client can write (only incoming/ is presigned), so the bytes inspected are
+        // the bytes copied into the pool, whatever the storage does with overwrites.
+        let snapshot = format!("ingest/{id}/{filename}");
+        self.store.copy_within_staging(key, &snapshot).await?;
+        let verdict = match self.ingest(&ticket, &snapshot).await {
             Ok(v) => v,
             Err(IngestError::Store(e)) => return Err(e.into()),
             Err(refused) => Verdict::Refused(refused.to_string()),
@@ -124,6 +130,7 @@ impl Worker {
                 self.catalog.finish_ticket(id, "failed", &message).await?;
             }
         }
+        self.store.delete_staging(&snapshot).await?;
         self.store.delete_staging(key).await?;
         Ok(())
     }

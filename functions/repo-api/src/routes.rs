@@ -185,7 +185,24 @@ impl App {
         ))
     }
 
+    /// `PUT`: a 409 always says what the request stored before it failed (`stored`,
+    /// empty when the conflict was found before anything was stored).
     async fn upload(&self, repo: &RepoPath, req: &Request) -> Result<Response<Body>, ApiError> {
+        self.upload_files(repo, req).await.map_err(|e| match e {
+            ApiError::Conflict(_) => {
+                let mut details = serde_json::Map::new();
+                details.insert("stored".into(), json!([]));
+                ApiError::WithDetails(Box::new(e), details)
+            }
+            other => other,
+        })
+    }
+
+    async fn upload_files(
+        &self,
+        repo: &RepoPath,
+        req: &Request,
+    ) -> Result<Response<Body>, ApiError> {
         let principal = self.authenticate(req).await?;
         // An anchor fans the upload out to every repository it names.
         let targets = self.config.supported.expand(repo);
@@ -445,7 +462,8 @@ impl App {
         let principal = self.authenticate(req).await?;
         let body: PresignRequest = serde_json::from_slice(&body_bytes(req)).map_err(|e| {
             ApiError::BadRequest(format!(
-                "expected JSON {{\"repository\", \"filename\", \"product\"}}: {e}"
+                "expected a JSON body {{\"repository\", \"filename\", \"product\"}} sent with \
+                 content-type: application/json: {e}"
             ))
         })?;
         let repo = RepoPath::parse(&body.repository)?;

@@ -11,6 +11,10 @@ The process talks to an in-process HTTP server implementing the standard Lambda 
   $CAIRN_STATE/lambda-logs/<function-name>.log
 - a pid file per live process lives in $CAIRN_STATE/lambda-pids/ so stop.sh can clean up even
   after LocalStack itself was killed
+- the function's MemorySize is enforced as on Lambda: a process tree whose resident memory
+  (VmRSS) exceeds it is SIGKILLed, the invocation fails with Runtime.OutOfMemory ("Runtime
+  exited with error: signal: killed") and the next one starts a fresh process (memory.py;
+  CAIRN_LAMBDA_ENFORCE_MEMORY=0 in LocalStack's or the function's environment turns it off)
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 from localstack import config
 from localstack.aws.api.lambda_ import PackageType
@@ -42,6 +47,8 @@ from localstack.services.lambda_.invocation.runtime_executor import (
     LambdaRuntimeException,
     RuntimeExecutor,
 )
+
+from cairn_localstack_executor.memory import MemoryWatchdog, enforcement_enabled, peak_rss_kib
 
 LOG = logging.getLogger(__name__)
 
@@ -252,13 +259,16 @@ class RuntimeApi:
             self._queued = inv
             self._cond.notify_all()
 
-    def fail_current(self, body: bytes) -> None:
-        """Resolve the queued/in-flight invocation with an error (process died, stop...)."""
+    def fail_current(self, body: bytes | Callable[[PendingInvocation], bytes]) -> None:
+        """Resolve the queued/in-flight invocation with an error (process died, stop...).
+
+        `body` may be a function of the invocation (error messages naming the request id).
+        """
         with self._cond:
             invs = [i for i in (self._queued, self._in_flight) if i is not None]
             self._queued = self._in_flight = None
         for inv in invs:
-            inv.finish(body, True)
+            inv.finish(body(inv) if callable(body) else body, True)
 
     def reset(self) -> None:
         """Prepare for a fresh bootstrap process."""
@@ -299,6 +309,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self._log_file = FunctionLogFile(self.function_name, id)
         self._tmp_dir = state_dir() / "lambda-tmp" / id
         self._pid_file = state_dir() / "lambda-pids" / f"{id}.pid"
+        # MemorySize enforcement: the watchdog of the live process, and the pids it killed
+        # (pid -> (resident KiB when killed, limit KiB))
+        self._watchdog: MemoryWatchdog | None = None
+        self._oom_killed: dict[int, tuple[int, int]] = {}
 
     # -- RuntimeExecutor API --------------------------------------------------------------
     def start(self, env_vars: dict[str, str]) -> None:
@@ -448,13 +462,59 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             self._pid_file.write_text(f"{proc.pid}\n")
         except OSError as e:
             LOG.warning("cannot write %s: %s", self._pid_file, e)
-        self._log_file.write([f"[cairn] started {bootstrap} pid={proc.pid} runtime-api={self.api.address}"])
+        memory_note = self._start_watchdog(proc)
+        self._log_file.write(
+            [f"[cairn] started {bootstrap} pid={proc.pid} runtime-api={self.api.address} {memory_note}"]
+        )
         threading.Thread(
             target=self._read_output, args=(proc, read_fd), name=f"cairn-out-{self.id[:8]}", daemon=True
         ).start()
         threading.Thread(
             target=self._watch_exit, args=(proc,), name=f"cairn-wait-{self.id[:8]}", daemon=True
         ).start()
+
+    # -- MemorySize enforcement (memory.py) -----------------------------------------------
+    def _memory_limit_mb(self) -> int | None:
+        """The function's MemorySize, or None when enforcement is off."""
+        if not enforcement_enabled(os.environ, self.function_version.config.environment):
+            return None
+        try:
+            size = int(self.function_version.config.memory_size or 0)
+        except (TypeError, ValueError):
+            return None
+        return size if size > 0 else None
+
+    def _start_watchdog(self, proc: subprocess.Popen) -> str:
+        limit_mb = self._memory_limit_mb()
+        if limit_mb is None:
+            self._watchdog = None
+            return "memory-limit=off"
+
+        def exceeded(rss_kib: int, limit_kib: int) -> None:
+            with self._spawn_lock:  # read by _watch_exit under the same lock
+                self._oom_killed[proc.pid] = (rss_kib, limit_kib)
+            message = (
+                f"[cairn] out of memory: bootstrap pid={proc.pid} resident {rss_kib / 1024:.0f} MB "
+                f"(VmRSS of the process tree) > MemorySize {limit_kib // 1024} MB; "
+                "killing its process group (Lambda: Runtime.OutOfMemory)"
+            )
+            self._log_file.write([message])
+            LOG.warning("%s: %s", self.function_name, message)
+
+        self._watchdog = MemoryWatchdog(
+            proc.pid, limit_mb, exceeded, name=f"cairn-mem-{self.id[:8]}"
+        ).start()
+        return f"memory-limit={limit_mb}MB"
+
+    def _max_memory_used_mb(self, proc: subprocess.Popen | None) -> int | None:
+        """Peak resident memory of the current process (Lambda's "Max Memory Used")."""
+        if proc is None:
+            return None
+        peak = peak_rss_kib(proc.pid)
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog.pid == proc.pid:
+            peak = max(peak, watchdog.peak_kib, watchdog.killed_at_kib or 0)
+        return round(peak / 1024) if peak else None
 
     def _read_output(self, proc: subprocess.Popen, fd: int) -> None:
         try:
@@ -509,6 +569,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
 
     def _watch_exit(self, proc: subprocess.Popen) -> None:
         code = proc.wait()
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog.pid == proc.pid:
+            watchdog.stop()
         with _LIVE_LOCK:
             _LIVE_GROUPS.pop(proc.pid, None)
         # kill leftovers of the group (children the bootstrap may have started)
@@ -525,7 +588,19 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self._log_file.write([f"[cairn] bootstrap pid={proc.pid} ended ({status})"])
         # under _spawn_lock so a replacement process being started is never failed by mistake
         with self._spawn_lock:
+            oom = self._oom_killed.pop(proc.pid, None)
             if self.proc is not proc or self._stopped.is_set():
+                return
+            if oom is not None:
+                # Lambda's words for an environment killed over its MemorySize
+                message = "Runtime exited with error: signal: killed"
+                detail = f" (out of memory: resident {oom[0] / 1024:.0f} MB > MemorySize {oom[1] // 1024} MB)"
+                _settle(self.api.init_future, error=LambdaRuntimeException(message + detail))
+                self.api.fail_current(
+                    lambda inv: _error_body(
+                        "Runtime.OutOfMemory", f"RequestId: {inv.request_id} Error: {message}"
+                    )
+                )
                 return
             message = f"Runtime exited with error: {status}"
             _settle(self.api.init_future, error=LambdaRuntimeException(message))
@@ -577,12 +652,17 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             self._log_file.write([message])
         duration_ms = (time.monotonic() - started) * 1000
         lines = self._drain_output()
-        tail = [
-            f"END RequestId: {request_id}",
+        report = (
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
             f"Billed Duration: {int(duration_ms) + 1} ms\t"
-            f"Memory Size: {self.function_version.config.memory_size} MB",
-        ]
+            f"Memory Size: {self.function_version.config.memory_size} MB"
+        )
+        max_used = self._max_memory_used_mb(self.proc)
+        if max_used is not None:
+            report += f"\tMax Memory Used: {max_used} MB"
+        if is_error and b'"Runtime.OutOfMemory"' in body:
+            report += "\tStatus: error\tError Type: Runtime.OutOfMemory"
+        tail = [f"END RequestId: {request_id}", report]
         self._log_file.write(tail)
         logs = "\n".join([f"START RequestId: {request_id} Version: {self.function_version.id.qualifier}", *lines, *tail])
         return InvocationResult(request_id, body, is_error, logs)

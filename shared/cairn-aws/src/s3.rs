@@ -105,6 +105,19 @@ impl S3Store {
         Ok((out.body, etag))
     }
 
+    /// Copies a staged object to another key of the staging bucket.
+    pub async fn copy_within_staging(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.client
+            .copy_object()
+            .bucket(&self.staging_bucket)
+            .key(to)
+            .copy_source(format!("{}/{}", self.staging_bucket, encode_key(from)))
+            .send()
+            .await
+            .map_err(|e| StoreError::new(format!("CopyObject {to}"), DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
     /// Deletes a staged object once ingested or refused.
     pub async fn delete_staging(&self, staging_key: &str) -> Result<(), StoreError> {
         self.client

@@ -484,7 +484,7 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
     // Generate the package on disk, streaming, so generation does not count.
     let dir = std::env::temp_dir().join("cairn-bench");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("big_1.0_all.deb");
+    let path = dir.join("bench-big_1.0_all.deb");
     {
         let head = tiny_deb("bench-big")?;
         // Replace the 1 KiB data member of the tiny package by a large one.
@@ -506,7 +506,7 @@ async fn bench_ingest(config: &Config, size_mb: u64) -> Result<()> {
         f.flush()?;
     }
     // Outside incoming/, so the deployed ingest-worker leaves it alone.
-    let key = "bench/big_1.0_all.deb";
+    let key = "bench/bench-big_1.0_all.deb";
     clients
         .s3
         .put_object()
