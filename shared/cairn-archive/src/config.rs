@@ -94,15 +94,30 @@ mod tests {
         let c = ArchiveConfig::from_lookup(env(&[
             ("CAIRN_TABLE", "t"),
             ("CAIRN_ARCHIVE_BUCKET", "b"),
+            ("CAIRN_ARCHIVE_QUEUE_URL", "q"),
+            ("CAIRN_CALLBACK_QUEUE_URL", "c"),
             ("CAIRN_OUTBOUND_ALLOW_LIST", "127.0.0.1:18418"),
         ]))
         .unwrap();
+        // A queue URL is not optional: without it nothing could be queued.
+        let missing = ArchiveConfig::from_lookup(env(&[
+            ("CAIRN_TABLE", "t"),
+            ("CAIRN_ARCHIVE_BUCKET", "b"),
+            ("CAIRN_CALLBACK_QUEUE_URL", "c"),
+        ]))
+        .unwrap_err();
+        assert!(
+            missing.to_string().contains("CAIRN_ARCHIVE_QUEUE_URL"),
+            "{missing}"
+        );
         assert_eq!(c.settings.fetch.max_bytes, 512 << 20);
         assert_eq!(c.settings.archive_base_url, "https://b.s3.amazonaws.com");
         assert_eq!(c.settings.policy.allow.len(), 1);
         let err = ArchiveConfig::from_lookup(env(&[
             ("CAIRN_TABLE", "t"),
             ("CAIRN_ARCHIVE_BUCKET", "b"),
+            ("CAIRN_ARCHIVE_QUEUE_URL", "q"),
+            ("CAIRN_CALLBACK_QUEUE_URL", "c"),
             ("CAIRN_OUTBOUND_ALLOW_LIST", "http://x"),
         ]))
         .unwrap_err();
