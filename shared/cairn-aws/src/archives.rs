@@ -6,7 +6,7 @@
 //! through their states with conditional updates on `status`.
 
 use crate::dynamo::{
-    Item, get_item, get_n, get_opt_s, get_s, is_condition_failure, n, s, store_err,
+    Item, applied, get_item, get_n, get_opt_s, get_s, is_condition_failure, n, s, store_err,
 };
 use crate::keys::{
     ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX, ARCHIVE_TREE_PREFIX,
@@ -115,11 +115,7 @@ impl DynamoArchives {
             .expression_attribute_names("#pk", PK)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_err("PutItem")(e)),
-        }
+        applied(result, "PutItem")
     }
 
     /// UpdateItem `expression` on an item that must exist.

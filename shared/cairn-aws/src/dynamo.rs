@@ -236,6 +236,26 @@ impl DynamoCatalog {
         Ok(out)
     }
 
+    /// Every item of one kind (sort-key prefix) in a suite's partition, decoded.
+    async fn query_kind<T>(
+        &self,
+        repo: &RepoPath,
+        prefix: &str,
+        operation: &str,
+        decode: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query_suite(
+            repo,
+            "begins_with(#sk, :prefix)",
+            vec![(":prefix", s(prefix))],
+            operation,
+        )
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
+    }
+
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         get_item(&self.client, &self.table, pk, sk).await
     }
@@ -270,6 +290,23 @@ where
         .is_some_and(|s| s.code() == Some("ConditionalCheckFailedException"))
 }
 
+/// The outcome of a conditional write: `Ok(true)` if it was applied, `Ok(false)` if its
+/// condition did not hold, any other failure as a [`StoreError`] naming `operation`.
+pub(crate) fn applied<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    operation: &str,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(StoreError::new(operation, DisplayErrorContext(e))),
+    }
+}
+
 #[async_trait]
 impl Catalog for DynamoCatalog {
     async fn get_package(
@@ -293,11 +330,7 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_names("#pk", PK)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::new("PutItem package", DisplayErrorContext(e))),
-        }
+        applied(result, "PutItem package")
     }
 
     async fn mark_ready(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
@@ -331,14 +364,7 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":deleting", s("deleting"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::new(
-                "UpdateItem mark deleting",
-                DisplayErrorContext(e),
-            )),
-        }
+        applied(result, "UpdateItem mark deleting")
     }
 
     async fn delete_package(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
@@ -353,14 +379,8 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":deleting", s("deleting"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::new(
-                "DeleteItem package",
-                DisplayErrorContext(e),
-            )),
-        }
+        // Not applied means already done (or never needed).
+        applied(result, "DeleteItem package").map(|_| ())
     }
 
     async fn drop_claim(
@@ -381,24 +401,13 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":sha", s(sha256))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::new("DeleteItem claim", DisplayErrorContext(e))),
-        }
+        // Not applied means already done (or never needed).
+        applied(result, "DeleteItem claim").map(|_| ())
     }
 
     async fn list_packages(&self, repo: &RepoPath) -> Result<Vec<PackageRecord>, StoreError> {
-        self.query_suite(
-            repo,
-            "begins_with(#sk, :prefix)",
-            vec![(":prefix", s(PACKAGE_PREFIX))],
-            "Query packages",
-        )
-        .await?
-        .iter()
-        .map(package_from_item)
-        .collect()
+        self.query_kind(repo, PACKAGE_PREFIX, "Query packages", package_from_item)
+            .await
     }
 
     async fn get_packages(
@@ -602,14 +611,7 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::new(
-                "UpdateItem publish",
-                DisplayErrorContext(e),
-            )),
-        }
+        applied(result, "UpdateItem publish")
     }
 
     async fn claim_file(
@@ -714,15 +716,12 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":now", n(now_secs()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Release::Unowned),
-            // Claimed again in between (or forgotten): not ours to delete.
-            Err(e) if is_condition_failure(&e) => Ok(Release::StillOwned),
-            Err(e) => Err(StoreError::new(
-                "UpdateItem mark file deleting",
-                DisplayErrorContext(e),
-            )),
-        }
+        // Not applied: claimed again in between (or forgotten), not ours to delete.
+        Ok(if applied(result, "UpdateItem mark file deleting")? {
+            Release::Unowned
+        } else {
+            Release::StillOwned
+        })
     }
 
     async fn forget_file(&self, repo: &RepoPath, key: &str) -> Result<(), StoreError> {
@@ -735,27 +734,13 @@ impl Catalog for DynamoCatalog {
             .condition_expression("attribute_exists(deleting) AND attribute_not_exists(owners)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::new(
-                "DeleteItem file claim",
-                DisplayErrorContext(e),
-            )),
-        }
+        // Not applied means already done (or never needed).
+        applied(result, "DeleteItem file claim").map(|_| ())
     }
 
     async fn list_files(&self, repo: &RepoPath) -> Result<Vec<FileRecord>, StoreError> {
-        self.query_suite(
-            repo,
-            "begins_with(#sk, :prefix)",
-            vec![(":prefix", s(FILE_PREFIX))],
-            "Query file claims",
-        )
-        .await?
-        .iter()
-        .map(file_from_item)
-        .collect()
+        self.query_kind(repo, FILE_PREFIX, "Query file claims", file_from_item)
+            .await
     }
 }
 
@@ -843,14 +828,7 @@ impl UploadLedger for DynamoCatalog {
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::new(
-                "UpdateItem take upload",
-                DisplayErrorContext(e),
-            )),
-        }
+        applied(result, "UpdateItem take upload")
     }
 
     async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {

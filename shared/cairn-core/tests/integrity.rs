@@ -10,43 +10,14 @@ use cairn_core::ingest::{
 };
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
 use cairn_core::package::PoolFile;
-use cairn_core::ports::{Catalog, RepoStore, SignError, SignatureCheck, Signer};
+use cairn_core::ports::{Catalog, RepoStore};
 use cairn_core::publish::{Publisher, SnapshotCache};
 use cairn_core::{PackageRecord, RepoPath, SupportedRepos};
 use cairn_deb::{Control, DebInfo, Digests};
 
-struct FakeSigner;
+mod common;
 
-impl Signer for FakeSigner {
-    fn clearsign(&self, text: &str) -> Result<String, SignError> {
-        Ok(format!("SIGNED\n{text}"))
-    }
-    fn detached(&self, data: &[u8]) -> Result<String, SignError> {
-        Ok(format!("SIG {}", data.len()))
-    }
-    fn public_keys_armored(&self) -> Result<String, SignError> {
-        Ok("KEY".into())
-    }
-    fn public_keys_binary(&self) -> Result<Vec<u8>, SignError> {
-        Ok(b"KEY".to_vec())
-    }
-}
-
-impl SignatureCheck for FakeSigner {
-    fn cleartext(&self, signed: &str) -> Result<String, SignError> {
-        signed
-            .strip_prefix("SIGNED\n")
-            .map(str::to_string)
-            .ok_or_else(|| SignError("not signed".into()))
-    }
-    fn detached(&self, data: &[u8], signature: &str) -> Result<(), SignError> {
-        if signature == format!("SIG {}", data.len()) {
-            Ok(())
-        } else {
-            Err(SignError("bad signature".into()))
-        }
-    }
-}
+use common::{FakeCheck, FakeSigner};
 
 fn supported() -> SupportedRepos {
     serde_json::from_str(
@@ -170,7 +141,7 @@ impl World {
         let report = Fsck {
             catalog: &self.catalog,
             store: &self.store,
-            keys: &FakeSigner,
+            keys: &FakeCheck,
             grace_secs: 0,
             now: 1_000_000,
         }

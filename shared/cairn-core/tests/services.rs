@@ -5,48 +5,16 @@ use cairn_core::ingest::{
     IngestError, IngestOutcome, Ingestor, Inspected, PackageSource, build_record, inspect_package,
 };
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
+use cairn_core::ports::Catalog;
 use cairn_core::ports::RepoStore;
-use cairn_core::ports::{Catalog, SignError, SignatureCheck, Signer};
 use cairn_core::publish::{Baseline, Publisher};
 use cairn_core::verify::Verifier;
 use cairn_core::{PackageStatus, RepoPath, SupportedRepos};
 use cairn_deb::{Control, DebInfo, Digests};
 
-struct FakeSigner;
+mod common;
 
-impl Signer for FakeSigner {
-    fn clearsign(&self, text: &str) -> Result<String, SignError> {
-        Ok(format!("SIGNED\n{text}"))
-    }
-    fn detached(&self, data: &[u8]) -> Result<String, SignError> {
-        Ok(format!("SIG {}", data.len()))
-    }
-    fn public_keys_armored(&self) -> Result<String, SignError> {
-        Ok("KEY".into())
-    }
-    fn public_keys_binary(&self) -> Result<Vec<u8>, SignError> {
-        Ok(b"KEY".to_vec())
-    }
-}
-
-/// Accepts exactly what [`FakeSigner`] produces.
-struct FakeCheck;
-
-impl SignatureCheck for FakeCheck {
-    fn cleartext(&self, signed: &str) -> Result<String, SignError> {
-        signed
-            .strip_prefix("SIGNED\n")
-            .map(str::to_string)
-            .ok_or_else(|| SignError("not signed".into()))
-    }
-    fn detached(&self, data: &[u8], signature: &str) -> Result<(), SignError> {
-        if signature == format!("SIG {}", data.len()) {
-            Ok(())
-        } else {
-            Err(SignError("bad signature".into()))
-        }
-    }
-}
+use common::{FakeCheck, FakeSigner};
 
 fn supported() -> SupportedRepos {
     serde_json::from_str(

@@ -1,0 +1,40 @@
+//! Test doubles shared by the integration tests of this crate.
+
+use cairn_core::ports::{SignError, SignatureCheck, Signer};
+
+/// Signs by prefixing: enough to check what is signed and in which order.
+pub struct FakeSigner;
+
+impl Signer for FakeSigner {
+    fn clearsign(&self, text: &str) -> Result<String, SignError> {
+        Ok(format!("SIGNED\n{text}"))
+    }
+    fn detached(&self, data: &[u8]) -> Result<String, SignError> {
+        Ok(format!("SIG {}", data.len()))
+    }
+    fn public_keys_armored(&self) -> Result<String, SignError> {
+        Ok("KEY".into())
+    }
+    fn public_keys_binary(&self) -> Result<Vec<u8>, SignError> {
+        Ok(b"KEY".to_vec())
+    }
+}
+
+/// Accepts exactly what [`FakeSigner`] produces.
+pub struct FakeCheck;
+
+impl SignatureCheck for FakeCheck {
+    fn cleartext(&self, signed: &str) -> Result<String, SignError> {
+        signed
+            .strip_prefix("SIGNED\n")
+            .map(str::to_string)
+            .ok_or_else(|| SignError("not signed".into()))
+    }
+    fn detached(&self, data: &[u8], signature: &str) -> Result<(), SignError> {
+        if signature == format!("SIG {}", data.len()) {
+            Ok(())
+        } else {
+            Err(SignError("bad signature".into()))
+        }
+    }
+}
