@@ -6,7 +6,7 @@ use cairn_core::Config;
 use cairn_core::ingest::{
     IngestError, IngestOutcome, Ingestor, PackageSource, build_record, inspect_package,
 };
-use cairn_core::ports::UploadLedger;
+use cairn_core::ports::{UploadLedger, UploadStatus};
 use lambda_runtime::{Error, LambdaEvent};
 use tokio_util::io::SyncIoBridge;
 
@@ -49,7 +49,7 @@ fn decode_key(raw: &str) -> String {
 
 /// What happened to one staged object.
 enum Verdict {
-    Done(&'static str, String),
+    Done(UploadStatus, String),
     Refused(String),
 }
 
@@ -102,10 +102,10 @@ impl Worker {
         if !self.catalog.take_ticket(id, token).await? {
             tracing::warn!(
                 key,
-                status = ticket.status,
+                status = ticket.status.as_str(),
                 "a later object for an upload ticket that already took one; ignored"
             );
-            if ticket.status != "waiting" && ticket.status != "ingesting" {
+            if ticket.status.is_final() {
                 self.store.delete_staging(key).await?;
             }
             return Ok(());
@@ -122,12 +122,14 @@ impl Worker {
         };
         match verdict {
             Verdict::Done(status, message) => {
-                tracing::info!(key, status, "staged package ingested");
+                tracing::info!(key, status = status.as_str(), "staged package ingested");
                 self.catalog.finish_ticket(id, status, &message).await?;
             }
             Verdict::Refused(message) => {
                 tracing::info!(key, %message, "staged package refused");
-                self.catalog.finish_ticket(id, "failed", &message).await?;
+                self.catalog
+                    .finish_ticket(id, UploadStatus::Failed, &message)
+                    .await?;
             }
         }
         self.store.delete_staging(&snapshot).await?;
@@ -211,7 +213,11 @@ impl Worker {
                 )),
             }
         }
-        let status = if stored_any { "stored" } else { "unchanged" };
+        let status = if stored_any {
+            UploadStatus::Stored
+        } else {
+            UploadStatus::Unchanged
+        };
         Ok(Verdict::Done(status, messages.join("; ")))
     }
 }

@@ -10,7 +10,7 @@ use cairn_core::ingest::{
     build_record, check_target, inspect_package,
 };
 use cairn_core::package::PackageStatus;
-use cairn_core::ports::{Catalog, UploadLedger, UploadTicket};
+use cairn_core::ports::{Catalog, UploadLedger, UploadStatus, UploadTicket};
 use cairn_core::repo::RepoFormat;
 use cairn_core::{Config, RepoPath};
 use lambda_http::http::Method;
@@ -492,7 +492,7 @@ impl App {
             product: body.product,
             filename: body.filename,
             uploader: principal.name,
-            status: "waiting".into(),
+            status: UploadStatus::Waiting,
             message: None,
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         };
@@ -523,11 +523,15 @@ impl App {
             .await?
             .filter(|t| t.uploader == principal.name)
             .ok_or_else(not_found)?;
-        let status = if ticket.status == "failed" { 422 } else { 200 };
+        let status = if ticket.status == UploadStatus::Failed {
+            422
+        } else {
+            200
+        };
         Ok(json_response(
             status,
             json!({"id": ticket.id, "repository": ticket.repo.to_string(),
-                   "filename": ticket.filename, "status": ticket.status,
+                   "filename": ticket.filename, "status": ticket.status.as_str(),
                    "message": ticket.message}),
         ))
     }

@@ -13,7 +13,7 @@ use cairn_core::auth::UserRecord;
 use cairn_core::package::{IndexEntry, PoolFile};
 use cairn_core::ports::{
     Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, StoreError, UploadLedger,
-    UploadTicket, UserDirectory,
+    UploadStatus, UploadTicket, UserDirectory,
 };
 use cairn_core::{PackageRecord, PackageStatus, RepoPath};
 use std::collections::HashMap;
@@ -783,7 +783,7 @@ impl UploadLedger for DynamoCatalog {
             .item("repo", s(t.repo.to_string()))
             .item("filename", s(&t.filename))
             .item("uploader", s(&t.uploader))
-            .item("status", s(&t.status))
+            .item("status", s(t.status.as_str()))
             .item("created_at", n(t.created_at))
             .item(TTL, n(t.created_at + TICKET_TTL_SECS))
             .condition_expression("attribute_not_exists(#pk)")
@@ -806,7 +806,7 @@ impl UploadLedger for DynamoCatalog {
             product: get_opt_s(&item, "product"),
             filename: get_s(&item, "filename")?,
             uploader: get_s(&item, "uploader")?,
-            status: get_s(&item, "status")?,
+            status: UploadStatus::parse(&get_s(&item, "status")?)?,
             message: get_opt_s(&item, "message"),
             created_at: get_n(&item, "created_at")?,
         }))
@@ -823,15 +823,20 @@ impl UploadLedger for DynamoCatalog {
             .condition_expression("#st = :waiting OR (#st = :ingesting AND #token = :token)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#token", "object_token")
-            .expression_attribute_values(":waiting", s("waiting"))
-            .expression_attribute_values(":ingesting", s("ingesting"))
+            .expression_attribute_values(":waiting", s(UploadStatus::Waiting.as_str()))
+            .expression_attribute_values(":ingesting", s(UploadStatus::Ingesting.as_str()))
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
         applied(result, "UpdateItem take upload")
     }
 
-    async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {
+    async fn finish_ticket(
+        &self,
+        id: &str,
+        status: UploadStatus,
+        message: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -841,7 +846,7 @@ impl UploadLedger for DynamoCatalog {
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":st", s(status))
+            .expression_attribute_values(":st", s(status.as_str()))
             .expression_attribute_values(":msg", s(message))
             .send()
             .await

@@ -5,7 +5,7 @@ use crate::auth::UserRecord;
 use crate::package::{PackageRecord, PackageStatus, PoolFile};
 use crate::ports::{
     Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, RepoStore, StoreError,
-    SyncQueue, UploadLedger, UploadTicket, UserDirectory,
+    SyncQueue, UploadLedger, UploadStatus, UploadTicket, UserDirectory,
 };
 use crate::repo::RepoPath;
 use async_trait::async_trait;
@@ -358,17 +358,23 @@ impl UploadLedger for MemoryCatalog {
             return Ok(false);
         };
         let same_token = tokens.get(id).is_some_and(|held| held == token);
-        if t.status == "waiting" || (t.status == "ingesting" && same_token) {
-            t.status = "ingesting".into();
+        if t.status == UploadStatus::Waiting || (t.status == UploadStatus::Ingesting && same_token)
+        {
+            t.status = UploadStatus::Ingesting;
             tokens.insert(id.to_string(), token.to_string());
             return Ok(true);
         }
         Ok(false)
     }
 
-    async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError> {
+    async fn finish_ticket(
+        &self,
+        id: &str,
+        status: UploadStatus,
+        message: &str,
+    ) -> Result<(), StoreError> {
         if let Some(t) = lock(&self.tickets).get_mut(id) {
-            t.status = status.to_string();
+            t.status = status;
             t.message = Some(message.to_string());
         }
         Ok(())

@@ -207,6 +207,57 @@ pub trait UserDirectory: Send + Sync {
     async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError>;
 }
 
+/// Where a presigned upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    /// No object has arrived yet.
+    Waiting,
+    /// The ticket took an object and is ingesting it.
+    Ingesting,
+    /// The package was stored (in at least one repository).
+    Stored,
+    /// The identical package was already there.
+    Unchanged,
+    /// The package was refused; the message says why.
+    Failed,
+}
+
+impl UploadStatus {
+    /// The name stored and shown (`waiting`, `ingesting`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadStatus::Waiting => "waiting",
+            UploadStatus::Ingesting => "ingesting",
+            UploadStatus::Stored => "stored",
+            UploadStatus::Unchanged => "unchanged",
+            UploadStatus::Failed => "failed",
+        }
+    }
+
+    /// Reads a stored name; anything else is an error, never a default.
+    pub fn parse(name: &str) -> Result<Self, StoreError> {
+        Ok(match name {
+            "waiting" => UploadStatus::Waiting,
+            "ingesting" => UploadStatus::Ingesting,
+            "stored" => UploadStatus::Stored,
+            "unchanged" => UploadStatus::Unchanged,
+            "failed" => UploadStatus::Failed,
+            other => {
+                return Err(StoreError::new(
+                    "decode upload",
+                    format!("unknown upload status {other:?}"),
+                ));
+            }
+        })
+    }
+
+    /// Whether the ticket has its outcome.
+    pub fn is_final(self) -> bool {
+        !matches!(self, UploadStatus::Waiting | UploadStatus::Ingesting)
+    }
+}
+
 /// Status of a presigned upload, from request to ingest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadTicket {
@@ -220,8 +271,8 @@ pub struct UploadTicket {
     pub filename: String,
     /// Who asked for the upload.
     pub uploader: String,
-    /// `waiting`, `ingesting`, `stored`, `unchanged` or `failed`.
-    pub status: String,
+    /// Where it stands.
+    pub status: UploadStatus,
     /// Human-readable outcome.
     pub message: Option<String>,
     /// Creation time, seconds since the epoch.
@@ -248,7 +299,12 @@ pub trait UploadLedger: Send + Sync {
     /// it again with the same token (a retried event) succeeds.
     async fn take_ticket(&self, id: &str, token: &str) -> Result<bool, StoreError>;
     /// Sets a ticket's outcome.
-    async fn finish_ticket(&self, id: &str, status: &str, message: &str) -> Result<(), StoreError>;
+    async fn finish_ticket(
+        &self,
+        id: &str,
+        status: UploadStatus,
+        message: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// The metadata-sync queue.

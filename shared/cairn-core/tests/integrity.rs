@@ -402,3 +402,63 @@ async fn fsck_finds_tampered_missing_and_unclaimed_files() {
         "{problems:?}"
     );
 }
+
+#[tokio::test]
+async fn a_ticket_takes_one_object() {
+    use cairn_core::ports::{UploadLedger, UploadStatus, UploadTicket};
+    let catalog = MemoryCatalog::default();
+    let ticket = UploadTicket {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        repo: repo(),
+        product: None,
+        filename: "a_1.0_amd64.deb".into(),
+        uploader: "alice".into(),
+        status: UploadStatus::Waiting,
+        message: None,
+        created_at: 0,
+    };
+    catalog.put_ticket(&ticket).await.expect("put");
+    assert!(
+        catalog
+            .take_ticket(&ticket.id, "first")
+            .await
+            .expect("take")
+    );
+    assert!(
+        !catalog
+            .take_ticket(&ticket.id, "second")
+            .await
+            .expect("take"),
+        "a second object's event is refused"
+    );
+    assert!(
+        catalog
+            .take_ticket(&ticket.id, "first")
+            .await
+            .expect("take"),
+        "a retried event of the first object is not"
+    );
+    catalog
+        .finish_ticket(&ticket.id, UploadStatus::Stored, "done")
+        .await
+        .expect("finish");
+    assert!(
+        !catalog
+            .take_ticket(&ticket.id, "first")
+            .await
+            .expect("take")
+    );
+    let status = catalog
+        .get_ticket(&ticket.id)
+        .await
+        .expect("get")
+        .expect("ticket")
+        .status;
+    assert_eq!(status, UploadStatus::Stored);
+    assert!(status.is_final());
+    assert!(UploadStatus::parse("stroed").is_err(), "no silent default");
+    assert_eq!(
+        UploadStatus::parse("ingesting").expect("known"),
+        UploadStatus::Ingesting
+    );
+}
