@@ -105,17 +105,22 @@ impl S3Store {
         Ok((out.body, etag))
     }
 
-    /// Copies a staged object to another key of the staging bucket.
-    pub async fn copy_within_staging(&self, from: &str, to: &str) -> Result<(), StoreError> {
+    /// Copies `from` to `to` inside `bucket`, metadata included.
+    async fn copy_in(&self, bucket: &str, from: &str, to: &str) -> Result<(), StoreError> {
         self.client
             .copy_object()
-            .bucket(&self.staging_bucket)
+            .bucket(bucket)
             .key(to)
-            .copy_source(format!("{}/{}", self.staging_bucket, encode_key(from)))
+            .copy_source(format!("{bucket}/{}", encode_key(from)))
             .send()
             .await
             .map_err(|e| StoreError::new(format!("CopyObject {to}"), DisplayErrorContext(e)))?;
         Ok(())
+    }
+
+    /// Copies a staged object to another key of the staging bucket.
+    pub async fn copy_within_staging(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.copy_in(&self.staging_bucket, from, to).await
     }
 
     /// Deletes a staged object once ingested or refused.
@@ -260,15 +265,7 @@ impl RepoStore for S3Store {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
-        self.client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(format!("{}/{}", self.bucket, encode_key(from)))
-            .send()
-            .await
-            .map_err(|e| StoreError::new(format!("CopyObject {to}"), DisplayErrorContext(e)))?;
-        Ok(())
+        self.copy_in(&self.bucket, from, to).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {

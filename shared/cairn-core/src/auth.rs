@@ -306,13 +306,11 @@ mod tests {
             "m=19456,t=2,p=5",
         ] {
             let stored = format!("$argon2id$v=19${params}${salt_and_hash}");
-            let started = std::time::Instant::now();
             assert!(!verify_password(&stored, "correct horse battery staple"));
-            // Refused before hashing, not after.
-            assert!(
-                started.elapsed() < std::time::Duration::from_millis(200),
-                "{params}"
-            );
+            // Refused before hashing, not after: the caps reject the parameters
+            // themselves (checked directly rather than by timing, which is noisy here).
+            let parsed = PasswordHash::new(&stored).expect("PHC string");
+            assert!(argon2_params(&parsed).is_none(), "{params}");
         }
         assert!(!verify_password(
             "$argon2id$v=19$m=19456,t=2,p=1$nosalthash",
