@@ -9,13 +9,11 @@ status codes. Every test uses its own repositories (nobody else uploads there) a
 unique package names, so the file can run again against a stack holding earlier runs."""
 
 import hashlib
-import io
 import json
 import os
 import pathlib
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -26,7 +24,7 @@ import pytest
 
 from conftest import (AWS_ENV, ROOT, api_call, archive, cairn_cli, cancel, curl, operation,
                       parse_stanza, upload)
-from debs import control_text, make_deb, run_id
+from debs import _tar as debs_tar, control_text, make_deb, run_id
 from rpms import build_rpm
 
 # One repository per test, none used elsewhere in the suite or the benchmarks.
@@ -230,6 +228,16 @@ def victim_damage(stack, repo, victim, victim_bytes) -> list:
     return problems
 
 
+def delete_then_victim_damage(stack, user, repo, filename, victim, victim_bytes) -> list:
+    """Deletes an accepted attacker package, waits for the sync that removes it, and
+    returns what that did to the victim."""
+    status, body = delete(stack, user, repo, filename)
+    assert status == 202, body
+    wait_record_gone(stack, repo, filename)
+    wait_settled(stack, repo)
+    return victim_damage(stack, repo, victim, victim_bytes)
+
+
 # --- 1a ------------------------------------------------------------------------------------
 
 
@@ -253,12 +261,9 @@ def test_binary_deb_with_architecture_source_is_refused(stack, user, tmp_path):
     problems = []
     if status in (200, 201):
         # The damage path: delete the accepted package and see what else goes with it.
-        d_status, d_body = delete(stack, user, repo, evil.name)
-        assert d_status == 202, d_body
-        wait_record_gone(stack, repo, evil.name)
-        wait_settled(stack, repo)
-        problems += [f"after DELETE of {evil.name}: {p}"
-                     for p in victim_damage(stack, repo, victim, victim_bytes)]
+        problems += [f"after DELETE of {evil.name}: {p}" for p in
+                     delete_then_victim_damage(stack, user, repo, evil.name, victim,
+                                               victim_bytes)]
     else:
         # Refused: nothing of it stored.
         if record(stack, repo, evil.name)[0] != 404:
@@ -303,12 +308,9 @@ def test_dsc_listing_another_packages_deb_cannot_delete_it(stack, user, tmp_path
         # Accepted: published in Sources, then deleted; the victim must survive.
         wait_until(lambda: any(s.get("Package") == src for s in signed_sources(stack, repo)),
                    SETTLE_TIMEOUT, f"{src} in the signed Sources")
-        d_status, d_body = delete(stack, user, repo, dsc.name)
-        assert d_status == 202, d_body
-        wait_record_gone(stack, repo, dsc.name)
-        wait_settled(stack, repo)
-        problems += [f"accepted {dsc.name} listing {victim}, then deleted it: {p}"
-                     for p in victim_damage(stack, repo, victim, victim_bytes)]
+        problems += [f"accepted {dsc.name} listing {victim}, then deleted it: {p}" for p in
+                     delete_then_victim_damage(stack, user, repo, dsc.name, victim,
+                                               victim_bytes)]
     elif status == 400:
         if listed_names(stack, repo) != before:
             problems.append("the listing changed after a refused upload")
@@ -322,14 +324,8 @@ def test_dsc_listing_another_packages_deb_cannot_delete_it(stack, user, tmp_path
 
 
 def tarball(files: dict) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1_700_000_000
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    """A .tar.gz of `files`, built as the .deb members are."""
+    return debs_tar(files, compress=True)
 
 
 def test_concurrent_dscs_sharing_an_orig_name_publish_one_content(stack, user, tmp_path):
