@@ -638,60 +638,60 @@ impl Ingestor<'_> {
         };
         let mut extra: std::collections::HashMap<String, Bytes> = extra.into_iter().collect();
         for file in &record.files {
-            if let Some((_, existing)) = self.store.digest(&file.key).await? {
-                if existing == file.sha256 {
-                    continue;
+            let body = match source {
+                PackageSource::Bytes(bytes) if file.key == record.pool_key => {
+                    Some((bytes.clone(), content_type))
                 }
+                _ => extra.remove(&file.key).map(|body| {
+                    let content_type = if file.key.ends_with(".prov") {
+                        "application/pgp-signature"
+                    } else {
+                        "application/octet-stream"
+                    };
+                    (body, content_type)
+                }),
+            };
+            let found = match body {
+                // A conditional write finds an existing object itself.
+                Some((body, content_type)) => {
+                    if self.store.put_new(&file.key, body, content_type).await? {
+                        continue;
+                    }
+                    self.store.digest(&file.key).await?
+                }
+                // Copies are not conditional: look first.
+                None => match self.store.digest(&file.key).await? {
+                    Some(found) => Some(found),
+                    None => {
+                        if file.key == record.pool_key
+                            && let PackageSource::Staged { key, etag } = source
+                        {
+                            self.store.copy_from_staging(key, etag, &file.key).await?;
+                        } else if file.sha256 == record.sha256 {
+                            // Another copy of the package (noarch RPMs live in every
+                            // architecture folder, as RWS lays them out).
+                            self.store.copy(&record.pool_key, &file.key).await?;
+                        } else {
+                            // A file listed as already in the pool vanished after it
+                            // was checked.
+                            return Err(IngestError::InvalidPackage {
+                                filename: record.filename.clone(),
+                                reason: format!("{} is no longer in the repository", file.name()),
+                            });
+                        }
+                        continue;
+                    }
+                },
+            };
+            // Already there: written by an upload of the same content (the claim
+            // admits only that) or left by something else; check rather than trust.
+            if found.as_ref().is_none_or(|(_, sha)| *sha != file.sha256) {
                 foreign.push(file.key.clone());
                 return Err(IngestError::Conflict {
                     repo: record.repo.to_string(),
                     filename: file.name().to_string(),
-                    existing,
+                    existing: found.map(|(_, sha)| sha).unwrap_or_default(),
                 });
-            }
-            let written = if file.key == record.pool_key {
-                match source {
-                    PackageSource::Bytes(bytes) => {
-                        self.store
-                            .put_new(&file.key, bytes.clone(), content_type)
-                            .await?
-                    }
-                    PackageSource::Staged { key, etag } => {
-                        self.store.copy_from_staging(key, etag, &file.key).await?;
-                        true
-                    }
-                }
-            } else if let Some(body) = extra.remove(&file.key) {
-                let content_type = if file.key.ends_with(".prov") {
-                    "application/pgp-signature"
-                } else {
-                    "application/octet-stream"
-                };
-                self.store.put_new(&file.key, body, content_type).await?
-            } else if file.sha256 == record.sha256 {
-                // Another copy of the package (noarch RPMs live in every
-                // architecture folder, as RWS lays them out).
-                self.store.copy(&record.pool_key, &file.key).await?;
-                true
-            } else {
-                // A file listed as already in the pool vanished after it was checked.
-                return Err(IngestError::InvalidPackage {
-                    filename: record.filename.clone(),
-                    reason: format!("{} is no longer in the repository", file.name()),
-                });
-            };
-            if !written {
-                // Written concurrently by an upload of the same content (the claim
-                // admits only that); check rather than trust.
-                let now = self.store.digest(&file.key).await?;
-                if now.as_ref().is_none_or(|(_, sha)| *sha != file.sha256) {
-                    foreign.push(file.key.clone());
-                    return Err(IngestError::Conflict {
-                        repo: record.repo.to_string(),
-                        filename: file.name().to_string(),
-                        existing: now.map(|(_, sha)| sha).unwrap_or_default(),
-                    });
-                }
             }
         }
         Ok(())
