@@ -158,9 +158,11 @@ def test_delete_removes_from_metadata_then_from_the_bucket(stack, user, tmp_path
     assert status == 202, body
     stack.wait_yum(repo, "x86_64", absent=[name])
     stack.wait_yum(repo, "aarch64", absent=[name])
+    # The sync deletes the noarch copies one after the other: wait for every one of them.
     deadline = time.time() + 30
     while time.time() < deadline:
-        if stack.dir_file(repo, f"x86_64/Packages/{name}")[0] != 200:
+        if all(stack.dir_file(repo, f"{arch}/Packages/{name}")[0] != 200
+               for arch in ["x86_64", "aarch64"]):
             break
         time.sleep(0.5)
     for arch in ["x86_64", "aarch64"]:
