@@ -133,7 +133,7 @@ def test_uploaded_provenance_is_kept(stack, user, helm, tmp_path):
     status, body = upload(stack, REPO, [(other.name, other),
                                         (other.name + ".prov", prov)], user=user)
     assert status == 400, body
-    assert "prov" in body["error"], body
+    assert "prov" in body["detail"], body
     status, _ = stack.dir_file(REPO, other.name)
     assert status in (403, 404)
 
@@ -156,6 +156,6 @@ def test_malformed_chart_is_refused_and_nothing_changes(stack, user, tmp_path, c
     before = stack.listing(REPO)["packages"]
     status, body = upload(stack, REPO, [(filename, path)], user=user)
     assert status == 400, body
-    assert filename in body["error"], body
+    assert filename in body["detail"], body
     assert stack.listing(REPO)["packages"] == before
     assert stack.dir_file(REPO, filename)[0] in (403, 404)

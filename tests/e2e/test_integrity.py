@@ -535,7 +535,7 @@ def test_partly_stored_multi_file_upload_is_published_and_reported(stack, user, 
                 continue
             if not isinstance(body.get("stored"), list):
                 problems.append(f"409 for {[n for n, _ in form]} without a `stored` list: "
-                                f"{body.get('error')}")
+                                f"{body.get('detail')}")
     listing = wait_settled(stack, repo)
     ready = {p["filename"]: p["sha256"] for p in listing["packages"] if p["filename"] in ours}
     index = signed_packages(stack, repo)
@@ -760,7 +760,7 @@ def test_readme_presigned_example_works_as_written(stack, user, tmp_path):
     status, refused = presign(stack, user, REPO_README, path.name, product=name,
                               json_type=False)
     if status != 201:
-        assert status == 400 and "content-type: application/json" in refused["error"], refused
+        assert status == 400 and "content-type: application/json" in refused["detail"], refused
     status, ticket = presign(stack, user, REPO_README, path.name, product=name)
     assert status == 201 and "upload_url" in ticket, (status, ticket)
     status, body = curl("-X", "PUT", "-T", str(path), ticket["upload_url"])
@@ -787,7 +787,7 @@ def test_file_name_must_match_the_package(stack, user, tmp_path):
         status, body = upload(stack, repo, [(path.name, path)], user=user)
         if status != 400:
             problems.append(f"{path.name}: {status}, expected 400 naming {expected}")
-        elif expected not in body.get("error", ""):
+        elif expected not in body.get("detail", ""):
             problems.append(f"{path.name}: 400 without the expected name {expected}: {body}")
         if record(stack, repo, path.name)[0] != 404 or listed_names(stack, repo) != before:
             problems.append(f"{path.name}: stored although misnamed")

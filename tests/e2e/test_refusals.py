@@ -59,7 +59,7 @@ def test_wrong_or_missing_credentials_store_nothing(stack, user, snapshot, tmp_p
     for creds in [None, (user[0], "wrong-password"), ("nobody", "x")]:
         status, body = upload(stack, REPO, [(deb.name, deb)], user=creds, product="cairn-auth")
         assert status == 401, body
-        assert "password" in body["error"] or "credentials" in body["error"]
+        assert "password" in body["detail"] or "credentials" in body["detail"]
     assert snapshot() == before
     assert deb.name not in [p["filename"] for p in before[0]]
 
@@ -95,8 +95,8 @@ def test_malformed_packages_are_refused(stack, user, snapshot, tmp_path, real_de
     path.write_bytes(content)
     status, body = upload(stack, REPO, [(path.name, path)], user=user, product="cairn-bad")
     assert status == 400, body
-    assert expected in body["error"], body
-    assert path.name in body["error"], "the message names the file"
+    assert expected in body["detail"], body
+    assert path.name in body["detail"], "the message names the file"
     assert snapshot() == before
 
 
@@ -109,7 +109,7 @@ def test_path_tricks_are_refused(stack, user, snapshot, field_name, expected):
     before = snapshot()
     status, body = raw_upload(stack, user, field_name, make_deb("cairn-trick", "1.0"))
     assert status == 400, body
-    assert expected in body["error"], body
+    assert expected in body["detail"], body
     assert snapshot() == before
 
 
@@ -129,7 +129,7 @@ def test_same_name_other_content_conflicts_identical_is_noop(stack, user, snapsh
     path.write_bytes(make_deb(name, "1.0", payload=b"second\n"))
     status, body = upload(stack, REPO, [(path.name, path)], user=user, product=name)
     assert status == 409, body
-    assert "immutable" in body["error"]
+    assert "immutable" in body["detail"]
     assert snapshot() == before
     assert stack.packages_index(REPO)[path.name] == index[path.name]
 
@@ -141,7 +141,7 @@ def test_same_file_name_twice_in_one_form_stores_nothing(stack, user, snapshot, 
     b.write_bytes(make_deb("cairn-twice", "1.0", payload=b"b"))
     name = "cairn-twice_1.0_all.deb"
     status, body = upload(stack, REPO, [(name, a), (name, b)], user=user, product="cairn-twice")
-    assert status == 400 and "appears twice" in body["error"], body
+    assert status == 400 and "appears twice" in body["detail"], body
     assert snapshot() == before
 
 
@@ -149,6 +149,6 @@ def test_unknown_repository_and_empty_form(stack, user, tmp_path):
     deb = tmp_path / "cairn-x_1.0_all.deb"
     deb.write_bytes(make_deb("cairn-x", "1.0"))
     status, body = upload(stack, "release/9.9/ubuntu/noble", [(deb.name, deb)], user=user)
-    assert status == 404 and "9.9" in body["error"], body
+    assert status == 404 and "9.9" in body["detail"], body
     status, body = upload(stack, REPO, [], user=user, product="x")
-    assert status == 400 and "no package file" in body["error"], body
+    assert status == 400 and "no package file" in body["detail"], body

@@ -90,15 +90,15 @@ def test_incomplete_or_inconsistent_source_uploads_are_refused(stack, user, tmp_
     before = stack.listing(REPO)["packages"]
     # The .dsc without the tarball it lists.
     status, body = upload(stack, REPO, [(src["dsc"].name, src["dsc"])], user=user)
-    assert status == 400 and src["tar"].name in body["error"], body
+    assert status == 400 and src["tar"].name in body["detail"], body
     # A tarball without a .dsc.
     status, body = upload(stack, REPO, [(src["tar"].name, src["tar"])], user=user)
-    assert status == 400 and "not listed by any .dsc" in body["error"], body
+    assert status == 400 and "not listed by any .dsc" in body["detail"], body
     # A tarball whose bytes differ from what the .dsc lists.
     other = tmp_path / "other" / src["tar"].name
     other.parent.mkdir()
     other.write_bytes(src["tar"].read_bytes() + b"x")
     status, body = upload(stack, REPO, [(src["dsc"].name, src["dsc"]), (other.name, other)],
                           user=user)
-    assert status == 400 and "does not match" in body["error"], body
+    assert status == 400 and "does not match" in body["detail"], body
     assert stack.listing(REPO)["packages"] == before

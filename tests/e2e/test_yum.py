@@ -207,7 +207,7 @@ def test_malformed_rpm_is_refused_and_nothing_changes(stack, user, tmp_path, dam
     before = stack.listing(REPO)["packages"]
     status, body = upload(stack, REPO, [(bad.name, bad)], user=user)
     assert status == 400, body
-    assert good.name in body["error"], body
+    assert good.name in body["detail"], body
     assert stack.listing(REPO)["packages"] == before
     assert stack.dir_file(REPO, f"x86_64/Packages/{good.name}")[0] in (403, 404)
 

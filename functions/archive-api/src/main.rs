@@ -1,29 +1,21 @@
-//! `archive-api`: source archives (docs/archives.md). `POST /v1/archives`,
-//! Repour's `POST /clone` and `POST /cancel/{id}`, `GET /v1/operations/{id}`,
-//! `GET /v1/archives/{name}` and its tarballs. The work itself is queued to
-//! `archive-worker`.
+//! `archive-api` Lambda: source archives (see the library's documentation).
 
-mod routes;
-
+use archive_api::{App, router};
 use cairn_archive::ArchiveConfig;
 use cairn_aws::{Clients, DynamoCatalog, archive_services, init_tracing};
-use lambda_http::{Error, run, service_fn};
+use std::sync::Arc;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let config = ArchiveConfig::from_env()?;
     let clients = Clients::load().await;
     let (archiver, operations) = archive_services(&clients, &config);
-    let app = routes::App {
-        users: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
+    let app = App {
+        users: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &config.table)),
         archiver,
         operations,
         wait: config.wait,
     };
-    let app = &app;
-    run(service_fn(move |req| async move {
-        Ok::<_, Error>(app.handle(req).await)
-    }))
-    .await
+    cairn_http::serve(router(Arc::new(app))).await
 }

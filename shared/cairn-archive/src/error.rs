@@ -80,29 +80,9 @@ impl ArchiveError {
         }
     }
 
-    /// The problem body reported for this error (RFC 9457). A 5xx says nothing of
-    /// its cause.
+    /// The problem body reported for this error (RFC 9457, the same shape every
+    /// Cairn API answers with). A 5xx says nothing of its cause.
     pub fn problem(&self) -> serde_json::Value {
-        let status = self.http_status();
-        let detail = if status >= 500 {
-            "internal error; the operator's logs have the details".to_owned()
-        } else {
-            self.to_string()
-        };
-        serde_json::json!({
-            "type": "about:blank",
-            "title": title(status),
-            "status": status,
-            "detail": detail,
-        })
-    }
-}
-
-fn title(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        404 => "Not Found",
-        409 => "Conflict",
-        _ => "Internal Server Error",
+        cairn_core::problem::Problem::new(self.http_status(), self.to_string()).to_json()
     }
 }

@@ -90,14 +90,6 @@ where
     move |e| StoreError::new(operation, DisplayErrorContext(e))
 }
 
-fn status_str(status: PackageStatus) -> &'static str {
-    match status {
-        PackageStatus::Pending => "pending",
-        PackageStatus::Ready => "ready",
-        PackageStatus::Deleting => "deleting",
-    }
-}
-
 fn entry_json(entry: &IndexEntry) -> String {
     serde_json::to_string(entry).expect("an index entry is plain strings")
 }
@@ -116,7 +108,7 @@ fn package_item(record: &PackageRecord) -> Item {
         ("sha256".into(), s(&record.sha256)),
         ("pool_key".into(), s(&record.pool_key)),
         ("entry".into(), s(entry_json(&record.entry))),
-        ("status".into(), s(status_str(record.status))),
+        ("status".into(), s(PackageStatus::as_str(record.status))),
         ("uploaded_at".into(), n(record.uploaded_at)),
         ("uploader".into(), s(&record.uploader)),
         (
@@ -129,17 +121,7 @@ fn package_item(record: &PackageRecord) -> Item {
 fn package_from_item(item: &Item) -> Result<PackageRecord, StoreError> {
     let repo =
         RepoPath::parse(&get_s(item, "repo")?).map_err(|e| StoreError::new("decode package", e))?;
-    let status = match get_s(item, "status")?.as_str() {
-        "ready" => PackageStatus::Ready,
-        "deleting" => PackageStatus::Deleting,
-        "pending" => PackageStatus::Pending,
-        other => {
-            return Err(StoreError::new(
-                "decode package",
-                format!("unknown package status {other:?}"),
-            ));
-        }
-    };
+    let status = PackageStatus::parse(&get_s(item, "status")?)?;
     // Records written before uploads recorded their files have none (legacy).
     let files = match item.get("files") {
         None => Vec::new(),

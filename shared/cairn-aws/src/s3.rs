@@ -6,7 +6,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use cairn_core::ports::{RepoStore, StoreError};
+use cairn_core::ports::{RepoStore, StoreError, UploadUrls};
 use std::time::Duration;
 
 /// S3 adapter for [`RepoStore`].
@@ -62,25 +62,6 @@ impl S3Store {
             bucket: bucket.into(),
             staging_bucket: staging_bucket.into(),
         }
-    }
-
-    /// A presigned PUT URL for `staging_key` in the staging bucket.
-    pub async fn presign_staging_put(
-        &self,
-        staging_key: &str,
-        ttl: Duration,
-    ) -> Result<String, StoreError> {
-        let config =
-            PresigningConfig::expires_in(ttl).map_err(|e| StoreError::new("presign", e))?;
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.staging_bucket)
-            .key(staging_key)
-            .presigned(config)
-            .await
-            .map_err(|e| StoreError::new("presign PutObject", DisplayErrorContext(e)))?;
-        Ok(request.uri().to_string())
     }
 
     /// Streams a staged object; also returns its entity tag, which pins the version
@@ -312,6 +293,28 @@ fn content_type_of(key: &str) -> &'static str {
         "application/gzip"
     } else {
         "application/octet-stream"
+    }
+}
+
+#[async_trait]
+impl UploadUrls for S3Store {
+    /// A presigned PUT URL for `staging_key` in the staging bucket.
+    async fn staging_put_url(
+        &self,
+        staging_key: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let config =
+            PresigningConfig::expires_in(ttl).map_err(|e| StoreError::new("presign", e))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.staging_bucket)
+            .key(staging_key)
+            .presigned(config)
+            .await
+            .map_err(|e| StoreError::new("presign PutObject", DisplayErrorContext(e)))?;
+        Ok(request.uri().to_string())
     }
 }
 

@@ -75,6 +75,10 @@ pub enum IngestError {
         /// The file name.
         filename: String,
     },
+    /// The upload as a whole is malformed (a file twice, a source file without its
+    /// `.dsc`, a `.prov` without its chart, no package at all).
+    #[error("{0}")]
+    Form(String),
     /// Storage failed; the upload can be retried.
     #[error(transparent)]
     Store(#[from] StoreError),

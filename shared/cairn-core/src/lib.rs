@@ -14,8 +14,10 @@ pub mod ingest;
 pub mod memory;
 pub mod package;
 pub mod ports;
+pub mod problem;
 pub mod publish;
 pub mod repo;
+pub mod upload;
 pub mod verify;
 pub mod versions;
 

@@ -5,7 +5,7 @@ use crate::auth::UserRecord;
 use crate::package::{PackageRecord, PackageStatus, PoolFile};
 use crate::ports::{
     Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, RepoStore, StoreError,
-    SyncQueue, UploadLedger, UploadStatus, UploadTicket, UserDirectory,
+    SyncQueue, UploadLedger, UploadStatus, UploadTicket, UploadUrls, UserDirectory,
 };
 use crate::repo::RepoPath;
 use async_trait::async_trait;
@@ -38,6 +38,17 @@ impl MemoryStore {
     pub fn etag(body: &[u8]) -> String {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(body))
+    }
+}
+
+#[async_trait]
+impl UploadUrls for MemoryStore {
+    async fn staging_put_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        Ok(format!("memory://staging/{key}?expires={}", ttl.as_secs()))
     }
 }
 

@@ -16,6 +16,32 @@ pub enum PackageStatus {
     Deleting,
 }
 
+impl PackageStatus {
+    /// The name stored and shown (`pending`, `ready`, `deleting`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageStatus::Pending => "pending",
+            PackageStatus::Ready => "ready",
+            PackageStatus::Deleting => "deleting",
+        }
+    }
+
+    /// Reads a stored name; anything else is an error, never a default.
+    pub fn parse(name: &str) -> Result<Self, crate::StoreError> {
+        Ok(match name {
+            "pending" => PackageStatus::Pending,
+            "ready" => PackageStatus::Ready,
+            "deleting" => PackageStatus::Deleting,
+            other => {
+                return Err(crate::StoreError::new(
+                    "decode package",
+                    format!("unknown package status {other:?}"),
+                ));
+            }
+        })
+    }
+}
+
 /// What one package contributes to its repository's metadata, in the format's own
 /// syntax, so that a sync rebuilds the metadata from the catalog without reading
 /// any package.

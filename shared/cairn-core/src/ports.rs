@@ -286,6 +286,16 @@ impl UploadTicket {
     }
 }
 
+#[async_trait]
+impl<T: UserDirectory + ?Sized> UserDirectory for &T {
+    async fn get_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        (**self).get_user(name).await
+    }
+    async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        (**self).put_user(user).await
+    }
+}
+
 /// Presigned upload tickets.
 #[async_trait]
 pub trait UploadLedger: Send + Sync {
@@ -305,6 +315,18 @@ pub trait UploadLedger: Send + Sync {
         status: UploadStatus,
         message: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// Hands out URLs a client uploads to directly (S3 presigned PUTs), for files
+/// larger than the API accepts.
+#[async_trait]
+pub trait UploadUrls: Send + Sync {
+    /// A URL that accepts one PUT of the staging object `key` for `ttl`.
+    async fn staging_put_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError>;
 }
 
 /// The metadata-sync queue.

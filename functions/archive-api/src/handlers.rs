@@ -1,0 +1,211 @@
+//! The handlers: HTTP in, a domain call, HTTP out.
+
+use crate::App;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_archive::model::OperationKind;
+use cairn_archive::request::{check_origin, validate_name};
+use cairn_archive::{ArchiveError, ArchiveRequest, CloneRequest};
+use cairn_core::auth::Principal;
+use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest the API spends listing an origin's refs to answer a repeat request itself.
+const LISTING_LIMIT: Duration = Duration::from_secs(4);
+
+type AppState = State<Arc<App>>;
+
+/// An archive-api failure: an [`ArchiveError`] or a refusal of the HTTP layer, both
+/// answered as the same problem document.
+pub struct Failure(ApiError);
+
+impl From<ArchiveError> for Failure {
+    fn from(e: ArchiveError) -> Self {
+        Failure(ApiError::new(e.http_status(), e.to_string()))
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure(e)
+    }
+}
+
+impl From<cairn_core::StoreError> for Failure {
+    fn from(e: cairn_core::StoreError) -> Self {
+        Failure(e.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+type Answer = Result<Response, Failure>;
+
+/// `POST /v1/archives`: archive a ref. A tree archived before is answered from the
+/// catalog; anything else is queued.
+pub async fn archive(
+    State(app): AppState,
+    Caller(caller): Caller,
+    body: JsonBody<ArchiveRequest>,
+) -> Answer {
+    let started = Instant::now();
+    let JsonBody { value: body, raw } = body;
+    body.validate()?;
+    let url = check_origin(&body.url, &app.archiver.settings.policy).await?;
+    if body.callback.is_none()
+        && let Some(answer) = app.archiver.answer_known(&body, url, LISTING_LIMIT).await?
+    {
+        return Ok(json(200, &answer));
+    }
+    submit(
+        &app,
+        OperationKind::Archive,
+        &body.name,
+        raw,
+        body.callback,
+        &caller,
+        started,
+    )
+    .await
+}
+
+/// `POST /clone` (Repour).
+pub async fn clone(
+    State(app): AppState,
+    Caller(caller): Caller,
+    body: JsonBody<CloneRequest>,
+) -> Answer {
+    let started = Instant::now();
+    let JsonBody { value: body, raw } = body;
+    body.validate()?;
+    check_origin(&body.origin_repo_url, &app.archiver.settings.policy).await?;
+    let name = body.target_name()?;
+    submit(
+        &app,
+        OperationKind::Clone,
+        &name,
+        raw,
+        body.callback,
+        &caller,
+        started,
+    )
+    .await
+}
+
+/// `POST /cancel/{id}` (Repour): the caller's own operations only.
+pub async fn cancel(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(id): PathParams<String>,
+) -> Answer {
+    let op = app.operations.cancel(&id, &caller.name).await?;
+    Ok(json(200, &json!({"id": op.id, "status": op.status})))
+}
+
+/// `GET /v1/operations/{id}`: the caller's own operations only.
+pub async fn operation(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(id): PathParams<String>,
+) -> Answer {
+    Ok(json(200, &app.operations.show(&id, &caller.name).await?))
+}
+
+/// `GET /v1/archives/{name}`: the archive's tags.
+pub async fn describe(
+    State(app): AppState,
+    _caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Answer {
+    Ok(json(200, &app.archiver.describe(&name).await?))
+}
+
+/// `GET /v1/archives/{name}/{tag}.tar.gz`: a redirect to the public tarball.
+pub async fn tarball(
+    State(app): AppState,
+    _caller: Caller,
+    PathParams((name, file)): PathParams<(String, String)>,
+) -> Answer {
+    validate_name(&name)?;
+    let tag = file
+        .strip_suffix(".tar.gz")
+        .filter(|t| {
+            t.starts_with("cairn-")
+                && t.len() == 46
+                && t[6..].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .ok_or_else(|| {
+            ArchiveError::NotFound(format!("no tarball {file}: expected cairn-<commit>.tar.gz"))
+        })?;
+    let refname = format!("refs/tags/{tag}");
+    let refs = app.archiver.catalog.refs(&name).await?;
+    if !refs.iter().any(|r| r.name == refname) {
+        return Err(ArchiveError::NotFound(format!("no archive {tag} in {name}")).into());
+    }
+    let location = HeaderValue::from_str(&app.archiver.tarball_url(&name, tag))
+        .map_err(|e| ApiError::internal(format!("tarball URL: {e}")))?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}
+
+/// Queues the operation; answers at once in callback mode, else waits for the
+/// result up to `wait`.
+async fn submit(
+    app: &App,
+    kind: OperationKind,
+    name: &str,
+    raw: Value,
+    callback: Option<cairn_callback::Callback>,
+    who: &Principal,
+    started: Instant,
+) -> Answer {
+    if let Some(cb) = &callback {
+        // Refuse a callback the worker could never deliver, before queueing.
+        cairn_callback::check_url(cb.url(), &app.archiver.settings.policy)
+            .await
+            .map_err(|e| ArchiveError::Invalid(format!("callback URL refused: {e}")))?;
+    }
+    let has_callback = callback.is_some();
+    let op = app
+        .operations
+        .submit(kind, name, raw, callback, &who.name)
+        .await?;
+    if has_callback {
+        return Ok(json(202, &json!({"callback": {"id": op.id}})));
+    }
+    let deadline = started + app.wait;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+        let Some(now) = app.operations.store.get(&op.id).await? else {
+            return Err(ArchiveError::Internal(format!("operation {} vanished", op.id)).into());
+        };
+        if now.status.is_final() {
+            let status = now.http_status.unwrap_or(500);
+            let body = now.result.unwrap_or(Value::Null);
+            let mut response = json(status, &body);
+            if status >= 400 {
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+            }
+            return Ok(response);
+        }
+        if Instant::now() >= deadline {
+            return Ok(json(
+                202,
+                &json!({"id": op.id, "status": now.status,
+                       "operation": format!("/v1/operations/{}", op.id),
+                       "detail": "still running: poll the operation"}),
+            ));
+        }
+    }
+}

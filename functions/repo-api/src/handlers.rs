@@ -1,0 +1,411 @@
+//! The handlers: each translates HTTP to a domain call and back.
+
+use crate::App;
+use crate::multipart;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
+use cairn_core::RepoPath;
+use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, check_target};
+use cairn_core::package::PackageStatus;
+use cairn_core::ports::{UploadStatus, UploadTicket};
+use cairn_core::repo::RepoFormat;
+use cairn_core::upload::{UploadFailure, UploadReport};
+use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, read_body};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+type AppState = State<Arc<App>>;
+
+/// `/{kind}/{series}/{dist}/{ver}`.
+#[derive(Deserialize)]
+pub struct RepoParams {
+    kind: String,
+    series: String,
+    dist: String,
+    ver: String,
+}
+
+impl RepoParams {
+    fn repo(&self) -> Result<RepoPath, ApiError> {
+        Ok(RepoPath::new(
+            &self.kind,
+            &self.series,
+            &self.dist,
+            &self.ver,
+        )?)
+    }
+}
+
+/// `/{kind}/{series}/{dist}/{ver}/{file}`.
+#[derive(Deserialize)]
+pub struct FileParams {
+    #[serde(flatten)]
+    repo: RepoParams,
+    file: String,
+}
+
+impl App {
+    fn ingestor(&self) -> Ingestor<'_> {
+        Ingestor {
+            catalog: self.catalog.as_ref(),
+            store: self.store.as_ref(),
+            queue: self.queue.as_ref(),
+            supported: &self.config.supported,
+        }
+    }
+
+    fn public_url(&self, key: &str) -> String {
+        format!(
+            "{}/{}",
+            self.config.repo_base_url.trim_end_matches('/'),
+            key
+        )
+    }
+
+    fn outcome_json(&self, outcome: &IngestOutcome) -> Value {
+        let p = outcome.record();
+        json!({
+            "repository": p.repo.to_string(), "filename": p.filename, "package": p.name, "version": p.version,
+            "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
+            "status": if matches!(outcome, IngestOutcome::Stored(_)) { "stored" } else { "unchanged" },
+            "url": self.public_url(&p.pool_key),
+        })
+    }
+}
+
+fn syncs_json(syncs: &[(RepoPath, u64)]) -> Vec<Value> {
+    syncs
+        .iter()
+        .map(|(repo, seq)| json!({"repository": repo.to_string(), "queued": true, "seq": seq}))
+        .collect()
+}
+
+/// `GET /{repo}`: the repository's ready packages, its sync state and how to use it.
+pub async fn list(
+    State(app): AppState,
+    PathParams(params): PathParams<RepoParams>,
+) -> Result<Response, ApiError> {
+    let repo = params.repo()?;
+    let format = app.config.supported.check(&repo)?.format;
+    let packages: Vec<Value> = app
+        .catalog
+        .list_packages(&repo)
+        .await?
+        .into_iter()
+        .filter(|p| p.status == PackageStatus::Ready)
+        .map(|p| {
+            json!({
+                "filename": p.filename, "package": p.name, "version": p.version,
+                "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
+                "product": p.product, "uploaded_at": p.uploaded_at,
+                "url": app.public_url(&p.pool_key),
+            })
+        })
+        .collect();
+    let state = app.catalog.repo_state(&repo).await?;
+    let mut body = json!({"repository": repo.to_string(), "format": format, "packages": packages,
+           "sync": {"change_seq": state.change_seq, "published_seq": state.published_seq,
+                    "publish_count": state.publish_count,
+                    "published_at": state.published_at}});
+    let dir = repo.dir();
+    let (usage_key, usage, page) = match format {
+        RepoFormat::Deb => (
+            "apt_source",
+            format!(
+                "deb [signed-by=/usr/share/keyrings/cairn-archive-keyring.gpg] {} {} main",
+                app.public_url(&repo.root()),
+                repo.suite()
+            ),
+            format!("{}/dists/{}/index.html", repo.root(), repo.suite()),
+        ),
+        RepoFormat::Rpm => (
+            "dnf_repo_file",
+            app.public_url(&format!("{dir}/cairn.repo")),
+            format!("{dir}/index.html"),
+        ),
+        RepoFormat::Helm => (
+            "helm_repo",
+            app.public_url(&dir),
+            format!("{dir}/index.html"),
+        ),
+    };
+    body[usage_key] = json!(usage);
+    body["page"] = json!(app.public_url(&page));
+    Ok(json(200, &body))
+}
+
+/// `POST /{repo}`: publish again (every repository of an anchor).
+pub async fn resync(
+    State(app): AppState,
+    _caller: Caller,
+    PathParams(params): PathParams<RepoParams>,
+) -> Result<Response, ApiError> {
+    let repo = params.repo()?;
+    let mut syncs = Vec::new();
+    for target in app.config.supported.expand(&repo) {
+        app.config.supported.check(&target)?;
+        let seq = app.ingestor().announce(&target, &[]).await?;
+        syncs.push((target, seq));
+    }
+    let sync = match syncs.as_slice() {
+        [(_, seq)] => json!({"queued": true, "seq": seq}),
+        _ => json!({"queued": true, "seq": null}),
+    };
+    Ok(json(
+        202,
+        &json!({"repository": repo.to_string(), "sync": sync, "syncs": syncs_json(&syncs)}),
+    ))
+}
+
+/// `PUT /{repo}`: an RWS upload form. A 409 always says what the request stored
+/// before it failed (`stored`, empty when nothing was).
+pub async fn upload(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(params): PathParams<RepoParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let repo = params.repo()?;
+    // Refuse an unknown repository before reading a large body.
+    for target in app.config.supported.expand(&repo) {
+        app.config.supported.check(&target)?;
+    }
+    let limit = usize::try_from(app.config.max_api_upload).unwrap_or(usize::MAX);
+    let body = read_body(
+        body,
+        limit,
+        ". Use a presigned upload (POST /v1/uploads) for larger packages",
+    )
+    .await?;
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let form = multipart::parse(content_type, body).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match app.ingestor().upload(&repo, form, &caller.name, now).await {
+        Ok(report) => Ok(upload_answer(&app, &repo, &report)),
+        Err(UploadFailure { error, done }) => {
+            let e = ApiError::from(error);
+            if e.status() != 409 {
+                return Err(e);
+            }
+            let done = done.unwrap_or(UploadReport {
+                targets: vec![],
+                outcomes: vec![],
+                syncs: vec![],
+            });
+            let stored: Vec<&str> = done
+                .outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    IngestOutcome::Stored(r) => Some(r.filename.as_str()),
+                    IngestOutcome::Unchanged(_) => None,
+                })
+                .collect();
+            let packages: Vec<Value> = done.outcomes.iter().map(|o| app.outcome_json(o)).collect();
+            Err(e
+                .with("stored", json!(stored))
+                .with("packages", json!(packages))
+                .with("syncs", json!(syncs_json(&done.syncs))))
+        }
+    }
+}
+
+fn upload_answer(app: &App, repo: &RepoPath, report: &UploadReport) -> Response {
+    let changed = report.changed();
+    let sync = match report.syncs.as_slice() {
+        [(_, seq)] => json!({"queued": true, "seq": seq}),
+        _ => json!({"queued": changed, "seq": null}),
+    };
+    let packages: Vec<Value> = report
+        .outcomes
+        .iter()
+        .map(|o| app.outcome_json(o))
+        .collect();
+    json(
+        if changed { 201 } else { 200 },
+        &json!({"repository": repo.to_string(),
+               "repositories": report.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+               "packages": packages, "sync": sync, "syncs": syncs_json(&report.syncs)}),
+    )
+}
+
+/// `DELETE /{repo}` without a file name.
+pub async fn delete_without_name(
+    PathParams(params): PathParams<RepoParams>,
+) -> Result<Response, ApiError> {
+    let repo = params.repo()?;
+    Err(ApiError::bad_request(format!(
+        "name the package to delete: DELETE /{repo}/FILENAME"
+    )))
+}
+
+/// `DELETE /{repo}/{file}`: an anchor names several series; the package is deleted
+/// wherever it is, the answer says where it was absent, 404 only when it is nowhere.
+pub async fn delete(
+    State(app): AppState,
+    _caller: Caller,
+    PathParams(params): PathParams<FileParams>,
+) -> Result<Response, ApiError> {
+    let repo = params.repo.repo()?;
+    let filename = params.file.as_str();
+    let targets = app.config.supported.expand(&repo);
+    for target in &targets {
+        check_target(&app.config.supported, target, filename, None)?;
+    }
+    let mut results = Vec::new();
+    let mut found = false;
+    for target in targets {
+        match app.ingestor().delete(&target, filename).await {
+            Ok(seq) => {
+                found = true;
+                results.push(json!({"repository": target.to_string(), "filename": filename,
+                                    "status": "deleting", "sync": {"queued": seq.is_some(), "seq": seq}}));
+            }
+            Err(IngestError::NotFound { .. }) => {
+                results.push(
+                    json!({"repository": target.to_string(), "filename": filename,
+                                    "status": "absent"}),
+                );
+            }
+            Err(e) => return Err(ApiError::from(e).with("deleted", json!(results))),
+        }
+    }
+    if !found {
+        return Err(ApiError::not_found(format!(
+            "{repo} has no package {filename}"
+        )));
+    }
+    Ok(json(202, &json!({"deleted": results})))
+}
+
+/// `GET /{repo}/{file}`: one package.
+pub async fn package(
+    State(app): AppState,
+    PathParams(params): PathParams<FileParams>,
+) -> Result<Response, ApiError> {
+    let repo = params.repo.repo()?;
+    let filename = params.file.as_str();
+    check_target(&app.config.supported, &repo, filename, None)?;
+    let p = app
+        .catalog
+        .get_package(&repo, filename)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{repo} has no package {filename}")))?;
+    Ok(json(
+        200,
+        &json!({
+            "repository": repo.to_string(), "filename": p.filename, "package": p.name,
+            "version": p.version, "architecture": p.architecture, "size": p.size,
+            "sha256": p.sha256, "product": p.product, "uploaded_at": p.uploaded_at,
+            "uploader": p.uploader, "status": p.status.as_str(),
+            "url": app.public_url(&p.pool_key),
+        }),
+    ))
+}
+
+/// `POST /v1/uploads` body.
+#[derive(Deserialize)]
+pub struct PresignRequest {
+    repository: String,
+    filename: String,
+    product: Option<String>,
+}
+
+/// `POST /v1/uploads`: a ticket and a presigned URL for one package file.
+pub async fn presign(
+    State(app): AppState,
+    Caller(caller): Caller,
+    body: Result<JsonBody<PresignRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    let body = body
+        .map_err(|e| {
+            ApiError::new(
+                e.status(),
+                format!(
+                    "expected a JSON body {{\"repository\", \"filename\", \"product\"}} sent with \
+                     content-type: application/json: {}",
+                    e.problem().detail
+                ),
+            )
+        })?
+        .value;
+    let repo = RepoPath::parse(&body.repository)?;
+    let companion = body.filename.ends_with(".prov")
+        || body.filename.ends_with(".dsc")
+        || body.filename.contains(".tar.")
+        || body.filename.ends_with(".diff.gz");
+    if companion {
+        return Err(ApiError::bad_request(
+            "source packages and provenance files are uploaded in one PUT form with the \
+             files that go with them, not presigned",
+        ));
+    }
+    for target in app.config.supported.expand(&repo) {
+        check_target(
+            &app.config.supported,
+            &target,
+            &body.filename,
+            body.product.as_deref(),
+        )?;
+    }
+    let ticket = UploadTicket {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        repo,
+        product: body.product,
+        filename: body.filename,
+        uploader: caller.name,
+        status: UploadStatus::Waiting,
+        message: None,
+        created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    app.tickets.put_ticket(&ticket).await?;
+    let ttl = app.config.presign_ttl_secs;
+    let url = app
+        .upload_urls
+        .staging_put_url(&ticket.staging_key(), Duration::from_secs(ttl))
+        .await?;
+    Ok(json(
+        201,
+        &json!({"id": ticket.id, "method": "PUT", "upload_url": url, "expires_in": ttl,
+               "status_url": format!("/v1/uploads/{}", ticket.id)}),
+    ))
+}
+
+/// `GET /v1/uploads/{id}`: how a presigned upload went (its uploader only).
+pub async fn ticket_status(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("no such upload");
+    // Ticket ids are 32 hex digits (what presign makes); anything else is no ticket.
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    // A ticket is its uploader's: another account is told it does not exist.
+    let ticket = app
+        .tickets
+        .get_ticket(&id)
+        .await?
+        .filter(|t| t.uploader == caller.name)
+        .ok_or_else(not_found)?;
+    let status = if ticket.status == UploadStatus::Failed {
+        422
+    } else {
+        200
+    };
+    Ok(json(
+        status,
+        &json!({"id": ticket.id, "repository": ticket.repo.to_string(),
+               "filename": ticket.filename, "status": ticket.status.as_str(),
+               "message": ticket.message}),
+    ))
+}
