@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = Clients::load().await;
     let worker = ingest::Worker {
-        catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
+        catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table)
+            .with_event_retention_days(config.event_retention_days),
         store: S3Store::new(
             clients.s3.clone(),
             &config.repo_bucket,

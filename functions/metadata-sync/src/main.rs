@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     let keys = Keys::load(KeySource::from_env()?, clients.clone()).await?;
     tracing::info!(keys = ?keys.fingerprints().await, "signing keys loaded");
     let worker = sync::Worker {
-        catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table),
+        catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table)
+            .with_event_retention_days(config.event_retention_days),
         store: S3Store::new(
             clients.s3.clone(),
             &config.repo_bucket,

@@ -10,7 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let config = Config::from_env()?;
     let clients = Clients::load().await;
-    let catalog = DynamoCatalog::new(clients.dynamodb.clone(), &config.table);
+    let catalog = DynamoCatalog::new(clients.dynamodb.clone(), &config.table)
+        .with_event_retention_days(config.event_retention_days);
     let store = Arc::new(S3Store::new(
         clients.s3.clone(),
         &config.repo_bucket,

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::auth::UserRecord;
+use cairn_core::events::NewEvent;
 use cairn_core::package::{IndexEntry, PoolFile};
 use cairn_core::ports::{
     Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, StoreError, UploadLedger,
@@ -33,8 +34,10 @@ const BATCH_GET_MAX: usize = 100;
 /// The DynamoDB adapter.
 #[derive(Clone, Debug)]
 pub struct DynamoCatalog {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+    /// How long events stay in the log (TTL).
+    pub(crate) event_ttl_secs: i64,
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -173,7 +176,17 @@ fn file_from_item(item: &Item) -> Result<FileRecord, StoreError> {
     })
 }
 
-fn now_secs() -> i64 {
+/// The pause before attempt `attempt + 1` of an optimistic write: growing, with
+/// jitter so that racing writers spread out.
+pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    std::time::Duration::from_millis(5 + u64::from(attempt.min(10)) * 5 + random % 20)
+}
+
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -186,7 +199,14 @@ impl DynamoCatalog {
         Self {
             client,
             table: table.into(),
+            event_ttl_secs: i64::from(cairn_core::config::DEFAULT_EVENT_RETENTION_DAYS) * 86_400,
         }
+    }
+
+    /// Keeps events for `days` days instead of the default.
+    pub fn with_event_retention_days(mut self, days: u32) -> Self {
+        self.event_ttl_secs = i64::from(days) * 86_400;
+        self
     }
 
     /// Every item of a suite's partition whose sort key (`#sk`) matches
@@ -315,27 +335,48 @@ impl Catalog for DynamoCatalog {
         applied(result, "PutItem package")
     }
 
-    async fn mark_ready(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
+    async fn mark_ready(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(repo_pk(repo)))
             .key(SK, s(package_sk(filename)))
             .update_expression("SET #st = :ready")
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression("attribute_exists(#pk) AND #st <> :ready")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":ready", s("ready"))
-            .send()
-            .await
-            .map_err(store_err("UpdateItem mark ready"))?;
-        Ok(())
+            .build()
+            .map_err(|e| StoreError::new("mark ready", e))?;
+        let change = TransactWriteItem::builder().update(update).build();
+        if self
+            .commit_with_event(change, event, "TransactWriteItems mark ready")
+            .await?
+        {
+            return Ok(());
+        }
+        // Already ready (a retried step committed it, and its event) is done; no
+        // record at all is an error.
+        match self.get_package(repo, filename).await? {
+            Some(p) if p.status == PackageStatus::Ready => Ok(()),
+            _ => Err(StoreError::new(
+                "mark ready",
+                format!("{repo} has no pending record {filename}"),
+            )),
+        }
     }
 
-    async fn mark_deleting(&self, repo: &RepoPath, filename: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
+    async fn mark_deleting(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(repo_pk(repo)))
             .key(SK, s(package_sk(filename)))
@@ -344,9 +385,11 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":ready", s("ready"))
             .expression_attribute_values(":deleting", s("deleting"))
-            .send()
-            .await;
-        applied(result, "UpdateItem mark deleting")
+            .build()
+            .map_err(|e| StoreError::new("mark deleting", e))?;
+        let change = TransactWriteItem::builder().update(update).build();
+        self.commit_with_event(change, event, "TransactWriteItems mark deleting")
+            .await
     }
 
     async fn delete_package(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
@@ -485,14 +528,7 @@ impl Catalog for DynamoCatalog {
                         .is_some_and(|s| s.is_transaction_canceled_exception()) =>
                 {
                     // Another upload took this number; back off a little and retry.
-                    let random = {
-                        use std::hash::{BuildHasher, Hasher};
-                        std::collections::hash_map::RandomState::new()
-                            .build_hasher()
-                            .finish()
-                    };
-                    let backoff = 5 + u64::from(attempt.min(10)) * 5 + random % 20;
-                    tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
                     return Err(StoreError::new(
@@ -569,10 +605,13 @@ impl Catalog for DynamoCatalog {
         })
     }
 
-    async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
+    async fn record_publish(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(repo_pk(repo)))
             .key(SK, s(STATE_SK))
@@ -591,9 +630,11 @@ impl Catalog for DynamoCatalog {
             )
             .expression_attribute_values(":at", n(state.published_at.unwrap_or_default()))
             .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        applied(result, "UpdateItem publish")
+            .build()
+            .map_err(|e| StoreError::new("record publish", e))?;
+        let change = TransactWriteItem::builder().update(update).build();
+        self.commit_with_event(change, event, "TransactWriteItems publish")
+            .await
     }
 
     async fn claim_file(

@@ -23,6 +23,23 @@ pub const USER_SK: &str = "USER";
 /// Sort key of an upload ticket.
 pub const UPLOAD_SK: &str = "UPLOAD";
 
+/// Partition of the overall event log; also holds the log's counter.
+pub const EVENTS_PK: &str = "EVENTS";
+/// Sort key of the event log's counter (the last position used).
+pub const EVENTS_HEAD_SK: &str = "HEAD";
+/// Prefix of event sort keys, in the overall log and in a subject's log.
+pub const EVENT_PREFIX: &str = "EVT#";
+
+/// Partition of one subject's event log (`repository:release/3.0/el/8`, ...).
+pub fn subject_pk(subject: &str) -> String {
+    format!("SUBJECT#{subject}")
+}
+
+/// Sort key of the event at log position `seq`; zero-padded so keys sort by position.
+pub fn event_sk(seq: u64) -> String {
+    format!("{EVENT_PREFIX}{seq:020}")
+}
+
 /// Partition of one suite: its packages and its state.
 pub fn repo_pk(repo: &RepoPath) -> String {
     format!("REPO#{repo}")

@@ -3,6 +3,7 @@
 
 pub mod archives;
 pub mod dynamo;
+pub mod events;
 pub mod keys;
 pub mod s3;
 pub mod sqs;

@@ -7,6 +7,9 @@ use crate::repo::SupportedRepos;
 /// synchronous request to 6 MB, and binary bodies arrive base64-encoded (4/3 larger).
 pub const DEFAULT_MAX_API_UPLOAD: u64 = 4 * 1024 * 1024;
 
+/// How many days events stay in the log unless `CAIRN_EVENT_RETENTION_DAYS` says.
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 30;
+
 /// Settings shared by every Cairn function.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,6 +31,8 @@ pub struct Config {
     pub presign_ttl_secs: u64,
     /// `Origin`/`Label` of published repositories.
     pub origin: String,
+    /// How many days events stay in the log.
+    pub event_retention_days: u32,
 }
 
 /// A missing or malformed setting.
@@ -82,6 +87,14 @@ impl Config {
             max_api_upload: number("CAIRN_MAX_API_UPLOAD", DEFAULT_MAX_API_UPLOAD)?,
             presign_ttl_secs: number("CAIRN_PRESIGN_TTL", 3600)?,
             origin: get("CAIRN_ORIGIN").unwrap_or_else(|| "Cairn".into()),
+            event_retention_days: u32::try_from(number(
+                "CAIRN_EVENT_RETENTION_DAYS",
+                u64::from(DEFAULT_EVENT_RETENTION_DAYS),
+            )?)
+            .map_err(|e| ConfigError::Invalid {
+                name: "CAIRN_EVENT_RETENTION_DAYS",
+                reason: e.to_string(),
+            })?,
         })
     }
 

@@ -5,6 +5,7 @@
 //! a package whose file is missing: claim the name in the catalog (pending) ->
 //! write the pool file -> mark the record ready -> note the change -> enqueue a sync.
 
+use crate::events::NewEvent;
 use crate::package::{
     FilenameError, IndexEntry, PackageRecord, PackageStatus, PoolFile, check_filename,
     check_product, package_keys, pool_filename,
@@ -614,13 +615,18 @@ impl Ingestor<'_> {
             }
             return Err(e);
         }
-        self.catalog
-            .mark_ready(&record.repo, &record.filename)
-            .await?;
-        Ok(IngestOutcome::Stored(PackageRecord {
+        let record = PackageRecord {
             status: PackageStatus::Ready,
             ..record
-        }))
+        };
+        self.catalog
+            .mark_ready(
+                &record.repo,
+                &record.filename,
+                &NewEvent::package_stored(&record),
+            )
+            .await?;
+        Ok(IngestOutcome::Stored(record))
     }
 
     /// Writes each of the record's files unless an object with the same content is
@@ -846,7 +852,8 @@ impl Ingestor<'_> {
         filename: &str,
     ) -> Result<Option<u64>, IngestError> {
         self.supported.check(repo)?;
-        if !self.catalog.mark_deleting(repo, filename).await? {
+        let event = NewEvent::package_deleted(repo, filename, "requested");
+        if !self.catalog.mark_deleting(repo, filename, &event).await? {
             let which = || (repo.to_string(), filename.to_string());
             return match self.catalog.get_package(repo, filename).await? {
                 None => {

@@ -2,6 +2,7 @@
 //! domain without AWS.
 
 use crate::auth::UserRecord;
+use crate::events::{Event, EventLog, NewEvent, Subject};
 use crate::package::{PackageRecord, PackageStatus, PoolFile};
 use crate::ports::{
     Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, RepoStore, StoreError,
@@ -130,6 +131,44 @@ pub struct MemoryCatalog {
     files: Mutex<BTreeMap<(String, String), FileRecord>>,
     /// Sync requests sent, in order.
     pub sync_requests: Mutex<Vec<(RepoPath, u64)>>,
+    /// The event log, in order.
+    pub events: Mutex<Vec<Event>>,
+}
+
+impl MemoryCatalog {
+    /// Appends `event` to the log without a change (tests of readers).
+    pub fn append_for_test(&self, event: &NewEvent) {
+        self.commit_event(event);
+    }
+
+    /// Appends `event` to the log (called while the change's lock is held, so the
+    /// change and its event are one step).
+    fn commit_event(&self, event: &NewEvent) {
+        let mut events = lock(&self.events);
+        let seq = events.len() as u64 + 1;
+        events.push(Event::committed(event, seq));
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryCatalog {
+    async fn events_after(
+        &self,
+        subject: Option<&Subject>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        Ok(lock(&self.events)
+            .iter()
+            .filter(|e| e.seq > after && subject.is_none_or(|s| s.as_str() == e.subject))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(lock(&self.events).len() as u64)
+    }
 }
 
 #[async_trait]
@@ -154,10 +193,16 @@ impl Catalog for MemoryCatalog {
         Ok(true)
     }
 
-    async fn mark_ready(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError> {
+    async fn mark_ready(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
         match lock(&self.packages).get_mut(&(repo.to_string(), filename.to_string())) {
             Some(r) => {
                 r.status = PackageStatus::Ready;
+                self.commit_event(event);
                 Ok(())
             }
             None => Err(StoreError::new("mark_ready", "no such record")),
@@ -181,10 +226,16 @@ impl Catalog for MemoryCatalog {
         Ok(())
     }
 
-    async fn mark_deleting(&self, repo: &RepoPath, filename: &str) -> Result<bool, StoreError> {
+    async fn mark_deleting(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
         match lock(&self.packages).get_mut(&(repo.to_string(), filename.to_string())) {
             Some(r) if r.status == PackageStatus::Ready => {
                 r.status = PackageStatus::Deleting;
+                self.commit_event(event);
                 Ok(true)
             }
             _ => Ok(false),
@@ -258,7 +309,12 @@ impl Catalog for MemoryCatalog {
             .unwrap_or_default())
     }
 
-    async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError> {
+    async fn record_publish(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
         let mut states = lock(&self.states);
         let s = states.entry(repo.to_string()).or_default();
         if s.release_sha256.is_some() && s.published_seq >= state.published_seq {
@@ -268,6 +324,7 @@ impl Catalog for MemoryCatalog {
         s.publish_count += 1;
         s.release_sha256 = state.release_sha256.clone();
         s.published_at = state.published_at;
+        self.commit_event(event);
         Ok(true)
     }
 

@@ -2,6 +2,7 @@
 //! in-memory fakes in [`crate::memory`].
 
 use crate::auth::UserRecord;
+use crate::events::NewEvent;
 use crate::package::PackageRecord;
 use crate::repo::RepoPath;
 use async_trait::async_trait;
@@ -138,8 +139,14 @@ pub trait Catalog: Send + Sync {
     ) -> Result<Option<PackageRecord>, StoreError>;
     /// Inserts a record if no record has that file name; `Ok(false)` if one exists.
     async fn claim_package(&self, record: &PackageRecord) -> Result<bool, StoreError>;
-    /// Marks a claimed record as ready (its file is in the pool).
-    async fn mark_ready(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError>;
+    /// Marks a claimed record as ready (its file is in the pool) and commits `event`
+    /// (`package.stored`) with it.
+    async fn mark_ready(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        event: &NewEvent,
+    ) -> Result<(), StoreError>;
     /// Removes a pending claim whose file could not be stored.
     async fn drop_claim(
         &self,
@@ -147,8 +154,14 @@ pub trait Catalog: Send + Sync {
         filename: &str,
         sha256: &str,
     ) -> Result<(), StoreError>;
-    /// Marks a ready package for deletion; `Ok(false)` if there is no such package.
-    async fn mark_deleting(&self, repo: &RepoPath, filename: &str) -> Result<bool, StoreError>;
+    /// Marks a ready package for deletion and commits `event` (`package.deleted`) with
+    /// it; `Ok(false)` (and no event) if there is no such ready package.
+    async fn mark_deleting(
+        &self,
+        repo: &RepoPath,
+        filename: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError>;
     /// Removes a package record, only if it is marked for deletion.
     async fn delete_package(&self, repo: &RepoPath, filename: &str) -> Result<(), StoreError>;
     /// Every package of a suite, in file-name order, with a strongly consistent read.
@@ -172,8 +185,14 @@ pub trait Catalog: Send + Sync {
     ) -> Result<Vec<ChangeRecord>, StoreError>;
     /// The suite's publishing state (default if never written).
     async fn repo_state(&self, repo: &RepoPath) -> Result<RepoState, StoreError>;
-    /// Records a publication, only if `state.published_seq` is newer than the stored one.
-    async fn record_publish(&self, repo: &RepoPath, state: &RepoState) -> Result<bool, StoreError>;
+    /// Records a publication, only if `state.published_seq` is newer than the stored
+    /// one, and commits `event` (`repository.published`) with it.
+    async fn record_publish(
+        &self,
+        repo: &RepoPath,
+        state: &RepoState,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError>;
     /// Claims the pool object `file.key` of `repo` for package `owner`: succeeds if
     /// nobody claimed the key, or every claim is for the same SHA-256 and the object
     /// is not being deleted. Idempotent for the same owner.

@@ -18,6 +18,15 @@ pub enum RepoFormat {
 }
 
 impl RepoFormat {
+    /// The name used in configuration and answers (`deb`, `rpm`, `helm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoFormat::Deb => "deb",
+            RepoFormat::Rpm => "rpm",
+            RepoFormat::Helm => "helm",
+        }
+    }
+
     /// The file name endings an upload to this format may have.
     pub fn extensions(self) -> &'static [&'static str] {
         match self {

@@ -39,3 +39,20 @@ impl<S: HasUsers> FromRequestParts<S> for Caller {
         Ok(Caller(principal))
     }
 }
+
+/// The caller of a request that may be anonymous: `None` without credentials; wrong
+/// credentials are still a 401.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Principal>);
+
+impl<S: HasUsers> FromRequestParts<S> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(MaybeCaller(None));
+        }
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        Ok(MaybeCaller(Some(principal)))
+    }
+}

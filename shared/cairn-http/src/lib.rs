@@ -13,7 +13,7 @@ mod body;
 mod error;
 mod extract;
 
-pub use auth::{Caller, HasUsers};
+pub use auth::{Caller, HasUsers, MaybeCaller};
 pub use body::{JsonBody, MAX_JSON_BODY, read_body};
 pub use error::ApiError;
 pub use extract::{PathParams, json};

@@ -12,13 +12,14 @@ mod yum;
 
 pub(crate) use yum::unpack_document;
 
+use crate::events::{NewEvent, Publication};
 use crate::ingest::release_files;
 use crate::package::{PackageRecord, PackageStatus, PublishedPackage, generated_keys, legacy_keys};
 use crate::ports::{Catalog, RepoState, RepoStore, SignError, Signer, StoreError};
 use crate::repo::{DistConfig, RepoError, RepoFormat, RepoPath, SupportedRepos};
 use bytes::Bytes;
 use futures::future::join_all;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -176,6 +177,8 @@ struct PackageSet {
     tombstones: Vec<PackageRecord>,
     /// File names changed since the baseline; `None` when the set was read whole.
     changed: Option<Vec<String>>,
+    /// Which of the changed files the baseline held (empty for a whole read).
+    before: BTreeSet<String>,
 }
 
 impl Publisher<'_> {
@@ -204,6 +207,7 @@ impl Publisher<'_> {
             baseline,
             tombstones,
             changed,
+            before,
         } = self.read_packages(repo, dist, &state, target_seq).await?;
         let pruned = self.prune(repo, dist, &mut packages).await?;
         let catalog_ms = started.elapsed().as_millis();
@@ -219,6 +223,17 @@ impl Publisher<'_> {
         };
         let build_ms = started.elapsed().as_millis();
 
+        let metadata = built
+            .phases
+            .iter()
+            .flatten()
+            .filter(|b| {
+                b.key.ends_with("/Release")
+                    || b.key.ends_with("/repodata/repomd.xml")
+                    || b.key.ends_with("/index.yaml")
+            })
+            .map(|b| (b.key.clone(), cairn_deb::Digests::of(&b.body).sha256))
+            .collect();
         let started = Instant::now();
         for phase in built.phases {
             self.write_all(phase).await?;
@@ -233,9 +248,37 @@ impl Publisher<'_> {
             published_at: Some(now.unix_timestamp()),
         };
         let package_count = packages.len();
+        let (added, removed) = match changed {
+            Some(files) => diff(&files, &before, &packages, &pruned),
+            None => {
+                let changes = self
+                    .catalog
+                    .changes(repo, state.published_seq, target_seq)
+                    .await?;
+                let files: Vec<String> = changes.into_iter().flat_map(|c| c.files).collect();
+                diff(&files, &before, &packages, &pruned)
+            }
+        };
+        let event = NewEvent::repository_published(
+            repo,
+            &Publication {
+                format: dist.format.as_str().to_string(),
+                number: new_state.publish_count,
+                published_seq: target_seq,
+                metadata,
+                metadata_sha256: built.metadata_sha256.clone(),
+                packages: package_count,
+                added,
+                removed,
+            },
+        );
         // A concurrent sync that published a newer sequence wins; ours was correct
-        // for its snapshot and is simply superseded (and not cached).
-        if self.catalog.record_publish(repo, &new_state).await? {
+        // for its snapshot and is simply superseded (and not cached, and no event).
+        if self
+            .catalog
+            .record_publish(repo, &new_state, &event)
+            .await?
+        {
             self.cache.put(
                 repo,
                 Snapshot {
@@ -319,7 +362,8 @@ impl Publisher<'_> {
             packages.remove(&filename);
             // A record that is no longer ready was deleted or re-marked concurrently:
             // whoever changed it owns its files.
-            if self.catalog.mark_deleting(repo, &filename).await? {
+            let event = NewEvent::package_deleted(repo, &filename, "retention");
+            if self.catalog.mark_deleting(repo, &filename, &event).await? {
                 if let Some(record) = self.catalog.get_package(repo, &filename).await? {
                     pruned.push(record);
                 }
@@ -365,8 +409,11 @@ impl Publisher<'_> {
                 files.sort();
                 files.dedup();
                 let found = self.catalog.get_packages(repo, &files).await?;
+                let mut before = BTreeSet::new();
                 for name in &files {
-                    snap.packages.remove(name);
+                    if snap.packages.remove(name).is_some() {
+                        before.insert(name.clone());
+                    }
                 }
                 let mut tombstones = Vec::new();
                 for p in found {
@@ -383,6 +430,7 @@ impl Publisher<'_> {
                     baseline,
                     tombstones,
                     changed: Some(files),
+                    before,
                 });
             }
             tracing::info!(repo = %repo, "change log does not cover the snapshot; full read");
@@ -403,6 +451,7 @@ impl Publisher<'_> {
             baseline: Baseline::Full,
             tombstones,
             changed: None,
+            before: BTreeSet::new(),
         })
     }
 
@@ -415,6 +464,32 @@ impl Publisher<'_> {
         .await;
         results.into_iter().collect()
     }
+}
+
+/// What a publication added and removed: of the files changed since the last one,
+/// those now published that were not before, and those published before (or
+/// pruned) that are gone. After a whole read `before` is unknown (empty): a file
+/// stored and deleted between two publications then counts as removed.
+fn diff(
+    changed: &[String],
+    before: &BTreeSet<String>,
+    now: &BTreeMap<String, PublishedPackage>,
+    pruned: &[PackageRecord],
+) -> (Vec<String>, Vec<String>) {
+    let changed: BTreeSet<&String> = changed.iter().collect();
+    let added = changed
+        .iter()
+        .filter(|f| now.contains_key(f.as_str()) && !before.contains(f.as_str()))
+        .map(|f| f.to_string())
+        .collect();
+    let mut removed: BTreeSet<String> = changed
+        .iter()
+        .filter(|f| !now.contains_key(f.as_str()))
+        .filter(|f| before.is_empty() || before.contains(f.as_str()))
+        .map(|f| f.to_string())
+        .collect();
+    removed.extend(pruned.iter().map(|p| p.filename.clone()));
+    (added, removed.into_iter().collect())
 }
 
 /// `Date` field format: `Sat, 21 Nov 2026 06:00:00 UTC`.

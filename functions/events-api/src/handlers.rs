@@ -1,0 +1,135 @@
+//! `GET /v1/events`.
+
+use crate::App;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_core::events::{Event, EventQuery, Subject, check_type_pattern};
+use cairn_http::{ApiError, MaybeCaller, json};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// How long a reconnecting `EventSource` waits, milliseconds.
+const RETRY_MS: u64 = 250;
+/// Default and largest page size.
+const DEFAULT_LIMIT: usize = 100;
+
+/// Query parameters.
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    after: Option<String>,
+    types: Option<String>,
+    subject: Option<String>,
+    limit: Option<usize>,
+}
+
+fn cursor(text: &str, what: &str) -> Result<u64, ApiError> {
+    text.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{what} {text:?} is not a cursor (the `seq` of an event, or 0)"
+        ))
+    })
+}
+
+/// The events after a cursor: a JSON page, or with `Accept: text/event-stream` a
+/// long-poll in Server-Sent Events form.
+pub async fn events(
+    State(app): State<Arc<App>>,
+    MaybeCaller(caller): MaybeCaller,
+    headers: HeaderMap,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let subject = params
+        .subject
+        .as_deref()
+        .map(Subject::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    if caller.is_none() && subject.as_ref().is_some_and(|s| s.kind() != "repository") {
+        return Err(ApiError::unauthorized(format!(
+            "credentials required to read {} events (only repository events are public)",
+            subject.as_ref().map_or("", Subject::kind)
+        )));
+    }
+    let types: Vec<String> = params
+        .types
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    for t in &types {
+        check_type_pattern(t).map_err(ApiError::bad_request)?;
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let after = match (last_event_id, params.after.as_deref()) {
+        (Some(id), _) if stream => cursor(id, "Last-Event-ID")?,
+        (_, Some(after)) => cursor(after, "after")?,
+        // A new stream follows what happens from now on; a page starts at the oldest
+        // event kept.
+        (_, None) if stream => app.events.head().await?,
+        (_, None) => 0,
+    };
+    let mut query = EventQuery {
+        after,
+        subject,
+        types,
+        limit,
+        authenticated: caller.is_some(),
+    };
+    if !stream {
+        let page = query.read(app.events.as_ref()).await?;
+        return Ok(json(
+            200,
+            &json!({"events": page.events, "next": page.next.to_string()}),
+        ));
+    }
+    let deadline = Instant::now() + app.wait;
+    loop {
+        let page = query.read(app.events.as_ref()).await?;
+        query.after = page.next;
+        if !page.events.is_empty() || Instant::now() + app.poll > deadline {
+            return Ok(event_stream(&page.events, page.next));
+        }
+        tokio::time::sleep(app.poll).await;
+    }
+}
+
+/// A buffered `text/event-stream` body: one SSE event per Cairn event, `id:` its
+/// cursor. With no events, a comment and the cursor read up to, so the reconnect
+/// does not read the filtered-out events again.
+fn event_stream(events: &[Event], next: u64) -> Response {
+    let mut body = format!("retry: {RETRY_MS}\n\n");
+    for event in events {
+        let data = serde_json::to_string(event).unwrap_or_default();
+        body.push_str(&format!("id: {}\ndata: {data}\n\n", event.seq));
+    }
+    if events.is_empty() {
+        body.push_str(": no new events\n");
+        if next > 0 {
+            body.push_str(&format!("id: {next}\n"));
+        }
+        body.push('\n');
+    }
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,0 +1,40 @@
+//! `events-api`: the event log, read as JSON pages or followed as Server-Sent Events.
+//!
+//! `GET /v1/events?after=<cursor>&types=<t,prefix.*>&subject=<kind:name>&limit=<n>`
+//! answers a JSON page and the cursor to resume after. With `Accept:
+//! text/event-stream` the same request is a buffered long-poll: it returns as soon
+//! as events past the cursor exist, or after the wait with a comment line, and a
+//! browser `EventSource` reconnects with `Last-Event-ID` (API Gateway REST buffers
+//! responses, so a held-open stream is not possible; docs/events.md).
+
+mod handlers;
+
+use axum::Router;
+use axum::routing::get;
+use cairn_core::events::EventLog;
+use cairn_core::ports::UserDirectory;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request needs, built once per cold start.
+pub struct App {
+    /// The event log.
+    pub events: Arc<dyn EventLog>,
+    /// Accounts, for the events that need credentials.
+    pub users: Arc<dyn UserDirectory>,
+    /// Longest an event-stream request waits for an event.
+    pub wait: Duration,
+    /// How often a waiting request looks at the log.
+    pub poll: Duration,
+}
+
+impl cairn_http::HasUsers for App {
+    fn users(&self) -> &dyn UserDirectory {
+        self.users.as_ref()
+    }
+}
+
+/// The endpoint group's routes.
+pub fn router(app: Arc<App>) -> Router {
+    cairn_http::finish(Router::new().route("/v1/events", get(handlers::events))).with_state(app)
+}

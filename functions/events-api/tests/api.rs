@@ -1,0 +1,192 @@
+//! The events router in process over the in-memory log: pages and cursors, the
+//! Server-Sent Events long-poll and its resumption, and who may read what.
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use cairn_core::RepoPath;
+use cairn_core::auth::{UserRecord, hash_password};
+use cairn_core::events::{NewEvent, Subject};
+use cairn_core::memory::MemoryCatalog;
+use cairn_core::ports::UserDirectory;
+use events_api::{App, router};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const ALICE: &str = "Basic YWxpY2U6c2VjcmV0"; // alice:secret
+
+async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
+    let log = Arc::new(MemoryCatalog::default());
+    log.put_user(&UserRecord {
+        name: "alice".into(),
+        password_hash: hash_password("secret"),
+    })
+    .await
+    .expect("user");
+    let repo = RepoPath::parse("release/1/ubuntu/jammy").expect("valid");
+    log.append_for_test(&NewEvent::package_deleted(
+        &repo,
+        "a_1_amd64.deb",
+        "requested",
+    ));
+    log.append_for_test(&NewEvent::new(
+        "archive.created",
+        Subject::archive("demo"),
+        json!({}),
+    ));
+    log.append_for_test(&NewEvent::package_deleted(
+        &repo,
+        "b_1_amd64.deb",
+        "retention",
+    ));
+    let app = App {
+        events: log.clone(),
+        users: log.clone(),
+        wait: Duration::from_millis(600),
+        poll: Duration::from_millis(50),
+    };
+    (router(Arc::new(app)), log)
+}
+
+async fn get(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut req = Request::builder().uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn seqs(body: &str) -> Vec<u64> {
+    let page: Value = serde_json::from_str(body).expect("json");
+    page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+/// The `id:` lines of an event-stream body.
+fn ids(body: &str) -> Vec<u64> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().expect("numeric id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_resume_after_their_cursor_and_anonymous_readers_see_repositories_only() {
+    let (app, _) = world().await;
+    let (status, _, body) = get(&app, "/v1/events", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seqs(&body), [1, 3], "the archive event needs credentials");
+    let (_, _, body) = get(&app, "/v1/events", &[("authorization", ALICE)]).await;
+    assert_eq!(seqs(&body), [1, 2, 3]);
+    let (_, _, body) = get(
+        &app,
+        "/v1/events?after=1&limit=1",
+        &[("authorization", ALICE)],
+    )
+    .await;
+    assert_eq!(seqs(&body), [2]);
+    let next: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(next["next"], "2");
+    let (_, _, body) = get(
+        &app,
+        "/v1/events?types=archive.*",
+        &[("authorization", ALICE)],
+    )
+    .await;
+    assert_eq!(seqs(&body), [2]);
+    let (_, _, body) = get(
+        &app,
+        "/v1/events?subject=repository:release/1/ubuntu/jammy&after=1",
+        &[],
+    )
+    .await;
+    assert_eq!(seqs(&body), [3]);
+}
+
+#[tokio::test]
+async fn bad_queries_are_problems() {
+    let (app, _) = world().await;
+    for (uri, status, words) in [
+        ("/v1/events?after=abc", 400, "cursor"),
+        ("/v1/events?types=nonsense", 400, "unknown event type"),
+        ("/v1/events?subject=user:alice", 400, "subject kind"),
+        ("/v1/events?subject=archive:demo", 401, "credentials"),
+        ("/v1/events?limit=0", 400, "limit"),
+    ] {
+        let (got, content_type, body) = get(&app, uri, &[]).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        assert_eq!(content_type, "application/problem+json");
+        assert!(body.contains(words), "{uri}: {body}");
+    }
+    let (got, _, _) = get(
+        &app,
+        "/v1/events",
+        &[("authorization", "Basic YWxpY2U6d3Jvbmc=")],
+    )
+    .await;
+    assert_eq!(
+        got, 401,
+        "wrong credentials are refused, not read as anonymous"
+    );
+}
+
+#[tokio::test]
+async fn the_stream_resumes_after_last_event_id_and_waits_for_new_events() {
+    let (app, log) = world().await;
+    let sse = [("accept", "text/event-stream"), ("authorization", ALICE)];
+    let (status, content_type, body) = get(&app, "/v1/events?after=0", &sse).await;
+    assert_eq!((status, content_type.as_str()), (200, "text/event-stream"));
+    assert_eq!(ids(&body), [1, 2, 3]);
+    assert!(body.starts_with("retry: "), "{body}");
+
+    // Reconnecting with Last-Event-ID resumes after it, whatever `after` says.
+    let mut resume = sse.to_vec();
+    resume.push(("last-event-id", "2"));
+    let (_, _, body) = get(&app, "/v1/events?after=0", &resume).await;
+    assert_eq!(ids(&body), [3]);
+
+    // Nothing new: the request waits, then answers a comment and the cursor.
+    let (_, _, body) = get(&app, "/v1/events", &sse).await;
+    assert!(body.contains(": no new events"), "{body}");
+    assert_eq!(ids(&body), [3]);
+
+    // An event committed while a request waits is answered at once.
+    let writer = log.clone();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let repo = RepoPath::parse("release/1/ubuntu/jammy").expect("valid");
+        writer.append_for_test(&NewEvent::package_deleted(
+            &repo,
+            "c_1_amd64.deb",
+            "requested",
+        ));
+    });
+    let (_, _, body) = get(&app, "/v1/events", &sse).await;
+    late.await.expect("writer");
+    assert_eq!(ids(&body), [4], "{body}");
+    assert!(body.contains("c_1_amd64.deb"));
+}
