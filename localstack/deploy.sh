@@ -146,6 +146,13 @@ esac
 # Outputs: as printed KEY=value lines and as a sourceable env file (original name and UPPER_SNAKE).
 outputs="$(awsl cloudformation describe-stacks --stack-name "$stack" \
   --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text)"
+# LocalStack 4.13 cannot update the API stage when a template adds routes (CreateStage:
+# "Stage already exists"); its rollback then reports UPDATE_COMPLETE with no outputs and
+# no stage. Only a fresh stack helps (docs/testing.md).
+if [[ -z "$outputs" || "$outputs" == None ]]; then
+  show_events
+  die "stack $stack has no outputs after the update (LocalStack could not update the API stage, as happens when routes are added): run localstack/stop.sh, then localstack/up.sh for a fresh stack"
+fi
 env_file="$CAIRN_STATE/outputs.env"
 {
   echo "# stack $stack, deployed $(date -u +%FT%TZ) from $template"

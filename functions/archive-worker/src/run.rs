@@ -3,7 +3,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use cairn_archive::{Archiver, Operations};
 use cairn_aws::OperationMessage;
-use cairn_aws::sqs::batch_response;
+use cairn_aws::sqs::{Parsed, batch_response, parse_batch};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Dependencies, built once per cold start.
@@ -19,16 +19,12 @@ impl Worker {
     #[tracing::instrument(skip_all)]
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
         let mut failures = Vec::new();
-        for message in event.payload.records {
-            let message_id = message.message_id.clone().unwrap_or_default();
-            let parsed = message
-                .body
-                .as_deref()
-                .map(serde_json::from_str::<OperationMessage>);
-            let Some(Ok(OperationMessage { id })) = parsed else {
-                tracing::error!(message_id, body = ?message.body, "unreadable operation message dropped");
-                continue;
-            };
+        for Parsed {
+            id: message_id,
+            body: OperationMessage { id },
+            ..
+        } in parse_batch::<OperationMessage>(event.payload, "operation")
+        {
             if let Err(e) = self.operations.run(&id, &self.archiver).await {
                 tracing::error!(id, error = %e, "operation failed; will retry");
                 failures.push(message_id);

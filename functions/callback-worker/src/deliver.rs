@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use cairn_archive::model::{AttemptRecord, OperationStore};
-use cairn_aws::sqs::batch_response;
+use cairn_aws::sqs::{Parsed, batch_response, parse_batch};
 use cairn_aws::{DynamoArchives, OperationMessage};
 use cairn_callback::{Backoff, Deliverer};
 use lambda_runtime::{Error, LambdaEvent};
@@ -35,9 +35,13 @@ impl Worker {
     #[tracing::instrument(skip_all)]
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
         let mut failures = Vec::new();
-        for message in event.payload.records {
-            let message_id = message.message_id.clone().unwrap_or_default();
-            match self.one(&message).await {
+        for Parsed {
+            id: message_id,
+            body: OperationMessage { id },
+            message,
+        } in parse_batch::<OperationMessage>(event.payload, "callback")
+        {
+            match self.one(&id, &message).await {
                 Ok(Next::Done) => {}
                 Ok(Next::Retry) => failures.push(message_id),
                 Err(e) => {
@@ -49,15 +53,7 @@ impl Worker {
         Ok(batch_response(failures))
     }
 
-    async fn one(&self, message: &SqsMessage) -> Result<Next, Error> {
-        let parsed = message
-            .body
-            .as_deref()
-            .map(serde_json::from_str::<OperationMessage>);
-        let Some(Ok(OperationMessage { id })) = parsed else {
-            tracing::error!(body = ?message.body, "unreadable callback message dropped");
-            return Ok(Next::Done);
-        };
+    async fn one(&self, id: &str, message: &SqsMessage) -> Result<Next, Error> {
         // SQS always sends this attribute (the event source mapping asks for it);
         // without it the attempt count, and so the retry limit, would be wrong.
         let receive_count: u32 = match message
@@ -73,7 +69,7 @@ impl Worker {
                 .into());
             }
         };
-        let Some(op) = self.store.get(&id).await? else {
+        let Some(op) = self.store.get(id).await? else {
             tracing::warn!(id, "callback for an unknown operation dropped");
             return Ok(Next::Done);
         };
@@ -86,10 +82,10 @@ impl Worker {
         }
         let status = op.http_status.unwrap_or(500);
         let body = op.result.clone().unwrap_or_else(|| json!({}));
-        let attempt = self.deliverer.deliver(&callback, &body, &id, status).await;
+        let attempt = self.deliverer.deliver(&callback, &body, id, status).await;
         self.store
             .record_attempt(
-                &id,
+                id,
                 &AttemptRecord {
                     attempt: receive_count,
                     at: cairn_archive::service::now(),
@@ -101,11 +97,11 @@ impl Worker {
             .await?;
         tracing::info!(id, attempt = receive_count, http_status = ?attempt.http_status, error = ?attempt.error, "callback attempt");
         if attempt.is_success() {
-            self.store.set_delivery(&id, "delivered").await?;
+            self.store.set_delivery(id, "delivered").await?;
             return Ok(Next::Done);
         }
         if !attempt.should_retry() {
-            self.store.set_delivery(&id, "failed").await?;
+            self.store.set_delivery(id, "failed").await?;
             return Ok(Next::Done);
         }
         match self.backoff.delay_with_random_jitter(receive_count) {
@@ -122,7 +118,7 @@ impl Worker {
             }
             None => {
                 // The last attempt: the queue moves the message to the DLQ.
-                self.store.set_delivery(&id, "failed").await?;
+                self.store.set_delivery(id, "failed").await?;
             }
         }
         Ok(Next::Retry)

@@ -1,7 +1,7 @@
 //! A batch of sync requests -> one rebuild per suite, with partial batch failures.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use cairn_aws::sqs::{SyncMessage, batch_response};
+use cairn_aws::sqs::{Parsed, SyncMessage, batch_response, parse_batch};
 use cairn_aws::{DynamoCatalog, Keys, S3Store};
 use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
 use cairn_core::{Config, RepoPath};
@@ -29,24 +29,10 @@ impl Worker {
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
         let mut by_repo: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
         let mut failures = Vec::new();
-        for message in event.payload.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            let parsed = message
-                .body
-                .as_deref()
-                .map(serde_json::from_str::<SyncMessage>);
-            match parsed {
-                Some(Ok(m)) => {
-                    let entry = by_repo.entry(m.repo).or_insert((0, Vec::new()));
-                    entry.0 = entry.0.max(m.seq);
-                    entry.1.push(id);
-                }
-                _ => {
-                    // A message that can never parse would block its group forever;
-                    // log it and let it go (it carries no data of its own).
-                    tracing::error!(message_id = id, body = ?message.body, "unreadable sync message dropped");
-                }
-            }
+        for Parsed { id, body: m, .. } in parse_batch::<SyncMessage>(event.payload, "sync") {
+            let entry = by_repo.entry(m.repo).or_insert((0, Vec::new()));
+            entry.0 = entry.0.max(m.seq);
+            entry.1.push(id);
         }
         for (repo, (seq, ids)) in by_repo {
             if let Err(e) = self.sync_one(&repo, seq).await {

@@ -6,7 +6,7 @@ use crate::keys::{
     package_sk, repo_pk, upload_pk, user_pk,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::auth::UserRecord;
@@ -90,7 +90,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    move |e| StoreError::new(operation, DisplayErrorContext(e))
+    move |e| StoreError::caused_by(operation, e)
 }
 
 fn entry_json(entry: &IndexEntry) -> String {
@@ -305,7 +305,7 @@ where
     match result {
         Ok(_) => Ok(true),
         Err(e) if is_condition_failure(&e) => Ok(false),
-        Err(e) => Err(StoreError::new(operation, DisplayErrorContext(e))),
+        Err(e) => Err(StoreError::caused_by(operation, e)),
     }
 }
 
@@ -531,10 +531,7 @@ impl Catalog for DynamoCatalog {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(StoreError::new(
-                        "TransactWriteItems change",
-                        DisplayErrorContext(e),
-                    ));
+                    return Err(StoreError::caused_by("TransactWriteItems change", e));
                 }
             }
         }
@@ -672,10 +669,7 @@ impl Catalog for DynamoCatalog {
                 Ok(_) => return Ok(FileClaim::Claimed),
                 Err(e) if is_condition_failure(&e) => {}
                 Err(e) => {
-                    return Err(StoreError::new(
-                        "UpdateItem claim file",
-                        DisplayErrorContext(e),
-                    ));
+                    return Err(StoreError::caused_by("UpdateItem claim file", e));
                 }
             }
             let Some(item) = self.get_item(repo_pk(repo), &file_sk(&file.key)).await? else {
@@ -717,10 +711,7 @@ impl Catalog for DynamoCatalog {
             Ok(out) => out.attributes.unwrap_or_default(),
             Err(e) if is_condition_failure(&e) => return Ok(Release::Gone),
             Err(e) => {
-                return Err(StoreError::new(
-                    "UpdateItem release file",
-                    DisplayErrorContext(e),
-                ));
+                return Err(StoreError::caused_by("UpdateItem release file", e));
             }
         };
         // DynamoDB removes a set attribute when its last member goes.

@@ -10,7 +10,6 @@
 use crate::dynamo::{DynamoCatalog, Item, backoff, get_n, get_s, n, now_secs, s};
 use crate::keys::{EVENTS_HEAD_SK, EVENTS_PK, PK, SK, TTL, event_sk, subject_pk};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use cairn_core::StoreError;
@@ -115,7 +114,7 @@ impl DynamoCatalog {
                             .collect();
                         self.why_cancelled(&codes, head).await?
                     }
-                    _ => return Err(StoreError::new(operation, DisplayErrorContext(e))),
+                    _ => return Err(StoreError::caused_by(operation, e)),
                 },
             };
             match cancelled {
@@ -178,7 +177,7 @@ impl EventLog for DynamoCatalog {
             .limit(limit)
             .send()
             .await
-            .map_err(|e| StoreError::new("Query events", DisplayErrorContext(e)))?;
+            .map_err(|e| StoreError::caused_by("Query events", e))?;
         page.items().iter().map(event_from_item).collect()
     }
 

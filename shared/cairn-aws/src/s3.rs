@@ -2,7 +2,7 @@
 //! that presigned uploads land in.
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -77,9 +77,7 @@ impl S3Store {
             .key(staging_key)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::new(format!("GetObject {staging_key}"), DisplayErrorContext(e))
-            })?;
+            .map_err(|e| StoreError::caused_by(format!("GetObject {staging_key}"), e))?;
         let etag = out.e_tag.clone().ok_or_else(|| {
             StoreError::new(format!("GetObject {staging_key}"), "no ETag in the answer")
         })?;
@@ -95,7 +93,7 @@ impl S3Store {
             .copy_source(format!("{bucket}/{}", encode_key(from)))
             .send()
             .await
-            .map_err(|e| StoreError::new(format!("CopyObject {to}"), DisplayErrorContext(e)))?;
+            .map_err(|e| StoreError::caused_by(format!("CopyObject {to}"), e))?;
         Ok(())
     }
 
@@ -112,12 +110,7 @@ impl S3Store {
             .key(staging_key)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::new(
-                    format!("DeleteObject {staging_key}"),
-                    DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| StoreError::caused_by(format!("DeleteObject {staging_key}"), e))?;
         Ok(())
     }
 }
@@ -142,10 +135,7 @@ impl RepoStore for S3Store {
                 Ok(Some(body.into_bytes()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(StoreError::new(
-                format!("GetObject {key}"),
-                DisplayErrorContext(e),
-            )),
+            Err(e) => Err(StoreError::caused_by(format!("GetObject {key}"), e)),
         }
     }
 
@@ -162,7 +152,7 @@ impl RepoStore for S3Store {
         {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(StoreError::new(operation(), DisplayErrorContext(e))),
+            Err(e) => return Err(StoreError::caused_by(operation(), e)),
         };
         // Packages can be gigabytes: hash chunk by chunk, never holding the object.
         let mut body = out.body;
@@ -189,7 +179,7 @@ impl RepoStore for S3Store {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| StoreError::new(format!("PutObject {key}"), DisplayErrorContext(e)))?;
+            .map_err(|e| StoreError::caused_by(format!("PutObject {key}"), e))?;
         Ok(())
     }
 
@@ -213,10 +203,7 @@ impl RepoStore for S3Store {
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
-            Err(e) => Err(StoreError::new(
-                format!("PutObject {key}"),
-                DisplayErrorContext(e),
-            )),
+            Err(e) => Err(StoreError::caused_by(format!("PutObject {key}"), e)),
         }
     }
 
@@ -241,7 +228,7 @@ impl RepoStore for S3Store {
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
             .send()
             .await
-            .map_err(|e| StoreError::new(format!("CopyObject {key}"), DisplayErrorContext(e)))?;
+            .map_err(|e| StoreError::caused_by(format!("CopyObject {key}"), e))?;
         Ok(())
     }
 
@@ -259,9 +246,8 @@ impl RepoStore for S3Store {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                StoreError::new(format!("ListObjectsV2 {prefix}"), DisplayErrorContext(e))
-            })?;
+            let page =
+                page.map_err(|e| StoreError::caused_by(format!("ListObjectsV2 {prefix}"), e))?;
             for object in page.contents.unwrap_or_default() {
                 if let Some(key) = object.key {
                     out.push((key, object.last_modified.map_or(0, |t| t.secs())));
@@ -278,7 +264,7 @@ impl RepoStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| StoreError::new(format!("DeleteObject {key}"), DisplayErrorContext(e)))?;
+            .map_err(|e| StoreError::caused_by(format!("DeleteObject {key}"), e))?;
         Ok(())
     }
 }
@@ -313,7 +299,7 @@ impl UploadUrls for S3Store {
             .key(staging_key)
             .presigned(config)
             .await
-            .map_err(|e| StoreError::new("presign PutObject", DisplayErrorContext(e)))?;
+            .map_err(|e| StoreError::caused_by("presign PutObject", e))?;
         Ok(request.uri().to_string())
     }
 }

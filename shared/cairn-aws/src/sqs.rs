@@ -67,8 +67,41 @@ pub(crate) async fn send(
     message
         .send()
         .await
-        .map_err(|e| StoreError::new("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        .map_err(|e| StoreError::caused_by("SendMessage", e))?;
     Ok(())
+}
+
+/// A queue message whose JSON body was read as `T`.
+pub struct Parsed<T> {
+    /// The message id (what a partial batch failure names).
+    pub id: String,
+    /// The body.
+    pub body: T,
+    /// The whole message (attributes such as `ApproximateReceiveCount`).
+    pub message: aws_lambda_events::event::sqs::SqsMessage,
+}
+
+/// Reads every message body of a batch as JSON `T`. A body that can never be read
+/// would come back forever (and block a FIFO group): it is logged, naming `kind`, and
+/// left out, so the batch acknowledges it.
+pub fn parse_batch<T: serde::de::DeserializeOwned>(
+    event: aws_lambda_events::event::sqs::SqsEvent,
+    kind: &str,
+) -> Vec<Parsed<T>> {
+    event
+        .records
+        .into_iter()
+        .filter_map(|message| {
+            let id = message.message_id.clone().unwrap_or_default();
+            match message.body.as_deref().map(serde_json::from_str::<T>) {
+                Some(Ok(body)) => Some(Parsed { id, body, message }),
+                _ => {
+                    tracing::error!(message_id = id, body = ?message.body, kind, "unreadable message dropped");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// The SQS batch response that returns the messages `failed` (message ids) to the
