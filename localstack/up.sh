@@ -62,6 +62,9 @@ callback_attempts=4
   "ArchiveWaitSeconds=25" \
   "CallbackBackoffSeconds=1" \
   "CallbackMaxAttempts=$callback_attempts" \
+  "WebhookRetrySeconds=1,1,1,2,2,3,3,4" \
+  "WebhookDisableAfterSeconds=12" \
+  "WebhookTimeoutSeconds=3" \
   ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
 
 # shellcheck disable=SC1091

@@ -88,7 +88,7 @@ pub async fn events(
         subject,
         types,
         limit,
-        authenticated: caller.is_some(),
+        reader: caller.map(|c| c.name),
     };
     if !stream {
         let page = query.read(app.events.as_ref()).await?;

@@ -14,7 +14,8 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::load().await;
     let worker = ingest::Worker {
         catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table)
-            .with_event_retention_days(config.event_retention_days),
+            .with_event_retention_days(config.event_retention_days)
+            .with_dispatch_nudge(clients.sqs.clone(), config.dispatch_queue_url.clone()),
         store: S3Store::new(
             clients.s3.clone(),
             &config.repo_bucket,

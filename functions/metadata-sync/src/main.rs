@@ -16,7 +16,8 @@ async fn main() -> Result<(), Error> {
     tracing::info!(keys = ?keys.fingerprints().await, "signing keys loaded");
     let worker = sync::Worker {
         catalog: DynamoCatalog::new(clients.dynamodb.clone(), &config.table)
-            .with_event_retention_days(config.event_retention_days),
+            .with_event_retention_days(config.event_retention_days)
+            .with_dispatch_nudge(clients.sqs.clone(), config.dispatch_queue_url.clone()),
         store: S3Store::new(
             clients.s3.clone(),
             &config.repo_bucket,

@@ -11,7 +11,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     let clients = Clients::load().await;
     let catalog = DynamoCatalog::new(clients.dynamodb.clone(), &config.table)
-        .with_event_retention_days(config.event_retention_days);
+        .with_event_retention_days(config.event_retention_days)
+        .with_dispatch_nudge(clients.sqs.clone(), config.dispatch_queue_url.clone());
     let store = Arc::new(S3Store::new(
         clients.s3.clone(),
         &config.repo_bucket,

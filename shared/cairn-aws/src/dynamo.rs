@@ -38,6 +38,8 @@ pub struct DynamoCatalog {
     pub(crate) table: String,
     /// How long events stay in the log (TTL).
     pub(crate) event_ttl_secs: i64,
+    /// Where to tell the webhook dispatcher that an event committed.
+    pub(crate) dispatch_nudge: Option<(aws_sdk_sqs::Client, String)>,
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -200,7 +202,20 @@ impl DynamoCatalog {
             client,
             table: table.into(),
             event_ttl_secs: i64::from(cairn_core::config::DEFAULT_EVENT_RETENTION_DAYS) * 86_400,
+            dispatch_nudge: None,
         }
+    }
+
+    /// After each committed event, a message to the webhook dispatcher's queue at
+    /// `queue_url` (so deliveries start at once rather than at its next scheduled
+    /// run). `None` or an empty URL: no message.
+    pub fn with_dispatch_nudge(
+        mut self,
+        client: aws_sdk_sqs::Client,
+        queue_url: Option<String>,
+    ) -> Self {
+        self.dispatch_nudge = queue_url.filter(|u| !u.is_empty()).map(|u| (client, u));
+        self
     }
 
     /// Keeps events for `days` days instead of the default.

@@ -7,13 +7,16 @@
 //! advances the counter from the value before it, event `n + 1` cannot commit before
 //! event `n`: a reader resuming after a position never skips one.
 
-use crate::dynamo::{DynamoCatalog, Item, backoff, get_n, get_s, n, now_secs, s};
-use crate::keys::{EVENTS_HEAD_SK, EVENTS_PK, PK, SK, TTL, event_sk, subject_pk};
+use crate::dynamo::{DynamoCatalog, Item, applied, backoff, get_n, get_s, n, now_secs, s};
+use crate::keys::{
+    EVENTS_HEAD_SK, EVENTS_PK, PK, SK, TTL, WEBHOOK_PREFIX, WEBHOOKS_PK, event_sk, subject_pk,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use cairn_core::StoreError;
 use cairn_core::events::{Event, EventLog, NewEvent, Subject};
+use cairn_core::webhooks::{AttemptRecord, DeliveryLog, Webhook, WebhookStore};
 
 /// Attempts at taking the next log position before giving up.
 const COMMIT_ATTEMPTS: u32 = 50;
@@ -104,7 +107,10 @@ impl DynamoCatalog {
                 .send()
                 .await;
             let cancelled = match result {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    self.nudge_dispatcher(next).await;
+                    return Ok(true);
+                }
                 Err(e) => match e.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
                         let codes: Vec<&str> = t
@@ -126,6 +132,24 @@ impl DynamoCatalog {
             operation,
             "the event log stayed busy: too many concurrent changes, try again",
         ))
+    }
+
+    /// Tells the dispatcher an event committed. A lost message only delays the
+    /// deliveries until the dispatcher's scheduled run.
+    async fn nudge_dispatcher(&self, seq: u64) {
+        if let Some((client, url)) = &self.dispatch_nudge {
+            let seq_text = seq.to_string();
+            if let Err(e) = crate::sqs::send(
+                client,
+                url,
+                serde_json::json!({"seq": seq}),
+                Some(("dispatch", &seq_text)),
+            )
+            .await
+            {
+                tracing::warn!(seq, error = %e, "could not nudge the webhook dispatcher");
+            }
+        }
     }
 
     /// Reads the cancellation reasons (change, counter, log, subject log). Without
@@ -183,5 +207,273 @@ impl EventLog for DynamoCatalog {
 
     async fn head(&self) -> Result<u64, StoreError> {
         self.event_head().await
+    }
+}
+
+fn webhook_key(id: &str) -> String {
+    format!("{WEBHOOK_PREFIX}{id}")
+}
+
+fn webhook_from_item(item: &Item) -> Result<Webhook, StoreError> {
+    serde_json::from_str(&get_s(item, "doc")?).map_err(|e| StoreError::new("decode webhook", e))
+}
+
+#[async_trait]
+impl WebhookStore for DynamoCatalog {
+    async fn create_webhook(&self, hook: &Webhook) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(WEBHOOKS_PK))
+            .item(SK, s(webhook_key(&hook.id)))
+            .item("doc", s(doc))
+            .item("version", n(hook.version))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        applied(result, "PutItem webhook")
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        crate::dynamo::get_item(
+            &self.client,
+            &self.table,
+            WEBHOOKS_PK.into(),
+            &webhook_key(id),
+        )
+        .await?
+        .map(|item| webhook_from_item(&item))
+        .transpose()
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        let mut hooks = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(WEBHOOKS_PK))
+                .expression_attribute_values(":prefix", s(WEBHOOK_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::caused_by("Query webhooks", e))?;
+            for item in page.items() {
+                hooks.push(webhook_from_item(item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(hooks);
+            }
+        }
+    }
+
+    async fn replace_webhook(&self, hook: &Webhook) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(WEBHOOKS_PK))
+            .item(SK, s(webhook_key(&hook.id)))
+            .item("doc", s(doc))
+            .item("version", n(hook.version))
+            .condition_expression("version = :read")
+            .expression_attribute_values(":read", n(hook.version.saturating_sub(1)))
+            .send()
+            .await;
+        applied(result, "PutItem webhook update")
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(WEBHOOKS_PK))
+            .key(SK, s(webhook_key(id)))
+            .send()
+            .await
+            .map_err(|e| StoreError::caused_by("DeleteItem webhook", e))?;
+        Ok(())
+    }
+
+    async fn note_failure(&self, id: &str, now: i64) -> Result<i64, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(WEBHOOKS_PK))
+            .key(SK, s(webhook_key(id)))
+            .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":now", n(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes() {
+                Some(item) => get_n(item, "failing_since"),
+                None => Ok(now),
+            },
+            // Deleted meanwhile: nothing to track.
+            Err(e) if crate::dynamo::is_condition_failure(&e) => Ok(now),
+            Err(e) => Err(StoreError::caused_by("UpdateItem webhook failing", e)),
+        }
+    }
+
+    async fn note_success(&self, id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(WEBHOOKS_PK))
+            .key(SK, s(webhook_key(id)))
+            .update_expression("REMOVE failing_since")
+            .condition_expression("attribute_exists(failing_since)")
+            .send()
+            .await;
+        applied(result, "UpdateItem webhook recovered").map(|_| ())
+    }
+
+    async fn commit_webhook_event(&self, id: &str, event: &NewEvent) -> Result<bool, StoreError> {
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(PK, s(WEBHOOKS_PK))
+            .key(SK, s(webhook_key(id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(|e| StoreError::new("webhook event", e))?;
+        self.commit_with_event(
+            TransactWriteItem::builder().condition_check(check).build(),
+            event,
+            "TransactWriteItems webhook event",
+        )
+        .await
+    }
+
+    async fn disable_webhook(&self, hook: &Webhook, event: &NewEvent) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(WEBHOOKS_PK))
+            .item(SK, s(webhook_key(&hook.id)))
+            .item("doc", s(doc))
+            .item("version", n(hook.version))
+            .condition_expression("version = :read")
+            .expression_attribute_values(":read", n(hook.version.saturating_sub(1)))
+            .build()
+            .map_err(|e| StoreError::new("disable webhook", e))?;
+        self.commit_with_event(
+            TransactWriteItem::builder().put(put).build(),
+            event,
+            "TransactWriteItems disable webhook",
+        )
+        .await
+    }
+}
+
+const DISPATCH_PK: &str = "DISPATCH";
+const DISPATCH_SK: &str = "CURSOR";
+
+fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn deliveries_pk(hook: &str) -> String {
+    format!("DELIVERIES#{hook}")
+}
+
+/// Sort key of one attempt: by event, then by time, so a redelivery's attempts sit
+/// beside the first ones and never replace them.
+fn attempt_sk(seq: u64, at_ms: i64) -> String {
+    format!("ATT#{seq:020}#{at_ms:015}")
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoCatalog {
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let doc =
+            serde_json::to_string(record).map_err(|e| StoreError::new("encode attempt", e))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(deliveries_pk(&record.hook)))
+            .item(SK, s(attempt_sk(record.seq, now_millis())))
+            .item("doc", s(doc))
+            .item(TTL, n(now_secs() + self.event_ttl_secs))
+            .send()
+            .await
+            .map_err(|e| StoreError::caused_by("PutItem delivery attempt", e))?;
+        Ok(())
+    }
+
+    async fn attempts(
+        &self,
+        hook: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let upper = format!("ATT#{:020}", before.unwrap_or(u64::MAX));
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(deliveries_pk(hook)))
+            .expression_attribute_values(":from", s("ATT#"))
+            .expression_attribute_values(":to", s(upper))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::caused_by("Query delivery attempts", e))?;
+        page.items()
+            .iter()
+            .map(|item| {
+                serde_json::from_str(&get_s(item, "doc")?)
+                    .map_err(|e| StoreError::new("decode attempt", e))
+            })
+            .collect()
+    }
+
+    async fn dispatch_cursor(&self) -> Result<Option<u64>, StoreError> {
+        match crate::dynamo::get_item(&self.client, &self.table, DISPATCH_PK.into(), DISPATCH_SK)
+            .await?
+        {
+            Some(item) => Ok(Some(get_n(&item, "seq")?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn advance_cursor(&self, from: Option<u64>, to: u64) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(DISPATCH_PK))
+            .key(SK, s(DISPATCH_SK))
+            .update_expression("SET seq = :to")
+            .expression_attribute_values(":to", n(to));
+        let update = match from {
+            Some(from) => update
+                .condition_expression("seq = :from")
+                .expression_attribute_values(":from", n(from)),
+            None => update.condition_expression("attribute_not_exists(seq)"),
+        };
+        applied(update.send().await, "UpdateItem dispatch cursor")
     }
 }

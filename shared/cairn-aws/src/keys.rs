@@ -30,6 +30,11 @@ pub const EVENTS_HEAD_SK: &str = "HEAD";
 /// Prefix of event sort keys, in the overall log and in a subject's log.
 pub const EVENT_PREFIX: &str = "EVT#";
 
+/// Partition of every webhook subscription (the dispatcher reads them all).
+pub const WEBHOOKS_PK: &str = "WEBHOOKS";
+/// Prefix of a webhook subscription's sort key.
+pub const WEBHOOK_PREFIX: &str = "HOOK#";
+
 /// Partition of one subject's event log (`repository:release/3.0/el/8`, ...).
 pub fn subject_pk(subject: &str) -> String {
     format!("SUBJECT#{subject}")

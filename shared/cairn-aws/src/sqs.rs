@@ -120,3 +120,68 @@ pub fn batch_response(
         .collect();
     response
 }
+
+/// The webhook delivery queue (standard SQS): one message per delivery attempt.
+#[derive(Clone, Debug)]
+pub struct SqsDeliveryQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsDeliveryQueue {
+    /// Adapter for the queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl cairn_core::webhooks::DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(
+        &self,
+        deliveries: &[cairn_core::webhooks::Delivery],
+        delay_secs: u32,
+    ) -> Result<(), StoreError> {
+        // SQS delays stop at 15 minutes; longer waits are several hops (`not_before`).
+        let delay = i32::try_from(delay_secs.min(900)).unwrap_or(900);
+        for chunk in deliveries.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, d) in chunk.iter().enumerate() {
+                let body =
+                    serde_json::to_string(d).map_err(|e| StoreError::new("encode delivery", e))?;
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .delay_seconds(delay)
+                        .build()
+                        .map_err(|e| StoreError::new("SendMessageBatch deliveries", e))?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| StoreError::caused_by("SendMessageBatch deliveries", e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(StoreError::new(
+                    "SendMessageBatch deliveries",
+                    format!(
+                        "{} of {} entries refused, first: {} {}",
+                        out.failed().len(),
+                        chunk.len(),
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -56,6 +56,8 @@ pub struct Attempt {
     pub error_kind: Option<AttemptError>,
     /// Wall time of the attempt, in milliseconds.
     pub duration_ms: u64,
+    /// The first KiB of the response body (lossy UTF-8), for delivery logs.
+    pub response: Option<String>,
 }
 
 impl Attempt {
@@ -74,22 +76,148 @@ impl Attempt {
     }
 }
 
-/// Sends callbacks: holds the signing secret, the address policy, the timeout and
-/// (built on first https use) the TLS configuration. Build one per Lambda
-/// container and reuse it.
-pub struct Deliverer {
-    secret: Vec<u8>,
+/// Sends one request to a URL the address policy accepts: resolves once, connects
+/// only to the checked addresses (no second DNS lookup, so DNS rebinding cannot
+/// redirect it), never follows redirects, bounds the whole attempt by a timeout and
+/// keeps the first KiB of the answer. Build one per Lambda container and reuse it
+/// (it holds the TLS configuration once built).
+pub struct Outgoing {
     policy: AddressPolicy,
     timeout: Duration,
     tls: OnceLock<Result<Arc<ClientConfig>, String>>,
+}
+
+/// The longest response prefix an [`Attempt`] keeps.
+pub const RESPONSE_PREFIX: usize = 1024;
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("policy", &self.policy)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outgoing {
+    /// Requests to targets `policy` accepts, each bounded by `timeout` (resolve,
+    /// connect, TLS, request, response head and the first KiB of the body).
+    pub fn new(policy: AddressPolicy, timeout: Duration) -> Self {
+        Outgoing {
+            policy,
+            timeout,
+            tls: OnceLock::new(),
+        }
+    }
+
+    /// One attempt: `method` `url` with `headers` (besides Host, Content-Type JSON,
+    /// Content-Length, User-Agent and Connection) and `payload`.
+    pub async fn send(
+        &self,
+        url: &Url,
+        method: &str,
+        headers: &[(&str, String)],
+        payload: Bytes,
+    ) -> Attempt {
+        let at = OffsetDateTime::now_utc();
+        let started = Instant::now();
+        let outcome =
+            match tokio::time::timeout(self.timeout, self.exchange(url, method, headers, payload))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Err((
+                    AttemptError::Timeout,
+                    format!("no response within {} ms", self.timeout.as_millis()),
+                )),
+            };
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match outcome {
+            Ok((http_status, response)) => Attempt {
+                at,
+                http_status: Some(http_status),
+                error: None,
+                error_kind: None,
+                duration_ms,
+                response: Some(response),
+            },
+            Err((kind, error)) => Attempt {
+                at,
+                http_status: None,
+                error: Some(error),
+                error_kind: Some(kind),
+                duration_ms,
+                response: None,
+            },
+        }
+    }
+
+    async fn exchange(
+        &self,
+        url: &Url,
+        method: &str,
+        headers: &[(&str, String)],
+        payload: Bytes,
+    ) -> Result<(u16, String), Failure> {
+        let addrs = check_url(url, &self.policy).await.map_err(|e| {
+            let kind = match e {
+                // DNS failures are usually transient; a refusal is not.
+                crate::CallbackError::Resolve { .. } => AttemptError::Network,
+                _ => AttemptError::Refused,
+            };
+            (kind, e.to_string())
+        })?;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(&url[Position::BeforePath..Position::AfterQuery])
+            .header(HOST, host_header(url))
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, payload.len())
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(CONNECTION, "close");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request.body(Full::new(payload)).map_err(|e| {
+            (
+                AttemptError::InvalidBody,
+                format!("cannot build request: {e}"),
+            )
+        })?;
+        let tcp = connect(&addrs).await?;
+        if url.scheme() == "https" {
+            let config = self.tls_config()?;
+            let name = server_name(url)?;
+            let tls = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| (AttemptError::Network, format!("TLS handshake failed: {e}")))?;
+            exchange(tls, request).await
+        } else {
+            exchange(tcp, request).await
+        }
+    }
+
+    fn tls_config(&self) -> Result<Arc<ClientConfig>, Failure> {
+        self.tls
+            .get_or_init(build_tls_config)
+            .clone()
+            .map_err(|e| (AttemptError::Network, e))
+    }
+}
+
+/// Sends callbacks: the signing secret and an [`Outgoing`]. Build one per Lambda
+/// container and reuse it.
+pub struct Deliverer {
+    secret: Vec<u8>,
+    outgoing: Outgoing,
 }
 
 impl std::fmt::Debug for Deliverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The secret stays out of logs.
         f.debug_struct("Deliverer")
-            .field("policy", &self.policy)
-            .field("timeout", &self.timeout)
+            .field("outgoing", &self.outgoing)
             .finish_non_exhaustive()
     }
 }
@@ -103,9 +231,7 @@ impl Deliverer {
     pub fn new(secret: impl Into<Vec<u8>>, policy: AddressPolicy, timeout: Duration) -> Self {
         Deliverer {
             secret: secret.into(),
-            policy,
-            timeout,
-            tls: OnceLock::new(),
+            outgoing: Outgoing::new(policy, timeout),
         }
     }
 
@@ -119,38 +245,31 @@ impl Deliverer {
         id: &str,
         status: u16,
     ) -> Attempt {
-        let at = OffsetDateTime::now_utc();
-        let started = Instant::now();
-        let outcome = match tokio::time::timeout(
-            self.timeout,
-            self.attempt(callback, body, id, status, at.unix_timestamp()),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Err((
-                AttemptError::Timeout,
-                format!("no response within {} ms", self.timeout.as_millis()),
-            )),
-        };
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let host = callback.url().host_str().unwrap_or_default();
-        let attempt = match outcome {
-            Ok(http_status) => Attempt {
-                at,
-                http_status: Some(http_status),
-                error: None,
-                error_kind: None,
-                duration_ms,
-            },
+        let attempt = match with_callback_object(body, id, status) {
+            Ok(payload) => {
+                let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+                let signature = signature_header(&self.secret, timestamp, &payload);
+                let headers = [(SIGNATURE_HEADER, signature), (ID_HEADER, id.to_string())];
+                self.outgoing
+                    .send(
+                        callback.url(),
+                        callback.method().as_str(),
+                        &headers,
+                        Bytes::from(payload),
+                    )
+                    .await
+            }
             Err((kind, error)) => Attempt {
-                at,
+                at: OffsetDateTime::now_utc(),
                 http_status: None,
                 error: Some(error),
                 error_kind: Some(kind),
-                duration_ms,
+                duration_ms: 0,
+                response: None,
             },
         };
+        let duration_ms = attempt.duration_ms;
         tracing::info!(
             callback_id = id,
             host,
@@ -184,64 +303,6 @@ impl Deliverer {
             }
         }
         attempts
-    }
-
-    async fn attempt(
-        &self,
-        callback: &Callback,
-        body: &Value,
-        id: &str,
-        status: u16,
-        timestamp: i64,
-    ) -> Result<u16, Failure> {
-        let payload = Bytes::from(with_callback_object(body, id, status)?);
-        let url = callback.url();
-        let addrs = check_url(url, &self.policy).await.map_err(|e| {
-            let kind = match e {
-                // DNS failures are usually transient; a refusal is not.
-                crate::CallbackError::Resolve { .. } => AttemptError::Network,
-                _ => AttemptError::Refused,
-            };
-            (kind, e.to_string())
-        })?;
-        let signature = signature_header(&self.secret, timestamp, &payload);
-        let request = hyper::Request::builder()
-            .method(callback.method().as_str())
-            .uri(&url[Position::BeforePath..Position::AfterQuery])
-            .header(HOST, host_header(url))
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, payload.len())
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .header(CONNECTION, "close")
-            .header(SIGNATURE_HEADER, signature)
-            .header(ID_HEADER, id)
-            .body(Full::new(payload))
-            .map_err(|e| {
-                (
-                    AttemptError::InvalidBody,
-                    format!("cannot build request: {e}"),
-                )
-            })?;
-
-        let tcp = connect(&addrs).await?;
-        if url.scheme() == "https" {
-            let config = self.tls_config()?;
-            let name = server_name(url)?;
-            let tls = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| (AttemptError::Network, format!("TLS handshake failed: {e}")))?;
-            exchange(tls, request).await
-        } else {
-            exchange(tcp, request).await
-        }
-    }
-
-    fn tls_config(&self) -> Result<Arc<ClientConfig>, Failure> {
-        self.tls
-            .get_or_init(build_tls_config)
-            .clone()
-            .map_err(|e| (AttemptError::Network, e))
     }
 }
 
@@ -318,20 +379,40 @@ async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
     ))
 }
 
-async fn exchange<S>(io: S, request: hyper::Request<Full<Bytes>>) -> Result<u16, Failure>
+async fn exchange<S>(io: S, request: hyper::Request<Full<Bytes>>) -> Result<(u16, String), Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use http_body_util::BodyExt;
     let network = |e: hyper::Error| (AttemptError::Network, format!("HTTP error: {e}"));
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(network)?;
     // The connection future does the I/O; aborting it afterwards closes the socket
-    // without reading a body we do not need.
+    // without reading more of the body than the prefix kept.
     let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await;
+    let result = async {
+        let response = sender.send_request(request).await.map_err(network)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut prefix = Vec::new();
+        while prefix.len() < RESPONSE_PREFIX {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        prefix.extend_from_slice(data);
+                    }
+                }
+                // A body cut short still leaves its status and what arrived.
+                Some(Err(_)) | None => break,
+            }
+        }
+        prefix.truncate(RESPONSE_PREFIX);
+        Ok((status, String::from_utf8_lossy(&prefix).into_owned()))
+    }
+    .await;
     driver.abort();
-    Ok(response.map_err(network)?.status().as_u16())
+    result
 }
 
 fn build_tls_config() -> Result<Arc<ClientConfig>, String> {
@@ -366,6 +447,7 @@ mod tests {
             error: error_kind.map(|k| format!("{k:?}")),
             error_kind,
             duration_ms: 0,
+            response: None,
         }
     }
 

@@ -28,10 +28,11 @@ mod delivery;
 mod error;
 mod policy;
 pub mod signature;
+pub mod standard;
 
 pub use backoff::Backoff;
 pub use callback::{Callback, MAX_URL_LEN, Method};
-pub use delivery::{Attempt, AttemptError, Deliverer, deliver};
+pub use delivery::{Attempt, AttemptError, Deliverer, Outgoing, RESPONSE_PREFIX, deliver};
 pub use error::CallbackError;
 pub use policy::{AddressPolicy, AllowEntry, check_url, is_forbidden};
 pub use signature::{SIGNATURE_HEADER, SignatureError, sign, signature_header, verify};

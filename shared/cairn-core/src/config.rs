@@ -33,6 +33,9 @@ pub struct Config {
     pub origin: String,
     /// How many days events stay in the log.
     pub event_retention_days: u32,
+    /// The webhook dispatcher's queue, woken after each committed event (none: the
+    /// dispatcher's schedule alone finds the events).
+    pub dispatch_queue_url: Option<String>,
 }
 
 /// A missing or malformed setting.
@@ -95,6 +98,7 @@ impl Config {
                 name: "CAIRN_EVENT_RETENTION_DAYS",
                 reason: e.to_string(),
             })?,
+            dispatch_queue_url: get("CAIRN_DISPATCH_QUEUE_URL"),
         })
     }
 

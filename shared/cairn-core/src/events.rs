@@ -286,6 +286,15 @@ pub trait EventLog: Send + Sync {
 
     /// The last log position used (0 before the first event).
     async fn head(&self) -> Result<u64, StoreError>;
+
+    /// The event at position `seq`, if it is still kept.
+    async fn event_at(&self, seq: u64) -> Result<Option<Event>, StoreError> {
+        Ok(self
+            .events_after(None, seq.saturating_sub(1), 1)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == seq))
+    }
 }
 
 /// A read of the event log: after a cursor, optionally one subject, optionally some
@@ -300,9 +309,9 @@ pub struct EventQuery {
     pub types: Vec<String>,
     /// At most this many events.
     pub limit: usize,
-    /// Whether the reader is authenticated: anonymous readers see repository events
-    /// only (every repository is public today).
-    pub authenticated: bool,
+    /// The authenticated reader, if any: anonymous readers see repository events
+    /// only (every repository is public today); a webhook's events are its owner's.
+    pub reader: Option<String>,
 }
 
 /// One page of events and where to resume.
@@ -317,7 +326,13 @@ pub struct EventPage {
 
 impl EventQuery {
     fn admits(&self, event: &Event) -> bool {
-        (self.authenticated || event.subject.starts_with("repository:"))
+        let visible = match &self.reader {
+            None => event.subject.starts_with("repository:"),
+            Some(reader) => {
+                !event.subject.starts_with("webhook:") || event.data["owner"] == reader.as_str()
+            }
+        };
+        visible
             && (self.types.is_empty() || self.types.iter().any(|t| type_matches(t, &event.kind)))
     }
 
@@ -387,7 +402,7 @@ mod tests {
         assert_eq!(page.next, 3);
         let archives = EventQuery {
             types: vec!["archive.*".into()],
-            authenticated: true,
+            reader: Some("alice".into()),
             limit: 2,
             ..Default::default()
         };

@@ -21,6 +21,7 @@ pub mod repo;
 pub mod upload;
 pub mod verify;
 pub mod versions;
+pub mod webhooks;
 
 pub use config::Config;
 pub use package::{PackageRecord, PackageStatus};

@@ -9,6 +9,7 @@ use crate::ports::{
     SyncQueue, UploadLedger, UploadStatus, UploadTicket, UploadUrls, UserDirectory,
 };
 use crate::repo::RepoPath;
+use crate::webhooks::{AttemptRecord, Delivery, DeliveryLog, DeliveryQueue, Webhook, WebhookStore};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -133,6 +134,13 @@ pub struct MemoryCatalog {
     pub sync_requests: Mutex<Vec<(RepoPath, u64)>>,
     /// The event log, in order.
     pub events: Mutex<Vec<Event>>,
+    webhooks: Mutex<BTreeMap<String, Webhook>>,
+    failing: Mutex<BTreeMap<String, i64>>,
+    /// Delivery attempts recorded, in order.
+    pub attempts: Mutex<Vec<AttemptRecord>>,
+    cursor: Mutex<Option<u64>>,
+    /// Deliveries queued, with their delay.
+    pub queued: Mutex<Vec<(Delivery, u32)>>,
 }
 
 impl MemoryCatalog {
@@ -147,6 +155,117 @@ impl MemoryCatalog {
         let mut events = lock(&self.events);
         let seq = events.len() as u64 + 1;
         events.push(Event::committed(event, seq));
+    }
+}
+
+#[async_trait]
+impl WebhookStore for MemoryCatalog {
+    async fn create_webhook(&self, hook: &Webhook) -> Result<bool, StoreError> {
+        let mut hooks = lock(&self.webhooks);
+        if hooks.contains_key(&hook.id) {
+            return Ok(false);
+        }
+        hooks.insert(hook.id.clone(), hook.clone());
+        Ok(true)
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        Ok(lock(&self.webhooks).get(id).cloned())
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        Ok(lock(&self.webhooks).values().cloned().collect())
+    }
+
+    async fn replace_webhook(&self, hook: &Webhook) -> Result<bool, StoreError> {
+        let mut hooks = lock(&self.webhooks);
+        match hooks.get(&hook.id) {
+            Some(h) if h.version + 1 == hook.version => {
+                hooks.insert(hook.id.clone(), hook.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        lock(&self.webhooks).remove(id);
+        Ok(())
+    }
+
+    async fn note_failure(&self, id: &str, now: i64) -> Result<i64, StoreError> {
+        Ok(*lock(&self.failing).entry(id.to_string()).or_insert(now))
+    }
+
+    async fn note_success(&self, id: &str) -> Result<(), StoreError> {
+        lock(&self.failing).remove(id);
+        Ok(())
+    }
+
+    async fn commit_webhook_event(&self, id: &str, event: &NewEvent) -> Result<bool, StoreError> {
+        let hooks = lock(&self.webhooks);
+        if !hooks.contains_key(id) {
+            return Ok(false);
+        }
+        self.commit_event(event);
+        Ok(true)
+    }
+
+    async fn disable_webhook(&self, hook: &Webhook, event: &NewEvent) -> Result<bool, StoreError> {
+        let mut hooks = lock(&self.webhooks);
+        match hooks.get(&hook.id) {
+            Some(h) if h.version + 1 == hook.version => {
+                hooks.insert(hook.id.clone(), hook.clone());
+                self.commit_event(event);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for MemoryCatalog {
+    async fn enqueue(&self, deliveries: &[Delivery], delay_secs: u32) -> Result<(), StoreError> {
+        lock(&self.queued).extend(deliveries.iter().map(|d| (d.clone(), delay_secs)));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for MemoryCatalog {
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<(), StoreError> {
+        lock(&self.attempts).push(record.clone());
+        Ok(())
+    }
+
+    async fn attempts(
+        &self,
+        hook: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut found: Vec<AttemptRecord> = lock(&self.attempts)
+            .iter()
+            .filter(|a| a.hook == hook && before.is_none_or(|b| a.seq < b))
+            .cloned()
+            .collect();
+        found.sort_by_key(|a| std::cmp::Reverse((a.seq, a.attempt)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn dispatch_cursor(&self) -> Result<Option<u64>, StoreError> {
+        Ok(*lock(&self.cursor))
+    }
+
+    async fn advance_cursor(&self, from: Option<u64>, to: u64) -> Result<bool, StoreError> {
+        let mut cursor = lock(&self.cursor);
+        if *cursor != from {
+            return Ok(false);
+        }
+        *cursor = Some(to);
+        Ok(true)
     }
 }
 
