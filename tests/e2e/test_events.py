@@ -176,3 +176,34 @@ def test_event_reads_that_are_refused(stack, user):
     # With credentials an archive's events are readable (none yet is fine).
     got, body = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}/v1/events?subject=archive:demo")
     assert got == 200, body
+
+
+def test_an_archive_and_its_operation_are_events_for_their_readers(stack, user, rws_user,
+                                                                   git_origin):
+    from conftest import archive_done
+
+    name = f"evt-{run_id()}"
+    _, url = git_origin.make_origin(name, {"README": b"events\n"})
+    status, body = archive_done(stack, user, {"name": name, "url": url, "ref": "main"})
+    assert status == 200, body
+
+    def created():
+        return [e for e in page(stack, f"subject=archive:{name}&after=0", user)["events"]
+                if e["type"] == "archive.created"]
+    deadline = time.time() + 30
+    while not created() and time.time() < deadline:
+        time.sleep(0.5)
+    (event,) = created()
+    assert event["data"]["tag"] == body["tag"] and event["data"]["tree"] == body["tree"]
+    assert event["data"]["swhid"] == body["swhid"]
+    # Archive events need credentials.
+    got, _ = curl(f"{stack.api}/v1/events?subject=archive:{name}")
+    assert got == 401
+
+    # The operation's end is its owner's event only.
+    mine = [e for e in page(stack, "types=operation.finished&after=0&limit=1000", user)["events"]
+            if e["data"]["name"] == name]
+    assert [e["data"]["status"] for e in mine] == ["succeeded"], mine
+    assert mine[0]["data"]["owner"] == user[0]
+    theirs = page(stack, "types=operation.finished&after=0&limit=1000", rws_user)["events"]
+    assert not [e for e in theirs if e["data"]["name"] == name]

@@ -82,6 +82,7 @@ impl Worker {
             catalog_ms = report.catalog_ms as u64,
             build_ms = report.build_ms as u64,
             write_ms = report.write_ms as u64,
+            record_ms = report.record_ms as u64,
             "sync done"
         );
         Ok(())

@@ -26,6 +26,8 @@ pub struct ArchiveConfig {
     pub backoff: Backoff,
     /// Archive use-case settings.
     pub settings: Settings,
+    /// The webhook dispatcher's queue, woken after each committed event.
+    pub dispatch_queue_url: Option<String>,
 }
 
 impl ArchiveConfig {
@@ -41,6 +43,7 @@ impl ArchiveConfig {
                 })?;
         let archive_bucket = required("CAIRN_ARCHIVE_BUCKET")?;
         Ok(Self {
+            dispatch_queue_url: get("CAIRN_DISPATCH_QUEUE_URL"),
             table: required("CAIRN_TABLE")?,
             archive_queue_url: required("CAIRN_ARCHIVE_QUEUE_URL")?,
             callback_queue_url: required("CAIRN_CALLBACK_QUEUE_URL")?,

@@ -21,6 +21,8 @@ pub struct MemoryArchives {
     origins: Mutex<BTreeMap<(String, String), String>>,
     refs: Mutex<BTreeMap<(String, String), PublishedRef>>,
     packs: Mutex<BTreeMap<(String, String), PackRecord>>,
+    /// Events committed with their changes, in order.
+    pub events: Mutex<Vec<cairn_core::events::NewEvent>>,
 }
 
 #[async_trait]
@@ -37,9 +39,17 @@ impl ArchiveCatalog for MemoryArchives {
         trees.insert(key, record.clone());
         Ok(None)
     }
-    async fn mark_published(&self, name: &str, tree: &str) -> Result<(), StoreError> {
-        if let Some(t) = lock(&self.trees).get_mut(&(name.into(), tree.into())) {
+    async fn mark_published(
+        &self,
+        name: &str,
+        tree: &str,
+        event: &cairn_core::events::NewEvent,
+    ) -> Result<(), StoreError> {
+        if let Some(t) = lock(&self.trees).get_mut(&(name.into(), tree.into()))
+            && !t.published
+        {
             t.published = true;
+            lock(&self.events).push(event.clone());
         }
         Ok(())
     }
@@ -105,6 +115,8 @@ pub struct MemoryOperations {
     pub submitted: Mutex<Vec<String>>,
     /// Ids queued for callback delivery, in order.
     pub callbacks: Mutex<Vec<String>>,
+    /// Events committed with their changes, in order.
+    pub events: Mutex<Vec<cairn_core::events::NewEvent>>,
 }
 
 impl MemoryOperations {
@@ -151,8 +163,12 @@ impl OperationStore for MemoryOperations {
         status: OperationStatus,
         http_status: u16,
         result: &Value,
+        event: &cairn_core::events::NewEvent,
     ) -> Result<(), StoreError> {
-        if let Some(op) = lock(&self.ops).get_mut(id) {
+        if let Some(op) = lock(&self.ops).get_mut(id)
+            && !op.status.is_final()
+        {
+            lock(&self.events).push(event.clone());
             op.status = status;
             op.http_status = Some(http_status);
             op.result = Some(result.clone());

@@ -79,8 +79,14 @@ pub trait ArchiveCatalog: Send + Sync {
     /// Claims `record.tree` for `record`: `None` if the claim succeeded, the
     /// existing record if the tree was archived first by someone else.
     async fn claim_tree(&self, record: &ArchivedTree) -> Result<Option<ArchivedTree>, StoreError>;
-    /// Notes that the tree's tag is published.
-    async fn mark_published(&self, name: &str, tree: &str) -> Result<(), StoreError>;
+    /// Notes that the tree's tag is published and commits `event` (`archive.created`)
+    /// with it; a tree already marked is left alone, with no second event.
+    async fn mark_published(
+        &self,
+        name: &str,
+        tree: &str,
+        event: &cairn_core::events::NewEvent,
+    ) -> Result<(), StoreError>;
     /// Every archived tree of `name`.
     async fn trees(&self, name: &str) -> Result<Vec<ArchivedTree>, StoreError>;
     /// The tree an origin object (commit or tag) was found to have before.
@@ -219,13 +225,16 @@ pub trait OperationStore: Send + Sync {
     async fn start(&self, id: &str) -> Result<Transition, StoreError>;
     /// `queued` -> `cancelled`, with its result.
     async fn cancel(&self, id: &str, result: &Value) -> Result<Transition, StoreError>;
-    /// Records the end: status, HTTP status and body.
+    /// Records the end (status, HTTP status and body) and commits `event`
+    /// (`operation.finished`) with it; an operation already finished is left alone,
+    /// with no second event.
     async fn finish(
         &self,
         id: &str,
         status: OperationStatus,
         http_status: u16,
         result: &Value,
+        event: &cairn_core::events::NewEvent,
     ) -> Result<(), StoreError>;
     /// Sets the callback delivery state.
     async fn set_delivery(&self, id: &str, delivery: &str) -> Result<(), StoreError>;

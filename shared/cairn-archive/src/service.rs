@@ -420,7 +420,21 @@ impl Archiver {
             )));
         }
         self.publish(&t.name).await?;
-        self.catalog.mark_published(&t.name, &t.tree).await?;
+        let event = cairn_core::events::NewEvent::new(
+            "archive.created",
+            cairn_core::events::Subject::archive(&t.name),
+            serde_json::json!({
+                "name": t.name, "tag": t.tag, "commit": t.commit, "tree": t.tree,
+                "swhid": format!("swh:1:dir:{}", t.tree),
+                "readonly_url": self.readonly_url(&t.name),
+                "tarball_url": self.tarball_url(&t.name, &t.tag),
+                "origin_url": t.origin_url, "origin_ref": t.origin_ref,
+                "origin_commit": t.origin_commit, "files": t.files,
+            }),
+        );
+        self.catalog
+            .mark_published(&t.name, &t.tree, &event)
+            .await?;
         Ok(())
     }
 
@@ -633,7 +647,17 @@ impl Operations {
                 (OperationStatus::Failed, e.http_status(), e.problem())
             }
         };
-        self.store.finish(id, status, http_status, &body).await?;
+        let event = cairn_core::events::NewEvent::new(
+            "operation.finished",
+            cairn_core::events::Subject::operation(id),
+            serde_json::json!({
+                "id": id, "kind": op.kind, "name": op.name, "owner": op.owner,
+                "status": status, "http_status": http_status,
+            }),
+        );
+        self.store
+            .finish(id, status, http_status, &body, &event)
+            .await?;
         if op.callback.is_some() {
             self.callbacks.deliver(id).await?;
         }

@@ -63,6 +63,13 @@ async fn a_refused_request_fails_with_its_status_and_queues_the_callback() {
     // A redelivered message for a finished operation does nothing.
     operations.run(&op.id, &archiver).await.unwrap();
     assert_eq!(ops.callbacks.lock().unwrap().len(), 1);
+    // Its end is one event, its owner's.
+    let events = ops.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, "operation.finished");
+    assert_eq!(events[0].subject.as_str(), format!("operation:{}", op.id));
+    assert_eq!(events[0].data["owner"], "alice");
+    assert_eq!(events[0].data["status"], "failed");
     let shown = operations.show(&op.id, "alice").await.unwrap();
     assert_eq!(shown["status"], "failed");
     assert_eq!(shown["callback"]["method"], "PUT");

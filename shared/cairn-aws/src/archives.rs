@@ -13,11 +13,12 @@ use crate::keys::{
     ATTEMPT_PREFIX, OPERATION_SK, PK, SK, TTL, archive_pk, attempt_sk, operation_pk,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use cairn_archive::model::{
     ArchiveCatalog, ArchivedTree, AttemptRecord, CallbackQueue, Operation, OperationQueue,
     OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition,
 };
+use cairn_core::events::NewEvent;
 use cairn_core::ports::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,6 +32,8 @@ const OPERATION_TTL_SECS: i64 = 30 * 24 * 3600;
 pub struct DynamoArchives {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Commits the events of archive changes (the same table's event log).
+    events: crate::DynamoCatalog,
 }
 
 fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
@@ -67,10 +70,23 @@ fn operation_of(item: &Item) -> Result<Operation, StoreError> {
 impl DynamoArchives {
     /// Adapter over `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            events: crate::DynamoCatalog::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
+    }
+
+    /// Wakes the webhook dispatcher after each committed event (see
+    /// [`crate::DynamoCatalog::with_dispatch_nudge`]).
+    pub fn with_dispatch_nudge(
+        mut self,
+        client: aws_sdk_sqs::Client,
+        queue_url: Option<String>,
+    ) -> Self {
+        self.events = self.events.with_dispatch_nudge(client, queue_url);
+        self
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
@@ -222,15 +238,34 @@ impl ArchiveCatalog for DynamoArchives {
             .ok_or_else(|| StoreError::new("claim tree", "claimed, then missing"))
     }
 
-    async fn mark_published(&self, name: &str, tree: &str) -> Result<(), StoreError> {
-        self.update_existing(
-            archive_pk(name),
-            format!("{ARCHIVE_TREE_PREFIX}{tree}"),
-            "SET published = :t",
-            &[],
-            vec![(":t", AttributeValue::Bool(true))],
-        )
-        .await
+    async fn mark_published(
+        &self,
+        name: &str,
+        tree: &str,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(archive_pk(name)))
+            .key(SK, s(format!("{ARCHIVE_TREE_PREFIX}{tree}")))
+            .update_expression("SET published = :t")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(published) OR published = :f)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| StoreError::new("mark published", e))?;
+        // Not applied: already published (a repeated run), and its event with it.
+        self.events
+            .commit_with_event(
+                TransactWriteItem::builder().update(update).build(),
+                event,
+                "TransactWriteItems archive published",
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn trees(&self, name: &str) -> Result<Vec<ArchivedTree>, StoreError> {
@@ -342,20 +377,40 @@ impl OperationStore for DynamoArchives {
         status: OperationStatus,
         http_status: u16,
         result: &Value,
+        event: &NewEvent,
     ) -> Result<(), StoreError> {
-        self.update_existing(
-            operation_pk(id),
-            OPERATION_SK.into(),
-            "SET #status = :status, http_status = :http, #result = :result, updated_at = :now",
-            &[("#status", "status"), ("#result", "result")],
-            vec![
-                (":status", s(status.as_str())),
-                (":http", n(http_status)),
-                (":result", s(result.to_string())),
-                (":now", s(cairn_archive::service::now())),
-            ],
-        )
-        .await
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(operation_pk(id)))
+            .key(SK, s(OPERATION_SK))
+            .update_expression(
+                "SET #status = :status, http_status = :http, #result = :result, updated_at = :now",
+            )
+            .condition_expression(
+                "attribute_exists(#pk) AND #status <> :succeeded AND #status <> :failed \
+                 AND #status <> :cancelled",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":http", n(http_status))
+            .expression_attribute_values(":result", s(result.to_string()))
+            .expression_attribute_values(":now", s(cairn_archive::service::now()))
+            .expression_attribute_values(":succeeded", s(OperationStatus::Succeeded.as_str()))
+            .expression_attribute_values(":failed", s(OperationStatus::Failed.as_str()))
+            .expression_attribute_values(":cancelled", s(OperationStatus::Cancelled.as_str()))
+            .build()
+            .map_err(|e| StoreError::new("finish operation", e))?;
+        // Not applied: finished before (a repeated run) or gone; nothing to do.
+        self.events
+            .commit_with_event(
+                TransactWriteItem::builder().update(update).build(),
+                event,
+                "TransactWriteItems finish operation",
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn set_delivery(&self, id: &str, delivery: &str) -> Result<(), StoreError> {
@@ -450,7 +505,10 @@ pub fn archive_services(
     config: &cairn_archive::ArchiveConfig,
 ) -> (cairn_archive::Archiver, cairn_archive::Operations) {
     use std::sync::Arc;
-    let archives = Arc::new(DynamoArchives::new(clients.dynamodb.clone(), &config.table));
+    let archives = Arc::new(
+        DynamoArchives::new(clients.dynamodb.clone(), &config.table)
+            .with_dispatch_nudge(clients.sqs.clone(), config.dispatch_queue_url.clone()),
+    );
     let queues = Arc::new(SqsOperationQueues::new(
         clients.sqs.clone(),
         &config.archive_queue_url,

@@ -250,6 +250,12 @@ impl Event {
     }
 }
 
+/// Whether events about `subject` belong to one account (its `data.owner`): a
+/// webhook's and an operation's. Only their owner reads or receives them.
+pub fn owner_only(subject: &str) -> bool {
+    subject.starts_with("webhook:") || subject.starts_with("operation:")
+}
+
 /// Whether `kind` matches a filter entry: an exact type, `prefix.*`, or `*`.
 pub fn type_matches(pattern: &str, kind: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -328,9 +334,7 @@ impl EventQuery {
     fn admits(&self, event: &Event) -> bool {
         let visible = match &self.reader {
             None => event.subject.starts_with("repository:"),
-            Some(reader) => {
-                !event.subject.starts_with("webhook:") || event.data["owner"] == reader.as_str()
-            }
+            Some(reader) => !owner_only(&event.subject) || event.data["owner"] == reader.as_str(),
         };
         visible
             && (self.types.is_empty() || self.types.iter().any(|t| type_matches(t, &event.kind)))

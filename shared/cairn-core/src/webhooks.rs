@@ -5,7 +5,7 @@
 //! `*`). Its secrets sign each delivery (Standard Webhooks); while a secret is being
 //! rotated the old one keeps signing beside the new one until it expires.
 
-use crate::events::{Event, EventLog, NewEvent, check_type_pattern, type_matches};
+use crate::events::{Event, EventLog, NewEvent, check_type_pattern, owner_only, type_matches};
 use crate::ports::StoreError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,7 @@ impl Webhook {
         if event.kind == "ping" {
             return event.subject == format!("webhook:{}", self.id);
         }
-        if event.subject.starts_with("webhook:") && event.data["owner"] != self.owner.as_str() {
+        if owner_only(&event.subject) && event.data["owner"] != self.owner.as_str() {
             return false;
         }
         self.events.iter().any(|p| type_matches(p, &event.kind))

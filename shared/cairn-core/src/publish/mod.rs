@@ -122,6 +122,8 @@ pub struct PublishReport {
     pub build_ms: u128,
     /// Milliseconds writing to the bucket.
     pub write_ms: u128,
+    /// Milliseconds recording the publication and its event (one transaction).
+    pub record_ms: u128,
     /// Packages removed from the repository by this sync (deleted or pruned).
     pub removed: Vec<String>,
 }
@@ -274,11 +276,13 @@ impl Publisher<'_> {
         );
         // A concurrent sync that published a newer sequence wins; ours was correct
         // for its snapshot and is simply superseded (and not cached, and no event).
-        if self
+        let started = Instant::now();
+        let recorded = self
             .catalog
             .record_publish(repo, &new_state, &event)
-            .await?
-        {
+            .await?;
+        let record_ms = started.elapsed().as_millis();
+        if recorded {
             self.cache.put(
                 repo,
                 Snapshot {
@@ -322,6 +326,7 @@ impl Publisher<'_> {
             catalog_ms,
             build_ms,
             write_ms,
+            record_ms,
             removed,
         })
     }
