@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts LocalStack (host mode, no Docker) in the background on http://localhost:4566.
 # Does nothing if it is already running and healthy. Stop it with localstack/stop.sh.
+# Queue-triggered functions: LocalStack's event source mappings back off up to 10 s after
+# an empty poll, where AWS long-polls; the cap is 1 s here (CAIRN_ESM_MAX_BACKOFF) so
+# queue hops (sync, webhook dispatch and delivery) take about as long as on AWS.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -54,6 +57,7 @@ else
       DISABLE_EVENTS=1 \
       DYNAMODB_IN_MEMORY=1 \
       LAMBDA_RUNTIME_EXECUTOR="$EXECUTOR_NAME" \
+      LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC="${CAIRN_ESM_MAX_BACKOFF:-1}" \
       CAIRN_STATE
     exec setsid "$VENV/bin/python" -P -m localstack.runtime.main </dev/null >>"$LS_LOG" 2>&1
   ) &
