@@ -342,6 +342,12 @@ def check_callback(stack, hit, op_id: str, status: int) -> dict:
     assert verify_signature(secret, sig, hit.body, tolerance=300, now=hit.time), sig
     assert not verify_signature(secret, sig, hit.body + b" ")
     assert not verify_signature(secret + b"x", sig, hit.body)
+    # The same secret signs Standard Webhooks headers, which the PyPI library checks.
+    import base64
+
+    from standardwebhooks.webhooks import Webhook
+    assert hit.headers.get("webhook-id") == op_id
+    Webhook("whsec_" + base64.b64encode(secret).decode()).verify(hit.body, dict(hit.headers))
     body = hit.json()
     assert body["callback"]["status"] == status, body
     assert body["callback"]["id"] == op_id, body

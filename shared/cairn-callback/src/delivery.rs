@@ -250,7 +250,17 @@ impl Deliverer {
             Ok(payload) => {
                 let timestamp = OffsetDateTime::now_utc().unix_timestamp();
                 let signature = signature_header(&self.secret, timestamp, &payload);
-                let headers = [(SIGNATURE_HEADER, signature), (ID_HEADER, id.to_string())];
+                // Standard Webhooks headers too, keyed with the same secret, so one
+                // library verifies callbacks and webhooks alike (docs/archives.md).
+                let standard = crate::standard::WebhookSecret::from_bytes(self.secret.clone())
+                    .sign(id, timestamp, &payload);
+                let headers = [
+                    (SIGNATURE_HEADER, signature),
+                    (ID_HEADER, id.to_string()),
+                    ("webhook-id", id.to_string()),
+                    ("webhook-timestamp", timestamp.to_string()),
+                    ("webhook-signature", standard),
+                ];
                 self.outgoing
                     .send(
                         callback.url(),

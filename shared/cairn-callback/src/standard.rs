@@ -46,6 +46,11 @@ impl WebhookSecret {
         Self(key)
     }
 
+    /// A secret of these key bytes (the callback secret, for instance).
+    pub fn from_bytes(key: impl Into<Vec<u8>>) -> Self {
+        Self(key.into())
+    }
+
     /// Reads `whsec_<base64>`.
     pub fn parse(text: &str) -> Result<Self, BadSecret> {
         let key = STANDARD

@@ -156,6 +156,16 @@ async fn delivers_signed_body_with_callback_object() {
     let signature = got.header(SIGNATURE_HEADER).expect("signature header");
     assert_eq!(verify(SECRET, signature, &got.body, now(), 60), Ok(()));
     assert!(verify(b"wrong", signature, &got.body, now(), 60).is_err());
+    // The Standard Webhooks headers, keyed with the same secret.
+    assert_eq!(got.header("webhook-id"), Some("cb-123"));
+    let timestamp: i64 = got.header("webhook-timestamp").unwrap().parse().unwrap();
+    let standard = cairn_callback::standard::WebhookSecret::from_bytes(SECRET.to_vec());
+    assert!(standard.verifies(
+        got.header("webhook-signature").unwrap(),
+        "cb-123",
+        timestamp,
+        &got.body
+    ));
 }
 
 #[tokio::test]
