@@ -120,6 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
                   {k.lower(): v for k, v in self.headers.items()}, self._read_body(),
                   time.time(), raw_headers=list(self.headers.items()))
         status = rx._record(hit)
+        delay = rx._hang(hit.path)
+        if delay:
+            time.sleep(delay)  # past the sender's timeout: it gives up on this attempt
         body = json.dumps({"status": status}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -141,6 +144,7 @@ class CallbackReceiver(BackgroundServer):
         self._cond = threading.Condition(self._lock)
         self._hits = []
         self._failures = {}
+        self._hangs = {}
 
     def _record(self, hit: Hit) -> int:
         with self._cond:
@@ -153,6 +157,19 @@ class CallbackReceiver(BackgroundServer):
             self._hits.append(hit)
             self._cond.notify_all()
             return status
+
+    def _hang(self, path: str) -> float:
+        with self._lock:
+            left = self._hangs.get(path)
+            if left and left[0] > 0:
+                left[0] -= 1
+                return left[1]
+            return 0
+
+    def hang_first(self, path: str, n: int, seconds: float):
+        """The next `n` requests to `path` are answered only after `seconds`."""
+        with self._lock:
+            self._hangs[path] = [n, seconds]
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"

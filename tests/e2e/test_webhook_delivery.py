@@ -184,3 +184,26 @@ def test_a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends(
     verified(new, after)
     with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(after.body, dict(after.headers))
+
+
+def test_a_receiver_that_hangs_past_the_timeout_loses_nothing(stack, user, callback_receiver,
+                                                             hooks):
+    """The local stack gives an attempt 3 s: a receiver that holds the first two requests
+    for 8 s gets the event again, same webhook-id, and the log shows the timeouts."""
+    rx = callback_receiver
+    path = rx.new_path("hang")
+    hook_id, secret = hooks(rx.url(path), ["ping"])
+    rx.hang_first(path, 2, 8)
+    event_id = ping(stack, user, hook_id)
+    hits = rx.wait_for(path, count=3, timeout=90)
+    assert {h.headers["webhook-id"] for h in hits} == {event_id}
+    verified(secret, hits[2])
+    seq = hits[0].json()["seq"]
+
+    def log():
+        status, one, _ = api_call(stack, "GET", f"/v1/webhooks/{hook_id}/deliveries/{seq}",
+                                  user=user)
+        return status == 200 and any(a["http_status"] == 200 for a in one["attempts"]) and one
+    one = wait_until(log, what="a delivered attempt in the log")
+    timeouts = [a for a in one["attempts"] if a["http_status"] is None]
+    assert len(timeouts) >= 2 and all("no response" in a["error"] for a in timeouts), one
