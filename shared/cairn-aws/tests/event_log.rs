@@ -1,0 +1,158 @@
+//! The DynamoDB event-log adapter against recorded DynamoDB answers (the SDK's
+//! `StaticReplayClient`, no network): a change whose own condition fails writes
+//! nothing and is not retried; a lost race for the log position is retried at the next
+//! position; events decode from a Query page.
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+use aws_smithy_types::body::SdkBody;
+use cairn_aws::DynamoCatalog;
+use cairn_core::RepoPath;
+use cairn_core::events::{EventLog, NewEvent, Subject};
+use cairn_core::ports::Catalog;
+
+fn answer(status: u16, body: &str) -> http::Response<SdkBody> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(SdkBody::from(body.to_string()))
+        .expect("response")
+}
+
+fn any_request() -> http::Request<SdkBody> {
+    http::Request::builder()
+        .uri("https://dynamodb.us-east-1.amazonaws.com/")
+        .body(SdkBody::empty())
+        .expect("request")
+}
+
+fn catalog(answers: Vec<http::Response<SdkBody>>) -> (DynamoCatalog, StaticReplayClient) {
+    let replay = StaticReplayClient::new(
+        answers
+            .into_iter()
+            .map(|a| ReplayEvent::new(any_request(), a))
+            .collect(),
+    );
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+        .http_client(replay.clone())
+        .build();
+    (
+        DynamoCatalog::new(aws_sdk_dynamodb::Client::from_conf(config), "cairn"),
+        replay,
+    )
+}
+
+fn cancelled(codes: &[&str]) -> http::Response<SdkBody> {
+    let reasons: Vec<String> = codes
+        .iter()
+        .map(|c| format!(r#"{{"Code":"{c}"}}"#))
+        .collect();
+    answer(
+        400,
+        &format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{}]}}"#,
+            reasons.join(",")
+        ),
+    )
+}
+
+fn head(seq: u64) -> http::Response<SdkBody> {
+    answer(200, &format!(r#"{{"Item":{{"seq":{{"N":"{seq}"}}}}}}"#))
+}
+
+fn bodies(replay: &StaticReplayClient) -> Vec<String> {
+    replay
+        .actual_requests()
+        .map(|r| String::from_utf8_lossy(r.body().bytes().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+fn repo() -> RepoPath {
+    RepoPath::parse("release/1/ubuntu/jammy").expect("valid")
+}
+
+#[tokio::test]
+async fn a_lost_race_for_the_log_position_is_retried_at_the_next_one() {
+    let (catalog, replay) = catalog(vec![
+        head(7),
+        cancelled(&["None", "ConditionalCheckFailed", "None", "None"]),
+        head(8),
+        answer(200, "{}"),
+    ]);
+    let event = NewEvent::package_deleted(&repo(), "a_1_amd64.deb", "requested");
+    let applied = catalog
+        .mark_deleting(&repo(), "a_1_amd64.deb", &event)
+        .await
+        .expect("committed");
+    assert!(applied);
+    let sent = bodies(&replay);
+    assert_eq!(sent.len(), 4, "{sent:#?}");
+    assert!(sent[1].contains("EVT#00000000000000000008"), "{}", sent[1]);
+    assert!(sent[3].contains("EVT#00000000000000000009"), "{}", sent[3]);
+    assert!(sent[3].contains("SUBJECT#repository:release/1/ubuntu/jammy"));
+    assert!(
+        sent[3].contains(&event.id),
+        "the same event id on the retry"
+    );
+}
+
+#[tokio::test]
+async fn a_change_whose_condition_fails_writes_nothing_and_is_not_retried() {
+    let (catalog, replay) = catalog(vec![
+        answer(200, "{}"),
+        cancelled(&["ConditionalCheckFailed", "None", "None", "None"]),
+    ]);
+    let event = NewEvent::package_deleted(&repo(), "gone_1_amd64.deb", "requested");
+    let applied = catalog
+        .mark_deleting(&repo(), "gone_1_amd64.deb", &event)
+        .await
+        .expect("answered");
+    assert!(!applied);
+    assert_eq!(bodies(&replay).len(), 2);
+}
+
+#[tokio::test]
+async fn other_failures_are_errors_not_retries() {
+    let (catalog, _) = catalog(vec![
+        head(1),
+        answer(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"bad"}"#,
+        ),
+    ]);
+    let event = NewEvent::package_deleted(&repo(), "a_1_amd64.deb", "requested");
+    let err = catalog
+        .mark_deleting(&repo(), "a_1_amd64.deb", &event)
+        .await
+        .expect_err("a validation error is not a lost race");
+    assert!(err.to_string().contains("mark deleting"), "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK error is kept"
+    );
+}
+
+#[tokio::test]
+async fn events_decode_from_a_query_page() {
+    let (catalog, replay) = catalog(vec![answer(
+        200,
+        r#"{"Count":1,"Items":[{"pk":{"S":"SUBJECT#archive:demo"},"sk":{"S":"EVT#00000000000000000042"},
+            "seq":{"N":"42"},"id":{"S":"evt_00"},"type":{"S":"archive.created"},
+            "subject":{"S":"archive:demo"},"time_ms":{"N":"1796255175123"},
+            "data":{"S":"{\"tag\":\"cairn-1\"}"}}]}"#,
+    )]);
+    let events = catalog
+        .events_after(Some(&Subject::archive("demo")), 41, 10)
+        .await
+        .expect("page");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, 42);
+    assert_eq!(events[0].data["tag"], "cairn-1");
+    assert_eq!(events[0].timestamp, "2026-12-02T23:46:15.123Z");
+    let query = &bodies(&replay)[0];
+    assert!(query.contains("SUBJECT#archive:demo") && query.contains("EVT#00000000000000000042"));
+    assert!(query.contains(r#""ConsistentRead":true"#), "{query}");
+}
