@@ -154,8 +154,17 @@ impl OperationStore for MemoryOperations {
     async fn start(&self, id: &str) -> Result<Transition, StoreError> {
         Ok(self.transition(id, OperationStatus::Running, None))
     }
-    async fn cancel(&self, id: &str, result: &Value) -> Result<Transition, StoreError> {
-        Ok(self.transition(id, OperationStatus::Cancelled, Some((409, result))))
+    async fn cancel(
+        &self,
+        id: &str,
+        result: &Value,
+        event: &cairn_core::events::NewEvent,
+    ) -> Result<Transition, StoreError> {
+        let transition = self.transition(id, OperationStatus::Cancelled, Some((409, result)));
+        if matches!(transition, Transition::Done(_)) {
+            lock(&self.events).push(event.clone());
+        }
+        Ok(transition)
     }
     async fn finish(
         &self,

@@ -223,8 +223,14 @@ pub trait OperationStore: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<Operation>, StoreError>;
     /// `queued` -> `running`.
     async fn start(&self, id: &str) -> Result<Transition, StoreError>;
-    /// `queued` -> `cancelled`, with its result.
-    async fn cancel(&self, id: &str, result: &Value) -> Result<Transition, StoreError>;
+    /// `queued` -> `cancelled`, with its result, committing `event`
+    /// (`operation.finished`) with it.
+    async fn cancel(
+        &self,
+        id: &str,
+        result: &Value,
+        event: &cairn_core::events::NewEvent,
+    ) -> Result<Transition, StoreError>;
     /// Records the end (status, HTTP status and body) and commits `event`
     /// (`operation.finished`) with it; an operation already finished is left alone,
     /// with no second event.

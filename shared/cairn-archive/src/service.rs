@@ -680,14 +680,22 @@ impl Operations {
 
     /// Cancels a queued operation of `by`'s.
     pub async fn cancel(&self, id: &str, by: &str) -> Result<Operation, ArchiveError> {
-        self.owned(id, by).await?;
+        let op = self.owned(id, by).await?;
         let result = json!({
             "type": "about:blank",
             "title": "cancelled",
             "status": 409,
             "detail": format!("operation {id} was cancelled by {by} before it ran"),
         });
-        match self.store.cancel(id, &result).await? {
+        let event = cairn_core::events::NewEvent::new(
+            "operation.finished",
+            cairn_core::events::Subject::operation(id),
+            serde_json::json!({
+                "id": id, "kind": op.kind, "name": op.name, "owner": op.owner,
+                "status": OperationStatus::Cancelled, "http_status": 409,
+            }),
+        );
+        match self.store.cancel(id, &result, &event).await? {
             Transition::Done(op) => {
                 if op.callback.is_some() {
                     self.callbacks.deliver(id).await?;

@@ -111,6 +111,11 @@ async fn cancel_only_a_queued_operation() {
         operations.cancel(&queued.id, "alice").await.unwrap_err(),
         ArchiveError::Conflict(_)
     ));
+    // One operation.finished, for the cancellation that happened.
+    let events = ops.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].data["status"], "cancelled");
+    assert_eq!(events[0].data["http_status"], 409);
 
     let running = operations
         .submit(OperationKind::Archive, "demo", request, None, "alice")

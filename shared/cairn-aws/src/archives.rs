@@ -366,9 +366,42 @@ impl OperationStore for DynamoArchives {
         self.leave_queued(id, OperationStatus::Running, None).await
     }
 
-    async fn cancel(&self, id: &str, result: &Value) -> Result<Transition, StoreError> {
-        self.leave_queued(id, OperationStatus::Cancelled, Some(result))
-            .await
+    async fn cancel(
+        &self,
+        id: &str,
+        result: &Value,
+        event: &NewEvent,
+    ) -> Result<Transition, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(operation_pk(id)))
+            .key(SK, s(OPERATION_SK))
+            .update_expression(
+                "SET #status = :to, updated_at = :now, http_status = :http, #result = :result",
+            )
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":to", s(OperationStatus::Cancelled.as_str()))
+            .expression_attribute_values(":now", s(cairn_archive::service::now()))
+            .expression_attribute_values(":http", n(409))
+            .expression_attribute_values(":result", s(result.to_string()))
+            .build()
+            .map_err(|e| StoreError::new("cancel operation", e))?;
+        let done = self
+            .events
+            .commit_with_event(
+                TransactWriteItem::builder().update(update).build(),
+                event,
+                "TransactWriteItems cancel operation",
+            )
+            .await?;
+        match self.get(operation_pk(id), OPERATION_SK.into()).await? {
+            Some(item) if done => Ok(Transition::Done(operation_of(&item)?)),
+            Some(item) => Ok(Transition::Refused(operation_of(&item)?)),
+            None => Ok(Transition::Missing),
+        }
     }
 
     async fn finish(
