@@ -1,12 +1,11 @@
-//! `callback-worker`: delivers the results of asynchronous operations to their
-//! callback URLs (docs/archives.md), signed, with retries and a dead-letter queue.
-
-mod deliver;
+//! `callback-worker` Lambda (see the library's documentation).
 
 use cairn_archive::ArchiveConfig;
-use cairn_aws::{Clients, DynamoArchives, init_tracing};
+use cairn_aws::{Clients, DynamoArchives, SqsRetryLater, init_tracing};
 use cairn_callback::Deliverer;
+use callback_worker::Worker;
 use lambda_runtime::{Error, run, service_fn};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::main]
@@ -26,16 +25,18 @@ async fn main() -> Result<(), Error> {
         .await?
         .secret_string
         .ok_or("the callback signing secret has no string value")?;
-    let worker = deliver::Worker {
-        store: DynamoArchives::new(clients.dynamodb.clone(), &config.table),
+    let worker = Worker {
+        store: Arc::new(DynamoArchives::new(clients.dynamodb.clone(), &config.table)),
         deliverer: Deliverer::new(
             secret.into_bytes(),
             config.settings.policy.clone(),
             Duration::from_secs(10),
         ),
         backoff: config.backoff,
-        sqs: clients.sqs.clone(),
-        queue_url: config.callback_queue_url.clone(),
+        retry: Arc::new(SqsRetryLater::new(
+            clients.sqs.clone(),
+            config.callback_queue_url.clone(),
+        )),
     };
     let worker = &worker;
     run(service_fn(move |event| async move {

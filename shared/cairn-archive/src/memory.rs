@@ -23,6 +23,8 @@ pub struct MemoryArchives {
     packs: Mutex<BTreeMap<(String, String), PackRecord>>,
     /// Events committed with their changes, in order.
     pub events: Mutex<Vec<cairn_core::events::NewEvent>>,
+    /// Messages put back with a delay: (receipt, seconds).
+    pub retries: Mutex<Vec<(String, u64)>>,
 }
 
 #[async_trait]
@@ -117,6 +119,8 @@ pub struct MemoryOperations {
     pub callbacks: Mutex<Vec<String>>,
     /// Events committed with their changes, in order.
     pub events: Mutex<Vec<cairn_core::events::NewEvent>>,
+    /// Messages put back with a delay: (receipt, seconds).
+    pub retries: Mutex<Vec<(String, u64)>>,
 }
 
 impl MemoryOperations {
@@ -214,6 +218,18 @@ impl OperationQueue for MemoryOperations {
 impl CallbackQueue for MemoryOperations {
     async fn deliver(&self, op_id: &str) -> Result<(), StoreError> {
         lock(&self.callbacks).push(op_id.into());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::model::RetryLater for MemoryOperations {
+    async fn retry_after(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        lock(&self.retries).push((receipt.to_string(), delay.as_secs()));
         Ok(())
     }
 }

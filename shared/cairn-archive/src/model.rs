@@ -263,3 +263,15 @@ pub trait CallbackQueue: Send + Sync {
     /// Queues the delivery of `op`'s result.
     async fn deliver(&self, op_id: &str) -> Result<(), StoreError>;
 }
+
+/// Puts a received delivery message back on its queue after a delay (SQS: its
+/// visibility timeout), so the next attempt follows the backoff.
+#[async_trait]
+pub trait RetryLater: Send + Sync {
+    /// The message with `receipt` is received again after `delay`.
+    async fn retry_after(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError>;
+}

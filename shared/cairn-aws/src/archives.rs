@@ -563,3 +563,40 @@ pub fn archive_services(
     };
     (archiver, operations)
 }
+
+/// The callback queue's visibility, for retries after a backoff.
+#[derive(Clone, Debug)]
+pub struct SqsRetryLater {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsRetryLater {
+    /// Adapter for the queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl cairn_archive::model::RetryLater for SqsRetryLater {
+    async fn retry_after(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let seconds = i32::try_from(delay.as_secs().max(1)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds.min(43_200))
+            .send()
+            .await
+            .map_err(|e| StoreError::caused_by("ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+}

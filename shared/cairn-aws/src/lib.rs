@@ -9,7 +9,9 @@ pub mod s3;
 pub mod sqs;
 pub mod startup;
 
-pub use archives::{DynamoArchives, OperationMessage, SqsOperationQueues, archive_services};
+pub use archives::{
+    DynamoArchives, OperationMessage, SqsOperationQueues, SqsRetryLater, archive_services,
+};
 pub use dynamo::DynamoCatalog;
 pub use s3::S3Store;
 pub use sqs::SqsSyncQueue;

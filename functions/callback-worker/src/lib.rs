@@ -1,32 +1,37 @@
+//! `callback-worker`: delivers the results of asynchronous operations to their
+//! callback URLs (docs/archives.md), signed, with retries and a dead-letter queue.
+//!
 //! One attempt per message receive. A retryable failure leaves the message on the
 //! queue with its visibility timeout set to the backoff delay; after the last
 //! attempt (the queue's maxReceiveCount) SQS moves it to the dead-letter queue.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use cairn_archive::model::{AttemptRecord, OperationStore};
+use cairn_archive::model::{AttemptRecord, OperationStore, RetryLater};
+use cairn_aws::OperationMessage;
 use cairn_aws::sqs::{Parsed, batch_response, parse_batch};
-use cairn_aws::{DynamoArchives, OperationMessage};
 use cairn_callback::{Backoff, Deliverer};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::json;
+use std::sync::Arc;
 
 /// Dependencies, built once per cold start.
 pub struct Worker {
     /// Operation records and attempts.
-    pub store: DynamoArchives,
+    pub store: Arc<dyn OperationStore>,
     /// Signs and sends.
     pub deliverer: Deliverer,
     /// Retry schedule.
     pub backoff: Backoff,
-    /// To delay retries.
-    pub sqs: aws_sdk_sqs::Client,
-    /// The callback queue.
-    pub queue_url: String,
+    /// Delays the next receive of a message (the callback queue's visibility).
+    pub retry: Arc<dyn RetryLater>,
 }
 
 /// What to do with a message after an attempt.
-enum Next {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Acknowledge it: delivered, failed for good, or nothing to deliver.
     Done,
+    /// Leave it on the queue for the next attempt.
     Retry,
 }
 
@@ -53,7 +58,8 @@ impl Worker {
         Ok(batch_response(failures))
     }
 
-    async fn one(&self, id: &str, message: &SqsMessage) -> Result<Next, Error> {
+    /// One attempt for operation `id`'s callback, from `message`.
+    pub async fn one(&self, id: &str, message: &SqsMessage) -> Result<Next, Error> {
         // SQS always sends this attribute (the event source mapping asks for it);
         // without it the attempt count, and so the retry limit, would be wrong.
         let receive_count: u32 = match message
@@ -107,13 +113,7 @@ impl Worker {
         match self.backoff.delay_with_random_jitter(receive_count) {
             Some(delay) => {
                 if let Some(handle) = &message.receipt_handle {
-                    self.sqs
-                        .change_message_visibility()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .visibility_timeout(delay.as_secs().max(1) as i32)
-                        .send()
-                        .await?;
+                    self.retry.retry_after(handle, delay).await?;
                 }
             }
             None => {
