@@ -7,7 +7,7 @@
 //! `n`: a reader that resumes after a cursor never skips one. Each event is kept
 //! twice: in the overall log and in its subject's log.
 
-use crate::ports::StoreError;
+use crate::error::StoreError;
 use crate::{PackageRecord, RepoPath};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod error;
 pub mod events;
 pub mod fsck;
 pub mod html;
