@@ -6,7 +6,8 @@
 //! through their states with conditional updates on `status`.
 
 use crate::dynamo::{
-    Item, applied, get_item, get_n, get_opt_s, get_s, is_condition_failure, n, s, store_err,
+    Item, applied, from_doc, get_item, get_n, get_opt_s, get_s, is_condition_failure, n,
+    query_docs, s, store_err,
 };
 use crate::keys::{
     ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX, ARCHIVE_TREE_PREFIX,
@@ -40,10 +41,6 @@ fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v)
         .map(s)
         .map_err(|e| StoreError::new("encode item", e))
-}
-
-fn from_doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    serde_json::from_str(&get_s(item, "doc")?).map_err(|e| StoreError::new("decode item", e))
 }
 
 fn status_of(text: &str) -> Result<OperationStatus, StoreError> {
@@ -100,24 +97,7 @@ impl DynamoArchives {
         pk: String,
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            out.push(from_doc(&item.map_err(store_err("Query"))?)?);
-        }
-        Ok(out)
+        query_docs(&self.client, &self.table, pk, prefix).await
     }
 
     /// Puts an item unless its key exists; `false` if it did.

@@ -17,6 +17,7 @@ use cairn_core::ports::{
     UploadStatus, UploadTicket, UserDirectory,
 };
 use cairn_core::{PackageRecord, PackageStatus, RepoPath};
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -276,6 +277,38 @@ impl DynamoCatalog {
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         get_item(&self.client, &self.table, pk, sk).await
     }
+}
+
+/// The JSON document an item keeps in its `doc` attribute.
+pub(crate) fn from_doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    serde_json::from_str(&get_s(item, "doc")?).map_err(|e| StoreError::new("decode item", e))
+}
+
+/// The documents of every item of partition `pk` whose sort key starts with `prefix`,
+/// strongly consistent, all pages.
+pub(crate) async fn query_docs<T: DeserializeOwned>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut pages = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+        .expression_attribute_names("#pk", PK)
+        .expression_attribute_names("#sk", SK)
+        .expression_attribute_values(":pk", s(pk))
+        .expression_attribute_values(":prefix", s(prefix))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send();
+    let mut out = Vec::new();
+    while let Some(item) = pages.next().await {
+        out.push(from_doc(&item.map_err(store_err("Query"))?)?);
+    }
+    Ok(out)
 }
 
 /// One item by key, strongly consistent; `None` if there is none.

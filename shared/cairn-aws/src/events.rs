@@ -7,7 +7,9 @@
 //! advances the counter from the value before it, event `n + 1` cannot commit before
 //! event `n`: a reader resuming after a position never skips one.
 
-use crate::dynamo::{DynamoCatalog, Item, applied, backoff, get_n, get_s, n, now_secs, s};
+use crate::dynamo::{
+    DynamoCatalog, Item, applied, backoff, from_doc, get_n, get_s, n, now_secs, query_docs, s,
+};
 use crate::keys::{
     EVENTS_HEAD_SK, EVENTS_PK, PK, SK, TTL, WEBHOOK_PREFIX, WEBHOOKS_PK, event_sk, subject_pk,
 };
@@ -214,22 +216,25 @@ fn webhook_key(id: &str) -> String {
     format!("{WEBHOOK_PREFIX}{id}")
 }
 
-fn webhook_from_item(item: &Item) -> Result<Webhook, StoreError> {
-    serde_json::from_str(&get_s(item, "doc")?).map_err(|e| StoreError::new("decode webhook", e))
+/// A subscription's item: the document and the version the conditional writes check.
+fn webhook_item(hook: &Webhook) -> Result<Item, StoreError> {
+    let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
+    Ok(Item::from([
+        (PK.to_string(), s(WEBHOOKS_PK)),
+        (SK.to_string(), s(webhook_key(&hook.id))),
+        ("doc".to_string(), s(doc)),
+        ("version".to_string(), n(hook.version)),
+    ]))
 }
 
 #[async_trait]
 impl WebhookStore for DynamoCatalog {
     async fn create_webhook(&self, hook: &Webhook) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(WEBHOOKS_PK))
-            .item(SK, s(webhook_key(&hook.id)))
-            .item("doc", s(doc))
-            .item("version", n(hook.version))
+            .set_item(Some(webhook_item(hook)?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .send()
@@ -245,48 +250,26 @@ impl WebhookStore for DynamoCatalog {
             &webhook_key(id),
         )
         .await?
-        .map(|item| webhook_from_item(&item))
+        .map(|item| from_doc(&item))
         .transpose()
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
-        let mut hooks = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(WEBHOOKS_PK))
-                .expression_attribute_values(":prefix", s(WEBHOOK_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::caused_by("Query webhooks", e))?;
-            for item in page.items() {
-                hooks.push(webhook_from_item(item)?);
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(hooks);
-            }
-        }
+        query_docs(
+            &self.client,
+            &self.table,
+            WEBHOOKS_PK.into(),
+            WEBHOOK_PREFIX,
+        )
+        .await
     }
 
     async fn replace_webhook(&self, hook: &Webhook) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(WEBHOOKS_PK))
-            .item(SK, s(webhook_key(&hook.id)))
-            .item("doc", s(doc))
-            .item("version", n(hook.version))
+            .set_item(Some(webhook_item(hook)?))
             .condition_expression("version = :read")
             .expression_attribute_values(":read", n(hook.version.saturating_sub(1)))
             .send()
@@ -363,13 +346,9 @@ impl WebhookStore for DynamoCatalog {
     }
 
     async fn disable_webhook(&self, hook: &Webhook, event: &NewEvent) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(hook).map_err(|e| StoreError::new("encode webhook", e))?;
         let put = Put::builder()
             .table_name(&self.table)
-            .item(PK, s(WEBHOOKS_PK))
-            .item(SK, s(webhook_key(&hook.id)))
-            .item("doc", s(doc))
-            .item("version", n(hook.version))
+            .set_item(Some(webhook_item(hook)?))
             .condition_expression("version = :read")
             .expression_attribute_values(":read", n(hook.version.saturating_sub(1)))
             .build()
@@ -441,13 +420,7 @@ impl DeliveryLog for DynamoCatalog {
             .send()
             .await
             .map_err(|e| StoreError::caused_by("Query delivery attempts", e))?;
-        page.items()
-            .iter()
-            .map(|item| {
-                serde_json::from_str(&get_s(item, "doc")?)
-                    .map_err(|e| StoreError::new("decode attempt", e))
-            })
-            .collect()
+        page.items().iter().map(from_doc).collect()
     }
 
     async fn dispatch_cursor(&self) -> Result<Option<u64>, StoreError> {
