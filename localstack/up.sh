@@ -65,11 +65,12 @@ callback_attempts=4
   "WebhookRetrySeconds=1,1,1,2,2,3,3,4" \
   "WebhookDisableAfterSeconds=12" \
   "WebhookTimeoutSeconds=3" \
+  "ExecuteApiEndpoint=$LS_ENDPOINT/_aws/execute-api" \
   ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
 
 # shellcheck disable=SC1091
 . "$CAIRN_STATE/outputs.env"
-api_url="$LS_ENDPOINT/_aws/execute-api/$ApiId/$ApiStage"
+api_url="$ApiUrl"
 {
   echo "CAIRN_API_URL=$api_url"
   echo "CAIRN_REPO_BASE_URL=$RepoBaseUrl"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lints, unit tests, then the end-to-end tests
 # against the SAM template deployed on LocalStack, driven with real clients (curl,
-# apt-get, gpgv, apt-ftparchive, dnf, rpmbuild, createrepo_c, helm). Starts the stack if needed and stops it
-# afterwards if it started it.
+# apt-get, gpgv, apt-ftparchive, dnf, rpmbuild, createrepo_c, helm, headless
+# Chromium). Starts the stack if needed and stops it afterwards if it started it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -10,11 +10,11 @@ cd "$root"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "host packages (apt-utils, gpgv, curl, dnf, rpm, createrepo-c) and helm"
+step "host packages (apt-utils, gpgv, curl, dnf, rpm, createrepo-c, chromium) and helm"
 need=()
 for tool in apt-ftparchive:apt-utils gpgv:gpgv curl:curl gpg:gnupg dnf:dnf \
   rpmbuild:rpm createrepo_c:createrepo-c npm:npm unzip:unzip zstd:zstd \
-  dpkg-source:dpkg-dev; do
+  dpkg-source:dpkg-dev chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 # The e2e suite downloads hello, figlet and tree from Debian: the package lists must exist.

@@ -4,7 +4,7 @@ use crate::App;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_core::events::{Event, EventQuery, Subject, check_type_pattern};
+use cairn_core::events::{Event, EventQuery, LatestQuery, Subject, check_type_pattern};
 use cairn_http::{ApiError, MaybeCaller, json};
 use serde::Deserialize;
 use serde_json::json;
@@ -13,8 +13,10 @@ use tokio::time::Instant;
 
 /// How long a reconnecting `EventSource` waits, milliseconds.
 const RETRY_MS: u64 = 250;
-/// Default and largest page size.
+/// Default page size.
 const DEFAULT_LIMIT: usize = 100;
+/// Most events `last` reads back.
+const MAX_LAST: usize = 100;
 
 /// Query parameters.
 #[derive(Debug, Deserialize)]
@@ -23,6 +25,7 @@ pub struct Params {
     types: Option<String>,
     subject: Option<String>,
     limit: Option<usize>,
+    last: Option<usize>,
 }
 
 fn cursor(text: &str, what: &str) -> Result<u64, ApiError> {
@@ -34,7 +37,8 @@ fn cursor(text: &str, what: &str) -> Result<u64, ApiError> {
 }
 
 /// The events after a cursor: a JSON page, or with `Accept: text/event-stream` a
-/// long-poll in Server-Sent Events form.
+/// long-poll in Server-Sent Events form. `last=<n>` instead reads the newest `n`
+/// (oldest first) and the cursor to follow them from.
 pub async fn events(
     State(app): State<Arc<App>>,
     MaybeCaller(caller): MaybeCaller,
@@ -66,14 +70,34 @@ pub async fn events(
     for t in &types {
         check_type_pattern(t).map_err(ApiError::bad_request)?;
     }
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
-    }
     let stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    if let Some(last) = params.last {
+        if stream || params.after.is_some() || !types.is_empty() || params.limit.is_some() {
+            return Err(ApiError::bad_request(
+                "last reads the newest events and their cursor as JSON: \
+                 it does not combine with after, types, limit or text/event-stream",
+            ));
+        }
+        if !(1..=MAX_LAST).contains(&last) {
+            return Err(ApiError::bad_request(format!(
+                "last must be between 1 and {MAX_LAST}"
+            )));
+        }
+        let page = LatestQuery {
+            subject,
+            limit: last,
+            reader: caller.map(|c| c.name),
+        }
+        .read(app.events.as_ref())
+        .await?;
+        return Ok(json(
+            200,
+            &json!({"events": page.events, "next": page.next.to_string()}),
+        ));
+    }
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let after = match (last_event_id, params.after.as_deref()) {
         (Some(id), _) if stream => cursor(id, "Last-Event-ID")?,
@@ -83,6 +107,10 @@ pub async fn events(
         (_, None) if stream => app.events.head().await?,
         (_, None) => 0,
     };
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
     let mut query = EventQuery {
         after,
         subject,
@@ -131,5 +159,36 @@ fn event_stream(events: &[Event], next: u64) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `OPTIONS /v1/events`: a browser's preflight before a cross-origin read with
+/// credentials or `Last-Event-ID` (the repository pages live on another origin
+/// than the API on AWS).
+pub async fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Last-Event-ID, Accept"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    response
+}
+
+/// Lets pages on any origin read the log. Without credentials a browser reads
+/// only public events; `*` never lets a page send a user's stored credentials.
+pub async fn any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }

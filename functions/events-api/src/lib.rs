@@ -1,7 +1,8 @@
 //! `events-api`: the event log, read as JSON pages or followed as Server-Sent Events.
 //!
 //! `GET /v1/events?after=<cursor>&types=<t,prefix.*>&subject=<kind:name>&limit=<n>`
-//! answers a JSON page and the cursor to resume after. With `Accept:
+//! answers a JSON page and the cursor to resume after; `?last=<n>` the newest
+//! events and the cursor to follow them from (what a live page shows first). With `Accept:
 //! text/event-stream` the same request is a buffered long-poll: it returns as soon
 //! as events past the cursor exist, or after the wait with a comment line, and a
 //! browser `EventSource` reconnects with `Last-Event-ID` (API Gateway REST buffers
@@ -36,5 +37,10 @@ impl cairn_http::HasUsers for App {
 
 /// The endpoint group's routes.
 pub fn router(app: Arc<App>) -> Router {
-    cairn_http::finish(Router::new().route("/v1/events", get(handlers::events))).with_state(app)
+    cairn_http::finish(Router::new().route(
+        "/v1/events",
+        get(handlers::events).options(handlers::preflight),
+    ))
+    .layer(axum::middleware::map_response(handlers::any_origin))
+    .with_state(app)
 }

@@ -49,16 +49,24 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
     (router(Arc::new(app)), log)
 }
 
-async fn get(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut req = Request::builder().uri(uri);
+async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
+    let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let response = app
-        .clone()
+    app.clone()
         .oneshot(req.body(Body::empty()).expect("request"))
         .await
-        .expect("infallible");
+        .expect("infallible")
+}
+
+async fn get(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let response = send(app, "GET", uri, headers).await;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -189,4 +197,70 @@ async fn the_stream_resumes_after_last_event_id_and_waits_for_new_events() {
     late.await.expect("writer");
     assert_eq!(ids(&body), [4], "{body}");
     assert!(body.contains("c_1_amd64.deb"));
+}
+
+fn next(body: &str) -> String {
+    let page: Value = serde_json::from_str(body).expect("json");
+    page["next"].as_str().expect("next").to_string()
+}
+
+#[tokio::test]
+async fn last_reads_the_newest_events_and_the_cursor_to_follow_them() {
+    let (app, _) = world().await;
+    let jammy = "subject=repository:release/1/ubuntu/jammy";
+    let (status, _, body) = get(&app, &format!("/v1/events?{jammy}&last=1"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((seqs(&body), next(&body)), (vec![3], "3".to_string()));
+    let (_, _, body) = get(&app, &format!("/v1/events?{jammy}&last=50"), &[]).await;
+    assert_eq!(seqs(&body), [1, 3], "oldest first");
+
+    // The overall log's last two positions hold an archive event, which an anonymous
+    // reader does not see; the cursor still passes it.
+    let (_, _, body) = get(&app, "/v1/events?last=2", &[]).await;
+    assert_eq!((seqs(&body), next(&body)), (vec![3], "3".to_string()));
+
+    // A subject without events yet follows on from the head of the log.
+    let (_, _, body) = get(
+        &app,
+        "/v1/events?subject=repository:release/2/ubuntu/noble&last=5",
+        &[],
+    )
+    .await;
+    assert_eq!((seqs(&body), next(&body)), (vec![], "3".to_string()));
+
+    for (uri, headers) in [
+        ("/v1/events?last=0", vec![]),
+        ("/v1/events?last=101", vec![]),
+        ("/v1/events?last=5&after=1", vec![]),
+        ("/v1/events?last=5&types=ping", vec![]),
+        ("/v1/events?last=5", vec![("accept", "text/event-stream")]),
+    ] {
+        let (status, _, body) = get(&app, uri, &headers).await;
+        assert_eq!(status, 400, "{uri}: {body}");
+        assert!(body.contains("last"), "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn pages_on_other_origins_may_read_the_log() {
+    let (app, _) = world().await;
+    for (method, uri, status) in [
+        ("GET", "/v1/events", 200),
+        ("GET", "/v1/events?after=x", 400),
+        ("OPTIONS", "/v1/events", 204),
+    ] {
+        let response = send(&app, method, uri, &[("origin", "https://pages.example")]).await;
+        assert_eq!(response.status().as_u16(), status, "{method} {uri}");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{method} {uri}"
+        );
+    }
+    let response = send(&app, "OPTIONS", "/v1/events", &[]).await;
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("text")
+        .to_ascii_lowercase();
+    assert!(allowed.contains("last-event-id") && allowed.contains("authorization"));
 }

@@ -59,6 +59,7 @@ impl Worker {
             supported: &self.config.supported,
             origin: &self.config.origin,
             base_url: &self.config.repo_base_url,
+            api_url: self.config.api_url.as_deref(),
             cache: &self.cache,
         };
         let report = match publisher

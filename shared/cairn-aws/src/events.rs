@@ -32,6 +32,36 @@ enum Cancelled {
 }
 
 impl DynamoCatalog {
+    /// One Query of the overall log or a subject's, from position `from` on,
+    /// oldest first (`forward`) or newest first.
+    async fn query_events(
+        &self,
+        subject: Option<&Subject>,
+        from: u64,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let pk = subject.map_or_else(|| EVENTS_PK.to_string(), |s| subject_pk(s.as_str()));
+        let limit = i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(event_sk(from)))
+            .expression_attribute_values(":to", s(event_sk(u64::MAX)))
+            .scan_index_forward(forward)
+            .consistent_read(true)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::caused_by("Query events", e))?;
+        page.items().iter().map(event_from_item).collect()
+    }
+
     /// The last log position used (0 before the first event).
     async fn event_head(&self) -> Result<u64, StoreError> {
         match crate::dynamo::get_item(
@@ -187,24 +217,18 @@ impl EventLog for DynamoCatalog {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        let pk = subject.map_or_else(|| EVENTS_PK.to_string(), |s| subject_pk(s.as_str()));
-        let limit = i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":from", s(event_sk(after.saturating_add(1))))
-            .expression_attribute_values(":to", s(event_sk(u64::MAX)))
-            .consistent_read(true)
-            .limit(limit)
-            .send()
+        self.query_events(subject, after.saturating_add(1), true, limit)
             .await
-            .map_err(|e| StoreError::caused_by("Query events", e))?;
-        page.items().iter().map(event_from_item).collect()
+    }
+
+    async fn events_latest(
+        &self,
+        subject: Option<&Subject>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut events = self.query_events(subject, 1, false, limit).await?;
+        events.reverse();
+        Ok(events)
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

@@ -156,3 +156,29 @@ async fn events_decode_from_a_query_page() {
     assert!(query.contains("SUBJECT#archive:demo") && query.contains("EVT#00000000000000000042"));
     assert!(query.contains(r#""ConsistentRead":true"#), "{query}");
 }
+
+fn stored_event(seq: u64) -> String {
+    format!(
+        r#"{{"pk":{{"S":"EVENTS"}},"sk":{{"S":"EVT#{seq:020}"}},"seq":{{"N":"{seq}"}},
+            "id":{{"S":"evt_{seq}"}},"type":{{"S":"ping"}},"subject":{{"S":"webhook:w"}},
+            "time_ms":{{"N":"1796255175123"}},"data":{{"S":"{{}}"}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn the_latest_events_are_read_newest_first_and_returned_oldest_first() {
+    let (catalog, replay) = catalog(vec![answer(
+        200,
+        &format!(
+            r#"{{"Count":2,"Items":[{},{}]}}"#,
+            stored_event(9),
+            stored_event(8)
+        ),
+    )]);
+    let events = catalog.events_latest(None, 2).await.expect("page");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [8, 9]);
+    let query = &bodies(&replay)[0];
+    assert!(query.contains(r#""ScanIndexForward":false"#), "{query}");
+    assert!(query.contains(r#""Limit":2"#), "{query}");
+    assert!(query.contains("EVT#00000000000000000001"), "{query}");
+}

@@ -25,6 +25,9 @@ pub struct Config {
     pub supported: SupportedRepos,
     /// Public base URL of the repository bucket, for messages and sources lines.
     pub repo_base_url: String,
+    /// The API's public URL (stage included), for the live repository pages; none
+    /// leaves them static.
+    pub api_url: Option<String>,
     /// Largest body accepted by the upload API; larger packages use presigned uploads.
     pub max_api_upload: u64,
     /// Lifetime of presigned upload URLs, seconds.
@@ -87,6 +90,7 @@ impl Config {
             sync_queue_url: required("CAIRN_SYNC_QUEUE_URL")?,
             supported,
             repo_base_url: get("CAIRN_REPO_BASE_URL").unwrap_or_default(),
+            api_url: get("CAIRN_API_URL").filter(|url| !url.is_empty()),
             max_api_upload: number("CAIRN_MAX_API_UPLOAD", DEFAULT_MAX_API_UPLOAD)?,
             presign_ttl_secs: number("CAIRN_PRESIGN_TTL", 3600)?,
             origin: get("CAIRN_ORIGIN").unwrap_or_else(|| "Cairn".into()),

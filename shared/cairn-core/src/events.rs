@@ -290,6 +290,13 @@ pub trait EventLog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// The last `limit` events, oldest first: the whole log's, or one subject's.
+    async fn events_latest(
+        &self,
+        subject: Option<&Subject>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
     /// The last log position used (0 before the first event).
     async fn head(&self) -> Result<u64, StoreError>;
 
@@ -328,6 +335,39 @@ pub struct EventPage {
     /// The cursor to resume after: the last position read, which may be past the
     /// last event returned when the filter left some out.
     pub next: u64,
+}
+
+/// A read of the newest events, for a page that shows what happened recently and
+/// then follows the stream.
+#[derive(Debug, Clone, Default)]
+pub struct LatestQuery {
+    /// Only this subject's events.
+    pub subject: Option<Subject>,
+    /// How many log positions to read back.
+    pub limit: usize,
+    /// The authenticated reader, if any (as in [`EventQuery`]).
+    pub reader: Option<String>,
+}
+
+impl LatestQuery {
+    /// Reads the newest events, oldest first. `next` follows on without a gap: the
+    /// head is read before the events, so an event committed in between is either
+    /// in the page or after the cursor.
+    pub async fn read(&self, log: &dyn EventLog) -> Result<EventPage, StoreError> {
+        let head = log.head().await?;
+        let read = log
+            .events_latest(self.subject.as_ref(), self.limit.clamp(1, 1000))
+            .await?;
+        let next = read.last().map_or(head, |e| e.seq.max(head));
+        let query = EventQuery {
+            reader: self.reader.clone(),
+            ..Default::default()
+        };
+        Ok(EventPage {
+            events: read.into_iter().filter(|e| query.admits(e)).collect(),
+            next,
+        })
+    }
 }
 
 impl EventQuery {

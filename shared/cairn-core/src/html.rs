@@ -96,13 +96,101 @@ helm pull {name}/CHART --verify --keyring cairn-keyring.gpg</pre>\n\
     )
 }
 
+/// Where a page follows its subject's events from.
+#[derive(Debug, Clone, Copy)]
+pub struct Live<'a> {
+    /// The API's base URL (the events endpoint is `{api_url}/v1/events`).
+    pub api_url: &'a str,
+    /// The subject whose events the page shows, e.g. `repository:release/1/ubuntu/jammy`.
+    pub subject: &'a str,
+}
+
+/// How many recent events a live page shows.
+const LIVE_EVENTS: usize = 20;
+
+/// The script of a live page: it reads the subject's recent events, then follows the
+/// stream (`EventSource`, which resumes with `Last-Event-ID`), and on each
+/// `repository.published` fetches the page again and swaps in its package list, so
+/// a new package shows up without a reload. Event text goes in with `textContent`
+/// only. Where and what to follow come from the `#live` element's data attributes.
+const LIVE_SCRIPT: &str = r#"(function () {
+  "use strict";
+  var live = document.getElementById("live");
+  if (!live || !window.EventSource || !window.fetch) { return; }
+  var list = document.getElementById("events");
+  var status = document.getElementById("live-status");
+  var keep = Number(live.dataset.keep);
+  var base = live.dataset.events + "?subject=" + encodeURIComponent(live.dataset.subject);
+  var cursor = null;
+  function describe(e) {
+    var d = e.data || {};
+    switch (e.type) {
+      case "package.stored": return d.filename + " stored (in the next publication)";
+      case "package.deleted": return d.filename + " deleted (" + d.reason + ")";
+      case "repository.published":
+        return "publication " + d.publication + ": " + d.packages + " packages, " +
+          (d.added || []).length + " added, " + (d.removed || []).length + " removed";
+      default: return e.type;
+    }
+  }
+  function show(e) {
+    var item = document.createElement("li");
+    item.dataset.seq = e.seq;
+    item.dataset.type = e.type;
+    var time = document.createElement("time");
+    time.dateTime = e.timestamp;
+    time.textContent = e.timestamp.replace("T", " ").replace(/\.\d+Z$/, "Z");
+    var text = document.createElement("span");
+    text.textContent = describe(e);
+    item.append(time, " ", text);
+    list.insertBefore(item, list.firstChild);
+    while (list.children.length > keep) { list.removeChild(list.lastChild); }
+    cursor = e.seq;
+  }
+  function refresh() {
+    fetch(location.href, { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("packages");
+        var now = document.getElementById("packages");
+        if (fresh && now) { now.replaceWith(fresh); }
+      })
+      .catch(function () { status.textContent = "Published; reload the page to see the packages."; });
+  }
+  function follow() {
+    var source = new EventSource(base + (cursor === null ? "" : "&after=" + cursor));
+    source.onopen = function () { status.textContent = "Live: new events appear here as they happen."; };
+    source.onmessage = function (m) {
+      var e = JSON.parse(m.data);
+      show(e);
+      if (e.type === "repository.published") { refresh(); }
+    };
+    source.onerror = function () {
+      // Each long-poll answer ends the response and EventSource reconnects by
+      // itself; only a refused request closes it for good.
+      if (source.readyState === EventSource.CLOSED) {
+        status.textContent = "Disconnected from the event stream; retrying in 10 s.";
+        setTimeout(follow, 10000);
+      }
+    };
+  }
+  fetch(base + "&last=" + keep)
+    .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+    .then(function (page) { page.events.forEach(show); cursor = page.next; })
+    .catch(function () { status.textContent = "Could not read the recent events; following new ones."; })
+    .then(follow);
+}());
+"#;
+
 /// Renders a repository page: a title, the usage block (already HTML) and the
-/// packages, each linking to its file under `base_url`.
+/// packages, each linking to its file under `base_url`. With `live`, the page also
+/// lists the subject's recent events and follows the event stream.
 pub fn repo_page(
     title: &str,
     usage_html: &str,
     base_url: &str,
     packages: &BTreeMap<String, PublishedPackage>,
+    live: Option<Live<'_>>,
 ) -> String {
     let base = base_url.trim_end_matches('/');
     let mut out = String::new();
@@ -111,8 +199,9 @@ pub fn repo_page(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>{title}</title>\
 <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em;overflow-x:auto}}\
-table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}}</style>\
-</head><body>\n<h1>{title}</h1>\n{usage_html}<h2>{count} packages</h2>\n<table>\n\
+table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}}\
+#events{{list-style:none;padding:0}}#events time{{color:#666;font-size:.9em}}</style>\
+</head><body>\n<h1>{title}</h1>\n{usage_html}<section id=\"packages\">\n<h2>{count} packages</h2>\n<table>\n\
 <tr><th>Package</th><th>Version</th><th>Architecture</th><th>Size</th></tr>\n",
         title = escape(title),
         count = packages.len(),
@@ -128,7 +217,18 @@ table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border
             size = p.size,
         );
     }
-    out.push_str("</table>\n</body></html>\n");
+    out.push_str("</table>\n</section>\n");
+    if let Some(live) = live {
+        let _ = write!(
+            out,
+            "<section id=\"live\" data-events=\"{events}\" data-subject=\"{subject}\" data-keep=\"{LIVE_EVENTS}\">\n\
+<h2>Recent events</h2>\n<p id=\"live-status\">This page follows the event stream when scripts run.</p>\n\
+<ol id=\"events\"></ol>\n</section>\n<script>\n{LIVE_SCRIPT}</script>\n",
+            events = escape(&format!("{}/v1/events", live.api_url.trim_end_matches('/'))),
+            subject = escape(live.subject),
+        );
+    }
+    out.push_str("</body></html>\n");
     out
 }
 
@@ -154,13 +254,45 @@ mod tests {
             },
         )]);
         let usage = apt_usage(&repo, "https://repo.example/");
-        let page = repo_page("t", &usage, "https://repo.example/", &packages);
+        let page = repo_page("t", &usage, "https://repo.example/", &packages, None);
         assert!(!page.contains("<script>"));
         assert!(page.contains("1&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains(
             "deb [signed-by=/usr/share/keyrings/cairn-archive-keyring.gpg] https://repo.example/release/1/ubuntu jammy main"
         ));
         assert!(page.contains("href=\"https://repo.example/release/1/ubuntu/pool/x.deb\""));
+        assert!(
+            !page.contains("<script"),
+            "no live section without an API URL"
+        );
+    }
+
+    #[test]
+    fn a_live_page_follows_its_subject_with_escaped_attributes() {
+        let live = Live {
+            api_url: "https://api.example/v1/",
+            subject: "repository:release/1/ubuntu/jammy\"><script>",
+        };
+        let page = repo_page(
+            "t",
+            "",
+            "https://repo.example",
+            &BTreeMap::new(),
+            Some(live),
+        );
+        assert!(page.contains("data-events=\"https://api.example/v1/v1/events\""));
+        assert!(page.contains(
+            "data-subject=\"repository:release/1/ubuntu/jammy&quot;&gt;&lt;script&gt;\""
+        ));
+        assert_eq!(
+            page.matches("<script>").count(),
+            1,
+            "only the page's own script"
+        );
+        assert!(
+            page.contains("<section id=\"packages\">"),
+            "the part a publication swaps"
+        );
     }
 
     #[test]

@@ -285,6 +285,23 @@ impl EventLog for MemoryCatalog {
             .collect())
     }
 
+    async fn events_latest(
+        &self,
+        subject: Option<&Subject>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let events = lock(&self.events);
+        let mut latest: Vec<Event> = events
+            .iter()
+            .rev()
+            .filter(|e| subject.is_none_or(|s| s.as_str() == e.subject))
+            .take(limit)
+            .cloned()
+            .collect();
+        latest.reverse();
+        Ok(latest)
+    }
+
     async fn head(&self) -> Result<u64, StoreError> {
         Ok(lock(&self.events).len() as u64)
     }

@@ -121,6 +121,7 @@ impl World {
             supported: &self.supported,
             origin: "Cairn",
             base_url: "https://repo.example",
+            api_url: None,
             cache: &self.cache,
         }
         .sync(&repo(), seq, time::OffsetDateTime::UNIX_EPOCH)

@@ -96,6 +96,7 @@ fn publisher<'a>(
         supported,
         origin: "Cairn",
         base_url: "https://repo.example",
+        api_url: None,
         cache,
     }
 }

@@ -407,6 +407,7 @@ async fn bench_sync(
             supported: &config.supported,
             origin: "Cairn",
             base_url: &config.repo_base_url,
+            api_url: None,
             cache: if round < rounds / 2 {
                 &warm_cache
             } else {
@@ -595,6 +596,7 @@ async fn bench_build(
         supported: &supported,
         origin: "Cairn",
         base_url: "https://repo.example",
+        api_url: None,
         cache: &cache,
     };
     let mut totals = Vec::new();

@@ -123,7 +123,7 @@ impl Publisher<'_> {
         let metadata_sha256 = Digests::of(release.as_bytes()).sha256;
         let title = format!("{} {} {}", self.origin, repo.root(), repo.suite());
         let usage = crate::html::apt_usage(repo, self.base_url);
-        let page = crate::html::repo_page(&title, &usage, self.base_url, packages);
+        let page = self.page(repo, &title, &usage, packages);
 
         let phases = vec![
             by_hash,

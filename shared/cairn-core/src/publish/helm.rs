@@ -49,7 +49,7 @@ impl Publisher<'_> {
         let key_armored = self.signer.public_keys_armored()?;
         let title = format!("{} {}", self.origin, repo);
         let usage = crate::html::helm_usage(repo, self.base_url);
-        let page = crate::html::repo_page(&title, &usage, self.base_url, packages);
+        let page = self.page(repo, &title, &usage, packages);
         let metadata_sha256 = Digests::of(index.as_bytes()).sha256;
         Ok(Built {
             phases: vec![

@@ -142,6 +142,9 @@ pub struct Publisher<'a> {
     pub origin: &'a str,
     /// Public URL of the repository bucket, for the human-friendly page.
     pub base_url: &'a str,
+    /// The API's URL: with it, the page shows the repository's recent events and
+    /// follows the event stream.
+    pub api_url: Option<&'a str>,
     /// Snapshots kept between invocations.
     pub cache: &'a SnapshotCache,
 }
@@ -184,6 +187,22 @@ struct PackageSet {
 }
 
 impl Publisher<'_> {
+    /// The repository's human-friendly page.
+    pub(crate) fn page(
+        &self,
+        repo: &RepoPath,
+        title: &str,
+        usage_html: &str,
+        packages: &BTreeMap<String, PublishedPackage>,
+    ) -> String {
+        let subject = crate::events::Subject::repository(repo);
+        let live = self.api_url.map(|api_url| crate::html::Live {
+            api_url,
+            subject: subject.as_str(),
+        });
+        crate::html::repo_page(title, usage_html, self.base_url, packages, live)
+    }
+
     /// Republishes `repo` unless its published metadata already reflects `requested_seq`.
     pub async fn sync(
         &self,

@@ -133,7 +133,7 @@ impl Publisher<'_> {
         let key_armored = self.signer.public_keys_armored()?;
         let title = format!("{} {}", self.origin, repo);
         let usage = crate::html::dnf_usage(repo, self.base_url);
-        let page = crate::html::repo_page(&title, &usage, self.base_url, packages);
+        let page = self.page(repo, &title, &usage, packages);
         let repo_file = crate::html::dnf_repo_file(repo, self.base_url, self.origin);
         let phases = vec![
             data_files,
