@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_callback::standard::WebhookSecret;
 use cairn_callback::{Callback, Method, check_url};
-use cairn_core::events::{NewEvent, Subject};
+use cairn_core::events::{NewEvent, Subject, cursor_at, event_time};
 use cairn_core::webhooks::{AttemptRecord, Delivery, SigningSecret, Webhook};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
 use serde::Deserialize;
@@ -409,9 +409,14 @@ pub struct Replay {
 
 /// Most events one replay call sends; a larger gap is replayed in several calls.
 const MAX_REPLAY: usize = 10_000;
+/// Longest one replay call reads the log, well inside API Gateway's 29 s; a longer
+/// scan (a narrow filter over a long log) goes on in the next call.
+const REPLAY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `POST /v1/webhooks/{id}/replay`: every event after `since` (a cursor, or an RFC
 /// 3339 time) that the subscription wants, sent again (recovery after an outage).
+/// One call sends at most [`MAX_REPLAY`] events and reads for at most
+/// [`REPLAY_BUDGET`]; unless `complete`, call again with `since` = the answer's `next`.
 pub async fn replay(
     State(app): AppState,
     Caller(caller): Caller,
@@ -425,7 +430,7 @@ pub async fn replay(
         )));
     }
     let since = &body.value.since;
-    let (mut after, not_before_time) = match since {
+    let (mut after, not_before) = match since {
         Value::Number(n) => (
             n.as_u64()
                 .ok_or_else(|| invalid("since must be a cursor or a time"))?,
@@ -441,7 +446,7 @@ pub async fn replay(
                                 "since {t:?} is neither a cursor nor an RFC 3339 time: {e}"
                             ))
                         })?;
-                (0, Some(time))
+                (cursor_at(app.log.as_ref(), time).await?, Some(time))
             }
         },
         _ => {
@@ -450,26 +455,19 @@ pub async fn replay(
             ));
         }
     };
+    let deadline = tokio::time::Instant::now() + REPLAY_BUDGET;
     let head = app.log.head().await?;
     let now = now();
     let mut queued = 0;
-    let mut last = after;
-    while after < head && queued < MAX_REPLAY {
+    while after < head && queued < MAX_REPLAY && tokio::time::Instant::now() < deadline {
         let events = app.log.events_after(None, after, 1000).await?;
         let Some(end) = events.last().map(|e| e.seq) else {
+            after = head;
             break;
         };
         let batch: Vec<Delivery> = events
             .iter()
-            .filter(|e| {
-                not_before_time.is_none_or(|t| {
-                    time::OffsetDateTime::parse(
-                        &e.timestamp,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .is_ok_and(|at| at >= t)
-                })
-            })
+            .filter(|e| not_before.is_none_or(|t| event_time(e).is_some_and(|at| at >= t)))
             .filter(|e| hook.wants(e))
             .take(MAX_REPLAY - queued)
             .map(|e| Delivery {
@@ -480,15 +478,17 @@ pub async fn replay(
                 reason: "replay".into(),
             })
             .collect();
-        if let Some(d) = batch.last() {
-            last = d.seq;
-        }
         queued += batch.len();
         app.queue.enqueue(&batch, 0).await?;
-        after = end;
+        // Cut short by the count: go on after the last event sent, not the last read.
+        after = if queued == MAX_REPLAY {
+            batch.last().map_or(end, |d| d.seq)
+        } else {
+            end
+        };
     }
     Ok(json(
         202,
-        &json!({"queued": queued, "last_seq": last, "complete": queued < MAX_REPLAY}),
+        &json!({"queued": queued, "next": after.to_string(), "complete": after >= head}),
     ))
 }

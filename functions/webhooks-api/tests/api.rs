@@ -283,3 +283,75 @@ async fn rotation_keeps_the_old_secret_for_its_grace_period_only() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn replay_resends_what_the_hook_wants_since_a_cursor_or_a_time_in_bounded_calls() {
+    use cairn_core::RepoPath;
+    use cairn_core::events::NewEvent;
+    let (app, store) = world().await;
+    let (_, created) = call(
+        &app,
+        "POST",
+        "/v1/webhooks",
+        Some(ALICE),
+        json!({"url": PUBLIC_URL, "events": ["package.deleted"]}),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let repo = RepoPath::parse("release/1/ubuntu/jammy").expect("valid");
+    // Positions 1-10 at t=1..10 s: even ones are deletions, odd ones pings.
+    for i in 1..=10_i64 {
+        let mut event = if i % 2 == 0 {
+            NewEvent::package_deleted(&repo, &format!("p{i}.deb"), "requested")
+        } else {
+            NewEvent::new(
+                "ping",
+                cairn_core::events::Subject::webhook("other"),
+                json!({}),
+            )
+        };
+        event.time_ms = i * 1000;
+        store.append_for_test(&event);
+    }
+    let replay = |since: Value| {
+        let app = app.clone();
+        let uri = format!("/v1/webhooks/{id}/replay");
+        async move { call(&app, "POST", &uri, Some(ALICE), json!({ "since": since })).await }
+    };
+    let queued = || {
+        store
+            .queued
+            .lock()
+            .expect("lock")
+            .drain(..)
+            .map(|(d, _)| d.seq)
+            .collect::<Vec<_>>()
+    };
+
+    let (status, answer) = replay(json!(5)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer, json!({"queued": 3, "next": "10", "complete": true}));
+    assert_eq!(queued(), [6, 8, 10]);
+
+    // A time: the events at or after it (1970-01-01T00:00:04Z is position 4).
+    let (_, answer) = replay(json!("1970-01-01T00:00:04Z")).await;
+    assert_eq!(answer["queued"], 4, "{answer}");
+    assert_eq!(queued(), [4, 6, 8, 10]);
+    let (_, answer) = replay(json!("1970-01-01T00:00:11Z")).await;
+    assert_eq!(answer, json!({"queued": 0, "next": "10", "complete": true}));
+    assert_eq!(queued(), Vec::<u64>::new());
+
+    for bad in [json!("yesterday"), json!(-1), json!(null), json!([1])] {
+        let (status, problem) = replay(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+    }
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/v1/webhooks/{id}/replay"),
+        Some(BOB),
+        json!({"since": 0}),
+    )
+    .await;
+    assert_eq!(status, 404, "not bob's hook");
+}

@@ -337,6 +337,31 @@ pub struct EventPage {
     pub next: u64,
 }
 
+/// When `event` happened, parsed back from its timestamp.
+pub fn event_time(event: &Event) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(
+        &event.timestamp,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+}
+
+/// The cursor just before the first kept event at or after `time` (the head when
+/// there is none), found by bisection over log positions in about 2 log2(head)
+/// reads: positions are in commit order and times follow them, to within the clock
+/// skew between writers.
+pub async fn cursor_at(log: &dyn EventLog, time: time::OffsetDateTime) -> Result<u64, StoreError> {
+    let (mut lo, mut hi) = (1, log.head().await?.saturating_add(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match log.events_after(None, mid - 1, 1).await?.first() {
+            Some(e) if e.seq < hi && event_time(e).is_some_and(|at| at < time) => lo = e.seq + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo - 1)
+}
+
 /// A read of the newest events, for a page that shows what happened recently and
 /// then follows the stream.
 #[derive(Debug, Clone, Default)]
@@ -461,6 +486,35 @@ mod tests {
         };
         let page = subject.read(&log).await.expect("read");
         assert_eq!(page.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+    }
+
+    #[tokio::test]
+    async fn a_time_becomes_the_cursor_before_the_first_event_at_or_after_it() {
+        let log = crate::memory::MemoryCatalog::default();
+        let repo = RepoPath::parse("release/1/ubuntu/jammy").expect("valid");
+        for ms in [1_000, 2_000, 2_000, 3_000, 5_000, 8_000, 13_000] {
+            let mut event = NewEvent::package_deleted(&repo, "a.deb", "requested");
+            event.time_ms = ms;
+            log.append_for_test(&event);
+        }
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .expect("time")
+        };
+        for (ms, cursor) in [
+            (0, 0),
+            (1_000, 0),
+            (1_500, 1),
+            (2_000, 1),
+            (2_001, 3),
+            (5_000, 4),
+            (13_000, 6),
+            (20_000, 7),
+        ] {
+            assert_eq!(cursor_at(&log, at(ms)).await.expect("read"), cursor, "{ms}");
+        }
+        let empty = crate::memory::MemoryCatalog::default();
+        assert_eq!(cursor_at(&empty, at(0)).await.expect("read"), 0);
     }
 
     #[test]
