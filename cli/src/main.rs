@@ -62,6 +62,9 @@ enum Command {
     /// holds, and no pool object, pending upload or deletion is left behind.
     /// Reads only. Exits 1 when something is wrong.
     Fsck(FsckArgs),
+    /// Print the OpenAPI 3.1 document of every API route (JSON), generated from the
+    /// route descriptions in the code (docs/openapi.json is its output).
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -315,6 +318,9 @@ async fn main() -> Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Openapi => {
+            println!("{}", openapi()?);
+        }
         Command::Fsck(args) => {
             if !fsck(args).await? {
                 std::process::exit(1);
@@ -342,4 +348,23 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One document for the four API Lambdas: each endpoint group describes its own
+/// routes where it routes them.
+fn openapi() -> Result<String> {
+    let mut doc = cairn_http::openapi::base(
+        "Cairn",
+        "A serverless software repository: APT, YUM and Helm repositories, immutable \
+         source archives, an event log and webhooks. Errors are RFC 9457 problems.",
+    );
+    for group in [
+        repo_api::openapi(),
+        archive_api::openapi(),
+        events_api::openapi(),
+        webhooks_api::openapi(),
+    ] {
+        doc.merge(group);
+    }
+    Ok(doc.to_pretty_json()?)
 }

@@ -8,6 +8,7 @@ use cairn_archive::model::OperationKind;
 use cairn_archive::request::{check_origin, validate_name};
 use cairn_archive::{ArchiveError, ArchiveRequest, CloneRequest};
 use cairn_core::auth::Principal;
+use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -50,6 +51,20 @@ type Answer = Result<Response, Failure>;
 
 /// `POST /v1/archives`: archive a ref. A tree archived before is answered from the
 /// catalog; anything else is queued.
+#[utoipa::path(
+    post, path = "/v1/archives", operation_id = "archive", tag = "archives",
+    summary = "Archive a ref of a git origin",
+    description = "`{name, url, ref, callback?}`: the same tree always gets the same tag. \
+        A tree archived before is answered at once (200); otherwise the operation is queued \
+        (202), or with `callback` its result is POSTed there, signed. docs/archives.md.",
+    request_body(content = Object, description = "`{\"name\", \"url\", \"ref\", \"callback\"?}`"),
+    responses(
+        (status = 200, description = "Archived (now or before): name, tag, commit, tree, URLs", body = Object),
+        (status = 202, description = "Queued: the operation to follow", body = Object),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
 pub async fn archive(
     State(app): AppState,
     Caller(caller): Caller,
@@ -77,6 +92,17 @@ pub async fn archive(
 }
 
 /// `POST /clone` (Repour).
+#[utoipa::path(
+    post, path = "/clone", operation_id = "repour_clone", tag = "archives",
+    summary = "Repour's clone",
+    request_body(content = Object, description = "Repour's `{type, origin_repo_url, ref, callback?}`"),
+    responses(
+        (status = 200, description = "Cloned", body = Object),
+        (status = 202, description = "Queued: the operation to follow", body = Object),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
 pub async fn clone(
     State(app): AppState,
     Caller(caller): Caller,
@@ -100,6 +126,13 @@ pub async fn clone(
 }
 
 /// `POST /cancel/{id}` (Repour): the caller's own operations only.
+#[utoipa::path(
+    post, path = "/cancel/{id}", operation_id = "repour_cancel", tag = "archives",
+    summary = "Cancel an operation (Repour)",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "The operation's id and status", body = Object), Refusals, Conflict),
+    security(("basic" = [])),
+)]
 pub async fn cancel(
     State(app): AppState,
     Caller(caller): Caller,
@@ -110,6 +143,13 @@ pub async fn cancel(
 }
 
 /// `GET /v1/operations/{id}`: the caller's own operations only.
+#[utoipa::path(
+    get, path = "/v1/operations/{id}", operation_id = "show_operation", tag = "archives",
+    summary = "An operation's state and result",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "The operation", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn operation(
     State(app): AppState,
     Caller(caller): Caller,
@@ -119,6 +159,13 @@ pub async fn operation(
 }
 
 /// `GET /v1/archives/{name}`: the archive's tags.
+#[utoipa::path(
+    get, path = "/v1/archives/{name}", operation_id = "show_archive", tag = "archives",
+    summary = "An archive's tags",
+    params(("name" = String, Path, description = "The archive name")),
+    responses((status = 200, description = "The tags with their commits, trees and URLs", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn describe(
     State(app): AppState,
     _caller: Caller,
@@ -128,6 +175,13 @@ pub async fn describe(
 }
 
 /// `GET /v1/archives/{name}/{tag}.tar.gz`: a redirect to the public tarball.
+#[utoipa::path(
+    get, path = "/v1/archives/{name}/{tarball}", operation_id = "archive_tarball", tag = "archives",
+    summary = "A tag's tarball",
+    params(("name" = String, Path, description = "The archive name"), ("tarball" = String, Path, description = "`<tag>.tar.gz`")),
+    responses((status = 302, description = "To the public tarball"), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn tarball(
     State(app): AppState,
     _caller: Caller,

@@ -6,11 +6,12 @@
 mod handlers;
 
 use axum::Router;
-use axum::routing::{get, post};
 use cairn_archive::{Archiver, Operations};
 use cairn_core::ports::UserDirectory;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything a request needs, built once per cold start.
 pub struct App {
@@ -30,16 +31,27 @@ impl cairn_http::HasUsers for App {
     }
 }
 
+/// The routes, each with its description.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(cairn_http::openapi::base(
+        "Cairn source archives",
+        "Immutable archives of untrusted git origins, and Repour's clone API.",
+    ))
+    .routes(routes!(handlers::archive))
+    .routes(routes!(handlers::describe))
+    .routes(routes!(handlers::tarball))
+    .routes(routes!(handlers::clone))
+    .routes(routes!(handlers::cancel))
+    .routes(routes!(handlers::operation))
+}
+
 /// The endpoint group's routes. Every route needs credentials.
 pub fn router(app: Arc<App>) -> Router {
-    cairn_http::finish(
-        Router::new()
-            .route("/v1/archives", post(handlers::archive))
-            .route("/v1/archives/{name}", get(handlers::describe))
-            .route("/v1/archives/{name}/{tarball}", get(handlers::tarball))
-            .route("/clone", post(handlers::clone))
-            .route("/cancel/{id}", post(handlers::cancel))
-            .route("/v1/operations/{id}", get(handlers::operation)),
-    )
-    .with_state(app)
+    let (router, _) = routes().split_for_parts();
+    cairn_http::finish(router).with_state(app)
+}
+
+/// The endpoint group's OpenAPI description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }

@@ -5,9 +5,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_core::events::{Event, EventQuery, LatestQuery, Subject, check_type_pattern};
+use cairn_http::openapi::Refusals;
 use cairn_http::{ApiError, MaybeCaller, json};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -19,13 +19,39 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LAST: usize = 100;
 
 /// Query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// A cursor (an event's `seq`, or 0): only events after it. A page without it
+    /// starts at the oldest event kept, a stream at the head of the log.
     after: Option<String>,
+    /// Comma-separated types or prefixes: `package.*,repository.published`.
     types: Option<String>,
+    /// One subject's events only, `kind:name` (`repository:release/3.0/el/8`).
     subject: Option<String>,
+    /// Page size, 1-1000 (default 100).
     limit: Option<usize>,
+    /// Instead of `after`: the newest 1-100 events, oldest first, and the cursor to
+    /// follow on from (JSON only; combines with `subject` only).
     last: Option<usize>,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventsPage {
+    /// The events, oldest first.
+    events: Vec<Event>,
+    /// The cursor to pass as `after` next: the last position read.
+    next: String,
+}
+
+impl From<cairn_core::events::EventPage> for EventsPage {
+    fn from(page: cairn_core::events::EventPage) -> Self {
+        Self {
+            events: page.events,
+            next: page.next.to_string(),
+        }
+    }
 }
 
 fn cursor(text: &str, what: &str) -> Result<u64, ApiError> {
@@ -39,6 +65,25 @@ fn cursor(text: &str, what: &str) -> Result<u64, ApiError> {
 /// The events after a cursor: a JSON page, or with `Accept: text/event-stream` a
 /// long-poll in Server-Sent Events form. `last=<n>` instead reads the newest `n`
 /// (oldest first) and the cursor to follow them from.
+#[utoipa::path(
+    get, path = "/v1/events", operation_id = "read_events", tag = "events",
+    summary = "Read or follow the event log",
+    description = "A JSON page of events after a cursor; with `Accept: text/event-stream` a \
+        buffered long-poll in Server-Sent Events form (`id:` is the cursor) that answers as \
+        soon as events exist, or a comment after the wait. Repository events are public; \
+        other subjects need credentials. docs/events.md.",
+    params(
+        Params,
+        ("Last-Event-ID" = Option<String>, Header,
+         description = "The stream's cursor on reconnect; wins over `after`"),
+    ),
+    responses(
+        (status = 200, description = "Events after the cursor",
+         content((EventsPage = "application/json"), (String = "text/event-stream"))),
+        Refusals,
+    ),
+    security((), ("basic" = [])),
+)]
 pub async fn events(
     State(app): State<Arc<App>>,
     MaybeCaller(caller): MaybeCaller,
@@ -93,10 +138,7 @@ pub async fn events(
         }
         .read(app.events.as_ref())
         .await?;
-        return Ok(json(
-            200,
-            &json!({"events": page.events, "next": page.next.to_string()}),
-        ));
+        return Ok(json(200, &EventsPage::from(page)));
     }
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let after = match (last_event_id, params.after.as_deref()) {
@@ -120,10 +162,7 @@ pub async fn events(
     };
     if !stream {
         let page = query.read(app.events.as_ref()).await?;
-        return Ok(json(
-            200,
-            &json!({"events": page.events, "next": page.next.to_string()}),
-        ));
+        return Ok(json(200, &EventsPage::from(page)));
     }
     let deadline = Instant::now() + app.wait;
     loop {
@@ -165,6 +204,11 @@ fn event_stream(events: &[Event], next: u64) -> Response {
 /// `OPTIONS /v1/events`: a browser's preflight before a cross-origin read with
 /// credentials or `Last-Event-ID` (the repository pages live on another origin
 /// than the API on AWS).
+#[utoipa::path(
+    options, path = "/v1/events", operation_id = "events_preflight", tag = "events",
+    summary = "CORS preflight",
+    responses((status = 204, description = "Any origin may read with GET")),
+)]
 pub async fn preflight() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();

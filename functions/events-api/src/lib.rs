@@ -11,11 +11,12 @@
 mod handlers;
 
 use axum::Router;
-use axum::routing::get;
 use cairn_core::events::EventLog;
 use cairn_core::ports::UserDirectory;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything a request needs, built once per cold start.
 pub struct App {
@@ -35,12 +36,24 @@ impl cairn_http::HasUsers for App {
     }
 }
 
+/// The routes, each with its description.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(cairn_http::openapi::base(
+        "Cairn events",
+        "The event log: JSON pages and Server-Sent Events.",
+    ))
+    .routes(routes!(handlers::events, handlers::preflight))
+}
+
 /// The endpoint group's routes.
 pub fn router(app: Arc<App>) -> Router {
-    cairn_http::finish(Router::new().route(
-        "/v1/events",
-        get(handlers::events).options(handlers::preflight),
-    ))
-    .layer(axum::middleware::map_response(handlers::any_origin))
-    .with_state(app)
+    let (router, _) = routes().split_for_parts();
+    cairn_http::finish(router)
+        .layer(axum::middleware::map_response(handlers::any_origin))
+        .with_state(app)
+}
+
+/// The endpoint group's OpenAPI description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }

@@ -11,8 +11,10 @@ use cairn_core::RepoPath;
 use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, check_target};
 use cairn_core::package::PackageStatus;
 use cairn_core::ports::{UploadStatus, UploadTicket};
+use cairn_core::problem::Problem;
 use cairn_core::repo::RepoFormat;
 use cairn_core::upload::{UploadFailure, UploadReport};
+use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, read_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,11 +24,16 @@ use std::time::Duration;
 type AppState = State<Arc<App>>;
 
 /// `/{kind}/{series}/{dist}/{ver}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct RepoParams {
+    /// `release`, `pre-release`, ... (the deployment's `kinds`).
     kind: String,
+    /// A series (`3.0`), or an anchor that names several.
     series: String,
+    /// A distribution (`ubuntu`, `el`, `helm`).
     dist: String,
+    /// Its version (`jammy`, `9`, `stable`).
     ver: String,
 }
 
@@ -86,6 +93,14 @@ fn syncs_json(syncs: &[(RepoPath, u64)]) -> Vec<Value> {
 }
 
 /// `GET /{repo}`: the repository's ready packages, its sync state and how to use it.
+#[utoipa::path(
+    get, path = "/{kind}/{series}/{dist}/{ver}", operation_id = "list_packages", tag = "packages",
+    summary = "A repository's packages and how to use it",
+    description = "The ready packages, the publication state, the line or file a client \
+        needs (`apt_source`, `dnf_repo_file`, `helm_repo`) and the live page's URL.",
+    params(RepoParams),
+    responses((status = 200, description = "The repository", body = Object), Refusals),
+)]
 pub async fn list(
     State(app): AppState,
     PathParams(params): PathParams<RepoParams>,
@@ -140,6 +155,14 @@ pub async fn list(
 }
 
 /// `POST /{repo}`: publish again (every repository of an anchor).
+#[utoipa::path(
+    post, path = "/{kind}/{series}/{dist}/{ver}", operation_id = "republish", tag = "packages",
+    summary = "Publish again",
+    description = "Queues a publication of the repository (every repository of an anchor).",
+    params(RepoParams),
+    responses((status = 202, description = "Queued: the sync sequence numbers", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn resync(
     State(app): AppState,
     _caller: Caller,
@@ -164,6 +187,24 @@ pub async fn resync(
 
 /// `PUT /{repo}`: an RWS upload form. A 409 always says what the request stored
 /// before it failed (`stored`, empty when nothing was).
+#[utoipa::path(
+    put, path = "/{kind}/{series}/{dist}/{ver}", operation_id = "upload_packages", tag = "packages",
+    summary = "Upload packages (RWS compatible)",
+    description = "A multipart form: one field per package file (the field's name is the \
+        file name), optionally `product`. Stored packages are published by the next sync. \
+        A 409 says what the request stored before it failed (`stored`). Bodies over \
+        `MaxApiUpload` use `POST /v1/uploads`.",
+    params(RepoParams),
+    request_body(content_type = "multipart/form-data", content = Object,
+                 description = "Package files as form fields, and `product`"),
+    responses(
+        (status = 201, description = "Stored: each file and the sync it waits for", body = Object),
+        (status = 413, description = "Larger than the API takes; use a presigned upload",
+         body = Problem, content_type = "application/problem+json"),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
 pub async fn upload(
     State(app): AppState,
     Caller(caller): Caller,
@@ -238,6 +279,15 @@ fn upload_answer(app: &App, repo: &RepoPath, report: &UploadReport) -> Response 
 }
 
 /// `DELETE /{repo}` without a file name.
+#[utoipa::path(
+    delete,
+    path = "/{kind}/{series}/{dist}/{ver}",
+    operation_id = "delete_unnamed",
+    tag = "packages",
+    summary = "Refused: a deletion names its package",
+    params(RepoParams),
+    responses(Refusals)
+)]
 pub async fn delete_without_name(
     PathParams(params): PathParams<RepoParams>,
 ) -> Result<Response, ApiError> {
@@ -249,6 +299,16 @@ pub async fn delete_without_name(
 
 /// `DELETE /{repo}/{file}`: an anchor names several series; the package is deleted
 /// wherever it is, the answer says where it was absent, 404 only when it is nowhere.
+#[utoipa::path(
+    delete, path = "/{kind}/{series}/{dist}/{ver}/{file}", operation_id = "delete_package", tag = "packages",
+    summary = "Delete a package",
+    description = "The package leaves the repository with the next publication. An anchor \
+        names several series: the package is deleted wherever it is; 404 only when it is \
+        nowhere.",
+    params(RepoParams, ("file" = String, Path, description = "A package file name")),
+    responses((status = 202, description = "Deleted where it was; the syncs queued", body = Object), Refusals, Conflict),
+    security(("basic" = [])),
+)]
 pub async fn delete(
     State(app): AppState,
     _caller: Caller,
@@ -287,6 +347,12 @@ pub async fn delete(
 }
 
 /// `GET /{repo}/{file}`: one package.
+#[utoipa::path(
+    get, path = "/{kind}/{series}/{dist}/{ver}/{file}", operation_id = "show_package", tag = "packages",
+    summary = "One package",
+    params(RepoParams, ("file" = String, Path, description = "A package file name")),
+    responses((status = 200, description = "The package's record and URL", body = Object), Refusals),
+)]
 pub async fn package(
     State(app): AppState,
     PathParams(params): PathParams<FileParams>,
@@ -312,7 +378,7 @@ pub async fn package(
 }
 
 /// `POST /v1/uploads` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PresignRequest {
     repository: String,
     filename: String,
@@ -320,6 +386,13 @@ pub struct PresignRequest {
 }
 
 /// `POST /v1/uploads`: a ticket and a presigned URL for one package file.
+#[utoipa::path(
+    post, path = "/v1/uploads", operation_id = "presign_upload", tag = "packages",
+    summary = "A presigned upload for one large package",
+    request_body = PresignRequest,
+    responses((status = 201, description = "The ticket and the URL to PUT the file to", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn presign(
     State(app): AppState,
     Caller(caller): Caller,
@@ -380,6 +453,13 @@ pub async fn presign(
 }
 
 /// `GET /v1/uploads/{id}`: how a presigned upload went (its uploader only).
+#[utoipa::path(
+    get, path = "/v1/uploads/{id}", operation_id = "upload_status", tag = "packages",
+    summary = "How a presigned upload went",
+    params(("id" = String, Path, description = "The ticket id from `POST /v1/uploads`")),
+    responses((status = 200, description = "The ticket's state and, once ingested, the package", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn ticket_status(
     State(app): AppState,
     Caller(caller): Caller,

@@ -10,10 +10,11 @@ mod handlers;
 mod multipart;
 
 use axum::Router;
-use axum::routing::{get, post};
 use cairn_core::Config;
 use cairn_core::ports::{Catalog, RepoStore, SyncQueue, UploadLedger, UploadUrls, UserDirectory};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything a request needs, built once per cold start.
 pub struct App {
@@ -39,24 +40,30 @@ impl cairn_http::HasUsers for App {
     }
 }
 
+/// The routes, each with its description.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(cairn_http::openapi::base(
+        "Cairn packages",
+        "Upload (RWS compatible), list, delete and republish packages; presigned uploads.",
+    ))
+    .routes(routes!(
+        handlers::list,
+        handlers::upload,
+        handlers::resync,
+        handlers::delete_without_name
+    ))
+    .routes(routes!(handlers::package, handlers::delete))
+    .routes(routes!(handlers::presign))
+    .routes(routes!(handlers::ticket_status))
+}
+
 /// The endpoint group's routes.
 pub fn router(app: Arc<App>) -> Router {
-    let repo = "/{kind}/{series}/{dist}/{ver}";
-    cairn_http::finish(
-        Router::new()
-            .route(
-                repo,
-                get(handlers::list)
-                    .put(handlers::upload)
-                    .post(handlers::resync)
-                    .delete(handlers::delete_without_name),
-            )
-            .route(
-                &format!("{repo}/{{file}}"),
-                get(handlers::package).delete(handlers::delete),
-            )
-            .route("/v1/uploads", post(handlers::presign))
-            .route("/v1/uploads/{id}", get(handlers::ticket_status)),
-    )
-    .with_state(app)
+    let (router, _) = routes().split_for_parts();
+    cairn_http::finish(router).with_state(app)
+}
+
+/// The endpoint group's OpenAPI description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }

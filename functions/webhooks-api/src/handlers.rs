@@ -9,6 +9,7 @@ use cairn_callback::standard::WebhookSecret;
 use cairn_callback::{Callback, Method, check_url};
 use cairn_core::events::{NewEvent, Subject, cursor_at, event_time};
 use cairn_core::webhooks::{AttemptRecord, Delivery, SigningSecret, Webhook};
+use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -56,7 +57,7 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// `POST /v1/webhooks` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     url: String,
@@ -68,6 +69,16 @@ pub struct CreateWebhook {
 }
 
 /// `POST /v1/webhooks`: a new subscription; its secret is in this answer only.
+#[utoipa::path(
+    post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks",
+    summary = "Subscribe a URL to events",
+    description = "The URL must be public (no private, loopback or link-local address, no \
+        credentials, http or https). The answer carries the signing secret (`whsec_…`), \
+        shown this once.",
+    request_body = CreateWebhook,
+    responses((status = 201, description = "The subscription and its secret", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn create(
     State(app): AppState,
     Caller(caller): Caller,
@@ -105,6 +116,12 @@ pub async fn create(
 }
 
 /// `GET /v1/webhooks`: the caller's subscriptions.
+#[utoipa::path(
+    get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks",
+    summary = "The caller's subscriptions",
+    responses((status = 200, description = "`{\"webhooks\": [...]}`, without secrets", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn list(State(app): AppState, Caller(caller): Caller) -> Result<Response, ApiError> {
     let hooks: Vec<Value> = app
         .hooks
@@ -131,6 +148,13 @@ async fn owned(app: &App, id: &str, owner: &str) -> Result<Webhook, ApiError> {
 }
 
 /// `GET /v1/webhooks/{id}`.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}", operation_id = "show_webhook", tag = "webhooks",
+    summary = "One subscription",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)")),
+    responses((status = 200, description = "The subscription, without its secret", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn show(
     State(app): AppState,
     Caller(caller): Caller,
@@ -140,7 +164,7 @@ pub async fn show(
 }
 
 /// `PATCH /v1/webhooks/{id}` body: the fields to change.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     url: Option<String>,
@@ -172,6 +196,15 @@ async fn modify(
 }
 
 /// `PATCH /v1/webhooks/{id}`: change the URL, filters, description; enable or disable.
+#[utoipa::path(
+    patch, path = "/v1/webhooks/{id}", operation_id = "update_webhook", tag = "webhooks",
+    summary = "Change a subscription",
+    description = "Change the URL, filters or description; enable or disable it.",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)")),
+    request_body = UpdateWebhook,
+    responses((status = 200, description = "The subscription as changed", body = Object), Refusals, Conflict),
+    security(("basic" = [])),
+)]
 pub async fn update(
     State(app): AppState,
     Caller(caller): Caller,
@@ -214,6 +247,13 @@ pub async fn update(
 }
 
 /// `DELETE /v1/webhooks/{id}`.
+#[utoipa::path(
+    delete, path = "/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "webhooks",
+    summary = "Delete a subscription",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)")),
+    responses((status = 204, description = "Deleted"), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn delete(
     State(app): AppState,
     Caller(caller): Caller,
@@ -225,7 +265,7 @@ pub async fn delete(
 }
 
 /// `POST /v1/webhooks/{id}/rotate` body.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     grace_seconds: Option<i64>,
@@ -233,6 +273,16 @@ pub struct Rotate {
 
 /// `POST /v1/webhooks/{id}/rotate`: a new secret; the previous one keeps signing
 /// beside it for `grace_seconds` (default a day, 0 ends it now). Older secrets end now.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/rotate", operation_id = "rotate_secret", tag = "webhooks",
+    summary = "Make a new signing secret",
+    description = "The previous secret keeps signing beside the new one for `grace_seconds` \
+        (default a day, 0 ends it now): two signatures in one header.",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)")),
+    request_body(content = Rotate, description = "Optional"),
+    responses((status = 200, description = "The new secret, shown this once", body = Object), Refusals, Conflict),
+    security(("basic" = [])),
+)]
 pub async fn rotate(
     State(app): AppState,
     Caller(caller): Caller,
@@ -282,6 +332,13 @@ pub async fn rotate(
 
 /// `POST /v1/webhooks/{id}/ping`: a `ping` event for this subscription only, delivered
 /// like any other (whatever its filters).
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/ping", operation_id = "ping_webhook", tag = "webhooks",
+    summary = "Send a test event",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)")),
+    responses((status = 202, description = "The `ping` event's id", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn ping(
     State(app): AppState,
     Caller(caller): Caller,
@@ -300,7 +357,8 @@ pub async fn ping(
 }
 
 /// `?before=<seq>&limit=<n>` of the delivery log.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     before: Option<u64>,
     limit: Option<usize>,
@@ -311,6 +369,15 @@ fn attempt_json(a: &AttemptRecord) -> Value {
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`: attempts, newest event first.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_deliveries", tag = "webhooks",
+    summary = "The delivery log",
+    description = "Attempts, newest event first: time, status, duration, error, the first KiB \
+        of the answer, the next attempt.",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)"), Page),
+    responses((status = 200, description = "A page of attempts and the `before` of the next", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn deliveries(
     State(app): AppState,
     Caller(caller): Caller,
@@ -335,6 +402,13 @@ pub async fn deliveries(
 }
 
 /// `GET /v1/webhooks/{id}/deliveries/{seq}`: every attempt to deliver one event.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/deliveries/{seq}", operation_id = "show_delivery", tag = "webhooks",
+    summary = "Every attempt to deliver one event",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)"), ("seq" = u64, Path, description = "The event's log position")),
+    responses((status = 200, description = "The event's attempts", body = Object), Refusals),
+    security(("basic" = [])),
+)]
 pub async fn delivery(
     State(app): AppState,
     Caller(caller): Caller,
@@ -363,6 +437,14 @@ pub async fn delivery(
 
 /// `POST /v1/webhooks/{id}/deliveries/{seq}/redeliver`: that event again, with a
 /// fresh retry schedule, whatever became of the earlier attempts.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/deliveries/{seq}/redeliver", operation_id = "redeliver", tag = "webhooks",
+    summary = "Send one event again",
+    description = "With a fresh retry schedule, whatever became of the earlier attempts.",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)"), ("seq" = u64, Path, description = "The event's log position")),
+    responses((status = 202, description = "Queued", body = Object), Refusals, Conflict),
+    security(("basic" = [])),
+)]
 pub async fn redeliver(
     State(app): AppState,
     Caller(caller): Caller,
@@ -401,7 +483,7 @@ pub async fn redeliver(
 }
 
 /// `POST /v1/webhooks/{id}/replay` body: a cursor (`seq` of an event) or a time.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
     since: Value,
@@ -417,6 +499,16 @@ const REPLAY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 /// 3339 time) that the subscription wants, sent again (recovery after an outage).
 /// One call sends at most [`MAX_REPLAY`] events and reads for at most
 /// [`REPLAY_BUDGET`]; unless `complete`, call again with `since` = the answer's `next`.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/replay", operation_id = "replay", tag = "webhooks",
+    summary = "Send every wanted event since a cursor or a time again",
+    description = "One call sends up to 10,000 events and reads the log for up to 10 s; \
+        unless `complete`, call again with `since` = `next`.",
+    params(("id" = String, Path, description = "The webhook's id (`wh_…`)")),
+    request_body = Replay,
+    responses((status = 202, description = "`{\"queued\", \"next\", \"complete\"}`", body = Object), Refusals, Conflict),
+    security(("basic" = [])),
+)]
 pub async fn replay(
     State(app): AppState,
     Caller(caller): Caller,

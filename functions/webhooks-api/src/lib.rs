@@ -12,12 +12,13 @@
 mod handlers;
 
 use axum::Router;
-use axum::routing::{get, post};
 use cairn_callback::AddressPolicy;
 use cairn_core::events::EventLog;
 use cairn_core::ports::UserDirectory;
 use cairn_core::webhooks::{DeliveryLog, DeliveryQueue, WebhookStore};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything a request needs, built once per cold start.
 pub struct App {
@@ -41,29 +42,29 @@ impl cairn_http::HasUsers for App {
     }
 }
 
+/// The routes, each with its description.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(cairn_http::openapi::base(
+        "Cairn webhooks",
+        "Webhook subscriptions, the delivery log, redelivery and replay.",
+    ))
+    .routes(routes!(handlers::create, handlers::list))
+    .routes(routes!(handlers::show, handlers::update, handlers::delete))
+    .routes(routes!(handlers::rotate))
+    .routes(routes!(handlers::ping))
+    .routes(routes!(handlers::deliveries))
+    .routes(routes!(handlers::delivery))
+    .routes(routes!(handlers::redeliver))
+    .routes(routes!(handlers::replay))
+}
+
 /// The endpoint group's routes. Every route needs credentials.
 pub fn router(app: Arc<App>) -> Router {
-    cairn_http::finish(
-        Router::new()
-            .route("/v1/webhooks", post(handlers::create).get(handlers::list))
-            .route(
-                "/v1/webhooks/{id}",
-                get(handlers::show)
-                    .patch(handlers::update)
-                    .delete(handlers::delete),
-            )
-            .route("/v1/webhooks/{id}/rotate", post(handlers::rotate))
-            .route("/v1/webhooks/{id}/ping", post(handlers::ping))
-            .route("/v1/webhooks/{id}/deliveries", get(handlers::deliveries))
-            .route(
-                "/v1/webhooks/{id}/deliveries/{seq}",
-                get(handlers::delivery),
-            )
-            .route(
-                "/v1/webhooks/{id}/deliveries/{seq}/redeliver",
-                post(handlers::redeliver),
-            )
-            .route("/v1/webhooks/{id}/replay", post(handlers::replay)),
-    )
-    .with_state(app)
+    let (router, _) = routes().split_for_parts();
+    cairn_http::finish(router).with_state(app)
+}
+
+/// The endpoint group's OpenAPI description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }

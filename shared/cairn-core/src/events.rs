@@ -213,7 +213,7 @@ pub struct Publication {
 }
 
 /// A committed event, as the log returns it and receivers get it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Position in the log; the cursor to resume after this event.
     pub seq: u64,

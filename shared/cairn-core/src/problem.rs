@@ -9,7 +9,7 @@ pub const INTERNAL_DETAIL: &str = "internal error; the operator's logs have the 
 
 /// An RFC 9457 problem: `type`, `title`, `status`, `detail`, plus extension members
 /// that say what a request did before it failed (`stored`, `syncs`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type; `about:blank` means "see `status`".
     #[serde(rename = "type")]
@@ -22,6 +22,7 @@ pub struct Problem {
     pub detail: String,
     /// Extension members.
     #[serde(flatten)]
+    #[schema(value_type = Object, additional_properties)]
     pub extensions: Map<String, Value>,
 }
 

@@ -23,12 +23,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
 }
 
 /// A JSON response with `status`.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        body.to_string(),
-    )
-        .into_response();
+pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "null".into());
+    let mut response =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), text).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

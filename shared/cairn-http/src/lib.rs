@@ -6,12 +6,14 @@
 //!   response (a 5xx never says why; the cause is logged);
 //! - [`Caller`]: authentication as an extractor (HTTP Basic against the user table);
 //! - [`JsonBody`] and [`read_body`]: bodies read with a size limit and clear errors;
-//! - [`finish`]: the 404 and 405 answers for paths and methods no route takes.
+//! - [`finish`]: the 404 and 405 answers for paths and methods no route takes;
+//! - [`openapi`]: what the route descriptions share.
 
 mod auth;
 mod body;
 mod error;
 mod extract;
+pub mod openapi;
 
 pub use auth::{Caller, HasUsers, MaybeCaller};
 pub use body::{JsonBody, MAX_JSON_BODY, read_body};
