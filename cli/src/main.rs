@@ -7,6 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use cairn_aws::{Clients, DynamoCatalog, S3Store};
+use cairn_core::access::Role;
 use cairn_core::auth::{MAX_USER_NAME, UserRecord, hash_password};
 use cairn_core::fsck::Fsck;
 use cairn_core::ingest::{Inspected, inspect_package};
@@ -103,6 +104,12 @@ enum UserCommand {
         /// instead of reading a password, e.g. when migrating RWS users.
         #[arg(long)]
         hash: Option<String>,
+        /// What the account's password may do: `admin` (everything), `uploader`
+        /// (upload, delete, archive, read; its own webhooks, events and tokens) or
+        /// `reader` (read; its own events and tokens). Tokens it issues hold at
+        /// most these scopes.
+        #[arg(long, default_value = "uploader", value_parser = ["admin", "uploader", "reader"])]
+        role: String,
     },
     /// Print the argon2id hash of the password read from standard input.
     Hash,
@@ -329,7 +336,13 @@ async fn main() -> Result<()> {
         Command::User(UserCommand::Hash) => {
             println!("{}", hash_password(&read_password()?));
         }
-        Command::User(UserCommand::Add { name, table, hash }) => {
+        Command::User(UserCommand::Add {
+            name,
+            table,
+            hash,
+            role,
+        }) => {
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
             if name.is_empty() || name.contains(':') || name.len() > MAX_USER_NAME {
                 bail!("a user name must be 1 to {MAX_USER_NAME} bytes and must not contain ':'");
             }
@@ -342,9 +355,10 @@ async fn main() -> Result<()> {
                 .put_user(&UserRecord {
                     name: name.clone(),
                     password_hash,
+                    role,
                 })
                 .await?;
-            eprintln!("user {name} saved");
+            eprintln!("user {name} saved ({})", role.as_str());
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ mod handlers;
 
 use axum::Router;
 use cairn_archive::{Archiver, Operations};
-use cairn_core::ports::UserDirectory;
+use cairn_core::auth::Accounts;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 /// Everything a request needs, built once per cold start.
 pub struct App {
     /// Upload accounts (the same as for packages).
-    pub users: Arc<dyn UserDirectory>,
+    pub users: Arc<dyn Accounts>,
     /// Archive use cases.
     pub archiver: Archiver,
     /// Operations.
@@ -26,7 +26,7 @@ pub struct App {
 }
 
 impl cairn_http::HasUsers for App {
-    fn users(&self) -> &dyn UserDirectory {
+    fn accounts(&self) -> &dyn Accounts {
         self.users.as_ref()
     }
 }

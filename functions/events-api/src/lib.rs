@@ -11,8 +11,8 @@
 mod handlers;
 
 use axum::Router;
+use cairn_core::auth::Accounts;
 use cairn_core::events::EventLog;
-use cairn_core::ports::UserDirectory;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,7 +23,7 @@ pub struct App {
     /// The event log.
     pub events: Arc<dyn EventLog>,
     /// Accounts, for the events that need credentials.
-    pub users: Arc<dyn UserDirectory>,
+    pub users: Arc<dyn Accounts>,
     /// Longest an event-stream request waits for an event.
     pub wait: Duration,
     /// How often a waiting request looks at the log.
@@ -31,7 +31,7 @@ pub struct App {
 }
 
 impl cairn_http::HasUsers for App {
-    fn users(&self) -> &dyn UserDirectory {
+    fn accounts(&self) -> &dyn Accounts {
         self.users.as_ref()
     }
 }

@@ -21,6 +21,7 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
     log.put_user(&UserRecord {
         name: "alice".into(),
         password_hash: hash_password("secret"),
+        role: Default::default(),
     })
     .await
     .expect("user");

@@ -11,7 +11,8 @@ mod multipart;
 
 use axum::Router;
 use cairn_core::Config;
-use cairn_core::ports::{Catalog, RepoStore, SyncQueue, UploadLedger, UploadUrls, UserDirectory};
+use cairn_core::auth::Accounts;
+use cairn_core::ports::{Catalog, RepoStore, SyncQueue, UploadLedger, UploadUrls};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,7 +22,7 @@ pub struct App {
     /// Package catalog.
     pub catalog: Arc<dyn Catalog>,
     /// Upload accounts.
-    pub users: Arc<dyn UserDirectory>,
+    pub users: Arc<dyn Accounts>,
     /// Presigned upload tickets.
     pub tickets: Arc<dyn UploadLedger>,
     /// Repository bucket.
@@ -35,7 +36,7 @@ pub struct App {
 }
 
 impl cairn_http::HasUsers for App {
-    fn users(&self) -> &dyn UserDirectory {
+    fn accounts(&self) -> &dyn Accounts {
         self.users.as_ref()
     }
 }

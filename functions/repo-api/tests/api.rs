@@ -30,6 +30,7 @@ async fn world() -> World {
             .put_user(&UserRecord {
                 name: name.into(),
                 password_hash: hash_password("secret"),
+                role: Default::default(),
             })
             .await
             .expect("user");

@@ -13,8 +13,8 @@ mod handlers;
 
 use axum::Router;
 use cairn_callback::AddressPolicy;
+use cairn_core::auth::Accounts;
 use cairn_core::events::EventLog;
-use cairn_core::ports::UserDirectory;
 use cairn_core::webhooks::{DeliveryLog, DeliveryQueue, WebhookStore};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,7 +25,7 @@ pub struct App {
     /// Subscriptions.
     pub hooks: Arc<dyn WebhookStore>,
     /// Accounts.
-    pub users: Arc<dyn UserDirectory>,
+    pub users: Arc<dyn Accounts>,
     /// Which special-range addresses webhook URLs may have (`OutboundAllowList`).
     pub policy: AddressPolicy,
     /// The event log (ping, replay).
@@ -37,7 +37,7 @@ pub struct App {
 }
 
 impl cairn_http::HasUsers for App {
-    fn users(&self) -> &dyn UserDirectory {
+    fn accounts(&self) -> &dyn Accounts {
         self.users.as_ref()
     }
 }

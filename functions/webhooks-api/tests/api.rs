@@ -25,6 +25,7 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
             .put_user(&UserRecord {
                 name: name.into(),
                 password_hash: hash_password("secret"),
+                role: Default::default(),
             })
             .await
             .expect("user");

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use cairn_core::access::Role;
 use cairn_core::auth::UserRecord;
 use cairn_core::events::NewEvent;
 use cairn_core::package::{IndexEntry, PoolFile};
@@ -812,9 +813,14 @@ impl UserDirectory for DynamoCatalog {
         let Some(item) = self.get_item(user_pk(name), USER_SK).await? else {
             return Ok(None);
         };
+        let role = match item.get("role").and_then(|v| v.as_s().ok()) {
+            Some(role) => Role::parse(role).map_err(|e| StoreError::new("decode user", e))?,
+            None => Role::default(),
+        };
         Ok(Some(UserRecord {
             name: get_s(&item, "name")?,
             password_hash: get_s(&item, "password_hash")?,
+            role,
         }))
     }
 
@@ -826,6 +832,7 @@ impl UserDirectory for DynamoCatalog {
             .item(SK, s(USER_SK))
             .item("name", s(&user.name))
             .item("password_hash", s(&user.password_hash))
+            .item("role", s(user.role.as_str()))
             .send()
             .await
             .map_err(store_err("PutItem user"))?;

@@ -70,6 +70,16 @@ pub fn user_pk(name: &str) -> String {
     format!("USER#{name}")
 }
 
+/// Sort key of a token's lookup item, in the token's own partition.
+pub const TOKEN_SK: &str = "TOKEN";
+/// Prefix of the sort keys of an account's tokens, in the account's partition.
+pub const TOKEN_PREFIX: &str = "TOKEN#";
+
+/// Partition of one token, found by the id its text carries.
+pub fn token_pk(id: &str) -> String {
+    format!("TOKEN#{id}")
+}
+
 /// Partition of one presigned upload.
 pub fn upload_pk(id: &str) -> String {
     format!("UPLOAD#{id}")

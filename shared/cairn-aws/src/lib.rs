@@ -8,6 +8,7 @@ pub mod keys;
 pub mod s3;
 pub mod sqs;
 pub mod startup;
+pub mod tokens;
 
 pub use archives::{
     DynamoArchives, OperationMessage, SqsOperationQueues, SqsRetryLater, archive_services,

@@ -14,7 +14,9 @@
 //! process, reserved once and reused, and stored hashes that ask for more than
 //! [`MAX_ARGON2_MEMORY_KIB`] (or more passes or lanes than the caps) are refused.
 
+use crate::access::{Action, Denied, Role, Scopes};
 use crate::ports::{StoreError, UserDirectory};
+use crate::tokens::{TokenCheck, TokenStore, parse_token};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
@@ -75,20 +77,52 @@ pub struct UserRecord {
     pub name: String,
     /// Password hash in one of the accepted formats.
     pub password_hash: String,
+    /// What the account's password may do (accounts made before roles: uploader).
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// Login name.
+    /// The account (a token acts for its owner).
     pub name: String,
+    /// What this credential may do: the account's role for a password, the token's
+    /// scopes for a token.
+    pub scopes: Scopes,
+    /// The token's id when the credential is a token.
+    pub token: Option<String>,
+}
+
+impl Principal {
+    /// A password account's principal: its role's scopes.
+    pub fn with_role(name: &str, role: Role) -> Self {
+        Principal {
+            name: name.to_string(),
+            scopes: role.scopes(),
+            token: None,
+        }
+    }
+
+    /// Refuses what the credential's scopes do not allow: `action` on `name` (`""`
+    /// for actions without names).
+    pub fn require(&self, action: Action, name: &str) -> Result<(), Denied> {
+        if self.scopes.allows(action, name) {
+            Ok(())
+        } else {
+            Err(Denied {
+                action,
+                name: name.to_string(),
+            })
+        }
+    }
 }
 
 /// Why a request is not authenticated.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// No `Authorization` header, or not `Basic`.
-    #[error("credentials required (HTTP Basic)")]
+    /// No `Authorization` header, or neither `Basic` nor `Bearer`.
+    #[error("credentials required (HTTP Basic, or a token as Bearer or as the Basic password)")]
     Missing,
     /// The header is not valid Basic syntax.
     #[error("malformed Authorization header")]
@@ -96,6 +130,12 @@ pub enum AuthError {
     /// Unknown user or wrong password (deliberately not distinguished).
     #[error("invalid user name or password")]
     Invalid,
+    /// Not a token Cairn issued, or one that was revoked.
+    #[error("invalid or revoked token")]
+    InvalidToken,
+    /// A token past its expiry.
+    #[error("the token expired; issue a new one (POST /v1/tokens)")]
+    Expired,
     /// The user directory could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -197,46 +237,81 @@ pub const MAX_USER_NAME: usize = 128;
 /// does not tell which user names exist.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3vGRIYuZsG6WIOnF7NVNPbFpTqsVgOHQKpk8tiWGsr8";
 
-/// Checks HTTP Basic credentials against a [`UserDirectory`].
-pub struct Authenticator<U> {
-    users: U,
+/// Where credentials are checked: password accounts and tokens.
+pub trait Accounts: UserDirectory + TokenStore {}
+
+impl<T: UserDirectory + TokenStore> Accounts for T {}
+
+/// Checks credentials: HTTP Basic against a [`UserDirectory`], and tokens (as a
+/// `Bearer` credential, or as the Basic password, which is how apt, dnf, helm and git
+/// send them) against a [`TokenStore`].
+pub struct Authenticator<'a> {
+    accounts: &'a dyn Accounts,
 }
 
-impl<U: UserDirectory> Authenticator<U> {
-    /// Wraps a user directory.
-    pub fn new(users: U) -> Self {
-        Self { users }
+impl<'a> Authenticator<'a> {
+    /// Wraps the accounts.
+    pub fn new(accounts: &'a dyn Accounts) -> Self {
+        Self { accounts }
     }
 
-    /// Authenticates the value of an `Authorization` header.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    /// Authenticates the value of an `Authorization` header at `now` (Unix seconds).
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        now: i64,
+    ) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
-        let (scheme, encoded) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+        let (scheme, credential) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return self.token(credential.trim(), now).await;
+        }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(AuthError::Missing);
         }
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+            .decode(credential.trim())
             .map_err(|_| AuthError::Malformed)?;
         let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
         let (name, password) = decoded.split_once(':').ok_or(AuthError::Malformed)?;
+        // A token as the password: whatever the user name (clients insist on one).
+        if password.starts_with(crate::tokens::TOKEN_PREFIX) {
+            return self.token(password, now).await;
+        }
         // No account has a longer name (the directory could not even be asked: its
         // keys are limited); answered like an unknown user, after the same work.
         let user = if name.is_empty() || name.len() > MAX_USER_NAME {
             None
         } else {
-            self.users.get_user(name).await?
+            self.accounts.get_user(name).await?
         };
         let (hash, known) = match &user {
             Some(u) => (u.password_hash.as_str(), true),
             None => (DUMMY_HASH, false),
         };
-        if verify_password(hash, password) && known {
-            Ok(Principal {
-                name: name.to_string(),
-            })
-        } else {
-            Err(AuthError::Invalid)
+        // The hash is checked for unknown users too, so timing does not tell them apart.
+        let verified = verify_password(hash, password) && known;
+        match user {
+            Some(user) if verified => Ok(Principal::with_role(name, user.role)),
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
+    async fn token(&self, text: &str, now: i64) -> Result<Principal, AuthError> {
+        let (id, secret) = parse_token(text).ok_or(AuthError::InvalidToken)?;
+        let record = self
+            .accounts
+            .get_token(id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        match record.admits(secret, now) {
+            TokenCheck::Valid => Ok(Principal {
+                name: record.owner,
+                scopes: record.scopes,
+                token: Some(record.id),
+            }),
+            TokenCheck::Expired => Err(AuthError::Expired),
+            TokenCheck::Wrong => Err(AuthError::InvalidToken),
         }
     }
 }

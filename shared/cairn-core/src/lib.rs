@@ -6,6 +6,7 @@
 //! Nothing in this crate knows about AWS; `cairn-aws` implements the ports, and
 //! [`memory`] has in-memory fakes for unit tests.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod ports;
 pub mod problem;
 pub mod publish;
 pub mod repo;
+pub mod tokens;
 pub mod upload;
 pub mod verify;
 pub mod versions;

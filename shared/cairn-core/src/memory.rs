@@ -9,6 +9,7 @@ use crate::ports::{
     SyncQueue, UploadLedger, UploadStatus, UploadTicket, UploadUrls, UserDirectory,
 };
 use crate::repo::RepoPath;
+use crate::tokens::{TokenRecord, TokenStore};
 use crate::webhooks::{AttemptRecord, Delivery, DeliveryLog, DeliveryQueue, Webhook, WebhookStore};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -127,6 +128,7 @@ pub struct MemoryCatalog {
     states: Mutex<BTreeMap<String, RepoState>>,
     changes: Mutex<BTreeMap<(String, u64), ChangeRecord>>,
     users: Mutex<BTreeMap<String, UserRecord>>,
+    tokens: Mutex<BTreeMap<String, TokenRecord>>,
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
     ticket_tokens: Mutex<BTreeMap<String, String>>,
     files: Mutex<BTreeMap<(String, String), FileRecord>>,
@@ -541,6 +543,35 @@ impl UserDirectory for MemoryCatalog {
     async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         lock(&self.users).insert(user.name.clone(), user.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryCatalog {
+    async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        lock(&self.tokens).insert(token.id.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(lock(&self.tokens).get(id).cloned())
+    }
+
+    async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(lock(&self.tokens)
+            .values()
+            .filter(|t| t.owner == owner)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_token(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tokens = lock(&self.tokens);
+        if tokens.get(id).is_some_and(|t| t.owner == owner) {
+            tokens.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -5,19 +5,18 @@ use crate::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use cairn_core::auth::{Authenticator, Principal};
-use cairn_core::ports::UserDirectory;
+use cairn_core::auth::{Accounts, Authenticator, Principal};
 use std::sync::Arc;
 
-/// Application state that knows the upload accounts.
+/// Application state that knows the accounts and their tokens.
 pub trait HasUsers: Send + Sync {
-    /// The user directory that checks credentials.
-    fn users(&self) -> &dyn UserDirectory;
+    /// Where passwords and tokens are checked.
+    fn accounts(&self) -> &dyn Accounts;
 }
 
 impl<T: HasUsers> HasUsers for Arc<T> {
-    fn users(&self) -> &dyn UserDirectory {
-        self.as_ref().users()
+    fn accounts(&self) -> &dyn Accounts {
+        self.as_ref().accounts()
     }
 }
 
@@ -33,8 +32,11 @@ impl<S: HasUsers> FromRequestParts<S> for Caller {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let principal = Authenticator::new(state.users())
-            .authenticate(header)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let principal = Authenticator::new(state.accounts())
+            .authenticate(header, now)
             .await?;
         Ok(Caller(principal))
     }

@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_core::StoreError;
+use cairn_core::access::Denied;
 use cairn_core::auth::AuthError;
 use cairn_core::ingest::IngestError;
 use cairn_core::problem::Problem;
@@ -130,6 +131,12 @@ impl From<AuthError> for ApiError {
             AuthError::Store(e) => e.into(),
             other => ApiError::unauthorized(other.to_string()),
         }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        ApiError::new(403, e.to_string())
     }
 }
 
