@@ -377,6 +377,7 @@ fn openapi() -> Result<String> {
         archive_api::openapi(),
         events_api::openapi(),
         webhooks_api::openapi(),
+        tokens_api::openapi(),
     ] {
         doc.merge(group);
     }

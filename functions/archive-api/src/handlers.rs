@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use cairn_archive::model::OperationKind;
 use cairn_archive::request::{check_origin, validate_name};
 use cairn_archive::{ArchiveError, ArchiveRequest, CloneRequest};
+use cairn_core::access::Action;
 use cairn_core::auth::Principal;
 use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
@@ -32,6 +33,12 @@ impl From<ArchiveError> for Failure {
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
         Failure(e)
+    }
+}
+
+impl From<cairn_core::access::Denied> for Failure {
+    fn from(e: cairn_core::access::Denied) -> Self {
+        Failure(e.into())
     }
 }
 
@@ -73,6 +80,7 @@ pub async fn archive(
     let started = Instant::now();
     let JsonBody { value: body, raw } = body;
     body.validate()?;
+    caller.require(Action::Archive, &body.name)?;
     let url = check_origin(&body.url, &app.archiver.settings.policy).await?;
     if body.callback.is_none()
         && let Some(answer) = app.archiver.answer_known(&body, url, LISTING_LIMIT).await?
@@ -111,8 +119,9 @@ pub async fn clone(
     let started = Instant::now();
     let JsonBody { value: body, raw } = body;
     body.validate()?;
-    check_origin(&body.origin_repo_url, &app.archiver.settings.policy).await?;
     let name = body.target_name()?;
+    caller.require(Action::Archive, &name)?;
+    check_origin(&body.origin_repo_url, &app.archiver.settings.policy).await?;
     submit(
         &app,
         OperationKind::Clone,
@@ -138,6 +147,8 @@ pub async fn cancel(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Answer {
+    let op = app.operations.owned(&id, &caller.name).await?;
+    caller.require(Action::Archive, &op.name)?;
     let op = app.operations.cancel(&id, &caller.name).await?;
     Ok(json(200, &json!({"id": op.id, "status": op.status})))
 }
@@ -155,6 +166,8 @@ pub async fn operation(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Answer {
+    let op = app.operations.owned(&id, &caller.name).await?;
+    caller.require(Action::Archive, &op.name)?;
     Ok(json(200, &app.operations.show(&id, &caller.name).await?))
 }
 
@@ -168,9 +181,10 @@ pub async fn operation(
 )]
 pub async fn describe(
     State(app): AppState,
-    _caller: Caller,
+    Caller(caller): Caller,
     PathParams(name): PathParams<String>,
 ) -> Answer {
+    caller.require(Action::Archive, &name)?;
     Ok(json(200, &app.archiver.describe(&name).await?))
 }
 
@@ -184,10 +198,11 @@ pub async fn describe(
 )]
 pub async fn tarball(
     State(app): AppState,
-    _caller: Caller,
+    Caller(caller): Caller,
     PathParams((name, file)): PathParams<(String, String)>,
 ) -> Answer {
     validate_name(&name)?;
+    caller.require(Action::Archive, &name)?;
     let tag = file
         .strip_suffix(".tar.gz")
         .filter(|t| {

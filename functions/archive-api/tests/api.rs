@@ -23,6 +23,11 @@ const ALICE: &str = "Basic YWxpY2U6c2VjcmV0"; // alice:secret
 const BOB: &str = "Basic Ym9iOnNlY3JldA=="; // bob:secret
 
 async fn world() -> (axum::Router, Arc<MemoryOperations>) {
+    let (app, ops, _) = world_with_accounts().await;
+    (app, ops)
+}
+
+async fn world_with_accounts() -> (axum::Router, Arc<MemoryOperations>, Arc<MemoryCatalog>) {
     let users = Arc::new(MemoryCatalog::default());
     for name in ["alice", "bob"] {
         users
@@ -36,7 +41,7 @@ async fn world() -> (axum::Router, Arc<MemoryOperations>) {
     }
     let ops = Arc::new(MemoryOperations::default());
     let app = App {
-        users,
+        users: users.clone(),
         archiver: Archiver {
             catalog: Arc::new(MemoryArchives::default()),
             files: Arc::new(MemoryStore::default()),
@@ -61,7 +66,7 @@ async fn world() -> (axum::Router, Arc<MemoryOperations>) {
         },
         wait: Duration::from_millis(300),
     };
-    (router(Arc::new(app)), ops)
+    (router(Arc::new(app)), ops, users)
 }
 
 async fn call(
@@ -268,4 +273,82 @@ async fn an_operation_is_visible_to_its_submitter_only() {
     let (status, _, body) = call(&app, "POST", &format!("/cancel/{id}"), Some(ALICE), "").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn every_route_refuses_a_token_without_its_scope() {
+    let (app, ops, accounts) = world_with_accounts().await;
+    let request = json!({"name": "demo", "url": "https://93.184.215.14/r.git", "ref": "main",
+                         "callback": {"url": "https://93.184.215.14/hook", "method": "POST"}});
+    let (status, _, body) = call(
+        &app,
+        "POST",
+        "/v1/archives",
+        Some(ALICE),
+        &request.to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["callback"]["id"].as_str().expect("id").to_string();
+
+    let token = accounts.issue_token_for_test("alice", &["archive:other*", "upload:*"], 3600);
+    let bearer = format!("Bearer {token}");
+    let clone = json!({"type": "git", "originRepoUrl": "https://93.184.215.14/demo.git",
+                       "ref": "main", "name": "demo"});
+    for (method, uri, body) in [
+        ("POST", "/v1/archives".to_string(), request.to_string()),
+        ("POST", "/clone".to_string(), clone.to_string()),
+        ("POST", format!("/cancel/{id}"), String::new()),
+        ("GET", format!("/v1/operations/{id}"), String::new()),
+        ("GET", "/v1/archives/demo".to_string(), String::new()),
+        (
+            "GET",
+            "/v1/archives/demo/cairn-1.tar.gz".to_string(),
+            String::new(),
+        ),
+    ] {
+        let (status, content_type, problem) = call(&app, method, &uri, Some(&bearer), &body).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (403, "application/problem+json"),
+            "{method} {uri}: {problem}"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("archive:demo"),
+            "{method} {uri}: {problem}"
+        );
+    }
+    assert_eq!(
+        ops.submitted.lock().expect("lock").len(),
+        1,
+        "nothing more queued"
+    );
+    let (status, _, body) = call(
+        &app,
+        "GET",
+        &format!("/v1/operations/{id}"),
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("queued")),
+        "not cancelled"
+    );
+
+    // Scoped to the name, the token reads the operation.
+    let token = accounts.issue_token_for_test("alice", &["archive:dem*"], 3600);
+    let (status, _, body) = call(
+        &app,
+        "GET",
+        &format!("/v1/operations/{id}"),
+        Some(&format!("Bearer {token}")),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -4,7 +4,8 @@ use crate::App;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_core::events::{Event, EventQuery, LatestQuery, Subject, check_type_pattern};
+use cairn_core::access::Action;
+use cairn_core::events::{Event, EventQuery, LatestQuery, Subject, check_type_pattern, owner_only};
 use cairn_http::openapi::Refusals;
 use cairn_http::{ApiError, MaybeCaller, json};
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,14 @@ pub async fn events(
             subject.as_ref().map_or("", Subject::kind)
         )));
     }
+    // An account's own events (its operations' and webhooks') need the `events`
+    // scope; without it a credential reads what any account reads.
+    if let (Some(c), Some(s)) = (&caller, &subject)
+        && owner_only(s.as_str())
+    {
+        c.require(Action::Events, "")?;
+    }
+    let caller = caller.filter(|c| c.scopes.allows(Action::Events, ""));
     let types: Vec<String> = params
         .types
         .as_deref()

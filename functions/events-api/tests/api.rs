@@ -265,3 +265,38 @@ async fn pages_on_other_origins_may_read_the_log() {
         .to_ascii_lowercase();
     assert!(allowed.contains("last-event-id") && allowed.contains("authorization"));
 }
+
+#[tokio::test]
+async fn the_accounts_own_events_need_the_events_scope() {
+    let (app, log) = world().await;
+    log.append_for_test(&NewEvent::new(
+        "ping",
+        Subject::webhook("w1"),
+        json!({"webhook": "w1", "owner": "alice"}),
+    ));
+    let without = log.issue_token_for_test("alice", &["upload:*"], 3600);
+    let with = log.issue_token_for_test("alice", &["events"], 3600);
+    let (status, _, body) = get(
+        &app,
+        "/v1/events?subject=webhook:w1",
+        &[("authorization", &format!("Bearer {without}"))],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("scope events"), "{body}");
+    // The whole log: without the scope, what any account sees (no webhook events).
+    let (_, _, body) = get(
+        &app,
+        "/v1/events",
+        &[("authorization", &format!("Bearer {without}"))],
+    )
+    .await;
+    assert!(!seqs(&body).contains(&4), "{body}");
+    let (status, _, body) = get(
+        &app,
+        "/v1/events?subject=webhook:w1",
+        &[("authorization", &format!("Bearer {with}"))],
+    )
+    .await;
+    assert_eq!((status, seqs(&body)), (200, vec![4]), "{body}");
+}

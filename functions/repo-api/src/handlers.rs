@@ -8,6 +8,8 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use cairn_core::RepoPath;
+use cairn_core::access::Action;
+use cairn_core::auth::Principal;
 use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, check_target};
 use cairn_core::package::PackageStatus;
 use cairn_core::ports::{UploadStatus, UploadTicket};
@@ -54,6 +56,20 @@ pub struct FileParams {
     #[serde(flatten)]
     repo: RepoParams,
     file: String,
+}
+
+/// Refuses unless the caller may `action` every repository `repo` names (an anchor
+/// names several).
+fn require_all(
+    app: &App,
+    caller: &Principal,
+    action: Action,
+    repo: &RepoPath,
+) -> Result<(), ApiError> {
+    for target in app.config.supported.expand(repo) {
+        caller.require(action, &target.to_string())?;
+    }
+    Ok(())
 }
 
 impl App {
@@ -165,10 +181,11 @@ pub async fn list(
 )]
 pub async fn resync(
     State(app): AppState,
-    _caller: Caller,
+    Caller(caller): Caller,
     PathParams(params): PathParams<RepoParams>,
 ) -> Result<Response, ApiError> {
     let repo = params.repo()?;
+    require_all(&app, &caller, Action::Upload, &repo)?;
     let mut syncs = Vec::new();
     for target in app.config.supported.expand(&repo) {
         app.config.supported.check(&target)?;
@@ -213,6 +230,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let repo = params.repo()?;
+    require_all(&app, &caller, Action::Upload, &repo)?;
     // Refuse an unknown repository before reading a large body.
     for target in app.config.supported.expand(&repo) {
         app.config.supported.check(&target)?;
@@ -311,10 +329,11 @@ pub async fn delete_without_name(
 )]
 pub async fn delete(
     State(app): AppState,
-    _caller: Caller,
+    Caller(caller): Caller,
     PathParams(params): PathParams<FileParams>,
 ) -> Result<Response, ApiError> {
     let repo = params.repo.repo()?;
+    require_all(&app, &caller, Action::Delete, &repo)?;
     let filename = params.file.as_str();
     let targets = app.config.supported.expand(&repo);
     for target in &targets {
@@ -411,6 +430,7 @@ pub async fn presign(
         })?
         .value;
     let repo = RepoPath::parse(&body.repository)?;
+    require_all(&app, &caller, Action::Upload, &repo)?;
     let companion = body.filename.ends_with(".prov")
         || body.filename.ends_with(".dsc")
         || body.filename.contains(".tar.")
@@ -477,6 +497,7 @@ pub async fn ticket_status(
         .await?
         .filter(|t| t.uploader == caller.name)
         .ok_or_else(not_found)?;
+    require_all(&app, &caller, Action::Upload, &ticket.repo)?;
     let status = if ticket.status == UploadStatus::Failed {
         422
     } else {

@@ -447,3 +447,116 @@ async fn a_presigned_ticket_is_its_uploaders_only() {
     );
     assert_problem(404, &response, &body);
 }
+
+#[tokio::test]
+async fn every_route_refuses_a_token_without_its_scope() {
+    let w = world().await;
+    let file = deb("scoped", "1.0", "scoped");
+    // A ticket of alice's, for the ticket route.
+    let (status, _, ticket) = call(
+        &w.app,
+        request("POST", "/v1/uploads", Some(BASIC_ALICE))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(format!(
+                r#"{{"repository":"{REPO}","filename":"big_2.0_amd64.deb"}}"#
+            )))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(status, 201, "{ticket}");
+    let ticket = ticket["id"].as_str().expect("id").to_string();
+    // Scoped to another series and to reading: allowed nothing here.
+    let token = w.catalog.issue_token_for_test(
+        "alice",
+        &[
+            "upload:release/2/*",
+            "delete:release/2/*",
+            "read:*",
+            "webhooks",
+        ],
+        3600,
+    );
+    let bearer = format!("Bearer {token}");
+    let presign_body = format!(r#"{{"repository":"{REPO}","filename":"x_1_amd64.deb"}}"#);
+    let routes: Vec<(&str, Request<Body>, &str)> = vec![
+        (
+            "PUT upload",
+            upload(Some(&bearer), &[("scoped_1.0_amd64.deb", &file)]),
+            "upload:",
+        ),
+        (
+            "POST republish",
+            request("POST", &format!("/{REPO}"), Some(&bearer))
+                .body(Body::empty())
+                .expect("req"),
+            "upload:",
+        ),
+        (
+            "DELETE package",
+            request(
+                "DELETE",
+                &format!("/{REPO}/scoped_1.0_amd64.deb"),
+                Some(&bearer),
+            )
+            .body(Body::empty())
+            .expect("req"),
+            "delete:",
+        ),
+        (
+            "POST presign",
+            request("POST", "/v1/uploads", Some(&bearer))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(presign_body))
+                .expect("req"),
+            "upload:",
+        ),
+        (
+            "GET ticket",
+            request("GET", &format!("/v1/uploads/{ticket}"), Some(&bearer))
+                .body(Body::empty())
+                .expect("req"),
+            "upload:",
+        ),
+    ];
+    for (what, req, scope) in routes {
+        let (status, response, body) = call(&w.app, req).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert_problem(403, &response, &body);
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("{scope}{REPO}")),
+            "{what}: {detail}"
+        );
+    }
+    assert!(
+        w.catalog
+            .list_packages(&RepoPath::parse(REPO).expect("valid"))
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing stored"
+    );
+
+    // The same token scoped to this series uploads, as Bearer or as a Basic password.
+    let token = w
+        .catalog
+        .issue_token_for_test("alice", &["upload:release/1/*"], 3600);
+    let (status, _, body) = call(
+        &w.app,
+        upload(
+            Some(&format!("Bearer {token}")),
+            &[("scoped_1.0_amd64.deb", &file)],
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Reading a public repository needs no scope at all.
+    let (status, _, _) = call(
+        &w.app,
+        request("GET", &format!("/{REPO}"), None)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}

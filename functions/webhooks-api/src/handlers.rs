@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_callback::standard::WebhookSecret;
 use cairn_callback::{Callback, Method, check_url};
+use cairn_core::access::Action;
 use cairn_core::events::{NewEvent, Subject, cursor_at, event_time};
 use cairn_core::webhooks::{AttemptRecord, Delivery, SigningSecret, Webhook};
 use cairn_http::openapi::{Conflict, Refusals};
@@ -84,6 +85,7 @@ pub async fn create(
     Caller(caller): Caller,
     body: JsonBody<CreateWebhook>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let body = body.value;
     let secret = WebhookSecret::generate();
     let now = now();
@@ -123,6 +125,7 @@ pub async fn create(
     security(("basic" = [])),
 )]
 pub async fn list(State(app): AppState, Caller(caller): Caller) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let hooks: Vec<Value> = app
         .hooks
         .list_webhooks()
@@ -160,6 +163,7 @@ pub async fn show(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     Ok(json(200, &public(&owned(&app, &id, &caller.name).await?)))
 }
 
@@ -211,6 +215,7 @@ pub async fn update(
     PathParams(id): PathParams<String>,
     body: JsonBody<UpdateWebhook>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let body = body.value;
     let url = match &body.url {
         Some(url) => Some(check_hook_url(&app, url).await?),
@@ -259,6 +264,7 @@ pub async fn delete(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     owned(&app, &id, &caller.name).await?;
     app.hooks.delete_webhook(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -289,6 +295,7 @@ pub async fn rotate(
     PathParams(id): PathParams<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     // The body is optional: none means the default grace period.
     let bytes = cairn_http::read_body(body, cairn_http::MAX_JSON_BODY, "").await?;
     let body: Rotate = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -344,6 +351,7 @@ pub async fn ping(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let hook = owned(&app, &id, &caller.name).await?;
     let event = NewEvent::new(
         "ping",
@@ -384,6 +392,7 @@ pub async fn deliveries(
     PathParams(id): PathParams<String>,
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
     owned(&app, &id, &caller.name).await?;
     let limit = page.limit.unwrap_or(50);
@@ -414,6 +423,7 @@ pub async fn delivery(
     Caller(caller): Caller,
     PathParams((id, seq)): PathParams<(String, u64)>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     owned(&app, &id, &caller.name).await?;
     let mut attempts: Vec<AttemptRecord> = app
         .deliveries
@@ -450,6 +460,7 @@ pub async fn redeliver(
     Caller(caller): Caller,
     PathParams((id, seq)): PathParams<(String, u64)>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let hook = owned(&app, &id, &caller.name).await?;
     if !hook.enabled {
         return Err(ApiError::conflict(format!(
@@ -515,6 +526,7 @@ pub async fn replay(
     PathParams(id): PathParams<String>,
     body: JsonBody<Replay>,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::Webhooks, "")?;
     let hook = owned(&app, &id, &caller.name).await?;
     if !hook.enabled {
         return Err(ApiError::conflict(format!(

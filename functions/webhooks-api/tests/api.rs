@@ -356,3 +356,78 @@ async fn replay_resends_what_the_hook_wants_since_a_cursor_or_a_time_in_bounded_
     .await;
     assert_eq!(status, 404, "not bob's hook");
 }
+
+#[tokio::test]
+async fn every_route_refuses_a_token_without_the_webhooks_scope() {
+    let (app, store) = world().await;
+    let (_, created) = call(
+        &app,
+        "POST",
+        "/v1/webhooks",
+        Some(ALICE),
+        json!({"url": PUBLIC_URL, "events": ["ping"]}),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let token = store.issue_token_for_test("alice", &["upload:*", "events", "tokens"], 3600);
+    let bearer = format!("Bearer {token}");
+    for (method, uri, body) in [
+        (
+            "POST",
+            "/v1/webhooks".to_string(),
+            json!({"url": PUBLIC_URL, "events": ["ping"]}),
+        ),
+        ("GET", "/v1/webhooks".to_string(), Value::Null),
+        ("GET", format!("/v1/webhooks/{id}"), Value::Null),
+        (
+            "PATCH",
+            format!("/v1/webhooks/{id}"),
+            json!({"enabled": false}),
+        ),
+        ("DELETE", format!("/v1/webhooks/{id}"), Value::Null),
+        ("POST", format!("/v1/webhooks/{id}/rotate"), Value::Null),
+        ("POST", format!("/v1/webhooks/{id}/ping"), Value::Null),
+        ("GET", format!("/v1/webhooks/{id}/deliveries"), Value::Null),
+        (
+            "GET",
+            format!("/v1/webhooks/{id}/deliveries/1"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/v1/webhooks/{id}/deliveries/1/redeliver"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/v1/webhooks/{id}/replay"),
+            json!({"since": 0}),
+        ),
+    ] {
+        let (status, problem) = call(&app, method, &uri, Some(&bearer), body).await;
+        assert_eq!(status, 403, "{method} {uri}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("scope webhooks"),
+            "{problem}"
+        );
+    }
+    let hook = store.get_webhook(&id).await.expect("store").expect("kept");
+    assert!(hook.enabled, "not changed");
+    assert_eq!(store.list_webhooks().await.expect("store").len(), 1);
+    let token = store.issue_token_for_test("alice", &["webhooks"], 3600);
+    let (status, listed) = call(
+        &app,
+        "GET",
+        "/v1/webhooks",
+        Some(&format!("Bearer {token}")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, listed["webhooks"][0]["id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+}

@@ -666,7 +666,7 @@ impl Operations {
 
     /// The operation `id` if `who` owns it. Another account's operation, and an id
     /// that is not one (operation ids are UUIDs), are answered as not found.
-    async fn owned(&self, id: &str, who: &str) -> Result<Operation, ArchiveError> {
+    pub async fn owned(&self, id: &str, who: &str) -> Result<Operation, ArchiveError> {
         let not_found = || ArchiveError::NotFound(format!("no operation {id}"));
         if uuid::Uuid::try_parse(id).is_err() {
             return Err(ArchiveError::NotFound("no such operation".into()));

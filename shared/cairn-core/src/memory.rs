@@ -146,6 +146,26 @@ pub struct MemoryCatalog {
 }
 
 impl MemoryCatalog {
+    /// Issues a token for `owner` with `scopes` and returns its text (tests).
+    pub fn issue_token_for_test(&self, owner: &str, scopes: &[&str], lifetime_secs: i64) -> String {
+        let scopes =
+            crate::access::Scopes::parse(&scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("valid scopes");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (mut record, token) = crate::tokens::TokenRequest {
+            owner: owner.into(),
+            description: "test".into(),
+            scopes,
+            lifetime_secs: 3600,
+        }
+        .issue(now)
+        .expect("issued");
+        // Any lifetime, an expired one too.
+        record.expires_at = now + lifetime_secs;
+        lock(&self.tokens).insert(record.id.clone(), record);
+        token
+    }
+
     /// Appends `event` to the log without a change (tests of readers).
     pub fn append_for_test(&self, event: &NewEvent) {
         self.commit_event(event);
