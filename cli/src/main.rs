@@ -20,6 +20,8 @@ use cairn_sign::PgpVerifier;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 
+mod remote;
+
 #[derive(Parser)]
 #[command(version, about = "Cairn command-line tool")]
 struct Cli {
@@ -63,6 +65,50 @@ enum Command {
     /// holds, and no pool object, pending upload or deletion is left behind.
     /// Reads only. Exits 1 when something is wrong.
     Fsck(FsckArgs),
+    /// Log in to a Cairn API: store a token (0600) in the config folder. With
+    /// `--user`, the password read from standard input is exchanged for a token with
+    /// the account's scopes; without, standard input is a token.
+    Login {
+        /// The API's URL, stage included.
+        #[arg(long, env = "CAIRN_API_URL")]
+        api: String,
+        /// Log in with this account's password instead of a token.
+        #[arg(long)]
+        user: Option<String>,
+        /// Lifetime of the token a password login issues, days.
+        #[arg(long, default_value_t = 30)]
+        expires_in_days: u32,
+    },
+    /// Show the logged-in credential's account and scopes.
+    Whoami,
+    /// Upload packages: one request per file, presigned above `--presign-above`;
+    /// with `--wait`, return when the signed index lists them. Exit codes: 0 done,
+    /// 1 a file refused, 2 usage or no login, 3 credentials refused, 4 server or
+    /// network failure, 5 `--wait` timed out.
+    Push {
+        /// The package files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// The repository (`release/2.11/ubuntu/jammy`) or an anchor.
+        #[arg(long)]
+        repo: String,
+        /// RWS `product` field.
+        #[arg(long)]
+        product: Option<String>,
+        /// Wait until the repository's signed index lists the files.
+        #[arg(long)]
+        wait: bool,
+        /// Longest `--wait`, seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Files larger than this many bytes go through a presigned upload (the
+        /// API takes bodies up to its `MaxApiUpload`, 4 MiB by default).
+        #[arg(long, default_value_t = 3 * 1024 * 1024)]
+        presign_above: u64,
+    },
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print the OpenAPI 3.1 document of every API route (JSON), generated from the
     /// route descriptions in the code (docs/openapi.json is its output).
     Openapi,
@@ -113,6 +159,29 @@ enum UserCommand {
     },
     /// Print the argon2id hash of the password read from standard input.
     Hash,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token; prints the token alone on standard output (shown once).
+    Create {
+        /// A scope (repeat): `upload:release/2.11/*`, `webhooks`, ... (docs/access.md).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Lifetime, days.
+        #[arg(long, default_value_t = 30)]
+        expires_in_days: u32,
+    },
+    /// List the account's tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
 }
 
 fn read_password() -> Result<String> {
@@ -325,6 +394,38 @@ async fn main() -> Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Login {
+            api,
+            user,
+            expires_in_days,
+        } => remote_outcome(remote::login(&api, user.as_deref(), expires_in_days).await),
+        Command::Whoami => remote_outcome(remote::whoami().await),
+        Command::Push {
+            files,
+            repo,
+            product,
+            wait,
+            timeout,
+            presign_above,
+        } => remote_outcome(
+            remote::push(remote::Push {
+                files,
+                repo,
+                product,
+                presign_above,
+                wait: wait.then(|| std::time::Duration::from_secs(timeout)),
+            })
+            .await,
+        ),
+        Command::Token(TokenCommand::Create {
+            scopes,
+            description,
+            expires_in_days,
+        }) => remote_outcome(remote::token_create(&scopes, &description, expires_in_days).await),
+        Command::Token(TokenCommand::List) => remote_outcome(remote::token_list().await),
+        Command::Token(TokenCommand::Revoke { id }) => {
+            remote_outcome(remote::token_revoke(&id).await)
+        }
         Command::Openapi => {
             println!("{}", openapi()?);
         }
@@ -364,7 +465,15 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// One document for the four API Lambdas: each endpoint group describes its own
+/// Ends the process with the failure's exit code (docs/cli.md).
+fn remote_outcome(outcome: Result<(), remote::Failure>) {
+    if let Err(failure) = outcome {
+        eprintln!("cairn: {}", failure.message);
+        std::process::exit(failure.code);
+    }
+}
+
+/// One document for the API Lambdas: each endpoint group describes its own
 /// routes where it routes them.
 fn openapi() -> Result<String> {
     let mut doc = cairn_http::openapi::base(

@@ -182,3 +182,45 @@ pub async fn revoke(
     tracing::info!(%id, owner = %caller.name, "token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Who a credential is and what it may do.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// The account.
+    account: String,
+    /// What this credential may do.
+    #[schema(value_type = Vec<String>)]
+    scopes: Scopes,
+    /// The token's id, when the credential is a token.
+    token: Option<String>,
+    /// When the token stops working.
+    expires_at: Option<String>,
+}
+
+/// `GET /v1/whoami`: the calling credential's account and scopes (needs no scope:
+/// every valid credential may ask what it is).
+#[utoipa::path(
+    get, path = "/v1/whoami", operation_id = "whoami", tag = "tokens",
+    summary = "The calling credential's account and scopes",
+    responses((status = 200, description = "Who the credential acts for and what it may do", body = WhoAmI), Refusals),
+    security(("basic" = [])),
+)]
+pub async fn whoami(State(app): AppState, Caller(caller): Caller) -> Result<Response, ApiError> {
+    let expires_at = match &caller.token {
+        Some(id) => app
+            .users
+            .get_token(id)
+            .await?
+            .map(|t| rfc3339(t.expires_at)),
+        None => None,
+    };
+    Ok(json(
+        200,
+        &WhoAmI {
+            account: caller.name,
+            scopes: caller.scopes,
+            token: caller.token,
+            expires_at,
+        },
+    ))
+}

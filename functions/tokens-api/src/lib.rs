@@ -2,6 +2,7 @@
 //! with scopes, a lifetime and a description, and shows it once; `GET /v1/tokens`
 //! lists the caller's tokens (never their secrets); `DELETE /v1/tokens/{id}`
 //! revokes one. A token is issued only with scopes the issuing credential holds.
+//! `GET /v1/whoami` tells any credential its account and scopes.
 
 mod handlers;
 
@@ -31,9 +32,11 @@ fn routes() -> OpenApiRouter<Arc<App>> {
     ))
     .routes(routes!(handlers::issue, handlers::list))
     .routes(routes!(handlers::revoke))
+    .routes(routes!(handlers::whoami))
 }
 
-/// The endpoint group's routes. Every route needs credentials and the `tokens` scope.
+/// The endpoint group's routes. Every route needs credentials; all but `whoami` the
+/// `tokens` scope.
 pub fn router(app: Arc<App>) -> Router {
     let (router, _) = routes().split_for_parts();
     cairn_http::finish(router).with_state(app)

@@ -263,3 +263,24 @@ async fn a_token_never_holds_more_than_its_issuer() {
         before
     );
 }
+
+#[tokio::test]
+async fn whoami_tells_any_credential_its_account_and_scopes() {
+    let (app, store) = world().await;
+    let (status, me) = call(&app, "GET", "/v1/whoami", READER, Value::Null).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["account"], "reader");
+    assert_eq!(me["scopes"], json!(["read:*", "events", "tokens"]));
+    assert!(me["token"].is_null());
+    let token = store.issue_token_for_test("alice", &["upload:release/*"], 3600);
+    let (status, me) = call(&app, "GET", "/v1/whoami", &bearer(&token), Value::Null).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        (me["account"].as_str(), me["token"].as_str()),
+        (Some("alice"), Some(&token[6..22]))
+    );
+    assert_eq!(me["scopes"], json!(["upload:release/*"]));
+    assert!(me["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let (status, _) = call(&app, "GET", "/v1/whoami", "Bearer cairn_x", Value::Null).await;
+    assert_eq!(status, 401);
+}
