@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod fsck;
 pub mod html;
+pub mod labels;
 pub mod ingest;
 pub mod memory;
 pub mod package;
