@@ -140,6 +140,7 @@ struct FsckArgs {
 #[derive(Subcommand)]
 enum UserCommand {
     /// Create or replace an account; the password is read from standard input.
+    /// Replacing an account (new password or role) revokes every token it had.
     Add {
         /// Login name.
         name: String,
@@ -449,7 +450,16 @@ async fn main() -> Result<()> {
             }
             let password_hash = match hash {
                 Some(h) => h,
-                None => hash_password(&read_password()?),
+                None => {
+                    let password = read_password()?;
+                    if password.starts_with(cairn_core::tokens::TOKEN_PREFIX) {
+                        bail!(
+                            "a password must not start with {}: that is how tokens are told apart",
+                            cairn_core::tokens::TOKEN_PREFIX
+                        );
+                    }
+                    hash_password(&password)
+                }
             };
             let clients = Clients::load().await;
             DynamoCatalog::new(clients.dynamodb, table)
@@ -457,6 +467,8 @@ async fn main() -> Result<()> {
                     name: name.clone(),
                     password_hash,
                     role,
+                    // Writing the account again revokes the tokens it had.
+                    tokens_after: time::OffsetDateTime::now_utc().unix_timestamp(),
                 })
                 .await?;
             eprintln!("user {name} saved ({})", role.as_str());

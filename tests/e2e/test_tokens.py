@@ -146,3 +146,24 @@ def test_a_token_cannot_hold_more_than_its_issuer(stack, user):
                 {"scopes": ["tokens"], "expires_in": 5}):
         status, body = api(stack, "POST", "/v1/tokens", basic(user), bad)
         assert status == 400, (bad, body)
+
+
+def test_client_credentials_give_a_job_a_short_lived_token(stack, user, tmp_path):
+    """OAuth 2.0 client credentials (RFC 6749, 4.4) with curl, as a stock client sends it."""
+    status, out = curl("-u", f"{user[0]}:{user[1]}", "-d", "grant_type=client_credentials",
+                       "--data-urlencode", "scope=upload:release/2.11/*", "-d", "expires_in=600",
+                       f"{stack.api}/v1/oauth/token")
+    assert status == 200, out
+    answer = json.loads(out)
+    assert answer["token_type"] == "Bearer" and answer["expires_in"] == 600
+    assert answer["scope"] == "upload:release/2.11/*"
+    package = deb(tmp_path, "cairn-tok-job")
+    status, body = upload(stack, ALLOWED, [(package.name, package)],
+                          user=("job", answer["access_token"]))
+    assert status == 201, body
+    status, out = curl("-u", f"{user[0]}:wrong", "-d", "grant_type=client_credentials",
+                       f"{stack.api}/v1/oauth/token")
+    assert status == 401 and json.loads(out)["error"] == "invalid_client", out
+    status, out = curl("-u", f"{user[0]}:{user[1]}", "-d", "grant_type=client_credentials",
+                       "-d", "scope=admin", f"{stack.api}/v1/oauth/token")
+    assert status == 400 and json.loads(out)["error"] == "invalid_scope", out

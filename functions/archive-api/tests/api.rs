@@ -35,6 +35,7 @@ async fn world_with_accounts() -> (axum::Router, Arc<MemoryOperations>, Arc<Memo
                 name: name.into(),
                 password_hash: hash_password("secret"),
                 role: Default::default(),
+                tokens_after: 0,
             })
             .await
             .expect("user");

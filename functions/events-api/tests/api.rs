@@ -22,6 +22,7 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
         name: "alice".into(),
         password_hash: hash_password("secret"),
         role: Default::default(),
+        tokens_after: 0,
     })
     .await
     .expect("user");

@@ -31,6 +31,7 @@ async fn world() -> World {
                 name: name.into(),
                 password_hash: hash_password("secret"),
                 role: Default::default(),
+                tokens_after: 0,
             })
             .await
             .expect("user");

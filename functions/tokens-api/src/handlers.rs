@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 type AppState = State<Arc<App>>;
 
-fn now() -> i64 {
+/// Now, Unix seconds.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -124,18 +125,25 @@ pub async fn issue(
         description: body.description,
         scopes,
         lifetime_secs: body.expires_in.unwrap_or(DEFAULT_LIFETIME_SECS),
+        not_after: caller.expires_at,
     }
     .issue(now)
     .map_err(ApiError::bad_request)?;
     app.users.put_token(&record).await?;
     tracing::info!(id = %record.id, owner = %record.owner, "token issued");
-    Ok(json(
+    let mut response = json(
         201,
         &Issued {
             token,
             view: TokenView::of(&record, now),
         },
-    ))
+    );
+    // The only time the token is sent: no cache keeps it.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// The caller's tokens.

@@ -2,9 +2,12 @@
 //! with scopes, a lifetime and a description, and shows it once; `GET /v1/tokens`
 //! lists the caller's tokens (never their secrets); `DELETE /v1/tokens/{id}`
 //! revokes one. A token is issued only with scopes the issuing credential holds.
-//! `GET /v1/whoami` tells any credential its account and scopes.
+//! `GET /v1/whoami` tells any credential its account and scopes. `POST
+//! /v1/oauth/token` is OAuth 2.0's client-credentials grant: a short-lived token for
+//! one job, from a stock OAuth client.
 
 mod handlers;
+mod oauth;
 
 use axum::Router;
 use cairn_core::auth::Accounts;
@@ -33,6 +36,7 @@ fn routes() -> OpenApiRouter<Arc<App>> {
     .routes(routes!(handlers::issue, handlers::list))
     .routes(routes!(handlers::revoke))
     .routes(routes!(handlers::whoami))
+    .routes(routes!(oauth::token))
 }
 
 /// The endpoint group's routes. Every route needs credentials; all but `whoami` the

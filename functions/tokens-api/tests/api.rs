@@ -25,6 +25,7 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
                 name: name.into(),
                 password_hash: hash_password("secret"),
                 role,
+                tokens_after: 0,
             })
             .await
             .expect("user");
@@ -282,5 +283,143 @@ async fn whoami_tells_any_credential_its_account_and_scopes() {
     assert_eq!(me["scopes"], json!(["upload:release/*"]));
     assert!(me["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
     let (status, _) = call(&app, "GET", "/v1/whoami", "Bearer cairn_x", Value::Null).await;
+    assert_eq!(status, 401);
+}
+
+async fn form(app: &axum::Router, auth: &str, body: &str) -> (u16, Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/oauth/token")
+        .header(header::AUTHORIZATION, auth)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let response = app.clone().oneshot(req).await.expect("infallible");
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn client_credentials_mint_a_short_lived_narrower_token() {
+    let (app, store) = world().await;
+    // A password client: all its scopes by default, an hour.
+    let (status, answer) = form(&app, ALICE, "grant_type=client_credentials").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], 3600);
+    assert!(
+        answer["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("upload:*")
+    );
+
+    // A token client asks for less; the job token works and expires with its parent.
+    let parent = store.issue_token_for_test("alice", &["tokens", "upload:release/*"], 600);
+    let (status, answer) = form(
+        &app,
+        &basic("ci", &parent),
+        "grant_type=client_credentials&scope=upload%3Arelease%2F2.11%2F*&expires_in=7200",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["scope"], "upload:release/2.11/*");
+    let expires_in = answer["expires_in"].as_i64().expect("expires_in");
+    assert!(
+        (590..=600).contains(&expires_in),
+        "capped at the parent's expiry: {expires_in}"
+    );
+    let job = answer["access_token"].as_str().expect("token");
+    let (status, me) = call(&app, "GET", "/v1/whoami", &bearer(job), Value::Null).await;
+    assert_eq!(
+        (status, me["scopes"].clone()),
+        (200, json!(["upload:release/2.11/*"]))
+    );
+
+    for (auth, body, status, error) in [
+        (
+            ALICE.to_string(),
+            "grant_type=password",
+            400,
+            "unsupported_grant_type",
+        ),
+        (ALICE.to_string(), "", 400, "invalid_request"),
+        (
+            ALICE.to_string(),
+            "grant_type=client_credentials&scope=admin",
+            400,
+            "invalid_scope",
+        ),
+        (
+            ALICE.to_string(),
+            "grant_type=client_credentials&scope=fly",
+            400,
+            "invalid_scope",
+        ),
+        (
+            ALICE.to_string(),
+            "grant_type=client_credentials&expires_in=999999",
+            400,
+            "invalid_request",
+        ),
+        (
+            ALICE.to_string(),
+            "grant_type=client_credentials&grant_type=client_credentials",
+            400,
+            "invalid_request",
+        ),
+        (
+            basic("alice", "wrong"),
+            "grant_type=client_credentials",
+            401,
+            "invalid_client",
+        ),
+        (
+            bearer(job),
+            "grant_type=client_credentials",
+            400,
+            "unauthorized_client",
+        ),
+    ] {
+        let (got, answer) = form(&app, &auth, body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(error)),
+            "{body}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rewriting_the_account_revokes_its_tokens_and_a_role_bounds_them() {
+    let (app, store) = world().await;
+    let token = store.issue_token_for_test("alice", &["upload:*", "tokens"], 3600);
+    let (status, _) = call(&app, "GET", "/v1/whoami", &bearer(&token), Value::Null).await;
+    assert_eq!(status, 200);
+    // Demoted to reader: the token keeps working, with what a reader may do.
+    let mut alice = store.get_user("alice").await.expect("store").expect("user");
+    alice.role = Role::Reader;
+    store.put_user(&alice).await.expect("store");
+    let (_, me) = call(&app, "GET", "/v1/whoami", &bearer(&token), Value::Null).await;
+    assert_eq!(
+        me["scopes"],
+        json!(["tokens"]),
+        "upload:* is beyond a reader now"
+    );
+    // A password reset (tokens_after moved past the token's issue): 401.
+    alice.tokens_after = i64::MAX;
+    store.put_user(&alice).await.expect("store");
+    let (status, _) = call(&app, "GET", "/v1/whoami", &bearer(&token), Value::Null).await;
+    assert_eq!(status, 401);
+    // A token of an account that no longer exists: 401.
+    let ghost = store.issue_token_for_test("ghost", &["tokens"], 3600);
+    let (status, _) = call(&app, "GET", "/v1/whoami", &bearer(&ghost), Value::Null).await;
     assert_eq!(status, 401);
 }

@@ -26,6 +26,7 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
                 name: name.into(),
                 password_hash: hash_password("secret"),
                 role: Default::default(),
+                tokens_after: 0,
             })
             .await
             .expect("user");

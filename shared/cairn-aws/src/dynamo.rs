@@ -821,6 +821,7 @@ impl UserDirectory for DynamoCatalog {
             name: get_s(&item, "name")?,
             password_hash: get_s(&item, "password_hash")?,
             role,
+            tokens_after: get_n(&item, "tokens_after").unwrap_or(0),
         }))
     }
 
@@ -833,6 +834,7 @@ impl UserDirectory for DynamoCatalog {
             .item("name", s(&user.name))
             .item("password_hash", s(&user.password_hash))
             .item("role", s(user.role.as_str()))
+            .item("tokens_after", n(user.tokens_after))
             .send()
             .await
             .map_err(store_err("PutItem user"))?;

@@ -250,6 +250,34 @@ impl Scopes {
             .any(|s| s.action == Action::Admin || s.action == action)
     }
 
+    /// These scopes, less those `bound` does not cover (a token never does more than
+    /// its account's role allows now).
+    pub fn within(&self, bound: &Scopes) -> Scopes {
+        Scopes(
+            self.0
+                .iter()
+                .filter(|s| bound.0.iter().any(|b| b.covers(s)))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// These scopes without those of `action`.
+    pub fn without(&self, action: Action) -> Scopes {
+        Scopes(
+            self.0
+                .iter()
+                .filter(|s| s.action != action)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The requested scopes that these do not cover (a token is issued only with
     /// scopes its issuer holds).
     pub fn not_covered<'a>(&self, requested: &'a Scopes) -> Vec<&'a Scope> {

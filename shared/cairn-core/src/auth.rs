@@ -80,6 +80,10 @@ pub struct UserRecord {
     /// What the account's password may do (accounts made before roles: uploader).
     #[serde(default)]
     pub role: Role,
+    /// Tokens issued before this time (Unix seconds) no longer work: writing the
+    /// account again (a new password or role) revokes every token it had.
+    #[serde(default)]
+    pub tokens_after: i64,
 }
 
 /// An authenticated caller.
@@ -92,6 +96,9 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The token's id when the credential is a token.
     pub token: Option<String>,
+    /// When the credential stops working, Unix seconds (tokens; passwords do not
+    /// expire). Tokens it issues expire no later.
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -101,6 +108,7 @@ impl Principal {
             name: name.to_string(),
             scopes: role.scopes(),
             token: None,
+            expires_at: None,
         }
     }
 
@@ -305,14 +313,25 @@ impl<'a> Authenticator<'a> {
             .await?
             .ok_or(AuthError::InvalidToken)?;
         match record.admits(secret, now) {
-            TokenCheck::Valid => Ok(Principal {
-                name: record.owner,
-                scopes: record.scopes,
-                token: Some(record.id),
-            }),
-            TokenCheck::Expired => Err(AuthError::Expired),
-            TokenCheck::Wrong => Err(AuthError::InvalidToken),
+            TokenCheck::Valid => {}
+            TokenCheck::Expired => return Err(AuthError::Expired),
+            TokenCheck::Wrong => return Err(AuthError::InvalidToken),
         }
+        // The account as it is now: gone, or rewritten since the token was issued
+        // (password reset, role change), the token is dead; a token never does more
+        // than the account's role allows today.
+        let owner = self
+            .accounts
+            .get_user(&record.owner)
+            .await?
+            .filter(|u| record.created_at >= u.tokens_after)
+            .ok_or(AuthError::InvalidToken)?;
+        Ok(Principal {
+            name: record.owner,
+            scopes: record.scopes.within(&owner.role.scopes()),
+            token: Some(record.id),
+            expires_at: Some(record.expires_at),
+        })
     }
 }
 

@@ -37,9 +37,12 @@ fn is_dns_subdomain(text: &str) -> bool {
             let b = part.as_bytes();
             !b.is_empty()
                 && b.len() <= 63
-                && b.first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && b.last().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.first()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && b.last()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         })
 }
 
@@ -186,7 +189,7 @@ impl Parser<'_> {
         self.skip_spaces();
         let rest = self.rest();
         let end = rest
-            .find(|c: char| matches!(c, ',' | '=' | '!' | '(' | ')' | ' '))
+            .find([',', '=', '!', '(', ')', ' '])
             .unwrap_or(rest.len());
         let start = self.pos;
         self.pos += end;
@@ -296,11 +299,16 @@ mod tests {
         assert!(s.matches(&labels(&[("team", "db"), ("env", "prod")])));
         assert!(s.matches(&labels(&[("team", "db"), ("env", "stage"), ("x", "")])));
         assert!(!s.matches(&labels(&[("team", "db"), ("env", "dev")])));
-        assert!(!s.matches(&labels(&[("team", "db"), ("env", "prod"), ("experimental", "")])));
+        assert!(!s.matches(&labels(&[
+            ("team", "db"),
+            ("env", "prod"),
+            ("experimental", "")
+        ])));
         assert!(!s.matches(&labels(&[("env", "prod")])));
 
-        let s = Selector::parse("tier!=frontend,zone notin (a,b),owner,app.kubernetes.io/name==cairn")
-            .expect("valid");
+        let s =
+            Selector::parse("tier!=frontend,zone notin (a,b),owner,app.kubernetes.io/name==cairn")
+                .expect("valid");
         let ok = labels(&[("owner", "x"), ("app.kubernetes.io/name", "cairn")]);
         assert!(s.matches(&ok), "!= and notin hold when the key is absent");
         let mut bad = ok.clone();
@@ -311,8 +319,16 @@ mod tests {
             "tier!=frontend,zone notin (a,b),owner,app.kubernetes.io/name=cairn"
         );
         assert!(Selector::parse("").expect("valid").matches(&Labels::new()));
-        assert!(Selector::parse("  ").expect("valid").matches(&Labels::new()));
-        assert!(Selector::parse("env=").expect("valid").matches(&labels(&[("env", "")])));
+        assert!(
+            Selector::parse("  ")
+                .expect("valid")
+                .matches(&Labels::new())
+        );
+        assert!(
+            Selector::parse("env=")
+                .expect("valid")
+                .matches(&labels(&[("env", "")]))
+        );
     }
 
     #[test]
@@ -347,7 +363,9 @@ mod tests {
         assert!(check_labels(&labels(&[("team", "db"), ("example.com/tier", "")])).is_ok());
         assert!(check_labels(&labels(&[("", "x")])).is_err());
         assert!(check_labels(&labels(&[("team", "no spaces")])).is_err());
-        let many: Labels = (0..=MAX_LABELS).map(|i| (format!("k{i}"), String::new())).collect();
+        let many: Labels = (0..=MAX_LABELS)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
         assert!(check_labels(&many).is_err());
     }
 }

@@ -157,6 +157,7 @@ impl MemoryCatalog {
             description: "test".into(),
             scopes,
             lifetime_secs: 3600,
+            not_after: None,
         }
         .issue(now)
         .expect("issued");

@@ -79,6 +79,8 @@ pub struct TokenRequest {
     pub scopes: Scopes,
     /// How long it works, seconds.
     pub lifetime_secs: i64,
+    /// It expires no later than this (the issuing token's expiry), Unix seconds.
+    pub not_after: Option<i64>,
 }
 
 impl TokenRequest {
@@ -97,6 +99,13 @@ impl TokenRequest {
                 MAX_LIFETIME_SECS / 86_400
             ));
         }
+        let expires_at = (now + self.lifetime_secs).min(self.not_after.unwrap_or(i64::MAX));
+        if expires_at - now < 60 {
+            return Err(
+                "the issuing token expires within a minute: issue from a longer-lived credential"
+                    .into(),
+            );
+        }
         let id = random_hex(8);
         let secret = random_hex(32);
         let record = TokenRecord {
@@ -105,7 +114,7 @@ impl TokenRequest {
             description: self.description,
             scopes: self.scopes,
             created_at: now,
-            expires_at: now + self.lifetime_secs,
+            expires_at,
             secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
         };
         Ok((record, format!("{TOKEN_PREFIX}{id}_{secret}")))
@@ -149,6 +158,7 @@ mod tests {
             description: "CI".into(),
             scopes: Scopes::parse(&["upload:release/*".into()]).expect("valid"),
             lifetime_secs,
+            not_after: None,
         }
     }
 
@@ -181,6 +191,14 @@ mod tests {
             assert!(parse_token(text).is_none(), "{text}");
         }
         assert!(request(59).issue(0).is_err());
+        // A token issued by a token expires no later than its issuer.
+        let mut child = request(86_400);
+        child.not_after = Some(1_000 + 600);
+        let (record, _) = child.issue(1_000).expect("issued");
+        assert_eq!(record.expires_at, 1_600);
+        let mut late = request(86_400);
+        late.not_after = Some(1_030);
+        assert!(late.issue(1_000).is_err(), "less than a minute left");
         assert!(request(MAX_LIFETIME_SECS + 1).issue(0).is_err());
         let mut long = request(3600);
         long.description = "x".repeat(MAX_DESCRIPTION + 1);
