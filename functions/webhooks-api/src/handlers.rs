@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use cairn_callback::standard::WebhookSecret;
 use cairn_callback::{Callback, Method, check_url};
 use cairn_core::access::Action;
-use cairn_core::events::{NewEvent, Subject, cursor_at, event_time};
+use cairn_core::auth::Principal;
+use cairn_core::events::{NewEvent, Subject, cursor_at, event_time, type_matches};
 use cairn_core::webhooks::{AttemptRecord, Delivery, SigningSecret, Webhook};
 use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
@@ -57,6 +58,20 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
+/// The event types that are an account's own (its operations' and webhooks'): only
+/// a credential with the `events` scope subscribes to them, as only it reads them.
+const OWN_EVENT_TYPES: [&str; 2] = ["operation.finished", "webhook.disabled"];
+
+fn require_events_for(caller: &Principal, patterns: &[String]) -> Result<(), ApiError> {
+    if patterns
+        .iter()
+        .any(|p| OWN_EVENT_TYPES.iter().any(|t| type_matches(p, t)))
+    {
+        caller.require(Action::Events, "")?;
+    }
+    Ok(())
+}
+
 /// `POST /v1/webhooks` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +102,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(Action::Webhooks, "")?;
     let body = body.value;
+    require_events_for(&caller, &body.events)?;
     let secret = WebhookSecret::generate();
     let now = now();
     let mut hook = Webhook {
@@ -217,6 +233,9 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     caller.require(Action::Webhooks, "")?;
     let body = body.value;
+    if let Some(events) = &body.events {
+        require_events_for(&caller, events)?;
+    }
     let url = match &body.url {
         Some(url) => Some(check_hook_url(&app, url).await?),
         None => None,
