@@ -70,6 +70,11 @@ pub fn user_pk(name: &str) -> String {
     format!("USER#{name}")
 }
 
+/// Partition of every created repository.
+pub const REPOSITORIES_PK: &str = "REPOSITORIES";
+/// Prefix of a created repository's sort key (then its path).
+pub const REPOSITORY_PREFIX: &str = "REPO#";
+
 /// Sort key of a token's lookup item, in the token's own partition.
 pub const TOKEN_SK: &str = "TOKEN";
 /// Prefix of the sort keys of an account's tokens, in the account's partition.

@@ -5,6 +5,7 @@ pub mod archives;
 pub mod dynamo;
 pub mod events;
 pub mod keys;
+pub mod repositories;
 pub mod s3;
 pub mod sqs;
 pub mod startup;

@@ -3,71 +3,16 @@
 //! nothing and is not retried; a lost race for the log position is retried at the next
 //! position; events decode from a Query page.
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+mod common;
+
 use aws_smithy_types::body::SdkBody;
-use cairn_aws::DynamoCatalog;
 use cairn_core::RepoPath;
 use cairn_core::events::{EventLog, NewEvent, Subject};
 use cairn_core::ports::Catalog;
-
-fn answer(status: u16, body: &str) -> http::Response<SdkBody> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.0")
-        .body(SdkBody::from(body.to_string()))
-        .expect("response")
-}
-
-fn any_request() -> http::Request<SdkBody> {
-    http::Request::builder()
-        .uri("https://dynamodb.us-east-1.amazonaws.com/")
-        .body(SdkBody::empty())
-        .expect("request")
-}
-
-fn catalog(answers: Vec<http::Response<SdkBody>>) -> (DynamoCatalog, StaticReplayClient) {
-    let replay = StaticReplayClient::new(
-        answers
-            .into_iter()
-            .map(|a| ReplayEvent::new(any_request(), a))
-            .collect(),
-    );
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-        .http_client(replay.clone())
-        .build();
-    (
-        DynamoCatalog::new(aws_sdk_dynamodb::Client::from_conf(config), "cairn"),
-        replay,
-    )
-}
-
-fn cancelled(codes: &[&str]) -> http::Response<SdkBody> {
-    let reasons: Vec<String> = codes
-        .iter()
-        .map(|c| format!(r#"{{"Code":"{c}"}}"#))
-        .collect();
-    answer(
-        400,
-        &format!(
-            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{}]}}"#,
-            reasons.join(",")
-        ),
-    )
-}
+use common::{answer, bodies, cancelled, catalog};
 
 fn head(seq: u64) -> http::Response<SdkBody> {
     answer(200, &format!(r#"{{"Item":{{"seq":{{"N":"{seq}"}}}}}}"#))
-}
-
-fn bodies(replay: &StaticReplayClient) -> Vec<String> {
-    replay
-        .actual_requests()
-        .map(|r| String::from_utf8_lossy(r.body().bytes().unwrap_or_default()).into_owned())
-        .collect()
 }
 
 fn repo() -> RepoPath {

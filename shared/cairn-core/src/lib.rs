@@ -21,6 +21,7 @@ pub mod ports;
 pub mod problem;
 pub mod publish;
 pub mod repo;
+pub mod repositories;
 pub mod tokens;
 pub mod upload;
 pub mod verify;

@@ -9,6 +9,7 @@ use crate::ports::{
     SyncQueue, UploadLedger, UploadStatus, UploadTicket, UploadUrls, UserDirectory,
 };
 use crate::repo::RepoPath;
+use crate::repositories::{Repository, RepositoryStore};
 use crate::tokens::{TokenRecord, TokenStore};
 use crate::webhooks::{AttemptRecord, Delivery, DeliveryLog, DeliveryQueue, Webhook, WebhookStore};
 use async_trait::async_trait;
@@ -129,6 +130,7 @@ pub struct MemoryCatalog {
     changes: Mutex<BTreeMap<(String, u64), ChangeRecord>>,
     users: Mutex<BTreeMap<String, UserRecord>>,
     tokens: Mutex<BTreeMap<String, TokenRecord>>,
+    repositories: Mutex<BTreeMap<String, Repository>>,
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
     ticket_tokens: Mutex<BTreeMap<String, String>>,
     files: Mutex<BTreeMap<(String, String), FileRecord>>,
@@ -564,6 +566,37 @@ impl UserDirectory for MemoryCatalog {
     async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         lock(&self.users).insert(user.name.clone(), user.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RepositoryStore for MemoryCatalog {
+    async fn create_repository(&self, repo: &Repository) -> Result<bool, StoreError> {
+        let mut repos = lock(&self.repositories);
+        if repos.contains_key(&repo.path) {
+            return Ok(false);
+        }
+        repos.insert(repo.path.clone(), repo.clone());
+        Ok(true)
+    }
+
+    async fn get_repository(&self, path: &str) -> Result<Option<Repository>, StoreError> {
+        Ok(lock(&self.repositories).get(path).cloned())
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<Repository>, StoreError> {
+        Ok(lock(&self.repositories).values().cloned().collect())
+    }
+
+    async fn replace_repository(&self, repo: &Repository) -> Result<bool, StoreError> {
+        let mut repos = lock(&self.repositories);
+        match repos.get(&repo.path) {
+            Some(current) if current.version + 1 == repo.version => {
+                repos.insert(repo.path.clone(), repo.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
