@@ -198,6 +198,10 @@ pub struct SupportedRepos {
     /// one upload out to every listed series (`PUT /release/enabled/el/8`).
     #[serde(default)]
     pub anchors: BTreeMap<String, Vec<String>>,
+    /// Repositories created through the API (not configuration): path -> settings.
+    /// Filled per request for the paths it touches ([`SupportedRepos::with_created`]).
+    #[serde(skip)]
+    pub created: BTreeMap<String, DistConfig>,
     /// Retention: keep only the newest K versions of each package (per
     /// architecture). Keys are repository paths or whole-segment prefixes of them
     /// (`live`, `live/3.0`, `release/2.11/el/8`); the longest matching key wins.
@@ -234,8 +238,20 @@ impl SupportedRepos {
             .map(|(_, keep)| (*keep).max(1))
     }
 
+    /// These repositories and `created` ones besides (a created repository wins over
+    /// nothing: configuration is checked second).
+    pub fn with_created(&self, created: impl IntoIterator<Item = (RepoPath, DistConfig)>) -> Self {
+        let mut out = self.clone();
+        out.created
+            .extend(created.into_iter().map(|(p, d)| (p.to_string(), d)));
+        out
+    }
+
     /// Checks that `path` names a configured repository and returns its distribution settings.
     pub fn check(&self, path: &RepoPath) -> Result<&DistConfig, RepoError> {
+        if let Some(dist) = self.created.get(&path.to_string()) {
+            return Ok(dist);
+        }
         let unsupported = |reason: String| RepoError::Unsupported {
             path: path.to_string(),
             reason,

@@ -8,7 +8,7 @@
 
 use crate::error::StoreError;
 use crate::labels::{Labels, Selector, check_labels};
-use crate::repo::{DistConfig, MetadataCompression, RepoFormat, RepoPath};
+use crate::repo::{DistConfig, MetadataCompression, RepoFormat, RepoPath, SupportedRepos};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +190,29 @@ pub trait RepositoryStore: Send + Sync {
     async fn replace_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
 }
 
+/// The repositories `paths` name: the configured ones, and those created through the
+/// API besides (one read per path that configuration does not know). Ingest and
+/// publish then check paths against the answer as they check configuration.
+pub async fn resolve(
+    seed: &SupportedRepos,
+    store: &dyn RepositoryStore,
+    paths: &[RepoPath],
+) -> Result<SupportedRepos, StoreError> {
+    let mut created = Vec::new();
+    for path in paths {
+        if seed.check(path).is_ok() {
+            continue;
+        }
+        if let Some(repo) = store.get_repository(&path.to_string()).await? {
+            match repo.dist_config() {
+                Ok(dist) => created.push((path.clone(), dist)),
+                Err(e) => tracing::warn!(path = %path, error = %e, "unreadable repository record"),
+            }
+        }
+    }
+    Ok(seed.with_created(created))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +243,37 @@ mod tests {
             "selectors are an account's"
         );
         assert!(repo.visible_to(Some("root"), true, &[]));
+    }
+
+    #[tokio::test]
+    async fn created_repositories_resolve_beside_configured_ones() {
+        let store = crate::memory::MemoryCatalog::default();
+        let created =
+            request(serde_json::json!({"format": "yum", "path": "team/db/el/9"})).expect("valid");
+        assert!(store.create_repository(&created).await.expect("store"));
+        let seed: SupportedRepos = serde_json::from_str(
+            r#"{"kinds":["release"],"series":["1"],"dists":{"ubuntu":{"format":"deb","versions":["jammy"]}}}"#,
+        )
+        .expect("config");
+        let paths = ["release/1/ubuntu/jammy", "team/db/el/9", "team/db/el/8"]
+            .map(|p| RepoPath::parse(p).expect("valid"));
+        let resolved = resolve(&seed, &store, &paths).await.expect("resolve");
+        assert_eq!(
+            resolved.check(&paths[0]).expect("configured").format,
+            RepoFormat::Deb
+        );
+        assert_eq!(
+            resolved.check(&paths[1]).expect("created").format,
+            RepoFormat::Rpm
+        );
+        assert!(
+            resolved.check(&paths[2]).is_err(),
+            "neither configured nor created"
+        );
+        assert!(
+            seed.check(&paths[1]).is_err(),
+            "the seed itself is unchanged"
+        );
     }
 
     #[test]
