@@ -56,6 +56,13 @@ impl IntoResponse for Failure {
 
 type Answer = Result<Response, Failure>;
 
+/// The caller's operation `id`, if its credential may archive under its name.
+async fn own_operation(app: &App, caller: &Principal, id: &str) -> Result<(), Failure> {
+    let op = app.operations.owned(id, &caller.name).await?;
+    caller.require(Action::Archive, &op.name)?;
+    Ok(())
+}
+
 /// `POST /v1/archives`: archive a ref. A tree archived before is answered from the
 /// catalog; anything else is queued.
 #[utoipa::path(
@@ -147,8 +154,7 @@ pub async fn cancel(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Answer {
-    let op = app.operations.owned(&id, &caller.name).await?;
-    caller.require(Action::Archive, &op.name)?;
+    own_operation(&app, &caller, &id).await?;
     let op = app.operations.cancel(&id, &caller.name).await?;
     Ok(json(200, &json!({"id": op.id, "status": op.status})))
 }
@@ -166,8 +172,7 @@ pub async fn operation(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Answer {
-    let op = app.operations.owned(&id, &caller.name).await?;
-    caller.require(Action::Archive, &op.name)?;
+    own_operation(&app, &caller, &id).await?;
     Ok(json(200, &app.operations.show(&id, &caller.name).await?))
 }
 

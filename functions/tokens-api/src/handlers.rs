@@ -7,18 +7,11 @@ use axum::response::{IntoResponse, Response};
 use cairn_core::access::{Action, Scopes};
 use cairn_core::tokens::{DEFAULT_LIFETIME_SECS, TokenRecord, TokenRequest};
 use cairn_http::openapi::Refusals;
-use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
+use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, unix_now as now};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 type AppState = State<Arc<App>>;
-
-/// Now, Unix seconds.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 fn rfc3339(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
@@ -108,14 +101,11 @@ pub async fn issue(
     caller.require(Action::Tokens, "")?;
     let body = body.value;
     let scopes = Scopes::parse(&body.scopes).map_err(ApiError::bad_request)?;
-    let beyond = caller.scopes.not_covered(&scopes);
-    if !beyond.is_empty() {
-        let names: Vec<String> = beyond.iter().map(ToString::to_string).collect();
+    if let Err(missing) = caller.scopes.holds_all(&scopes) {
         return Err(ApiError::new(
             403,
             format!(
-                "a token can only have scopes its issuer holds; this credential does not hold {}",
-                names.join(", ")
+                "a token can only have scopes its issuer holds; this credential does not hold {missing}"
             ),
         ));
     }
@@ -213,22 +203,14 @@ pub struct WhoAmI {
     responses((status = 200, description = "Who the credential acts for and what it may do", body = WhoAmI), Refusals),
     security(("basic" = [])),
 )]
-pub async fn whoami(State(app): AppState, Caller(caller): Caller) -> Result<Response, ApiError> {
-    let expires_at = match &caller.token {
-        Some(id) => app
-            .users
-            .get_token(id)
-            .await?
-            .map(|t| rfc3339(t.expires_at)),
-        None => None,
-    };
+pub async fn whoami(Caller(caller): Caller) -> Result<Response, ApiError> {
     Ok(json(
         200,
         &WhoAmI {
             account: caller.name,
             scopes: caller.scopes,
             token: caller.token,
-            expires_at,
+            expires_at: caller.expires_at.map(rfc3339),
         },
     ))
 }

@@ -51,25 +51,29 @@ pub struct OAuthError {
     error_description: String,
 }
 
+/// An OAuth answer: JSON that no cache keeps (RFC 6749, 5.1).
+fn oauth_json(status: StatusCode, body: &impl Serialize) -> Response {
+    let mut response = (status, serde_json::to_string(body).unwrap_or_default()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn oauth_error(
     status: StatusCode,
     error: &'static str,
     description: impl Into<String>,
 ) -> Response {
-    let mut response = (
+    let mut response = oauth_json(
         status,
-        serde_json::to_string(&OAuthError {
+        &OAuthError {
             error,
             error_description: description.into(),
-        })
-        .unwrap_or_default(),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        },
+    );
     if status == StatusCode::UNAUTHORIZED {
-        headers.insert(
+        response.headers_mut().insert(
             "www-authenticate",
             HeaderValue::from_static("Basic realm=\"cairn\""),
         );
@@ -100,7 +104,7 @@ pub async fn token(
     body: axum::body::Bytes,
 ) -> Response {
     let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let now = crate::handlers::now();
+    let now = cairn_http::unix_now();
     let client = match Authenticator::new(app.users.as_ref())
         .authenticate(header, now)
         .await
@@ -195,13 +199,11 @@ pub async fn token(
             "no scope left for the job",
         );
     }
-    let beyond = client.scopes.not_covered(&scopes);
-    if !beyond.is_empty() {
-        let names: Vec<String> = beyond.iter().map(ToString::to_string).collect();
+    if let Err(missing) = client.scopes.holds_all(&scopes) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
-            format!("the client does not hold {}", names.join(", ")),
+            format!("the client does not hold {missing}"),
         );
     }
     let lifetime = match expires_in.as_deref().map(str::parse::<i64>) {
@@ -244,19 +246,13 @@ pub async fn token(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" ");
-    let mut response = (
+    oauth_json(
         StatusCode::OK,
-        serde_json::to_string(&TokenAnswer {
+        &TokenAnswer {
             access_token: token,
             token_type: "Bearer",
             expires_in: record.expires_at - now,
             scope,
-        })
-        .unwrap_or_default(),
+        },
     )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

@@ -12,7 +12,7 @@ use cairn_core::auth::Principal;
 use cairn_core::events::{NewEvent, Subject, cursor_at, event_time, type_matches};
 use cairn_core::webhooks::{AttemptRecord, Delivery, SigningSecret, Webhook};
 use cairn_http::openapi::{Conflict, Refusals};
-use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
+use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, unix_now as now};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -25,10 +25,6 @@ const DEFAULT_GRACE_SECS: i64 = 24 * 3600;
 const MAX_GRACE_SECS: i64 = 7 * 24 * 3600;
 /// Attempts at a read-modify-write that races another change.
 const UPDATE_ATTEMPTS: u32 = 5;
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// The subscription as its owner sees it: never a secret.
 fn public(hook: &Webhook) -> Value {

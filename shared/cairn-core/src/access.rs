@@ -287,6 +287,21 @@ impl Scopes {
             .filter(|r| !self.0.iter().any(|held| held.covers(r)))
             .collect()
     }
+
+    /// Whether these scopes cover every requested one; if not, the ones they do not,
+    /// comma-separated.
+    pub fn holds_all(&self, requested: &Scopes) -> Result<(), String> {
+        let missing: Vec<String> = self
+            .not_covered(requested)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join(", "))
+        }
+    }
 }
 
 /// The role of a password account: what its Basic credentials may do. Accounts

@@ -32,11 +32,8 @@ impl<S: HasUsers> FromRequestParts<S> for Caller {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let principal = Authenticator::new(state.accounts())
-            .authenticate(header, now)
+            .authenticate(header, crate::unix_now())
             .await?;
         Ok(Caller(principal))
     }

@@ -44,6 +44,13 @@ async fn wrong_method(method: Method, req: Request) -> Response {
         .into_response()
 }
 
+/// Now, Unix seconds (what credentials' and tokens' times are in).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Serves `router` as this Lambda's handler until the runtime stops it.
 ///
 /// Routes match API Gateway's `path`, which has no stage in it; the template sets
