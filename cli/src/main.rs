@@ -157,6 +157,10 @@ enum UserCommand {
         /// most these scopes.
         #[arg(long, default_value = "uploader", value_parser = ["admin", "uploader", "reader"])]
         role: String,
+        /// A label selector (repeat): private repositories whose labels it matches
+        /// are visible to the account, e.g. `team=db,env in (prod,stage)`.
+        #[arg(long = "selector")]
+        selectors: Vec<String>,
     },
     /// Print the argon2id hash of the password read from standard input.
     Hash,
@@ -443,8 +447,13 @@ async fn main() -> Result<()> {
             table,
             hash,
             role,
+            selectors,
         }) => {
             let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            for selector in &selectors {
+                cairn_core::labels::Selector::parse(selector)
+                    .map_err(|e| anyhow::anyhow!("selector {selector:?}: {e}"))?;
+            }
             if name.is_empty() || name.contains(':') || name.len() > MAX_USER_NAME {
                 bail!("a user name must be 1 to {MAX_USER_NAME} bytes and must not contain ':'");
             }
@@ -469,6 +478,7 @@ async fn main() -> Result<()> {
                     role,
                     // Writing the account again revokes the tokens it had.
                     tokens_after: time::OffsetDateTime::now_utc().unix_timestamp(),
+                    selectors,
                 })
                 .await?;
             eprintln!("user {name} saved ({})", role.as_str());

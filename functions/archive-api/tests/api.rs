@@ -36,6 +36,7 @@ async fn world_with_accounts() -> (axum::Router, Arc<MemoryOperations>, Arc<Memo
                 password_hash: hash_password("secret"),
                 role: Default::default(),
                 tokens_after: 0,
+                selectors: Vec::new(),
             })
             .await
             .expect("user");

@@ -32,6 +32,7 @@ async fn world() -> World {
                 password_hash: hash_password("secret"),
                 role: Default::default(),
                 tokens_after: 0,
+                selectors: Vec::new(),
             })
             .await
             .expect("user");

@@ -27,6 +27,7 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
                 password_hash: hash_password("secret"),
                 role: Default::default(),
                 tokens_after: 0,
+                selectors: Vec::new(),
             })
             .await
             .expect("user");

@@ -822,6 +822,11 @@ impl UserDirectory for DynamoCatalog {
             password_hash: get_s(&item, "password_hash")?,
             role,
             tokens_after: get_n(&item, "tokens_after").unwrap_or(0),
+            selectors: item
+                .get("selectors")
+                .and_then(|v| v.as_l().ok())
+                .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+                .unwrap_or_default(),
         }))
     }
 
@@ -835,6 +840,10 @@ impl UserDirectory for DynamoCatalog {
             .item("password_hash", s(&user.password_hash))
             .item("role", s(user.role.as_str()))
             .item("tokens_after", n(user.tokens_after))
+            .item(
+                "selectors",
+                AttributeValue::L(user.selectors.iter().map(s).collect()),
+            )
             .send()
             .await
             .map_err(store_err("PutItem user"))?;

@@ -65,4 +65,18 @@ impl RepositoryStore for DynamoCatalog {
         }
         self.put_repository(repo, "version = :prev").await
     }
+
+    async fn delete_repository(&self, repo: &Repository) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(REPOSITORIES_PK))
+            .key(SK, s(repository_sk(&repo.path)))
+            .condition_expression("version = :current")
+            .expression_attribute_values(":current", n(repo.version))
+            .send()
+            .await;
+        applied(result, "DeleteItem repository")
+    }
 }

@@ -25,6 +25,8 @@ pub enum Action {
     Upload,
     /// Delete packages.
     Delete,
+    /// Create repositories under a path; update and delete those the account owns.
+    Repositories,
     /// Archive sources under a name: create, clone, cancel, read the archive.
     Archive,
     /// Manage the account's webhooks and their deliveries.
@@ -39,10 +41,11 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the documentation lists them.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Read,
         Action::Upload,
         Action::Delete,
+        Action::Repositories,
         Action::Archive,
         Action::Webhooks,
         Action::Events,
@@ -56,6 +59,7 @@ impl Action {
             Action::Read => "read",
             Action::Upload => "upload",
             Action::Delete => "delete",
+            Action::Repositories => "repositories",
             Action::Archive => "archive",
             Action::Webhooks => "webhooks",
             Action::Events => "events",
@@ -69,7 +73,7 @@ impl Action {
     pub fn takes_pattern(self) -> bool {
         matches!(
             self,
-            Action::Read | Action::Upload | Action::Delete | Action::Archive
+            Action::Read | Action::Upload | Action::Delete | Action::Repositories | Action::Archive
         )
     }
 
@@ -311,7 +315,8 @@ impl Scopes {
 pub enum Role {
     /// Everything.
     Admin,
-    /// Upload, delete, archive, read; the account's webhooks, events and tokens.
+    /// Upload, delete, create repositories, archive, read; the account's webhooks,
+    /// events and tokens.
     #[default]
     Uploader,
     /// Read private repositories; the account's events and tokens.
@@ -344,6 +349,7 @@ impl Role {
                 Action::Read,
                 Action::Upload,
                 Action::Delete,
+                Action::Repositories,
                 Action::Archive,
                 Action::Webhooks,
                 Action::Events,
@@ -370,6 +376,7 @@ impl fmt::Display for Denied {
             Action::Read => "read",
             Action::Upload => "upload to",
             Action::Delete => "delete from",
+            Action::Repositories => "manage the repository",
             Action::Archive => "archive under",
             Action::Webhooks => "manage webhooks",
             Action::Events => "read the account's events",

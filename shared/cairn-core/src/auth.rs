@@ -15,6 +15,7 @@
 //! [`MAX_ARGON2_MEMORY_KIB`] (or more passes or lanes than the caps) are refused.
 
 use crate::access::{Action, Denied, Role, Scopes};
+use crate::labels::Selector;
 use crate::ports::{StoreError, UserDirectory};
 use crate::tokens::{TokenCheck, TokenStore, parse_token};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
@@ -84,6 +85,27 @@ pub struct UserRecord {
     /// account again (a new password or role) revokes every token it had.
     #[serde(default)]
     pub tokens_after: i64,
+    /// Label selectors (Kubernetes syntax): the private repositories whose labels
+    /// one of them matches are visible to the account, as its own are.
+    #[serde(default)]
+    pub selectors: Vec<String>,
+}
+
+impl UserRecord {
+    /// The account's selectors, read; one that no longer parses is skipped (and
+    /// logged), so it widens nothing.
+    pub fn parsed_selectors(&self) -> Vec<Selector> {
+        self.selectors
+            .iter()
+            .filter_map(|text| match Selector::parse(text) {
+                Ok(selector) => Some(selector),
+                Err(e) => {
+                    tracing::warn!(user = %self.name, selector = %text, error = %e, "selector ignored");
+                    None
+                }
+            })
+            .collect()
+    }
 }
 
 /// An authenticated caller.
@@ -99,6 +121,9 @@ pub struct Principal {
     /// When the credential stops working, Unix seconds (tokens; passwords do not
     /// expire). Tokens it issues expire no later.
     pub expires_at: Option<i64>,
+    /// The account's label selectors: which private repositories it sees besides
+    /// its own.
+    pub selectors: Vec<Selector>,
 }
 
 impl Principal {
@@ -109,7 +134,13 @@ impl Principal {
             scopes: role.scopes(),
             token: None,
             expires_at: None,
+            selectors: Vec::new(),
         }
+    }
+
+    /// Whether the credential may do anything (the `admin` scope).
+    pub fn is_admin(&self) -> bool {
+        self.scopes.allows(Action::Admin, "")
     }
 
     /// Refuses what the credential's scopes do not allow: `action` on `name` (`""`
@@ -300,7 +331,10 @@ impl<'a> Authenticator<'a> {
         // The hash is checked for unknown users too, so timing does not tell them apart.
         let verified = verify_password(hash, password) && known;
         match user {
-            Some(user) if verified => Ok(Principal::with_role(name, user.role)),
+            Some(user) if verified => Ok(Principal {
+                selectors: user.parsed_selectors(),
+                ..Principal::with_role(name, user.role)
+            }),
             _ => Err(AuthError::Invalid),
         }
     }
@@ -331,6 +365,7 @@ impl<'a> Authenticator<'a> {
             scopes: record.scopes.within(&owner.role.scopes()),
             token: Some(record.id),
             expires_at: Some(record.expires_at),
+            selectors: owner.parsed_selectors(),
         })
     }
 }

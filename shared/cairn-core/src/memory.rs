@@ -598,6 +598,17 @@ impl RepositoryStore for MemoryCatalog {
             _ => Ok(false),
         }
     }
+
+    async fn delete_repository(&self, repo: &Repository) -> Result<bool, StoreError> {
+        let mut repos = lock(&self.repositories);
+        match repos.get(&repo.path) {
+            Some(current) if current.version == repo.version => {
+                repos.remove(&repo.path);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]

@@ -14,7 +14,7 @@ use cairn_deb::{Control, DebInfo, Digests};
 
 mod common;
 
-use common::{FakeCheck, FakeSigner};
+use common::{FakeCheck, FakeSigner, chart};
 
 fn supported() -> SupportedRepos {
     serde_json::from_str(
@@ -605,23 +605,6 @@ async fn yum_repodata_per_architecture_folder_with_repomd_last() {
                 .len()
         )))
     );
-}
-
-fn chart(name: &str, version: &str) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let chart_yaml = format!("apiVersion: v2\nname: {name}\nversion: {version}\n");
-    let mut header = tar::Header::new_gnu();
-    header.set_size(chart_yaml.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(
-        &mut header,
-        format!("{name}/Chart.yaml"),
-        chart_yaml.as_bytes(),
-    )
-    .expect("tar");
-    let raw = tar.into_inner().expect("tar");
-    cairn_deb::gzip(&raw)
 }
 
 #[tokio::test]

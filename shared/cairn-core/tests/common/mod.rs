@@ -21,6 +21,7 @@ impl Signer for FakeSigner {
 }
 
 /// Accepts exactly what [`FakeSigner`] produces.
+#[allow(dead_code)]
 pub struct FakeCheck;
 
 impl SignatureCheck for FakeCheck {
@@ -37,4 +38,23 @@ impl SignatureCheck for FakeCheck {
             Err(SignError("bad signature".into()))
         }
     }
+}
+
+/// A packaged chart holding only its `Chart.yaml`.
+#[allow(dead_code)]
+pub fn chart(name: &str, version: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let chart_yaml = format!("apiVersion: v2\nname: {name}\nversion: {version}\n");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(chart_yaml.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        format!("{name}/Chart.yaml"),
+        chart_yaml.as_bytes(),
+    )
+    .expect("tar");
+    let raw = tar.into_inner().expect("tar");
+    cairn_deb::gzip(&raw)
 }

@@ -1,0 +1,401 @@
+//! The repository service: create, show, list (with a selector), update and delete
+//! created repositories. Owners (and admins) manage a repository; the
+//! `repositories` scope on its path is needed besides. A private repository the
+//! caller does not see answers as if it did not exist.
+//!
+//! Deleting a repository with packages (`force`) marks it `deleting`, marks every
+//! package for deletion and queues a publication; the publication leaves them out
+//! and removes their files, and [`finish_deletion`] (run by metadata-sync after it)
+//! removes the repository's metadata and its record once no package is left.
+
+use super::{
+    NewRepository, Repository, RepositoryError, RepositoryState, RepositoryStore, Visibility,
+    check_architectures, check_description, check_owners,
+};
+use crate::access::Action;
+use crate::auth::Principal;
+use crate::ingest::{IngestError, Ingestor};
+use crate::labels::{Labels, Selector, check_labels};
+use crate::package::PackageStatus;
+use crate::ports::{Catalog, RepoStore, StoreError, SyncQueue};
+use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
+use serde::Deserialize;
+
+/// How often an update is retried when another one wins the race.
+const UPDATE_ATTEMPTS: usize = 3;
+
+impl From<IngestError> for RepositoryError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Store(e) => RepositoryError::Store(e),
+            other => RepositoryError::Conflict(other.to_string()),
+        }
+    }
+}
+
+/// A change to a repository (`PATCH`): each field given replaces the current one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryUpdate {
+    /// What it is for.
+    pub description: Option<String>,
+    /// `public` or `private`.
+    pub visibility: Option<Visibility>,
+    /// Its labels (all of them).
+    pub labels: Option<Labels>,
+    /// Its owners (all of them; at least one).
+    pub owners: Option<Vec<String>>,
+    /// Architectures to index.
+    pub architectures: Option<Vec<String>>,
+}
+
+impl RepositoryUpdate {
+    /// Applies the change to `repo`, checking each field as creation does.
+    pub fn apply(&self, repo: &mut Repository) -> Result<(), String> {
+        if let Some(d) = &self.description {
+            check_description(d)?;
+            repo.description = d.clone();
+        }
+        if let Some(v) = self.visibility {
+            repo.visibility = v;
+        }
+        if let Some(labels) = &self.labels {
+            check_labels(labels)?;
+            repo.labels = labels.clone();
+        }
+        if let Some(owners) = &self.owners {
+            let owners = check_owners(owners.iter().cloned(), Vec::new())?;
+            if owners.is_empty() {
+                return Err("a repository keeps at least one owner".into());
+            }
+            repo.owners = owners;
+        }
+        if let Some(archs) = &self.architectures {
+            check_architectures(archs)?;
+            repo.architectures = archs.clone();
+        }
+        Ok(())
+    }
+}
+
+/// What a deletion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// The repository had no packages: it is gone.
+    Deleted,
+    /// Its packages are being removed (this many); the record goes after the
+    /// publication that removes them.
+    Deleting(usize),
+}
+
+/// The repository service.
+pub struct Manager<'a> {
+    /// Created repositories.
+    pub store: &'a dyn RepositoryStore,
+    /// Package catalog.
+    pub catalog: &'a dyn Catalog,
+    /// Repository bucket.
+    pub files: &'a dyn RepoStore,
+    /// Metadata-sync queue.
+    pub queue: &'a dyn SyncQueue,
+    /// Configured repositories (the seed list).
+    pub seed: &'a SupportedRepos,
+}
+
+impl Manager<'_> {
+    fn ingestor<'s>(&'s self, supported: &'s SupportedRepos) -> Ingestor<'s> {
+        Ingestor {
+            catalog: self.catalog,
+            store: self.files,
+            queue: self.queue,
+            supported,
+        }
+    }
+
+    fn path(text: &str) -> Result<RepoPath, RepositoryError> {
+        RepoPath::parse(text).map_err(|e| RepositoryError::Invalid(e.to_string()))
+    }
+
+    /// Creates a repository the caller owns and queues its first (empty)
+    /// publication, so clients can read it at once. Returns it and, if it was
+    /// queued, the publication's sequence number.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        request: NewRepository,
+        now: i64,
+    ) -> Result<(Repository, Option<u64>), RepositoryError> {
+        let repo = request
+            .validate(&caller.name, now)
+            .map_err(RepositoryError::Invalid)?;
+        caller.require(Action::Repositories, &repo.path)?;
+        let path = Self::path(&repo.path)?;
+        if self.seed.check(&path).is_ok() {
+            return Err(RepositoryError::Conflict(format!(
+                "{path} is configured by the deployment (SupportedRepos); it needs no creating"
+            )));
+        }
+        if self.seed.anchors.contains_key(&path.series) {
+            return Err(RepositoryError::Invalid(format!(
+                "series {:?} is an anchor of this deployment (it names several series); \
+                 choose another",
+                path.series
+            )));
+        }
+        if !self.store.create_repository(&repo).await? {
+            return Err(RepositoryError::Conflict(format!(
+                "repository {path} already exists"
+            )));
+        }
+        tracing::info!(path = %path, owner = %caller.name, "repository created");
+        let supported = self
+            .seed
+            .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)));
+        let seq = match self.ingestor(&supported).announce(&path, &[]).await {
+            Ok(seq) => Some(seq),
+            Err(e) => {
+                // The record stands; the first upload publishes it.
+                tracing::warn!(path = %path, error = %e, "first publication not queued");
+                None
+            }
+        };
+        Ok((repo, seq))
+    }
+
+    /// A repository the caller sees: created, or configured.
+    pub async fn get(
+        &self,
+        caller: Option<&Principal>,
+        path: &str,
+    ) -> Result<Listed, RepositoryError> {
+        let parsed = Self::path(path)?;
+        if self.seed.check(&parsed).is_ok() {
+            return Ok(Listed::configured(self.seed, &parsed));
+        }
+        self.store
+            .get_repository(&parsed.to_string())
+            .await?
+            .filter(|r| r.visible_to_caller(caller))
+            .map(Listed::created)
+            .ok_or_else(|| RepositoryError::NotFound(format!("no repository {parsed}")))
+    }
+
+    /// The repositories the caller sees whose labels `selector` matches, by path:
+    /// created ones (one query), then configured ones.
+    pub async fn list(
+        &self,
+        caller: Option<&Principal>,
+        selector: Option<&Selector>,
+    ) -> Result<Vec<Listed>, RepositoryError> {
+        let matches = |labels: &Labels| selector.is_none_or(|s| s.matches(labels));
+        let mut out: Vec<Listed> = self
+            .store
+            .list_repositories()
+            .await?
+            .into_iter()
+            .filter(|r| r.visible_to_caller(caller) && matches(&r.labels))
+            .map(Listed::created)
+            .collect();
+        if matches(&Labels::new()) {
+            out.extend(
+                configured_paths(self.seed)
+                    .iter()
+                    .map(|p| Listed::configured(self.seed, p)),
+            );
+        }
+        out.sort_by(|a, b| a.repository.path.cmp(&b.repository.path));
+        Ok(out)
+    }
+
+    /// A created repository the caller may manage.
+    async fn managed(
+        &self,
+        caller: &Principal,
+        path: &RepoPath,
+    ) -> Result<Repository, RepositoryError> {
+        if self.seed.check(path).is_ok() {
+            return Err(RepositoryError::Conflict(format!(
+                "{path} is configured by the deployment (SupportedRepos): change it there"
+            )));
+        }
+        let repo = self
+            .store
+            .get_repository(&path.to_string())
+            .await?
+            .filter(|r| r.visible_to_caller(Some(caller)))
+            .ok_or_else(|| RepositoryError::NotFound(format!("no repository {path}")))?;
+        if !repo.managed_by(caller) {
+            return Err(RepositoryError::Forbidden(format!(
+                "only the owners of {path} ({}) and admins manage it",
+                repo.owners.join(", ")
+            )));
+        }
+        caller.require(Action::Repositories, &repo.path)?;
+        Ok(repo)
+    }
+
+    /// Changes a repository the caller manages.
+    pub async fn update(
+        &self,
+        caller: &Principal,
+        path: &str,
+        change: &RepositoryUpdate,
+    ) -> Result<Repository, RepositoryError> {
+        let path = Self::path(path)?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut repo = self.managed(caller, &path).await?;
+            if repo.state == RepositoryState::Deleting {
+                return Err(RepositoryError::Conflict(format!(
+                    "repository {path} is being deleted"
+                )));
+            }
+            change.apply(&mut repo).map_err(RepositoryError::Invalid)?;
+            repo.version += 1;
+            if self.store.replace_repository(&repo).await? {
+                tracing::info!(path = %path, by = %caller.name, "repository updated");
+                return Ok(repo);
+            }
+        }
+        Err(RepositoryError::Conflict(format!(
+            "repository {path} kept changing; try again"
+        )))
+    }
+
+    /// Deletes a repository the caller manages. One with packages needs `force`:
+    /// its packages and their files go with it. Repeating a deletion is safe (and
+    /// picks up a package uploaded while the first one ran).
+    pub async fn delete(
+        &self,
+        caller: &Principal,
+        path: &str,
+        force: bool,
+    ) -> Result<Deletion, RepositoryError> {
+        let path = Self::path(path)?;
+        let mut repo = self.managed(caller, &path).await?;
+        let packages = self.catalog.list_packages(&path).await?;
+        let live: Vec<_> = packages
+            .iter()
+            .filter(|p| p.status != PackageStatus::Deleting)
+            .collect();
+        if !live.is_empty() && !force {
+            return Err(RepositoryError::Conflict(format!(
+                "repository {path} has {} package(s); delete it with force (?force=true, \
+                 cairn repo delete --force) to delete them and their files too",
+                live.len()
+            )));
+        }
+        if repo.state == RepositoryState::Active {
+            repo.state = RepositoryState::Deleting;
+            repo.version += 1;
+            if !self.store.replace_repository(&repo).await? {
+                return Err(RepositoryError::Conflict(format!(
+                    "repository {path} changed meanwhile; try again"
+                )));
+            }
+        }
+        tracing::info!(path = %path, by = %caller.name, packages = live.len(), "repository deleting");
+        if packages.is_empty() {
+            finish_deletion(self.store, self.catalog, self.files, &path).await?;
+            return Ok(Deletion::Deleted);
+        }
+        let supported = self
+            .seed
+            .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)));
+        let ingestor = self.ingestor(&supported);
+        for p in live.iter().filter(|p| p.status == PackageStatus::Ready) {
+            match ingestor.delete(&path, &p.filename).await {
+                Ok(_) | Err(IngestError::NotFound { .. }) | Err(IngestError::NotReady { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The publication that removes them, and then the repository.
+        ingestor.announce(&path, &[]).await?;
+        Ok(Deletion::Deleting(live.len()))
+    }
+}
+
+/// Ends the deletion of a repository marked `deleting` once it has no packages
+/// left: removes its published metadata and its record. Returns whether it did;
+/// anything else (an active repository, packages still there) is left alone.
+pub async fn finish_deletion(
+    store: &dyn RepositoryStore,
+    catalog: &dyn Catalog,
+    files: &dyn RepoStore,
+    path: &RepoPath,
+) -> Result<bool, StoreError> {
+    let Some(repo) = store.get_repository(&path.to_string()).await? else {
+        return Ok(false);
+    };
+    if repo.state != RepositoryState::Deleting || !catalog.list_packages(path).await?.is_empty() {
+        return Ok(false);
+    }
+    let prefix = match repo.format {
+        // APT suites share the root's pool (emptied by the publication).
+        RepoFormat::Deb => format!("{}/dists/{}/", path.root(), path.suite()),
+        RepoFormat::Rpm | RepoFormat::Helm => format!("{}/", path.dir()),
+    };
+    for (key, _) in files.list(&prefix).await? {
+        files.delete(&key).await?;
+    }
+    let removed = store.delete_repository(&repo).await?;
+    if removed {
+        tracing::info!(path = %path, "repository deleted");
+    }
+    Ok(removed)
+}
+
+/// The configured repositories: every kind, series and distribution version.
+fn configured_paths(seed: &SupportedRepos) -> Vec<RepoPath> {
+    let mut out = Vec::new();
+    for kind in &seed.kinds {
+        for series in &seed.series {
+            for (dist, config) in &seed.dists {
+                for ver in &config.versions {
+                    if let Ok(p) = RepoPath::new(kind, series, dist, ver) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A repository as listed: a created one, or one the deployment configures (public,
+/// no owners or labels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The repository.
+    pub repository: Repository,
+    /// Whether it comes from configuration rather than the API.
+    pub configured: bool,
+}
+
+impl Listed {
+    fn created(repository: Repository) -> Self {
+        Listed {
+            repository,
+            configured: false,
+        }
+    }
+
+    fn configured(seed: &SupportedRepos, path: &RepoPath) -> Self {
+        let dist = seed.check(path).ok();
+        Listed {
+            repository: Repository {
+                path: path.to_string(),
+                format: dist.map_or(RepoFormat::Deb, |d| d.format),
+                architectures: dist.map(|d| d.architectures.clone()).unwrap_or_default(),
+                metadata_compression: dist.map(|d| d.metadata_compression).unwrap_or_default(),
+                description: "configured by the deployment".into(),
+                visibility: Visibility::Public,
+                labels: Labels::new(),
+                owners: Vec::new(),
+                created_at: 0,
+                version: 0,
+                state: RepositoryState::Active,
+            },
+            configured: true,
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! Repositories as resources: a package repository with a description, owners,
+//! visibility and labels, created through the API rather than only configured in
+//! `SupportedRepos` (which becomes a seed list).
+//!
+//! This module holds the record, the validation of a creation request and the
+//! store port. Resolving uploads and publications against created repositories, the
+//! `/v1/repositories` routes and private reads build on it (docs/access.md, "Next").
+
+use crate::access::{Action, Denied};
+use crate::auth::Principal;
+use crate::error::StoreError;
+use crate::labels::{Labels, Selector, check_labels};
+use crate::repo::{
+    DistConfig, MetadataCompression, RepoError, RepoFormat, RepoPath, SupportedRepos,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+mod manage;
+pub use manage::{Deletion, Listed, Manager, RepositoryUpdate, finish_deletion};
+
+/// Longest description.
+pub const MAX_DESCRIPTION: usize = 1000;
+/// Most owners of one repository.
+pub const MAX_OWNERS: usize = 20;
+
+/// Who may see a repository.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Anyone, without credentials.
+    #[default]
+    Public,
+    /// Its owners, admins, and accounts whose selectors match its labels.
+    Private,
+}
+
+/// A package repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repository {
+    /// Where it lives: `kind/series/dist/version`.
+    pub path: String,
+    /// What it holds.
+    pub format: RepoFormat,
+    /// Architectures every publication indexes (empty: the format's defaults).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// YUM metadata compression.
+    #[serde(default)]
+    pub metadata_compression: MetadataCompression,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Who may see it.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// Its labels, matched by selectors.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Accounts that manage it (its creator among them).
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// When it was created, Unix seconds.
+    pub created_at: i64,
+    /// Incremented by every change (conditional writes).
+    pub version: u64,
+    /// `active`, or `deleting` while its packages and files go.
+    #[serde(default)]
+    pub state: RepositoryState,
+}
+
+/// Where a repository is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepositoryState {
+    /// Takes uploads and is published.
+    #[default]
+    Active,
+    /// Deleted: takes no uploads; its packages are being removed, then its
+    /// metadata and record.
+    Deleting,
+}
+
+impl Repository {
+    /// The repository's path, parsed.
+    pub fn repo_path(&self) -> Result<RepoPath, String> {
+        RepoPath::parse(&self.path).map_err(|e| e.to_string())
+    }
+
+    /// How it is published, in the shape the publishers read.
+    pub fn dist_config(&self) -> Result<DistConfig, String> {
+        let path = self.repo_path()?;
+        Ok(DistConfig {
+            format: self.format,
+            versions: vec![path.dist_ver],
+            architectures: self.architectures.clone(),
+            metadata_compression: self.metadata_compression,
+        })
+    }
+
+    /// Whether the caller (anonymous when `None`) sees it.
+    pub fn visible_to_caller(&self, caller: Option<&Principal>) -> bool {
+        match caller {
+            Some(p) => self.visible_to(Some(&p.name), p.is_admin(), &p.selectors),
+            None => self.visible_to(None, false, &[]),
+        }
+    }
+
+    /// Whether the caller manages it: an owner, or an admin.
+    pub fn managed_by(&self, caller: &Principal) -> bool {
+        caller.is_admin() || self.owners.iter().any(|o| *o == caller.name)
+    }
+
+    /// Whether `account` (with `admin` if `is_admin`, and its `selectors`) sees it.
+    pub fn visible_to(
+        &self,
+        account: Option<&str>,
+        is_admin: bool,
+        selectors: &[Selector],
+    ) -> bool {
+        self.visibility == Visibility::Public
+            || is_admin
+            || account.is_some_and(|a| self.owners.iter().any(|o| o == a))
+            || (account.is_some() && selectors.iter().any(|s| s.matches(&self.labels)))
+    }
+}
+
+/// A request to create a repository, as the API receives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRepository {
+    /// `apt`, `yum` or `helm`.
+    pub format: String,
+    /// `kind/series/dist/version`.
+    pub path: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// `public` (default) or `private`.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// Labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Further owners besides the creator.
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Architectures to index (default: the format's).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+}
+
+impl NewRepository {
+    /// Checks the request and makes the record `creator` owns.
+    pub fn validate(self, creator: &str, now: i64) -> Result<Repository, String> {
+        let format = match self.format.as_str() {
+            "apt" | "deb" => RepoFormat::Deb,
+            "yum" | "rpm" => RepoFormat::Rpm,
+            "helm" => RepoFormat::Helm,
+            other => {
+                return Err(format!(
+                    "format {other:?}: apt, yum or helm (archives are named, not created)"
+                ));
+            }
+        };
+        let path = RepoPath::parse(self.path.trim_matches('/')).map_err(|e| e.to_string())?;
+        check_description(&self.description)?;
+        check_labels(&self.labels)?;
+        let owners = check_owners(self.owners, vec![creator.to_string()])?;
+        check_architectures(&self.architectures)?;
+        Ok(Repository {
+            path: path.to_string(),
+            format,
+            architectures: self.architectures,
+            metadata_compression: MetadataCompression::default(),
+            description: self.description,
+            visibility: self.visibility,
+            labels: self.labels,
+            owners,
+            created_at: now,
+            version: 1,
+            state: RepositoryState::Active,
+        })
+    }
+}
+
+/// Checks a description.
+pub(crate) fn check_description(text: &str) -> Result<(), String> {
+    if text.chars().count() > MAX_DESCRIPTION || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(format!(
+            "description: at most {MAX_DESCRIPTION} characters, no control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// `first` and then `more` owners, without repeats, each an account name.
+pub(crate) fn check_owners(
+    more: impl IntoIterator<Item = String>,
+    first: Vec<String>,
+) -> Result<Vec<String>, String> {
+    let mut owners = first;
+    for owner in more {
+        if owner.is_empty() || owner.len() > crate::auth::MAX_USER_NAME || owner.contains(':') {
+            return Err(format!("owner {owner:?} is not an account name"));
+        }
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    if owners.len() > MAX_OWNERS {
+        return Err(format!("at most {MAX_OWNERS} owners"));
+    }
+    Ok(owners)
+}
+
+/// Checks architecture names.
+pub(crate) fn check_architectures(archs: &[String]) -> Result<(), String> {
+    for arch in archs {
+        let ok = !arch.is_empty()
+            && arch.len() <= 32
+            && arch
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !ok {
+            return Err(format!("architecture {arch:?} is not a name"));
+        }
+    }
+    Ok(())
+}
+
+/// Where created repositories are kept.
+#[async_trait]
+pub trait RepositoryStore: Send + Sync {
+    /// Creates a repository; false when its path is taken.
+    async fn create_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
+    /// A repository by path.
+    async fn get_repository(&self, path: &str) -> Result<Option<Repository>, StoreError>;
+    /// Every created repository.
+    async fn list_repositories(&self) -> Result<Vec<Repository>, StoreError>;
+    /// Replaces a repository if it is still at `repo.version - 1`; false otherwise.
+    async fn replace_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
+    /// Removes a repository if it is still at `repo.version`; false otherwise.
+    async fn delete_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
+}
+
+/// Why a repository request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such repository, or one the caller may not see (404: a private
+    /// repository is not told apart from an absent one).
+    #[error("{0}")]
+    NotFound(String),
+    /// The repository's state forbids it (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller sees the repository but may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A scope the credential lacks (403).
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a request means to do with the repositories it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Read its listing (public, or visible to the caller with `read`).
+    Read,
+    /// Change its packages (`upload` or `delete`): created repositories take
+    /// changes from their owners (and admins) only, and none while being deleted.
+    Write(Action),
+}
+
+/// The 404 for a path that is no repository the caller can see: says how to make one.
+pub fn not_a_repository(path: &RepoPath, reason: &str) -> RepositoryError {
+    RepositoryError::NotFound(format!(
+        "unknown repository {path}: {reason}. Create it with POST /v1/repositories \
+         {{\"path\": \"{path}\", \"format\": \"apt|yum|helm\"}} (cairn repo create {path} \
+         --format apt|yum|helm)"
+    ))
+}
+
+/// The repositories `paths` name, checked for the caller and the intent: the
+/// configured ones (scopes decide) and those created through the API (visibility,
+/// then ownership for writes, then scopes), as a [`SupportedRepos`] that ingest
+/// and publish check paths against as they check configuration. One read per path
+/// that configuration does not know.
+pub async fn open(
+    seed: &SupportedRepos,
+    store: &dyn RepositoryStore,
+    caller: Option<&Principal>,
+    intent: Intent,
+    paths: &[RepoPath],
+) -> Result<SupportedRepos, RepositoryError> {
+    let mut created = Vec::new();
+    for path in paths {
+        let name = path.to_string();
+        let public = match seed.check(path) {
+            Ok(_) => true,
+            Err(RepoError::Unsupported { reason, .. }) => {
+                let record = store
+                    .get_repository(&name)
+                    .await?
+                    .filter(|r| r.visible_to_caller(caller));
+                let Some(record) = record else {
+                    return Err(not_a_repository(path, &reason));
+                };
+                if let Intent::Write(_) = intent {
+                    if record.state == RepositoryState::Deleting {
+                        return Err(RepositoryError::Conflict(format!(
+                            "repository {name} is being deleted"
+                        )));
+                    }
+                    if !caller.is_some_and(|c| record.managed_by(c)) {
+                        return Err(RepositoryError::Forbidden(format!(
+                            "only the owners of {name} ({}) change its packages",
+                            record.owners.join(", ")
+                        )));
+                    }
+                }
+                match record.dist_config() {
+                    Ok(dist) => created.push((path.clone(), dist)),
+                    Err(e) => {
+                        tracing::warn!(path = %path, error = %e, "unreadable repository record");
+                        return Err(not_a_repository(path, "its record is unreadable"));
+                    }
+                }
+                record.visibility == Visibility::Public
+            }
+            Err(e) => return Err(RepositoryError::Invalid(e.to_string())),
+        };
+        match (intent, caller) {
+            (Intent::Write(action), Some(caller)) => caller.require(action, &name)?,
+            (Intent::Write(action), None) => {
+                return Err(Denied { action, name }.into());
+            }
+            // A private repository's listing needs `read` on it.
+            (Intent::Read, Some(caller)) if !public => caller.require(Action::Read, &name)?,
+            (Intent::Read, _) => {}
+        }
+    }
+    Ok(seed.with_created(created))
+}
+
+/// The repositories a publication may name: configured ones, and created ones in
+/// any state (a repository being deleted is published empty before it goes).
+pub async fn for_publication(
+    seed: &SupportedRepos,
+    store: &dyn RepositoryStore,
+    path: &RepoPath,
+) -> Result<SupportedRepos, StoreError> {
+    if seed.check(path).is_ok() {
+        return Ok(seed.clone());
+    }
+    let found = store.get_repository(&path.to_string()).await?;
+    let created = found.and_then(|r| match r.dist_config() {
+        Ok(dist) => Some((path.clone(), dist)),
+        Err(e) => {
+            tracing::warn!(path = %path, error = %e, "unreadable repository record");
+            None
+        }
+    });
+    Ok(seed.with_created(created))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: serde_json::Value) -> Result<Repository, String> {
+        let new: NewRepository = serde_json::from_value(body).map_err(|e| e.to_string())?;
+        new.validate("alice", 100)
+    }
+
+    #[test]
+    fn a_request_becomes_a_record_its_creator_owns() {
+        let repo = request(serde_json::json!({
+            "format": "apt", "path": "/team/db/ubuntu/noble/", "description": "DB builds",
+            "visibility": "private", "labels": {"team": "db"}, "owners": ["bob", "alice"]
+        }))
+        .expect("valid");
+        assert_eq!(repo.path, "team/db/ubuntu/noble");
+        assert_eq!(repo.format, RepoFormat::Deb);
+        assert_eq!(repo.owners, ["alice", "bob"]);
+        assert_eq!(repo.dist_config().expect("config").versions, ["noble"]);
+        let db = Selector::parse("team=db").expect("valid");
+        let web = Selector::parse("team=web").expect("valid");
+        assert!(repo.visible_to(Some("alice"), false, &[]));
+        assert!(repo.visible_to(Some("carol"), false, std::slice::from_ref(&db)));
+        assert!(!repo.visible_to(Some("carol"), false, &[web]));
+        assert!(
+            !repo.visible_to(None, false, &[db]),
+            "selectors are an account's"
+        );
+        assert!(repo.visible_to(Some("root"), true, &[]));
+    }
+
+    fn principal(name: &str, scopes: &[&str], selectors: &[&str]) -> Principal {
+        let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        Principal {
+            name: name.into(),
+            scopes: crate::access::Scopes::parse(&texts).expect("scopes"),
+            token: None,
+            expires_at: None,
+            selectors: selectors
+                .iter()
+                .map(|s| Selector::parse(s).expect("selector"))
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn open_checks_visibility_then_ownership_then_scopes() {
+        let store = crate::memory::MemoryCatalog::default();
+        for body in [
+            serde_json::json!({"format": "yum", "path": "team/db/el/9"}),
+            serde_json::json!({"format": "yum", "path": "team/db/el/8", "visibility": "private",
+                               "labels": {"team": "db"}}),
+        ] {
+            assert!(
+                store
+                    .create_repository(&request(body).expect("valid"))
+                    .await
+                    .expect("store")
+            );
+        }
+        let seed: SupportedRepos = serde_json::from_str(
+            r#"{"kinds":["release"],"series":["1"],"dists":{"ubuntu":{"format":"deb","versions":["jammy"]}}}"#,
+        )
+        .expect("config");
+        let path = |p: &str| RepoPath::parse(p).expect("valid");
+        let open1 = |caller: Option<Principal>, intent: Intent, p: &'static str| {
+            let (seed, store) = (&seed, &store);
+            async move { open(seed, store, caller.as_ref(), intent, &[path(p)]).await }
+        };
+        let alice = || Some(principal("alice", &["upload", "read"], &[]));
+        let carol_db = || Some(principal("carol", &["upload", "read"], &["team=db"]));
+        let carol_no_read = || Some(principal("carol", &["upload:release/*"], &["team=db"]));
+        let dave = || Some(principal("dave", &["upload", "read"], &["team=web"]));
+        let upload = Intent::Write(Action::Upload);
+
+        // Configured: scopes decide; anyone reads.
+        let ok = open1(alice(), upload, "release/1/ubuntu/jammy").await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let ok = open1(None, Intent::Read, "release/1/ubuntu/jammy").await;
+        assert!(ok.is_ok());
+        // Created and public: anyone reads, its owner writes, others are told who may.
+        let resolved = open1(None, Intent::Read, "team/db/el/9")
+            .await
+            .expect("public");
+        assert_eq!(
+            resolved
+                .check(&path("team/db/el/9"))
+                .expect("created")
+                .format,
+            RepoFormat::Rpm
+        );
+        let ok = open1(alice(), upload, "team/db/el/9").await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = open1(dave(), upload, "team/db/el/9")
+            .await
+            .expect_err("not an owner");
+        assert!(
+            matches!(&e, RepositoryError::Forbidden(m) if m.contains("alice")),
+            "{e:?}"
+        );
+        // Private: 404 to the anonymous and to strangers, with the same words as a
+        // path that is nothing at all.
+        for (caller, what) in [(None, "anonymous"), (dave(), "stranger")] {
+            let e = open1(caller, Intent::Read, "team/db/el/8")
+                .await
+                .expect_err(what);
+            assert!(
+                matches!(&e, RepositoryError::NotFound(m) if m.contains("POST /v1/repositories")),
+                "{what}: {e:?}"
+            );
+        }
+        let absent = open1(dave(), Intent::Read, "team/db/el/7")
+            .await
+            .expect_err("absent");
+        assert!(matches!(absent, RepositoryError::NotFound(_)));
+        // A matching selector shows it (with `read`), but gives no right to write.
+        assert!(
+            open1(carol_db(), Intent::Read, "team/db/el/8")
+                .await
+                .is_ok()
+        );
+        let e = open1(carol_no_read(), Intent::Read, "team/db/el/8")
+            .await
+            .expect_err("no read");
+        assert!(matches!(e, RepositoryError::Denied(_)), "{e:?}");
+        let e = open1(carol_db(), upload, "team/db/el/8")
+            .await
+            .expect_err("not an owner");
+        assert!(matches!(e, RepositoryError::Forbidden(_)), "{e:?}");
+        // The owner, with a token scoped elsewhere: the scope still decides.
+        let narrow = Some(principal("alice", &["upload:release/*"], &[]));
+        let e = open1(narrow, upload, "team/db/el/8")
+            .await
+            .expect_err("scope");
+        assert!(matches!(e, RepositoryError::Denied(_)), "{e:?}");
+        // Being deleted: no more writes.
+        let mut doomed = store
+            .get_repository("team/db/el/9")
+            .await
+            .expect("get")
+            .expect("there");
+        doomed.state = RepositoryState::Deleting;
+        doomed.version += 1;
+        assert!(store.replace_repository(&doomed).await.expect("replace"));
+        let e = open1(alice(), upload, "team/db/el/9")
+            .await
+            .expect_err("deleting");
+        assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
+        let publication = for_publication(&seed, &store, &path("team/db/el/9"))
+            .await
+            .expect("store");
+        assert!(
+            publication.check(&path("team/db/el/9")).is_ok(),
+            "still published"
+        );
+        assert!(
+            seed.check(&path("team/db/el/9")).is_err(),
+            "the seed is unchanged"
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        for (body, words) in [
+            (
+                serde_json::json!({"format": "zip", "path": "a/b/c/d"}),
+                "format",
+            ),
+            (serde_json::json!({"format": "apt", "path": "a/../c/d"}), ""),
+            (serde_json::json!({"format": "apt", "path": "a/b/c"}), ""),
+            (
+                serde_json::json!({"format": "yum", "path": "a/b/c/d", "labels": {"bad key": "x"}}),
+                "label key",
+            ),
+            (
+                serde_json::json!({"format": "helm", "path": "a/b/c/d", "owners": ["x:y"]}),
+                "owner",
+            ),
+            (
+                serde_json::json!({"format": "apt", "path": "a/b/c/d", "architectures": ["amd64/x"]}),
+                "architecture",
+            ),
+            (
+                serde_json::json!({"format": "apt", "path": "a/b/c/d", "visibility": "secret"}),
+                "unknown variant",
+            ),
+            (
+                serde_json::json!({"format": "apt", "path": "a/b/c/d", "extra": 1}),
+                "unknown field",
+            ),
+        ] {
+            let e = request(body.clone()).expect_err(&body.to_string());
+            assert!(e.contains(words), "{body}: {e}");
+        }
+    }
+}

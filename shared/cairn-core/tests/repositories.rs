@@ -1,0 +1,387 @@
+//! Repositories as resources against the in-memory ports: create, list with
+//! selectors, update, and deletion through a publication.
+
+use bytes::Bytes;
+use cairn_core::access::Scopes;
+use cairn_core::auth::Principal;
+use cairn_core::ingest::{Ingestor, PackageSource, build_record, inspect_package};
+use cairn_core::labels::Selector;
+use cairn_core::memory::{MemoryCatalog, MemoryStore};
+use cairn_core::ports::Catalog;
+use cairn_core::publish::{Publisher, SnapshotCache};
+use cairn_core::repositories::{
+    Deletion, Manager, NewRepository, RepositoryError, RepositoryState, RepositoryStore,
+    RepositoryUpdate, finish_deletion, for_publication,
+};
+use cairn_core::{RepoPath, SupportedRepos};
+
+mod common;
+
+use common::{FakeSigner, chart};
+
+fn seed() -> SupportedRepos {
+    serde_json::from_str(
+        r#"{"kinds":["release"],"series":["1"],"anchors":{"enabled":["1"]},
+            "dists":{"helm":{"format":"helm","versions":["stable"]}}}"#,
+    )
+    .expect("valid")
+}
+
+fn principal(name: &str, scopes: &[&str], selectors: &[&str]) -> Principal {
+    let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    Principal {
+        name: name.into(),
+        scopes: Scopes::parse(&texts).expect("scopes"),
+        token: None,
+        expires_at: None,
+        selectors: selectors
+            .iter()
+            .map(|s| Selector::parse(s).expect("selector"))
+            .collect(),
+    }
+}
+
+fn new(body: serde_json::Value) -> NewRepository {
+    serde_json::from_value(body).expect("request")
+}
+
+struct World {
+    catalog: MemoryCatalog,
+    files: MemoryStore,
+    seed: SupportedRepos,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            catalog: MemoryCatalog::default(),
+            files: MemoryStore::default(),
+            seed: seed(),
+        }
+    }
+
+    fn manager(&self) -> Manager<'_> {
+        Manager {
+            store: &self.catalog,
+            catalog: &self.catalog,
+            files: &self.files,
+            queue: &self.catalog,
+            seed: &self.seed,
+        }
+    }
+
+    async fn upload_chart(&self, path: &RepoPath, name: &str) {
+        let supported = for_publication(&self.seed, &self.catalog, path)
+            .await
+            .expect("store");
+        let ingestor = Ingestor {
+            catalog: &self.catalog,
+            store: &self.files,
+            queue: &self.catalog,
+            supported: &supported,
+        };
+        let filename = format!("{name}-0.1.0.tgz");
+        let bytes = chart(name, "0.1.0");
+        let dist = supported.check(path).expect("created");
+        let inspected = inspect_package(dist.format, &filename, &bytes[..]).expect("chart");
+        let record =
+            build_record(path, dist, &filename, None, &inspected, "alice", 1).expect("record");
+        ingestor
+            .store(record, PackageSource::Bytes(Bytes::from(bytes)), Vec::new())
+            .await
+            .expect("stored");
+        ingestor
+            .announce(path, &[filename])
+            .await
+            .expect("announced");
+    }
+
+    /// What metadata-sync does for one message: publish, then finish a deletion.
+    async fn publish(&self, path: &RepoPath) {
+        let supported = for_publication(&self.seed, &self.catalog, path)
+            .await
+            .expect("store");
+        let cache = SnapshotCache::default();
+        let publisher = Publisher {
+            catalog: &self.catalog,
+            store: &self.files,
+            signer: &FakeSigner,
+            supported: &supported,
+            origin: "Cairn",
+            base_url: "https://repo.example",
+            api_url: None,
+            cache: &cache,
+        };
+        let seq = self
+            .catalog
+            .repo_state(path)
+            .await
+            .expect("state")
+            .change_seq;
+        publisher
+            .sync(path, seq, time::OffsetDateTime::now_utc())
+            .await
+            .expect("published");
+        finish_deletion(&self.catalog, &self.catalog, &self.files, path)
+            .await
+            .expect("finish");
+    }
+}
+
+#[tokio::test]
+async fn create_checks_scope_place_and_name() {
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories:team/*", "read"], &[]);
+    let (repo, seq) = m
+        .create(
+            &alice,
+            new(serde_json::json!({"format": "helm", "path": "team/db/helm/stable"})),
+            10,
+        )
+        .await
+        .expect("created");
+    assert_eq!(repo.owners, ["alice"]);
+    assert!(seq.is_some(), "the first, empty publication is queued");
+
+    for (body, who, expected) in [
+        // Outside the scope's pattern.
+        (
+            serde_json::json!({"format": "helm", "path": "other/db/helm/stable"}),
+            &alice,
+            "repositories:other/db/helm/stable",
+        ),
+        // Taken.
+        (
+            serde_json::json!({"format": "apt", "path": "team/db/helm/stable"}),
+            &alice,
+            "already exists",
+        ),
+        // Configured already.
+        (
+            serde_json::json!({"format": "helm", "path": "release/1/helm/stable"}),
+            &principal("root", &["admin"], &[]),
+            "configured by the deployment",
+        ),
+        // An anchor's name in the series position would fan uploads out.
+        (
+            serde_json::json!({"format": "helm", "path": "team/enabled/helm/x"}),
+            &alice,
+            "anchor",
+        ),
+    ] {
+        let e = m
+            .create(who, new(body.clone()), 10)
+            .await
+            .expect_err(&body.to_string());
+        assert!(e.to_string().contains(expected), "{body}: {e}");
+    }
+    assert_eq!(w.catalog.list_repositories().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn selectors_decide_who_lists_which_private_repository() {
+    let w = World::new();
+    let m = w.manager();
+    let root = principal("root", &["admin"], &[]);
+    for (path, visibility, team) in [
+        ("team/db/helm/stable", "private", "db"),
+        ("team/web/helm/stable", "private", "web"),
+        ("team/all/helm/stable", "public", "all"),
+    ] {
+        m.create(
+            &root,
+            new(
+                serde_json::json!({"format": "helm", "path": path, "visibility": visibility,
+                                   "labels": {"team": team, "env": "prod"}}),
+            ),
+            1,
+        )
+        .await
+        .expect("created");
+    }
+    let created = |listed: Vec<cairn_core::repositories::Listed>| -> Vec<String> {
+        listed
+            .into_iter()
+            .filter(|l| !l.configured)
+            .map(|l| l.repository.path)
+            .collect()
+    };
+    let db = principal("dba", &["read"], &["team=db"]);
+    let web = principal("webdev", &["read"], &["team in (web),env=prod"]);
+    assert_eq!(
+        created(m.list(Some(&db), None).await.expect("list")),
+        ["team/all/helm/stable", "team/db/helm/stable"]
+    );
+    assert_eq!(
+        created(m.list(Some(&web), None).await.expect("list")),
+        ["team/all/helm/stable", "team/web/helm/stable"]
+    );
+    assert_eq!(
+        created(m.list(None, None).await.expect("list")),
+        ["team/all/helm/stable"]
+    );
+    let prod_not_all = Selector::parse("env=prod,team notin (all)").expect("selector");
+    assert_eq!(
+        created(
+            m.list(Some(&root), Some(&prod_not_all))
+                .await
+                .expect("list")
+        ),
+        ["team/db/helm/stable", "team/web/helm/stable"]
+    );
+    // The configured repositories are listed too (no labels: a selector requiring
+    // one leaves them out).
+    let all = m.list(None, None).await.expect("list");
+    assert!(
+        all.iter()
+            .any(|l| l.configured && l.repository.path == "release/1/helm/stable")
+    );
+    assert!(
+        m.list(None, Some(&prod_not_all))
+            .await
+            .expect("list")
+            .iter()
+            .all(|l| !l.configured)
+    );
+    // A private repository is absent to those who do not see it, not forbidden.
+    let e = m
+        .get(Some(&web), "team/db/helm/stable")
+        .await
+        .expect_err("hidden");
+    assert!(matches!(e, RepositoryError::NotFound(_)), "{e:?}");
+    assert!(m.get(Some(&db), "team/db/helm/stable").await.is_ok());
+}
+
+#[tokio::test]
+async fn owners_update_others_are_refused() {
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories", "read"], &[]);
+    let bob = principal("bob", &["repositories", "read"], &["team=db"]);
+    m.create(
+        &alice,
+        new(
+            serde_json::json!({"format": "helm", "path": "team/db/helm/stable",
+                               "visibility": "private", "labels": {"team": "db"}}),
+        ),
+        1,
+    )
+    .await
+    .expect("created");
+    let share = RepositoryUpdate {
+        owners: Some(vec!["alice".into(), "bob".into()]),
+        ..Default::default()
+    };
+    let e = m
+        .update(&bob, "team/db/helm/stable", &share)
+        .await
+        .expect_err("bob sees, does not own");
+    assert!(matches!(e, RepositoryError::Forbidden(_)), "{e:?}");
+    let updated = m
+        .update(&alice, "team/db/helm/stable", &share)
+        .await
+        .expect("owner");
+    assert_eq!((updated.owners.len(), updated.version), (2, 2));
+    let nobody = RepositoryUpdate {
+        owners: Some(vec![]),
+        ..Default::default()
+    };
+    let e = m
+        .update(&bob, "team/db/helm/stable", &nobody)
+        .await
+        .expect_err("empty");
+    assert!(e.to_string().contains("at least one owner"), "{e}");
+    let bad = RepositoryUpdate {
+        labels: Some([("bad key".to_string(), "x".to_string())].into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        m.update(&bob, "team/db/helm/stable", &bad).await,
+        Err(RepositoryError::Invalid(_))
+    ));
+    let e = m
+        .update(&alice, "release/1/helm/stable", &share)
+        .await
+        .expect_err("configured");
+    assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_repository_with_packages_needs_force_and_takes_its_files() {
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories", "upload", "read"], &[]);
+    let path = RepoPath::parse("team/db/helm/stable").expect("valid");
+    m.create(
+        &alice,
+        new(serde_json::json!({"format": "helm", "path": path.to_string()})),
+        1,
+    )
+    .await
+    .expect("created");
+    w.upload_chart(&path, "demo").await;
+    w.publish(&path).await;
+    let chart_key = "team/db/helm/stable/demo-0.1.0.tgz";
+    assert!(w.files.object(chart_key).is_some());
+    assert!(w.files.object("team/db/helm/stable/index.yaml").is_some());
+
+    let e = m
+        .delete(&alice, &path.to_string(), false)
+        .await
+        .expect_err("packages");
+    assert!(e.to_string().contains("force"), "{e}");
+    let stranger = principal("bob", &["repositories", "read"], &[]);
+    let e = m
+        .delete(&stranger, &path.to_string(), true)
+        .await
+        .expect_err("not an owner");
+    assert!(matches!(e, RepositoryError::Forbidden(_)), "{e:?}");
+
+    assert_eq!(
+        m.delete(&alice, &path.to_string(), true)
+            .await
+            .expect("forced"),
+        Deletion::Deleting(1)
+    );
+    let record = w
+        .catalog
+        .get_repository(&path.to_string())
+        .await
+        .expect("get");
+    assert_eq!(
+        record.expect("still there").state,
+        RepositoryState::Deleting
+    );
+    // The publication drops the chart and its file, then the repository goes.
+    w.publish(&path).await;
+    assert!(w.files.object(chart_key).is_none(), "the chart's file went");
+    assert!(w.files.object("team/db/helm/stable/index.yaml").is_none());
+    assert!(
+        w.catalog
+            .get_repository(&path.to_string())
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let e = m
+        .get(Some(&alice), &path.to_string())
+        .await
+        .expect_err("gone");
+    assert!(matches!(e, RepositoryError::NotFound(_)));
+
+    // An empty repository goes at once; its path can be created again.
+    m.create(
+        &alice,
+        new(serde_json::json!({"format": "helm", "path": path.to_string()})),
+        2,
+    )
+    .await
+    .expect("created again");
+    assert_eq!(
+        m.delete(&alice, &path.to_string(), false)
+            .await
+            .expect("empty"),
+        Deletion::Deleted
+    );
+}
