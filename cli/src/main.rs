@@ -509,6 +509,7 @@ fn openapi() -> Result<String> {
         events_api::openapi(),
         webhooks_api::openapi(),
         tokens_api::openapi(),
+        repositories_api::openapi(),
     ] {
         doc.merge(group);
     }

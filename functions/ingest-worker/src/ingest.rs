@@ -7,6 +7,7 @@ use cairn_core::ingest::{
     IngestError, IngestOutcome, Ingestor, PackageSource, build_record, inspect_package,
 };
 use cairn_core::ports::{UploadLedger, UploadStatus};
+use cairn_core::repositories::{self, Intent, RepositoryError};
 use lambda_runtime::{Error, LambdaEvent};
 use tokio_util::io::SyncIoBridge;
 
@@ -142,22 +143,36 @@ impl Worker {
         ticket: &cairn_core::ports::UploadTicket,
         key: &str,
     ) -> Result<Verdict, IngestError> {
+        let targets = self.config.supported.expand(&ticket.repo);
+        // Authorized when the ticket was issued; the repository must still be there.
+        let supported = match repositories::open(
+            &self.config.supported,
+            &self.catalog,
+            None,
+            Intent::Ingest,
+            &targets,
+        )
+        .await
+        {
+            Ok(supported) => supported,
+            Err(RepositoryError::Store(e)) => return Err(e.into()),
+            Err(refused) => return Ok(Verdict::Refused(refused.to_string())),
+        };
         let ingestor = Ingestor {
             catalog: &self.catalog,
             store: &self.store,
             queue: &self.queue,
-            supported: &self.config.supported,
+            supported: &supported,
         };
-        let targets = self.config.supported.expand(&ticket.repo);
         let mut format = None;
         for target in &targets {
             cairn_core::ingest::check_target(
-                &self.config.supported,
+                &supported,
                 target,
                 &ticket.filename,
                 ticket.product.as_deref(),
             )?;
-            format = Some(self.config.supported.check(target)?.format);
+            format = Some(supported.check(target)?.format);
         }
         let Some(format) = format else {
             return Ok(Verdict::Refused(format!(
@@ -176,7 +191,7 @@ impl Worker {
         let mut messages = Vec::new();
         let mut stored_any = false;
         for target in &targets {
-            let dist = self.config.supported.check(target)?;
+            let dist = supported.check(target)?;
             let record = build_record(
                 target,
                 dist,

@@ -4,6 +4,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use cairn_aws::sqs::{Parsed, SyncMessage, batch_response, parse_batch};
 use cairn_aws::{DynamoCatalog, Keys, S3Store};
 use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
+use cairn_core::repositories::{self, Intent, RepositoryError};
 use cairn_core::{Config, RepoPath};
 use lambda_runtime::{Error, LambdaEvent};
 use std::collections::BTreeMap;
@@ -51,12 +52,29 @@ impl Worker {
                 return Ok(());
             }
         };
+        let seed = &self.config.supported;
+        let supported = match repositories::open(
+            seed,
+            &self.catalog,
+            None,
+            Intent::Publish,
+            std::slice::from_ref(&repo),
+        )
+        .await
+        {
+            Ok(supported) => supported,
+            Err(RepositoryError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(repo = %repo, error = %e, "sync for an unknown repository dropped");
+                return Ok(());
+            }
+        };
         let signer = self.keys.signer().await;
         let publisher = Publisher {
             catalog: &self.catalog,
             store: &self.store,
             signer: &*signer,
-            supported: &self.config.supported,
+            supported: &supported,
             origin: &self.config.origin,
             base_url: &self.config.repo_base_url,
             api_url: self.config.api_url.as_deref(),
@@ -86,6 +104,10 @@ impl Worker {
             record_ms = report.record_ms as u64,
             "sync done"
         );
+        // A created repository being deleted goes once its packages have.
+        if seed.check(&repo).is_err() {
+            repositories::finish_deletion(&self.catalog, &self.catalog, &self.store, &repo).await?;
+        }
         Ok(())
     }
 }

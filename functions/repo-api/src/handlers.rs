@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
-use cairn_core::RepoPath;
 use cairn_core::access::Action;
 use cairn_core::auth::Principal;
 use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, check_target};
@@ -15,9 +14,11 @@ use cairn_core::package::PackageStatus;
 use cairn_core::ports::{UploadStatus, UploadTicket};
 use cairn_core::problem::Problem;
 use cairn_core::repo::RepoFormat;
+use cairn_core::repositories::{self, Intent};
 use cairn_core::upload::{UploadFailure, UploadReport};
+use cairn_core::{RepoPath, SupportedRepos};
 use cairn_http::openapi::{Conflict, Refusals};
-use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, read_body};
+use cairn_http::{ApiError, Caller, JsonBody, MaybeCaller, PathParams, json, read_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -58,27 +59,33 @@ pub struct FileParams {
     file: String,
 }
 
-/// Refuses unless the caller may `action` every repository `repo` names (an anchor
-/// names several).
-fn require_all(
+/// The repositories `repo` names (an anchor names several), checked for the
+/// caller and what it means to do: configured ones by scope; created ones by
+/// visibility (404 when hidden), ownership for changes, then scope.
+async fn open_for(
     app: &App,
-    caller: &Principal,
-    action: Action,
+    caller: Option<&Principal>,
+    intent: Intent,
     repo: &RepoPath,
-) -> Result<(), ApiError> {
-    for target in app.config.supported.expand(repo) {
-        caller.require(action, &target.to_string())?;
-    }
-    Ok(())
+) -> Result<SupportedRepos, ApiError> {
+    let targets = app.config.supported.expand(repo);
+    Ok(repositories::open(
+        &app.config.supported,
+        app.repositories.as_ref(),
+        caller,
+        intent,
+        &targets,
+    )
+    .await?)
 }
 
 impl App {
-    fn ingestor(&self) -> Ingestor<'_> {
+    fn ingestor<'a>(&'a self, supported: &'a SupportedRepos) -> Ingestor<'a> {
         Ingestor {
             catalog: self.catalog.as_ref(),
             store: self.store.as_ref(),
             queue: self.queue.as_ref(),
-            supported: &self.config.supported,
+            supported,
         }
     }
 
@@ -119,10 +126,12 @@ fn syncs_json(syncs: &[(RepoPath, u64)]) -> Vec<Value> {
 )]
 pub async fn list(
     State(app): AppState,
+    MaybeCaller(caller): MaybeCaller,
     PathParams(params): PathParams<RepoParams>,
 ) -> Result<Response, ApiError> {
     let repo = params.repo()?;
-    let format = app.config.supported.check(&repo)?.format;
+    let supported = open_for(&app, caller.as_ref(), Intent::Read, &repo).await?;
+    let format = supported.check(&repo)?.format;
     let packages: Vec<Value> = app
         .catalog
         .list_packages(&repo)
@@ -185,11 +194,10 @@ pub async fn resync(
     PathParams(params): PathParams<RepoParams>,
 ) -> Result<Response, ApiError> {
     let repo = params.repo()?;
-    require_all(&app, &caller, Action::Upload, &repo)?;
+    let supported = open_for(&app, Some(&caller), Intent::Write(Action::Upload), &repo).await?;
     let mut syncs = Vec::new();
-    for target in app.config.supported.expand(&repo) {
-        app.config.supported.check(&target)?;
-        let seq = app.ingestor().announce(&target, &[]).await?;
+    for target in supported.expand(&repo) {
+        let seq = app.ingestor(&supported).announce(&target, &[]).await?;
         syncs.push((target, seq));
     }
     let sync = match syncs.as_slice() {
@@ -230,11 +238,8 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let repo = params.repo()?;
-    require_all(&app, &caller, Action::Upload, &repo)?;
     // Refuse an unknown repository before reading a large body.
-    for target in app.config.supported.expand(&repo) {
-        app.config.supported.check(&target)?;
-    }
+    let supported = open_for(&app, Some(&caller), Intent::Write(Action::Upload), &repo).await?;
     let limit = usize::try_from(app.config.max_api_upload).unwrap_or(usize::MAX);
     let body = read_body(
         body,
@@ -248,7 +253,11 @@ pub async fn upload(
         .unwrap_or_default();
     let form = multipart::parse(content_type, body).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match app.ingestor().upload(&repo, form, &caller.name, now).await {
+    match app
+        .ingestor(&supported)
+        .upload(&repo, form, &caller.name, now)
+        .await
+    {
         Ok(report) => Ok(upload_answer(&app, &repo, &report)),
         Err(UploadFailure { error, done }) => {
             let e = ApiError::from(error);
@@ -333,16 +342,16 @@ pub async fn delete(
     PathParams(params): PathParams<FileParams>,
 ) -> Result<Response, ApiError> {
     let repo = params.repo.repo()?;
-    require_all(&app, &caller, Action::Delete, &repo)?;
+    let supported = open_for(&app, Some(&caller), Intent::Write(Action::Delete), &repo).await?;
     let filename = params.file.as_str();
-    let targets = app.config.supported.expand(&repo);
+    let targets = supported.expand(&repo);
     for target in &targets {
-        check_target(&app.config.supported, target, filename, None)?;
+        check_target(&supported, target, filename, None)?;
     }
     let mut results = Vec::new();
     let mut found = false;
     for target in targets {
-        match app.ingestor().delete(&target, filename).await {
+        match app.ingestor(&supported).delete(&target, filename).await {
             Ok(seq) => {
                 found = true;
                 results.push(json!({"repository": target.to_string(), "filename": filename,
@@ -374,11 +383,13 @@ pub async fn delete(
 )]
 pub async fn package(
     State(app): AppState,
+    MaybeCaller(caller): MaybeCaller,
     PathParams(params): PathParams<FileParams>,
 ) -> Result<Response, ApiError> {
     let repo = params.repo.repo()?;
     let filename = params.file.as_str();
-    check_target(&app.config.supported, &repo, filename, None)?;
+    let supported = open_for(&app, caller.as_ref(), Intent::Read, &repo).await?;
+    check_target(&supported, &repo, filename, None)?;
     let p = app
         .catalog
         .get_package(&repo, filename)
@@ -430,7 +441,7 @@ pub async fn presign(
         })?
         .value;
     let repo = RepoPath::parse(&body.repository)?;
-    require_all(&app, &caller, Action::Upload, &repo)?;
+    let supported = open_for(&app, Some(&caller), Intent::Write(Action::Upload), &repo).await?;
     let companion = body.filename.ends_with(".prov")
         || body.filename.ends_with(".dsc")
         || body.filename.contains(".tar.")
@@ -441,13 +452,8 @@ pub async fn presign(
              files that go with them, not presigned",
         ));
     }
-    for target in app.config.supported.expand(&repo) {
-        check_target(
-            &app.config.supported,
-            &target,
-            &body.filename,
-            body.product.as_deref(),
-        )?;
+    for target in supported.expand(&repo) {
+        check_target(&supported, &target, &body.filename, body.product.as_deref())?;
     }
     let ticket = UploadTicket {
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -497,7 +503,9 @@ pub async fn ticket_status(
         .await?
         .filter(|t| t.uploader == caller.name)
         .ok_or_else(not_found)?;
-    require_all(&app, &caller, Action::Upload, &ticket.repo)?;
+    for target in app.config.supported.expand(&ticket.repo) {
+        caller.require(Action::Upload, &target.to_string())?;
+    }
     let status = if ticket.status == UploadStatus::Failed {
         422
     } else {

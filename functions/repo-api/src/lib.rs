@@ -13,6 +13,7 @@ use axum::Router;
 use cairn_core::Config;
 use cairn_core::auth::Accounts;
 use cairn_core::ports::{Catalog, RepoStore, SyncQueue, UploadLedger, UploadUrls};
+use cairn_core::repositories::RepositoryStore;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,6 +24,8 @@ pub struct App {
     pub catalog: Arc<dyn Catalog>,
     /// Upload accounts.
     pub users: Arc<dyn Accounts>,
+    /// Repositories created through the API.
+    pub repositories: Arc<dyn RepositoryStore>,
     /// Presigned upload tickets.
     pub tickets: Arc<dyn UploadLedger>,
     /// Repository bucket.

@@ -21,6 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = App {
         catalog: Arc::new(catalog.clone()),
         users: Arc::new(catalog.clone()),
+        repositories: Arc::new(catalog.clone()),
         tickets: Arc::new(catalog),
         store: store.clone(),
         upload_urls: store,

@@ -57,6 +57,7 @@ async fn world() -> World {
     let app = App {
         catalog: catalog.clone(),
         users: catalog.clone(),
+        repositories: catalog.clone(),
         tickets: catalog.clone(),
         store: store.clone(),
         upload_urls: store.clone(),
@@ -561,4 +562,128 @@ async fn every_route_refuses_a_token_without_its_scope() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+fn upload_to(path: &str, auth: Option<&str>, files: &[(&str, &[u8])]) -> Request<Body> {
+    let (content_type, body) = form(files);
+    request("PUT", &format!("/{path}"), auth)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn created_repositories_take_uploads_from_their_owners_and_hide_when_private() {
+    use cairn_core::repositories::{NewRepository, RepositoryStore};
+    let w = world().await;
+    let private: NewRepository = serde_json::from_value(serde_json::json!({
+        "format": "apt", "path": "team/db/ubuntu/noble", "visibility": "private"
+    }))
+    .expect("request");
+    let repo = private.validate("alice", 1).expect("valid");
+    assert!(w.catalog.create_repository(&repo).await.expect("store"));
+    let package = deb("hello", "1.0", "hi");
+    let files: &[(&str, &[u8])] = &[("hello_1.0_amd64.deb", &package)];
+
+    // Not a repository at all: 404 that says how to make one.
+    let (status, response, body) = call(
+        &w.app,
+        upload_to("team/web/ubuntu/noble", Some(BASIC_ALICE), files),
+    )
+    .await;
+    assert_problem(404, &response, &body);
+    assert_eq!(status, 404);
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("POST /v1/repositories"), "{detail}");
+
+    // Private and not bob's: the same 404, for uploads and reads alike.
+    let (status, _, body) = call(
+        &w.app,
+        upload_to("team/db/ubuntu/noble", Some(BASIC_BOB), files),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let hidden = body["detail"].clone();
+    for uri in [
+        "/team/db/ubuntu/noble",
+        "/team/db/ubuntu/noble/hello_1.0_amd64.deb",
+    ] {
+        for auth in [None, Some(BASIC_BOB)] {
+            let (status, _, body) = call(
+                &w.app,
+                request("GET", uri, auth)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+            assert_eq!(status, 404, "{uri} {auth:?}: {body}");
+        }
+    }
+    assert!(
+        w.catalog
+            .list_packages(&RepoPath::parse("team/db/ubuntu/noble").expect("valid"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Its owner uploads and reads it.
+    let (status, _, body) = call(
+        &w.app,
+        upload_to("team/db/ubuntu/noble", Some(BASIC_ALICE), files),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = call(
+        &w.app,
+        request("GET", "/team/db/ubuntu/noble", Some(BASIC_ALICE))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["packages"][0]["package"], "hello");
+
+    // Made public, bob reads it but still may not upload: it is alice's.
+    let mut public = w
+        .catalog
+        .get_repository("team/db/ubuntu/noble")
+        .await
+        .expect("get")
+        .expect("there");
+    public.visibility = cairn_core::repositories::Visibility::Public;
+    public.version += 1;
+    assert!(
+        w.catalog
+            .replace_repository(&public)
+            .await
+            .expect("replace")
+    );
+    let (status, _, _) = call(
+        &w.app,
+        request("GET", "/team/db/ubuntu/noble", None)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let other = deb("other", "1.0", "x");
+    let (status, _, body) = call(
+        &w.app,
+        upload_to(
+            "team/db/ubuntu/noble",
+            Some(BASIC_BOB),
+            &[("other_1.0_amd64.deb", &other)],
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("alice"),
+        "{body}"
+    );
+    assert_ne!(hidden, body["detail"]);
 }

@@ -7,21 +7,11 @@ use axum::response::{IntoResponse, Response};
 use cairn_core::access::{Action, Scopes};
 use cairn_core::tokens::{DEFAULT_LIFETIME_SECS, TokenRecord, TokenRequest};
 use cairn_http::openapi::Refusals;
-use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, unix_now as now};
+use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, rfc3339, unix_now as now};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 type AppState = State<Arc<App>>;
-
-fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
 
 /// `POST /v1/tokens` body.
 #[derive(Deserialize, utoipa::ToSchema)]

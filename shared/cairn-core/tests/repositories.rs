@@ -10,8 +10,8 @@ use cairn_core::memory::{MemoryCatalog, MemoryStore};
 use cairn_core::ports::Catalog;
 use cairn_core::publish::{Publisher, SnapshotCache};
 use cairn_core::repositories::{
-    Deletion, Manager, NewRepository, RepositoryError, RepositoryState, RepositoryStore,
-    RepositoryUpdate, finish_deletion, for_publication,
+    Deletion, Intent, Manager, NewRepository, RepositoryError, RepositoryState, RepositoryStore,
+    RepositoryUpdate, finish_deletion, open,
 };
 use cairn_core::{RepoPath, SupportedRepos};
 
@@ -71,9 +71,15 @@ impl World {
     }
 
     async fn upload_chart(&self, path: &RepoPath, name: &str) {
-        let supported = for_publication(&self.seed, &self.catalog, path)
-            .await
-            .expect("store");
+        let supported = open(
+            &self.seed,
+            &self.catalog,
+            None,
+            Intent::Publish,
+            std::slice::from_ref(path),
+        )
+        .await
+        .expect("exists");
         let ingestor = Ingestor {
             catalog: &self.catalog,
             store: &self.files,
@@ -98,9 +104,15 @@ impl World {
 
     /// What metadata-sync does for one message: publish, then finish a deletion.
     async fn publish(&self, path: &RepoPath) {
-        let supported = for_publication(&self.seed, &self.catalog, path)
-            .await
-            .expect("store");
+        let supported = open(
+            &self.seed,
+            &self.catalog,
+            None,
+            Intent::Publish,
+            std::slice::from_ref(path),
+        )
+        .await
+        .expect("exists");
         let cache = SnapshotCache::default();
         let publisher = Publisher {
             catalog: &self.catalog,

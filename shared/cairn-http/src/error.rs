@@ -8,6 +8,7 @@ use cairn_core::auth::AuthError;
 use cairn_core::ingest::IngestError;
 use cairn_core::problem::Problem;
 use cairn_core::repo::RepoError;
+use cairn_core::repositories::RepositoryError;
 use serde_json::Value;
 
 /// An error an API call answers with: a status, a message for the caller, extension
@@ -145,6 +146,19 @@ impl From<RepoError> for ApiError {
         match e {
             RepoError::BadSegment(_) => ApiError::bad_request(e.to_string()),
             RepoError::Unsupported { .. } => ApiError::not_found(e.to_string()),
+        }
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Invalid(m) => ApiError::bad_request(m),
+            RepositoryError::NotFound(m) => ApiError::not_found(m),
+            RepositoryError::Conflict(m) => ApiError::conflict(m),
+            RepositoryError::Forbidden(m) => ApiError::new(403, m),
+            RepositoryError::Denied(d) => d.into(),
+            RepositoryError::Store(e) => e.into(),
         }
     }
 }

@@ -51,6 +51,17 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Unix seconds as RFC 3339 (`2026-12-03T06:00:00Z`); empty if out of range.
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Serves `router` as this Lambda's handler until the runtime stops it.
 ///
 /// Routes match API Gateway's `path`, which has no stage in it; the template sets

@@ -108,7 +108,7 @@ impl Repository {
 
     /// Whether the caller manages it: an owner, or an admin.
     pub fn managed_by(&self, caller: &Principal) -> bool {
-        caller.is_admin() || self.owners.iter().any(|o| *o == caller.name)
+        caller.is_admin() || self.owners.contains(&caller.name)
     }
 
     /// Whether `account` (with `admin` if `is_admin`, and its `selectors`) sees it.
@@ -276,6 +276,12 @@ pub enum Intent {
     /// Change its packages (`upload` or `delete`): created repositories take
     /// changes from their owners (and admins) only, and none while being deleted.
     Write(Action),
+    /// Store a package whose upload was authorized earlier (a presigned upload):
+    /// the repository must still exist and not be being deleted.
+    Ingest,
+    /// Publish it: any repository that exists, in any state (one being deleted is
+    /// published empty before it goes).
+    Publish,
 }
 
 /// The 404 for a path that is no repository the caller can see: says how to make one.
@@ -308,22 +314,28 @@ pub async fn open(
                 let record = store
                     .get_repository(&name)
                     .await?
-                    .filter(|r| r.visible_to_caller(caller));
+                    // Ingest and publish act on what an authorized request asked for.
+                    .filter(|r| {
+                        matches!(intent, Intent::Ingest | Intent::Publish)
+                            || r.visible_to_caller(caller)
+                    });
                 let Some(record) = record else {
                     return Err(not_a_repository(path, &reason));
                 };
-                if let Intent::Write(_) = intent {
-                    if record.state == RepositoryState::Deleting {
-                        return Err(RepositoryError::Conflict(format!(
-                            "repository {name} is being deleted"
-                        )));
-                    }
-                    if !caller.is_some_and(|c| record.managed_by(c)) {
-                        return Err(RepositoryError::Forbidden(format!(
-                            "only the owners of {name} ({}) change its packages",
-                            record.owners.join(", ")
-                        )));
-                    }
+                if matches!(intent, Intent::Write(_) | Intent::Ingest)
+                    && record.state == RepositoryState::Deleting
+                {
+                    return Err(RepositoryError::Conflict(format!(
+                        "repository {name} is being deleted"
+                    )));
+                }
+                if matches!(intent, Intent::Write(_))
+                    && !caller.is_some_and(|c| record.managed_by(c))
+                {
+                    return Err(RepositoryError::Forbidden(format!(
+                        "only the owners of {name} ({}) change its packages",
+                        record.owners.join(", ")
+                    )));
                 }
                 match record.dist_config() {
                     Ok(dist) => created.push((path.clone(), dist)),
@@ -343,30 +355,9 @@ pub async fn open(
             }
             // A private repository's listing needs `read` on it.
             (Intent::Read, Some(caller)) if !public => caller.require(Action::Read, &name)?,
-            (Intent::Read, _) => {}
+            (Intent::Read | Intent::Ingest | Intent::Publish, _) => {}
         }
     }
-    Ok(seed.with_created(created))
-}
-
-/// The repositories a publication may name: configured ones, and created ones in
-/// any state (a repository being deleted is published empty before it goes).
-pub async fn for_publication(
-    seed: &SupportedRepos,
-    store: &dyn RepositoryStore,
-    path: &RepoPath,
-) -> Result<SupportedRepos, StoreError> {
-    if seed.check(path).is_ok() {
-        return Ok(seed.clone());
-    }
-    let found = store.get_repository(&path.to_string()).await?;
-    let created = found.and_then(|r| match r.dist_config() {
-        Ok(dist) => Some((path.clone(), dist)),
-        Err(e) => {
-            tracing::warn!(path = %path, error = %e, "unreadable repository record");
-            None
-        }
-    });
     Ok(seed.with_created(created))
 }
 
@@ -519,9 +510,17 @@ mod tests {
             .await
             .expect_err("deleting");
         assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
-        let publication = for_publication(&seed, &store, &path("team/db/el/9"))
+        let e = open1(None, Intent::Ingest, "team/db/el/9")
             .await
-            .expect("store");
+            .expect_err("deleting");
+        assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
+        assert!(
+            open1(None, Intent::Ingest, "team/db/el/8").await.is_ok(),
+            "private, authorized before"
+        );
+        let publication = open1(None, Intent::Publish, "team/db/el/9")
+            .await
+            .expect("published while deleting");
         assert!(
             publication.check(&path("team/db/el/9")).is_ok(),
             "still published"

@@ -1,0 +1,324 @@
+//! The handlers: HTTP in, a `Manager` call, HTTP out.
+
+use crate::App;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cairn_core::labels::{Labels, MAX_SELECTOR, Selector};
+use cairn_core::problem::Problem;
+use cairn_core::repo::RepoFormat;
+use cairn_core::repositories::{
+    Deletion, Listed, NewRepository, RepositoryState, RepositoryUpdate, Visibility,
+};
+use cairn_http::openapi::{Conflict, Refusals};
+use cairn_http::{ApiError, Caller, JsonBody, MaybeCaller, PathParams, json, rfc3339, unix_now};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+
+type AppState = State<Arc<App>>;
+
+/// `/v1/repositories/{kind}/{series}/{dist}/{ver}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PathOf {
+    /// First segment (`release`, `team`, ...).
+    kind: String,
+    /// Second segment (a series).
+    series: String,
+    /// Third segment (a distribution).
+    dist: String,
+    /// Fourth segment (its version, the APT suite).
+    ver: String,
+}
+
+impl PathOf {
+    fn path(&self) -> String {
+        format!("{}/{}/{}/{}", self.kind, self.series, self.dist, self.ver)
+    }
+}
+
+/// A repository as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RepositoryView {
+    /// `kind/series/dist/version`.
+    path: String,
+    /// `apt`, `yum` or `helm`.
+    format: &'static str,
+    /// What it is for.
+    description: String,
+    /// `public` or `private`.
+    #[schema(value_type = String)]
+    visibility: Visibility,
+    /// Its labels.
+    #[schema(value_type = Object)]
+    labels: Labels,
+    /// Accounts that manage it.
+    owners: Vec<String>,
+    /// Architectures it indexes (empty: the format's defaults).
+    architectures: Vec<String>,
+    /// `active`, or `deleting` while its packages go.
+    #[schema(value_type = String)]
+    state: RepositoryState,
+    /// Whether the deployment configures it (`SupportedRepos`) rather than the API.
+    configured: bool,
+    /// When it was created (absent for configured ones).
+    created_at: Option<String>,
+    /// Incremented by every change.
+    version: u64,
+    /// Its packages and how clients use it: `GET` this.
+    packages: String,
+}
+
+impl RepositoryView {
+    fn of(listed: Listed) -> Self {
+        let r = listed.repository;
+        RepositoryView {
+            packages: format!("/{}", r.path),
+            path: r.path,
+            format: match r.format {
+                RepoFormat::Deb => "apt",
+                RepoFormat::Rpm => "yum",
+                RepoFormat::Helm => "helm",
+            },
+            description: r.description,
+            visibility: r.visibility,
+            labels: r.labels,
+            owners: r.owners,
+            architectures: r.architectures,
+            state: r.state,
+            configured: listed.configured,
+            created_at: (!listed.configured).then(|| rfc3339(r.created_at)),
+            version: r.version,
+        }
+    }
+}
+
+/// `POST /v1/repositories` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Read through `NewRepository`; here to describe the body.
+pub struct CreateBody {
+    /// `apt`, `yum` or `helm`.
+    format: String,
+    /// `kind/series/dist/version`: where it lives (`team/db/ubuntu/noble`).
+    path: String,
+    /// What it is for (at most 1,000 characters).
+    description: Option<String>,
+    /// `public` (default) or `private`.
+    visibility: Option<String>,
+    /// Labels that selectors match: `{"team": "db"}`.
+    #[schema(value_type = Object)]
+    labels: Option<Labels>,
+    /// Further owners besides the creator.
+    owners: Option<Vec<String>>,
+    /// Architectures to index (default: the format's).
+    architectures: Option<Vec<String>>,
+}
+
+/// `POST /v1/repositories`: a repository the caller owns.
+#[utoipa::path(
+    post, path = "/v1/repositories", operation_id = "create_repository", tag = "repositories",
+    summary = "Create a repository",
+    description = "An APT, YUM or Helm repository at a path the caller's `repositories` scope \
+        covers, owned by the caller (and `owners`). Its first, empty publication is queued, \
+        so clients can read it at once.",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created", body = RepositoryView),
+        (status = 403, description = "The credential lacks `repositories:PATH`",
+         body = Problem, content_type = "application/problem+json"),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
+pub async fn create(
+    State(app): AppState,
+    Caller(caller): Caller,
+    body: JsonBody<NewRepository>,
+) -> Result<Response, ApiError> {
+    let (repo, seq) = app
+        .manager()
+        .create(&caller, body.value, unix_now())
+        .await?;
+    let mut body = serde_json::to_value(RepositoryView::of(Listed {
+        repository: repo,
+        configured: false,
+    }))
+    .map_err(ApiError::internal)?;
+    body["sync"] = json!({"queued": seq.is_some(), "seq": seq});
+    Ok(json(201, &body))
+}
+
+/// `GET /v1/repositories` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// A label selector, Kubernetes syntax: `team=db,env in (prod,stage),!experimental`.
+    selector: Option<String>,
+}
+
+/// The repositories a caller sees.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RepositoryList {
+    /// By path.
+    repositories: Vec<RepositoryView>,
+}
+
+/// `GET /v1/repositories`: what the caller sees, optionally only what a selector
+/// matches.
+#[utoipa::path(
+    get, path = "/v1/repositories", operation_id = "list_repositories", tag = "repositories",
+    summary = "The repositories the caller sees",
+    description = "Public ones, the caller's own, those whose labels one of the account's \
+        selectors matches (admins: all), and the configured ones; `selector` keeps those \
+        whose labels it matches. Anonymous callers see public repositories.",
+    params(ListParams),
+    responses((status = 200, description = "By path", body = RepositoryList), Refusals),
+)]
+pub async fn list(
+    State(app): AppState,
+    MaybeCaller(caller): MaybeCaller,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let selector = match params.selector.as_deref() {
+        Some(text) if text.len() > MAX_SELECTOR => {
+            return Err(ApiError::bad_request(format!(
+                "selector: at most {MAX_SELECTOR} characters"
+            )));
+        }
+        Some(text) => Some(Selector::parse(text).map_err(ApiError::bad_request)?),
+        None => None,
+    };
+    let listed = app
+        .manager()
+        .list(caller.as_ref(), selector.as_ref())
+        .await?;
+    Ok(json(
+        200,
+        &RepositoryList {
+            repositories: listed.into_iter().map(RepositoryView::of).collect(),
+        },
+    ))
+}
+
+/// `GET /v1/repositories/{path}`: one repository (404 if the caller does not see it).
+#[utoipa::path(
+    get, path = "/v1/repositories/{kind}/{series}/{dist}/{ver}",
+    operation_id = "show_repository", tag = "repositories",
+    summary = "One repository",
+    description = "404 for a private repository the caller does not see, as for none.",
+    params(PathOf),
+    responses((status = 200, description = "The repository", body = RepositoryView), Refusals),
+)]
+pub async fn show(
+    State(app): AppState,
+    MaybeCaller(caller): MaybeCaller,
+    PathParams(params): PathParams<PathOf>,
+) -> Result<Response, ApiError> {
+    let listed = app.manager().get(caller.as_ref(), &params.path()).await?;
+    Ok(json(200, &RepositoryView::of(listed)))
+}
+
+/// `PATCH /v1/repositories/{path}` body: each field given replaces the current one.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Read through `RepositoryUpdate`; here to describe the body.
+pub struct UpdateBody {
+    /// What it is for.
+    description: Option<String>,
+    /// `public` or `private`.
+    visibility: Option<String>,
+    /// Its labels (all of them).
+    #[schema(value_type = Object)]
+    labels: Option<Labels>,
+    /// Its owners (all of them, at least one).
+    owners: Option<Vec<String>>,
+    /// Architectures to index.
+    architectures: Option<Vec<String>>,
+}
+
+/// `PATCH /v1/repositories/{path}`: changes a repository the caller owns.
+#[utoipa::path(
+    patch, path = "/v1/repositories/{kind}/{series}/{dist}/{ver}",
+    operation_id = "update_repository", tag = "repositories",
+    summary = "Change a repository",
+    description = "Owners and admins, with `repositories:PATH`. Configured repositories are \
+        changed in the deployment's configuration instead (409).",
+    params(PathOf),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "The repository as changed", body = RepositoryView),
+        (status = 403, description = "Not an owner, or the credential lacks the scope",
+         body = Problem, content_type = "application/problem+json"),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
+pub async fn update(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(params): PathParams<PathOf>,
+    body: JsonBody<RepositoryUpdate>,
+) -> Result<Response, ApiError> {
+    let repo = app
+        .manager()
+        .update(&caller, &params.path(), &body.value)
+        .await?;
+    Ok(json(
+        200,
+        &RepositoryView::of(Listed {
+            repository: repo,
+            configured: false,
+        }),
+    ))
+}
+
+/// `DELETE /v1/repositories/{path}` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `true` to delete a repository that has packages, and them with it.
+    force: Option<bool>,
+}
+
+/// `DELETE /v1/repositories/{path}`: deletes a repository the caller owns.
+#[utoipa::path(
+    delete, path = "/v1/repositories/{kind}/{series}/{dist}/{ver}",
+    operation_id = "delete_repository", tag = "repositories",
+    summary = "Delete a repository",
+    description = "An empty repository goes at once (204). One with packages needs \
+        `force=true`: it is marked `deleting` (no more uploads), its packages are deleted \
+        and the next publication removes their files, then its metadata and record (202). \
+        Repeating the request is safe.",
+    params(PathOf, DeleteParams),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 202, description = "Deleting: its packages are being removed", body = Object),
+        (status = 403, description = "Not an owner, or the credential lacks the scope",
+         body = Problem, content_type = "application/problem+json"),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
+pub async fn delete(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(params): PathParams<PathOf>,
+    query: Result<Query<DeleteParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let path = params.path();
+    match app
+        .manager()
+        .delete(&caller, &path, query.force.unwrap_or(false))
+        .await?
+    {
+        Deletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
+        Deletion::Deleting(packages) => Ok(json(
+            202,
+            &json!({"path": path, "state": "deleting", "packages": packages,
+                    "status_url": format!("/v1/repositories/{path}")}),
+        )),
+    }
+}
