@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 use std::io::Read;
 
 mod remote;
+mod repos;
 
 #[derive(Parser)]
 #[command(version, about = "Cairn command-line tool")]
@@ -109,6 +110,9 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage repositories (create, list, show, delete).
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Print the OpenAPI 3.1 document of every API route (JSON), generated from the
     /// route descriptions in the code (docs/openapi.json is its output).
     Openapi,
@@ -164,6 +168,49 @@ enum UserCommand {
     },
     /// Print the argon2id hash of the password read from standard input.
     Hash,
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Create a repository you own; prints it.
+    Create {
+        /// Where: kind/series/dist/version (`team/db/ubuntu/noble`).
+        path: String,
+        /// What it holds.
+        #[arg(long, value_parser = ["apt", "yum", "helm"])]
+        format: String,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Only its owners, admins and accounts whose selectors match its labels see it.
+        #[arg(long)]
+        private: bool,
+        /// A label (repeat): `team=db`.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// A further owner (repeat).
+        #[arg(long = "owner")]
+        owners: Vec<String>,
+    },
+    /// List the repositories you see: path, format, visibility, owners, labels.
+    List {
+        /// Only those whose labels match: `team=db,env in (prod,stage)`.
+        #[arg(long)]
+        selector: Option<String>,
+    },
+    /// Show one repository (JSON).
+    Show {
+        /// kind/series/dist/version.
+        path: String,
+    },
+    /// Delete a repository you own.
+    Delete {
+        /// kind/series/dist/version.
+        path: String,
+        /// Delete it even if it has packages: they and their files go too.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -428,6 +475,31 @@ async fn main() -> Result<()> {
             expires_in_days,
         }) => remote_outcome(remote::token_create(&scopes, &description, expires_in_days).await),
         Command::Token(TokenCommand::List) => remote_outcome(remote::token_list().await),
+        Command::Repo(RepoCommand::Create {
+            path,
+            format,
+            description,
+            private,
+            labels,
+            owners,
+        }) => remote_outcome(
+            repos::create(repos::Create {
+                path,
+                format,
+                description,
+                private,
+                labels,
+                owners,
+            })
+            .await,
+        ),
+        Command::Repo(RepoCommand::List { selector }) => {
+            remote_outcome(repos::list(selector.as_deref()).await)
+        }
+        Command::Repo(RepoCommand::Show { path }) => remote_outcome(repos::show(&path).await),
+        Command::Repo(RepoCommand::Delete { path, force }) => {
+            remote_outcome(repos::delete(&path, force).await)
+        }
         Command::Token(TokenCommand::Revoke { id }) => {
             remote_outcome(remote::token_revoke(&id).await)
         }

@@ -20,7 +20,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             code: 2,
             message: message.into(),
@@ -35,7 +35,7 @@ impl Failure {
     }
 
     /// A refusal from the API, by status: 401/403 are credential problems.
-    fn answer(status: u16, body: &Value, what: &str) -> Self {
+    pub(crate) fn answer(status: u16, body: &Value, what: &str) -> Self {
         let detail = body["detail"]
             .as_str()
             .map_or_else(|| body.to_string(), str::to_string);
@@ -51,7 +51,7 @@ impl Failure {
     }
 }
 
-type Outcome<T = ()> = Result<T, Failure>;
+pub(crate) type Outcome<T = ()> = Result<T, Failure>;
 
 /// Where the login is kept: `$CAIRN_CONFIG`, else `$XDG_CONFIG_HOME/cairn/config.json`,
 /// else `~/.config/cairn/config.json`.
@@ -185,8 +185,24 @@ impl Api {
         .await
     }
 
+    /// `method path` with an optional JSON body: the status and the answer.
+    pub(crate) async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Outcome<(u16, Value)> {
+        match body {
+            Some(body) => self.json(method, path, body).await,
+            None => {
+                self.send(self.http.request(method, format!("{}{path}", self.base)))
+                    .await
+            }
+        }
+    }
+
     /// `method path`, expecting `ok`; anything else is a [`Failure`].
-    async fn expect(
+    pub(crate) async fn expect(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -194,13 +210,7 @@ impl Api {
         ok: u16,
         what: &str,
     ) -> Outcome<Value> {
-        let (status, answer) = match body {
-            Some(body) => self.json(method, path, body).await?,
-            None => {
-                self.send(self.http.request(method, format!("{}{path}", self.base)))
-                    .await?
-            }
-        };
+        let (status, answer) = self.request(method, path, body).await?;
         if status == ok {
             Ok(answer)
         } else {
