@@ -523,8 +523,8 @@ async fn main() -> Result<()> {
         }) => {
             let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
             for selector in &selectors {
-                cairn_core::labels::Selector::parse(selector)
-                    .map_err(|e| anyhow::anyhow!("selector {selector:?}: {e}"))?;
+                cairn_core::labels::Selector::parse_granting(selector)
+                    .map_err(|e| anyhow::anyhow!("--selector: {e}"))?;
             }
             if name.is_empty() || name.contains(':') || name.len() > MAX_USER_NAME {
                 bail!("a user name must be 1 to {MAX_USER_NAME} bytes and must not contain ':'");
@@ -582,6 +582,7 @@ fn openapi() -> Result<String> {
         webhooks_api::openapi(),
         tokens_api::openapi(),
         repositories_api::openapi(),
+        files_api::openapi(),
     ] {
         doc.merge(group);
     }

@@ -3,10 +3,13 @@
 use aws_lambda_events::event::s3::S3Event;
 use cairn_aws::{DynamoCatalog, S3Store, SqsSyncQueue};
 use cairn_core::Config;
+use cairn_core::access::Action;
+use cairn_core::auth::Principal;
 use cairn_core::ingest::{
     IngestError, IngestOutcome, Ingestor, PackageSource, build_record, inspect_package,
 };
-use cairn_core::ports::{UploadLedger, UploadStatus};
+use cairn_core::ports::UserDirectory;
+use cairn_core::ports::{PrefixedStore, UploadLedger, UploadStatus};
 use cairn_core::repositories::{self, Intent, RepositoryError};
 use lambda_runtime::{Error, LambdaEvent};
 use tokio_util::io::SyncIoBridge;
@@ -144,12 +147,24 @@ impl Worker {
         key: &str,
     ) -> Result<Verdict, IngestError> {
         let targets = self.config.supported.expand(&ticket.repo);
-        // Authorized when the ticket was issued; the repository must still be there.
+        // Checked again now, as its uploader's account is today: the repository may
+        // have been deleted (or made again by someone else), the uploader removed from
+        // its owners, or the account demoted or deleted since the ticket was issued.
+        let Some(account) = self.catalog.get_user(&ticket.uploader).await? else {
+            return Ok(Verdict::Refused(format!(
+                "the account {} no longer exists",
+                ticket.uploader
+            )));
+        };
+        let uploader = Principal {
+            selectors: account.parsed_selectors(),
+            ..Principal::with_role(&account.name, account.role)
+        };
         let supported = match repositories::open(
             &self.config.supported,
             &self.catalog,
-            None,
-            Intent::Ingest,
+            Some(&uploader),
+            Intent::Write(Action::Upload),
             &targets,
         )
         .await
@@ -158,9 +173,11 @@ impl Worker {
             Err(RepositoryError::Store(e)) => return Err(e.into()),
             Err(refused) => return Ok(Verdict::Refused(refused.to_string())),
         };
+        // A private repository keeps its files under its own prefix.
+        let files = PrefixedStore::new(&self.store, supported.storage_prefix(&ticket.repo));
         let ingestor = Ingestor {
             catalog: &self.catalog,
-            store: &self.store,
+            store: &files,
             queue: &self.queue,
             supported: &supported,
         };

@@ -3,6 +3,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use cairn_aws::sqs::{Parsed, SyncMessage, batch_response, parse_batch};
 use cairn_aws::{DynamoCatalog, Keys, S3Store};
+use cairn_core::ports::PrefixedStore;
 use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
 use cairn_core::repositories::{self, Intent, RepositoryError};
 use cairn_core::{Config, RepoPath};
@@ -69,14 +70,18 @@ impl Worker {
                 return Ok(());
             }
         };
+        // A private repository: its files under its prefix, read through the API.
+        let prefix = supported.storage_prefix(&repo);
+        let files = PrefixedStore::new(&self.store, prefix.clone());
+        let base_url = self.config.files_base_url(!prefix.is_empty());
         let signer = self.keys.signer().await;
         let publisher = Publisher {
             catalog: &self.catalog,
-            store: &self.store,
+            store: &files,
             signer: &*signer,
             supported: &supported,
             origin: &self.config.origin,
-            base_url: &self.config.repo_base_url,
+            base_url: &base_url,
             api_url: self.config.api_url.as_deref(),
             cache: &self.cache,
         };

@@ -11,7 +11,7 @@ use cairn_core::access::Action;
 use cairn_core::auth::Principal;
 use cairn_core::ingest::{IngestError, IngestOutcome, Ingestor, check_target};
 use cairn_core::package::PackageStatus;
-use cairn_core::ports::{UploadStatus, UploadTicket};
+use cairn_core::ports::{PrefixedStore, UploadStatus, UploadTicket};
 use cairn_core::problem::Problem;
 use cairn_core::repo::RepoFormat;
 use cairn_core::repositories::{self, Intent};
@@ -80,30 +80,42 @@ async fn open_for(
 }
 
 impl App {
-    fn ingestor<'a>(&'a self, supported: &'a SupportedRepos) -> Ingestor<'a> {
+    /// The bucket as `repo` keeps its files (under a private repository's prefix).
+    fn files(&self, supported: &SupportedRepos, repo: &RepoPath) -> PrefixedStore<'_> {
+        PrefixedStore::new(self.store.as_ref(), supported.storage_prefix(repo))
+    }
+
+    fn ingestor<'a>(
+        &'a self,
+        supported: &'a SupportedRepos,
+        files: &'a PrefixedStore<'a>,
+    ) -> Ingestor<'a> {
         Ingestor {
             catalog: self.catalog.as_ref(),
-            store: self.store.as_ref(),
+            store: files,
             queue: self.queue.as_ref(),
             supported,
         }
     }
 
-    fn public_url(&self, key: &str) -> String {
+    /// Where clients read `key` of `repo`: the bucket, or the API's read path for a
+    /// private repository.
+    fn file_url(&self, supported: &SupportedRepos, repo: &RepoPath, key: &str) -> String {
+        let private = !supported.storage_prefix(repo).is_empty();
         format!(
             "{}/{}",
-            self.config.repo_base_url.trim_end_matches('/'),
+            self.config.files_base_url(private).trim_end_matches('/'),
             key
         )
     }
 
-    fn outcome_json(&self, outcome: &IngestOutcome) -> Value {
+    fn outcome_json(&self, supported: &SupportedRepos, outcome: &IngestOutcome) -> Value {
         let p = outcome.record();
         json!({
             "repository": p.repo.to_string(), "filename": p.filename, "package": p.name, "version": p.version,
             "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
             "status": if matches!(outcome, IngestOutcome::Stored(_)) { "stored" } else { "unchanged" },
-            "url": self.public_url(&p.pool_key),
+            "url": self.file_url(supported, &p.repo, &p.pool_key),
         })
     }
 }
@@ -143,7 +155,7 @@ pub async fn list(
                 "filename": p.filename, "package": p.name, "version": p.version,
                 "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
                 "product": p.product, "uploaded_at": p.uploaded_at,
-                "url": app.public_url(&p.pool_key),
+                "url": app.file_url(&supported, &repo, &p.pool_key),
             })
         })
         .collect();
@@ -158,24 +170,24 @@ pub async fn list(
             "apt_source",
             format!(
                 "deb [signed-by=/usr/share/keyrings/cairn-archive-keyring.gpg] {} {} main",
-                app.public_url(&repo.root()),
+                app.file_url(&supported, &repo, &repo.root()),
                 repo.suite()
             ),
             format!("{}/dists/{}/index.html", repo.root(), repo.suite()),
         ),
         RepoFormat::Rpm => (
             "dnf_repo_file",
-            app.public_url(&format!("{dir}/cairn.repo")),
+            app.file_url(&supported, &repo, &format!("{dir}/cairn.repo")),
             format!("{dir}/index.html"),
         ),
         RepoFormat::Helm => (
             "helm_repo",
-            app.public_url(&dir),
+            app.file_url(&supported, &repo, &dir),
             format!("{dir}/index.html"),
         ),
     };
     body[usage_key] = json!(usage);
-    body["page"] = json!(app.public_url(&page));
+    body["page"] = json!(app.file_url(&supported, &repo, &page));
     Ok(json(200, &body))
 }
 
@@ -197,7 +209,11 @@ pub async fn resync(
     let supported = open_for(&app, Some(&caller), Intent::Write(Action::Upload), &repo).await?;
     let mut syncs = Vec::new();
     for target in supported.expand(&repo) {
-        let seq = app.ingestor(&supported).announce(&target, &[]).await?;
+        let files = app.files(&supported, &target);
+        let seq = app
+            .ingestor(&supported, &files)
+            .announce(&target, &[])
+            .await?;
         syncs.push((target, seq));
     }
     let sync = match syncs.as_slice() {
@@ -253,12 +269,13 @@ pub async fn upload(
         .unwrap_or_default();
     let form = multipart::parse(content_type, body).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let files = app.files(&supported, &repo);
     match app
-        .ingestor(&supported)
+        .ingestor(&supported, &files)
         .upload(&repo, form, &caller.name, now)
         .await
     {
-        Ok(report) => Ok(upload_answer(&app, &repo, &report)),
+        Ok(report) => Ok(upload_answer(&app, &supported, &repo, &report)),
         Err(UploadFailure { error, done }) => {
             let e = ApiError::from(error);
             if e.status() != 409 {
@@ -277,7 +294,11 @@ pub async fn upload(
                     IngestOutcome::Unchanged(_) => None,
                 })
                 .collect();
-            let packages: Vec<Value> = done.outcomes.iter().map(|o| app.outcome_json(o)).collect();
+            let packages: Vec<Value> = done
+                .outcomes
+                .iter()
+                .map(|o| app.outcome_json(&supported, o))
+                .collect();
             Err(e
                 .with("stored", json!(stored))
                 .with("packages", json!(packages))
@@ -286,7 +307,12 @@ pub async fn upload(
     }
 }
 
-fn upload_answer(app: &App, repo: &RepoPath, report: &UploadReport) -> Response {
+fn upload_answer(
+    app: &App,
+    supported: &SupportedRepos,
+    repo: &RepoPath,
+    report: &UploadReport,
+) -> Response {
     let changed = report.changed();
     let sync = match report.syncs.as_slice() {
         [(_, seq)] => json!({"queued": true, "seq": seq}),
@@ -295,7 +321,7 @@ fn upload_answer(app: &App, repo: &RepoPath, report: &UploadReport) -> Response 
     let packages: Vec<Value> = report
         .outcomes
         .iter()
-        .map(|o| app.outcome_json(o))
+        .map(|o| app.outcome_json(supported, o))
         .collect();
     json(
         if changed { 201 } else { 200 },
@@ -351,7 +377,12 @@ pub async fn delete(
     let mut results = Vec::new();
     let mut found = false;
     for target in targets {
-        match app.ingestor(&supported).delete(&target, filename).await {
+        let files = app.files(&supported, &target);
+        match app
+            .ingestor(&supported, &files)
+            .delete(&target, filename)
+            .await
+        {
             Ok(seq) => {
                 found = true;
                 results.push(json!({"repository": target.to_string(), "filename": filename,
@@ -402,7 +433,7 @@ pub async fn package(
             "version": p.version, "architecture": p.architecture, "size": p.size,
             "sha256": p.sha256, "product": p.product, "uploaded_at": p.uploaded_at,
             "uploader": p.uploader, "status": p.status.as_str(),
-            "url": app.public_url(&p.pool_key),
+            "url": app.file_url(&supported, &repo, &p.pool_key),
         }),
     ))
 }

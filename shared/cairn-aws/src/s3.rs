@@ -6,7 +6,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use cairn_core::ports::{RepoStore, StoreError, UploadUrls};
+use cairn_core::ports::{ReadUrls, RepoStore, StoreError, UploadUrls};
 use std::time::Duration;
 
 /// S3 adapter for [`RepoStore`].
@@ -300,6 +300,23 @@ impl UploadUrls for S3Store {
             .presigned(config)
             .await
             .map_err(|e| StoreError::caused_by("presign PutObject", e))?;
+        Ok(request.uri().to_string())
+    }
+}
+
+#[async_trait]
+impl ReadUrls for S3Store {
+    async fn read_url(&self, key: &str, ttl: Duration) -> Result<String, StoreError> {
+        let config =
+            PresigningConfig::expires_in(ttl).map_err(|e| StoreError::new("presign", e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| StoreError::caused_by("presign GetObject", e))?;
         Ok(request.uri().to_string())
     }
 }

@@ -97,7 +97,7 @@ impl UserRecord {
     pub fn parsed_selectors(&self) -> Vec<Selector> {
         self.selectors
             .iter()
-            .filter_map(|text| match Selector::parse(text) {
+            .filter_map(|text| match Selector::parse_granting(text) {
                 Ok(selector) => Some(selector),
                 Err(e) => {
                     tracing::warn!(user = %self.name, selector = %text, error = %e, "selector ignored");

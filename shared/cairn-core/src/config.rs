@@ -73,6 +73,17 @@ pub fn number_or(
 }
 
 impl Config {
+    /// Where the files of `repo` are read: the bucket's URL for public
+    /// repositories, the API's read path (`<api>/v1/files`) for private ones.
+    pub fn files_base_url(&self, private: bool) -> String {
+        match (&self.api_url, private) {
+            (Some(api), true) => format!("{}/v1/files", api.trim_end_matches('/')),
+            _ => self.repo_base_url.clone(),
+        }
+    }
+}
+
+impl Config {
     /// Reads the configuration through `get` (the process environment in Lambda).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));

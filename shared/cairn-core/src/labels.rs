@@ -146,6 +146,25 @@ impl Selector {
     pub fn requirements(&self) -> &[Requirement] {
         &self.0
     }
+
+    /// Parses a selector that grants an account sight of private repositories: it
+    /// must require some label to be present (`key=value`, `key in (…)`, `key`).
+    /// A selector of only absences (`!secret`, `env!=prod`) or the empty one would
+    /// match every repository without those labels, new ones included.
+    pub fn parse_granting(text: &str) -> Result<Self, String> {
+        let selector = Self::parse(text)?;
+        let positive = selector
+            .0
+            .iter()
+            .any(|r| matches!(r, Requirement::In(..) | Requirement::Exists(_)));
+        if !positive {
+            return Err(format!(
+                "selector {text:?} requires no label to be present, so it would show every \
+                 private repository without the labels it excludes; add one such as team=db"
+            ));
+        }
+        Ok(selector)
+    }
 }
 
 struct Parser<'a> {
@@ -284,6 +303,22 @@ impl fmt::Display for Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_granting_selector_must_require_a_label() {
+        for ok in [
+            "team=db",
+            "team",
+            "env in (prod),!experimental",
+            "team,env!=prod",
+        ] {
+            assert!(Selector::parse_granting(ok).is_ok(), "{ok}");
+        }
+        for refused in ["", "  ", "!secret", "env!=prod", "env notin (dev),!x"] {
+            let e = Selector::parse_granting(refused).expect_err(refused);
+            assert!(e.contains("requires no label"), "{refused}: {e}");
+        }
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs

@@ -57,6 +57,13 @@ impl UploadUrls for MemoryStore {
 }
 
 #[async_trait]
+impl crate::ports::ReadUrls for MemoryStore {
+    async fn read_url(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
+        Ok(format!("memory://repo/{key}?expires={}", ttl.as_secs()))
+    }
+}
+
+#[async_trait]
 impl RepoStore for MemoryStore {
     async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
         lock(&self.objects).insert(key.to_string(), body);

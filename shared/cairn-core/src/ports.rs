@@ -48,6 +48,74 @@ pub trait RepoStore: Send + Sync {
     }
 }
 
+/// A view of the repository bucket under a key prefix (a private repository's
+/// `private/<storage>/`): every key is the usual one, the prefix is added on the
+/// way in and taken off listings on the way out. An empty prefix is the bucket.
+pub struct PrefixedStore<'a> {
+    inner: &'a dyn RepoStore,
+    prefix: String,
+}
+
+impl<'a> PrefixedStore<'a> {
+    /// `inner` under `prefix` (`""`, or ending with `/`).
+    pub fn new(inner: &'a dyn RepoStore, prefix: impl Into<String>) -> Self {
+        Self {
+            inner,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl RepoStore for PrefixedStore<'_> {
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.inner.put(&self.key(key), body, content_type).await
+    }
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_new(&self.key(key), body, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get(&self.key(key)).await
+    }
+    async fn copy_from_staging(
+        &self,
+        staging_key: &str,
+        etag: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .copy_from_staging(staging_key, etag, &self.key(key))
+            .await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.inner.copy(&self.key(from), &self.key(to)).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(&self.key(key)).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .inner
+            .list(&self.key(prefix))
+            .await?
+            .into_iter()
+            .filter_map(|(k, t)| k.strip_prefix(&self.prefix).map(|k| (k.to_string(), t)))
+            .collect())
+    }
+    async fn digest(&self, key: &str) -> Result<Option<(u64, String)>, StoreError> {
+        self.inner.digest(&self.key(key)).await
+    }
+}
+
 /// Publishing state of one suite, kept beside its packages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoState {
@@ -316,6 +384,15 @@ pub trait UploadLedger: Send + Sync {
         status: UploadStatus,
         message: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// Hands out URLs a client reads one object of the repository bucket from (S3
+/// presigned GETs): how private repositories' files are served.
+#[async_trait]
+pub trait ReadUrls: Send + Sync {
+    /// A URL that allows GET (and HEAD) of the repository bucket's object `key` for
+    /// `ttl`, whoever holds it.
+    async fn read_url(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError>;
 }
 
 /// Hands out URLs a client uploads to directly (S3 presigned PUTs), for files

@@ -156,6 +156,12 @@ pub struct DistConfig {
     /// libsolv: Fedora, EL 9). Ignored by the other formats.
     #[serde(default)]
     pub metadata_compression: MetadataCompression,
+    /// Where a private repository's files are kept in the bucket: this prefix and
+    /// then the usual keys. The bucket's public read excludes `private/`; readers go
+    /// through the API's read path. `None` for public repositories (configured ones
+    /// always are).
+    #[serde(skip)]
+    pub private_prefix: Option<String>,
 }
 
 /// Compression of YUM repodata documents.
@@ -245,6 +251,15 @@ impl SupportedRepos {
         out.created
             .extend(created.into_iter().map(|(p, d)| (p.to_string(), d)));
         out
+    }
+
+    /// Where `path`'s files live in the bucket: `""` (public), or a private
+    /// repository's prefix (ends with `/`).
+    pub fn storage_prefix(&self, path: &RepoPath) -> String {
+        self.check(path)
+            .ok()
+            .and_then(|d| d.private_prefix.clone())
+            .unwrap_or_default()
     }
 
     /// Checks that `path` names a configured repository and returns its distribution settings.

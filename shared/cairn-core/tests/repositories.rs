@@ -7,11 +7,11 @@ use cairn_core::auth::Principal;
 use cairn_core::ingest::{Ingestor, PackageSource, build_record, inspect_package};
 use cairn_core::labels::Selector;
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
-use cairn_core::ports::Catalog;
+use cairn_core::ports::{Catalog, PrefixedStore};
 use cairn_core::publish::{Publisher, SnapshotCache};
 use cairn_core::repositories::{
     Deletion, Intent, Manager, NewRepository, RepositoryError, RepositoryState, RepositoryStore,
-    RepositoryUpdate, finish_deletion, open,
+    RepositoryUpdate, Visibility, finish_deletion, open,
 };
 use cairn_core::{RepoPath, SupportedRepos};
 
@@ -80,9 +80,10 @@ impl World {
         )
         .await
         .expect("exists");
+        let files = PrefixedStore::new(&self.files, supported.storage_prefix(path));
         let ingestor = Ingestor {
             catalog: &self.catalog,
-            store: &self.files,
+            store: &files,
             queue: &self.catalog,
             supported: &supported,
         };
@@ -114,9 +115,10 @@ impl World {
         .await
         .expect("exists");
         let cache = SnapshotCache::default();
+        let files = PrefixedStore::new(&self.files, supported.storage_prefix(path));
         let publisher = Publisher {
             catalog: &self.catalog,
-            store: &self.files,
+            store: &files,
             signer: &FakeSigner,
             supported: &supported,
             origin: "Cairn",
@@ -395,5 +397,164 @@ async fn deleting_a_repository_with_packages_needs_force_and_takes_its_files() {
             .await
             .expect("empty"),
         Deletion::Deleted
+    );
+}
+
+#[tokio::test]
+async fn one_folder_one_layout_and_no_reserved_names() {
+    let w = World::new();
+    let m = w.manager();
+    let root = principal("root", &["admin"], &[]);
+    m.create(
+        &root,
+        new(serde_json::json!({"format": "apt", "path": "team/a/debian/bookworm"})),
+        1,
+    )
+    .await
+    .expect("created");
+    for (body, words) in [
+        // Its files would be an APT root's pool or dists.
+        (
+            serde_json::json!({"format": "helm", "path": "team/a/debian/pool"}),
+            "cannot be",
+        ),
+        (
+            serde_json::json!({"format": "apt", "path": "team/b/debian/dists"}),
+            "cannot be",
+        ),
+        // A YUM or Helm repository beside APT suites, created or configured.
+        (
+            serde_json::json!({"format": "helm", "path": "team/a/debian/stable"}),
+            "cannot share",
+        ),
+        (
+            serde_json::json!({"format": "apt", "path": "release/1/helm/bookworm"}),
+            "cannot share",
+        ),
+        // Where private repositories' files are.
+        (
+            serde_json::json!({"format": "helm", "path": "private/x/helm/stable"}),
+            "private",
+        ),
+    ] {
+        let e = m
+            .create(&root, new(body.clone()), 1)
+            .await
+            .expect_err(&body.to_string());
+        assert!(e.to_string().contains(words), "{body}: {e}");
+    }
+    // Another APT suite beside it is fine.
+    let ok = m
+        .create(
+            &root,
+            new(serde_json::json!({"format": "apt", "path": "team/a/debian/trixie"})),
+            1,
+        )
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test]
+async fn private_files_live_apart_and_leftovers_do_not_join_a_new_repository() {
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories", "upload", "read"], &[]);
+    let path = RepoPath::parse("team/db/helm/stable").expect("valid");
+    let (repo, _) = m
+        .create(
+            &alice,
+            new(serde_json::json!({"format": "helm", "path": path.to_string(), "visibility": "private"})),
+            1,
+        )
+        .await
+        .expect("created");
+    w.upload_chart(&path, "secret").await;
+    w.publish(&path).await;
+    let hidden = format!("private/{}/team/db/helm/stable", repo.storage);
+    assert!(
+        w.files
+            .object(&format!("{hidden}/secret-0.1.0.tgz"))
+            .is_some()
+    );
+    assert!(w.files.object(&format!("{hidden}/index.yaml")).is_some());
+    assert!(
+        w.files
+            .object("team/db/helm/stable/secret-0.1.0.tgz")
+            .is_none(),
+        "not public"
+    );
+    assert!(
+        w.files.object("team/db/helm/stable/index.yaml").is_none(),
+        "not public"
+    );
+    // Its visibility changes only while it is empty.
+    let public = RepositoryUpdate {
+        visibility: Some(Visibility::Public),
+        ..Default::default()
+    };
+    let e = m
+        .update(&alice, &path.to_string(), &public)
+        .await
+        .expect_err("has packages");
+    assert!(e.to_string().contains("empty"), "{e}");
+
+    // An upload that raced the deletion of the record leaves a package behind: the
+    // next repository at that path does not inherit it.
+    let record = w
+        .catalog
+        .get_repository(&path.to_string())
+        .await
+        .expect("get")
+        .expect("there");
+    assert!(w.catalog.delete_repository(&record).await.expect("delete"));
+    let bob = principal("bob", &["repositories", "read"], &[]);
+    m.create(
+        &bob,
+        new(serde_json::json!({"format": "helm", "path": path.to_string()})),
+        2,
+    )
+    .await
+    .expect("created again");
+    w.publish(&path).await;
+    let left: Vec<_> = w.catalog.list_packages(&path).await.expect("list");
+    assert!(left.is_empty(), "{left:?}");
+    let index = w
+        .files
+        .object("team/db/helm/stable/index.yaml")
+        .expect("published");
+    assert!(
+        !String::from_utf8_lossy(&index).contains("secret"),
+        "{index:?}"
+    );
+}
+
+#[tokio::test]
+async fn private_records_are_shown_to_credentials_that_may_read_or_manage_them() {
+    let w = World::new();
+    let m = w.manager();
+    let root = principal("root", &["admin"], &[]);
+    m.create(
+        &root,
+        new(
+            serde_json::json!({"format": "helm", "path": "team/db/helm/stable",
+                               "visibility": "private", "labels": {"team": "db"}}),
+        ),
+        1,
+    )
+    .await
+    .expect("created");
+    let reads = principal("dba", &["read:team/*"], &["team=db"]);
+    let uploads_only = principal("dba", &["upload"], &["team=db"]);
+    assert!(m.get(Some(&reads), "team/db/helm/stable").await.is_ok());
+    let e = m
+        .get(Some(&uploads_only), "team/db/helm/stable")
+        .await
+        .expect_err("no read");
+    assert!(matches!(e, RepositoryError::NotFound(_)), "{e:?}");
+    let listed = m.list(Some(&uploads_only), None).await.expect("list");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.repository.path != "team/db/helm/stable")
     );
 }

@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::ingest::{IngestError, Ingestor};
 use crate::labels::{Labels, Selector, check_labels};
 use crate::package::PackageStatus;
-use crate::ports::{Catalog, RepoStore, StoreError, SyncQueue};
+use crate::ports::{Catalog, PrefixedStore, RepoStore, StoreError, SyncQueue};
 use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
 use serde::Deserialize;
 
@@ -103,10 +103,14 @@ pub struct Manager<'a> {
 }
 
 impl Manager<'_> {
-    fn ingestor<'s>(&'s self, supported: &'s SupportedRepos) -> Ingestor<'s> {
+    fn ingestor<'s>(
+        &'s self,
+        supported: &'s SupportedRepos,
+        files: &'s PrefixedStore<'s>,
+    ) -> Ingestor<'s> {
         Ingestor {
             catalog: self.catalog,
-            store: self.files,
+            store: files,
             queue: self.queue,
             supported,
         }
@@ -142,6 +146,7 @@ impl Manager<'_> {
                 path.series
             )));
         }
+        self.check_layout(&repo, &path).await?;
         if !self.store.create_repository(&repo).await? {
             return Err(RepositoryError::Conflict(format!(
                 "repository {path} already exists"
@@ -151,7 +156,22 @@ impl Manager<'_> {
         let supported = self
             .seed
             .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)));
-        let seq = match self.ingestor(&supported).announce(&path, &[]).await {
+        let files = PrefixedStore::new(self.files, supported.storage_prefix(&path));
+        let ingestor = self.ingestor(&supported, &files);
+        // Packages an upload stored after an earlier repository at this path was
+        // deleted are not the new one's: its first publication removes them.
+        for p in self.catalog.list_packages(&path).await? {
+            if p.status == PackageStatus::Ready {
+                tracing::warn!(path = %path, file = %p.filename, "leftover package removed");
+                match ingestor.delete(&path, &p.filename).await {
+                    Ok(_)
+                    | Err(IngestError::NotFound { .. })
+                    | Err(IngestError::NotReady { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let seq = match ingestor.announce(&path, &[]).await {
             Ok(seq) => Some(seq),
             Err(e) => {
                 // The record stands; the first upload publishes it.
@@ -160,6 +180,65 @@ impl Manager<'_> {
             }
         };
         Ok((repo, seq))
+    }
+
+    /// Refuses a repository whose files would mix with others': APT suites keep
+    /// `dists/` and `pool/` in their `kind/series/dist` folder, YUM and Helm
+    /// repositories a folder per version in it, so one folder holds one layout;
+    /// `private/` is where private repositories' files are.
+    async fn check_layout(
+        &self,
+        repo: &Repository,
+        path: &RepoPath,
+    ) -> Result<(), RepositoryError> {
+        if matches!(path.dist_ver.as_str(), "dists" | "pool") {
+            return Err(RepositoryError::Invalid(format!(
+                "{path}: a repository's last segment cannot be {:?} (APT's folders)",
+                path.dist_ver
+            )));
+        }
+        if path.kind == "private" {
+            return Err(RepositoryError::Invalid(
+                "a repository's first segment cannot be \"private\" (where private \
+                 repositories' files are kept)"
+                    .into(),
+            ));
+        }
+        let apt = |f: RepoFormat| f == RepoFormat::Deb;
+        let root = path.root();
+        let configured = self.seed.kinds.contains(&path.kind)
+            && self.seed.series.contains(&path.series)
+            && self
+                .seed
+                .dists
+                .get(&path.dist)
+                .is_some_and(|d| apt(d.format) != apt(repo.format));
+        let existing = self.store.list_repositories().await?;
+        if existing.iter().any(|r| r.path == repo.path) {
+            return Err(RepositoryError::Conflict(format!(
+                "repository {path} already exists"
+            )));
+        }
+        let created = existing.into_iter().find(|r| {
+            RepoPath::parse(&r.path).is_ok_and(|p| p.root() == root)
+                && apt(r.format) != apt(repo.format)
+        });
+        if configured || created.is_some() {
+            return Err(RepositoryError::Conflict(format!(
+                "{root} holds {} repositories; a {} repository cannot share its folder",
+                if apt(repo.format) {
+                    "YUM or Helm"
+                } else {
+                    "APT"
+                },
+                if apt(repo.format) {
+                    "APT"
+                } else {
+                    "YUM or Helm"
+                },
+            )));
+        }
+        Ok(())
     }
 
     /// A repository the caller sees: created, or configured.
@@ -175,7 +254,7 @@ impl Manager<'_> {
         self.store
             .get_repository(&parsed.to_string())
             .await?
-            .filter(|r| r.visible_to_caller(caller))
+            .filter(|r| shown_to(r, caller))
             .map(Listed::created)
             .ok_or_else(|| RepositoryError::NotFound(format!("no repository {parsed}")))
     }
@@ -193,7 +272,7 @@ impl Manager<'_> {
             .list_repositories()
             .await?
             .into_iter()
-            .filter(|r| r.visible_to_caller(caller) && matches(&r.labels))
+            .filter(|r| shown_to(r, caller) && matches(&r.labels))
             .map(Listed::created)
             .collect();
         if matches(&Labels::new()) {
@@ -249,16 +328,49 @@ impl Manager<'_> {
                     "repository {path} is being deleted"
                 )));
             }
+            let before = repo.clone();
             change.apply(&mut repo).map_err(RepositoryError::Invalid)?;
+            let moves = before.visibility != repo.visibility;
+            if moves && !self.catalog.list_packages(&path).await?.is_empty() {
+                return Err(RepositoryError::Conflict(format!(
+                    "{path} has packages: its visibility changes only while it is empty \
+                     (a private repository's files are kept apart from public ones)"
+                )));
+            }
             repo.version += 1;
             if self.store.replace_repository(&repo).await? {
                 tracing::info!(path = %path, by = %caller.name, "repository updated");
+                if moves {
+                    self.republish_elsewhere(&before, &repo, &path).await?;
+                }
                 return Ok(repo);
             }
         }
         Err(RepositoryError::Conflict(format!(
             "repository {path} kept changing; try again"
         )))
+    }
+
+    /// After a change of visibility (of an empty repository): removes the
+    /// metadata from where it was and publishes it where it now belongs.
+    async fn republish_elsewhere(
+        &self,
+        before: &Repository,
+        after: &Repository,
+        path: &RepoPath,
+    ) -> Result<(), RepositoryError> {
+        let old = PrefixedStore::new(self.files, before.private_prefix().unwrap_or_default());
+        for (key, _) in old.list(&metadata_prefix(after.format, path)).await? {
+            old.delete(&key).await?;
+        }
+        let supported = self
+            .seed
+            .with_created(after.dist_config().ok().map(|d| (path.clone(), d)));
+        let files = PrefixedStore::new(self.files, supported.storage_prefix(path));
+        self.ingestor(&supported, &files)
+            .announce(path, &[])
+            .await?;
+        Ok(())
     }
 
     /// Deletes a repository the caller manages. One with packages needs `force`:
@@ -301,7 +413,8 @@ impl Manager<'_> {
         let supported = self
             .seed
             .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)));
-        let ingestor = self.ingestor(&supported);
+        let files = PrefixedStore::new(self.files, supported.storage_prefix(&path));
+        let ingestor = self.ingestor(&supported, &files);
         for p in live.iter().filter(|p| p.status == PackageStatus::Ready) {
             match ingestor.delete(&path, &p.filename).await {
                 Ok(_) | Err(IngestError::NotFound { .. }) | Err(IngestError::NotReady { .. }) => {}
@@ -329,12 +442,8 @@ pub async fn finish_deletion(
     if repo.state != RepositoryState::Deleting || !catalog.list_packages(path).await?.is_empty() {
         return Ok(false);
     }
-    let prefix = match repo.format {
-        // APT suites share the root's pool (emptied by the publication).
-        RepoFormat::Deb => format!("{}/dists/{}/", path.root(), path.suite()),
-        RepoFormat::Rpm | RepoFormat::Helm => format!("{}/", path.dir()),
-    };
-    for (key, _) in files.list(&prefix).await? {
+    let files = PrefixedStore::new(files, repo.private_prefix().unwrap_or_default());
+    for (key, _) in files.list(&metadata_prefix(repo.format, path)).await? {
         files.delete(&key).await?;
     }
     let removed = store.delete_repository(&repo).await?;
@@ -342,6 +451,27 @@ pub async fn finish_deletion(
         tracing::info!(path = %path, "repository deleted");
     }
     Ok(removed)
+}
+
+/// Whether the caller is shown a repository's record: a public one to anyone; a
+/// private one to those who see it with a credential that may read or manage it.
+fn shown_to(repo: &Repository, caller: Option<&Principal>) -> bool {
+    repo.visibility == Visibility::Public
+        || caller.is_some_and(|c| {
+            repo.visible_to_caller(Some(c))
+                && (c.scopes.allows(Action::Read, &repo.path)
+                    || c.scopes.allows(Action::Repositories, &repo.path))
+        })
+}
+
+/// The keys of a repository's published metadata: an APT suite's `dists/<suite>/`
+/// (its pool is emptied by the publication that removes its packages), a YUM or
+/// Helm repository's folder.
+fn metadata_prefix(format: RepoFormat, path: &RepoPath) -> String {
+    match format {
+        RepoFormat::Deb => format!("{}/dists/{}/", path.root(), path.suite()),
+        RepoFormat::Rpm | RepoFormat::Helm => format!("{}/", path.dir()),
+    }
 }
 
 /// The configured repositories: every kind, series and distribution version.
@@ -394,6 +524,7 @@ impl Listed {
                 created_at: 0,
                 version: 0,
                 state: RepositoryState::Active,
+                storage: String::new(),
             },
             configured: true,
         }

@@ -16,7 +16,9 @@ use crate::repo::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+mod files;
 mod manage;
+pub use files::{FileAccess, check_key, file_access};
 pub use manage::{Deletion, Listed, Manager, RepositoryUpdate, finish_deletion};
 
 /// Longest description.
@@ -67,6 +69,10 @@ pub struct Repository {
     /// `active`, or `deleting` while its packages and files go.
     #[serde(default)]
     pub state: RepositoryState,
+    /// Random, set at creation: a private repository's files are kept under
+    /// `private/<storage>/` in the bucket, a location nobody can guess.
+    #[serde(default)]
+    pub storage: String,
 }
 
 /// Where a repository is in its life.
@@ -95,7 +101,13 @@ impl Repository {
             versions: vec![path.dist_ver],
             architectures: self.architectures.clone(),
             metadata_compression: self.metadata_compression,
+            private_prefix: self.private_prefix(),
         })
+    }
+
+    /// Where its files are kept when it is private: `private/<storage>/`.
+    pub fn private_prefix(&self) -> Option<String> {
+        (self.visibility == Visibility::Private).then(|| format!("private/{}/", self.storage))
     }
 
     /// Whether the caller (anonymous when `None`) sees it.
@@ -180,8 +192,17 @@ impl NewRepository {
             created_at: now,
             version: 1,
             state: RepositoryState::Active,
+            storage: random_hex(),
         })
     }
+}
+
+/// 128 random bits, hex.
+fn random_hex() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// Checks a description.
@@ -276,9 +297,6 @@ pub enum Intent {
     /// Change its packages (`upload` or `delete`): created repositories take
     /// changes from their owners (and admins) only, and none while being deleted.
     Write(Action),
-    /// Store a package whose upload was authorized earlier (a presigned upload):
-    /// the repository must still exist and not be being deleted.
-    Ingest,
     /// Publish it: any repository that exists, in any state (one being deleted is
     /// published empty before it goes).
     Publish,
@@ -314,17 +332,12 @@ pub async fn open(
                 let record = store
                     .get_repository(&name)
                     .await?
-                    // Ingest and publish act on what an authorized request asked for.
-                    .filter(|r| {
-                        matches!(intent, Intent::Ingest | Intent::Publish)
-                            || r.visible_to_caller(caller)
-                    });
+                    // A publication acts on what an authorized request asked for.
+                    .filter(|r| intent == Intent::Publish || r.visible_to_caller(caller));
                 let Some(record) = record else {
                     return Err(not_a_repository(path, &reason));
                 };
-                if matches!(intent, Intent::Write(_) | Intent::Ingest)
-                    && record.state == RepositoryState::Deleting
-                {
+                if matches!(intent, Intent::Write(_)) && record.state == RepositoryState::Deleting {
                     return Err(RepositoryError::Conflict(format!(
                         "repository {name} is being deleted"
                     )));
@@ -355,7 +368,7 @@ pub async fn open(
             }
             // A private repository's listing needs `read` on it.
             (Intent::Read, Some(caller)) if !public => caller.require(Action::Read, &name)?,
-            (Intent::Read | Intent::Ingest | Intent::Publish, _) => {}
+            (Intent::Read | Intent::Publish, _) => {}
         }
     }
     Ok(seed.with_created(created))
@@ -510,14 +523,6 @@ mod tests {
             .await
             .expect_err("deleting");
         assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
-        let e = open1(None, Intent::Ingest, "team/db/el/9")
-            .await
-            .expect_err("deleting");
-        assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
-        assert!(
-            open1(None, Intent::Ingest, "team/db/el/8").await.is_ok(),
-            "private, authorized before"
-        );
         let publication = open1(None, Intent::Publish, "team/db/el/9")
             .await
             .expect("published while deleting");

@@ -1,0 +1,132 @@
+//! `files-api`: the read path of repository files, `GET /v1/files/{key}`, one base
+//! URL for every repository a client reads (docs/access.md, "Private
+//! repositories"). A public repository's file is a redirect to its public URL in
+//! the bucket; a private repository's needs a credential that sees it and holds
+//! `read:<path>` (a token as the Basic password, as apt's `auth.conf`, dnf's
+//! `username`/`password` and `helm repo add --username --password` send it) and is
+//! a redirect to a presigned URL that works for a few minutes. Without credentials
+//! the answer is 401 whether or not a private repository is there; with credentials
+//! that do not see it, 404.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cairn_core::Config;
+use cairn_core::auth::Accounts;
+use cairn_core::ports::ReadUrls;
+use cairn_core::repositories::{FileAccess, RepositoryStore, file_access};
+use cairn_http::{ApiError, MaybeCaller};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a presigned URL of a private file works.
+pub const READ_URL_TTL: Duration = Duration::from_secs(300);
+
+/// Everything a request needs, built once per cold start.
+pub struct App {
+    /// Accounts and their tokens.
+    pub users: Arc<dyn Accounts>,
+    /// Created repositories.
+    pub repositories: Arc<dyn RepositoryStore>,
+    /// Presigned reads of the repository bucket.
+    pub urls: Arc<dyn ReadUrls>,
+    /// Settings.
+    pub config: Config,
+}
+
+impl cairn_http::HasUsers for App {
+    fn accounts(&self) -> &dyn Accounts {
+        self.users.as_ref()
+    }
+}
+
+fn redirect(location: &str, cache: &'static str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(location).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+    )
+        .into_response())
+}
+
+/// `GET /v1/files/{key}`: a redirect to the file, if the caller may read it.
+#[utoipa::path(
+    get, path = "/v1/files/{key+}", operation_id = "read_file", tag = "files",
+    summary = "Read a repository file",
+    description = "One base URL for every repository: `<api>/v1/files/<the file's key>`. A \
+        public repository's file redirects to its public URL; a private repository's to a \
+        presigned URL (5 minutes) when the credential sees the repository and holds \
+        `read:<path>`. No credentials: 401 unless the file is public. Credentials that do \
+        not see it: 404, as for nothing.",
+    params(("key+" = String, Path, description = "The file's key: `team/db/debian/dists/bookworm/InRelease`")),
+    responses(
+        (status = 302, description = "Where the file is (Location)"),
+        (status = 403, description = "The credential sees the repository but lacks `read:<path>`",
+         body = cairn_core::problem::Problem, content_type = "application/problem+json"),
+        cairn_http::openapi::Refusals,
+    ),
+    security((), ("basic" = [])),
+)]
+pub async fn read(
+    State(app): State<Arc<App>>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let seed = &app.config.supported;
+    match file_access(seed, app.repositories.as_ref(), caller.as_ref(), &key).await? {
+        FileAccess::Public => redirect(
+            &format!("{}/{key}", app.config.repo_base_url.trim_end_matches('/')),
+            "public, max-age=60",
+        ),
+        FileAccess::Private(object) => {
+            let url = app.urls.read_url(&object, READ_URL_TTL).await?;
+            redirect(&url, "private, no-store")
+        }
+        FileAccess::Challenge => Err(ApiError::unauthorized(
+            "credentials needed: a token with read:<repository> as the password",
+        )),
+        FileAccess::NotFound => Err(ApiError::not_found(format!("no file {key}"))),
+    }
+}
+
+/// `HEAD /v1/files/{key}`: as `GET` (the redirect, without a body).
+#[utoipa::path(
+    head, path = "/v1/files/{key+}", operation_id = "head_file", tag = "files",
+    summary = "Where a repository file is, without reading it",
+    params(("key+" = String, Path, description = "The file's key")),
+    responses((status = 302, description = "Where the file is (Location)"), cairn_http::openapi::Refusals),
+    security((), ("basic" = [])),
+)]
+pub async fn head(
+    state: State<Arc<App>>,
+    caller: MaybeCaller,
+    key: Path<String>,
+) -> Result<Response, ApiError> {
+    read(state, caller, key).await
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(read, head))]
+struct Described;
+
+/// The endpoint group's routes.
+pub fn router(app: Arc<App>) -> Router {
+    let route = get(read).head(head);
+    cairn_http::finish(Router::new().route("/v1/files/{*key}", route)).with_state(app)
+}
+
+/// The endpoint group's OpenAPI description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = cairn_http::openapi::base(
+        "Cairn files",
+        "The read path of repository files: public ones redirect to the bucket, private \
+         ones to a presigned URL for readers with a token.",
+    );
+    doc.merge(<Described as utoipa::OpenApi>::openapi());
+    doc
+}

@@ -1,0 +1,114 @@
+//! The read path of repository files (`GET /v1/files/{key}`): which repository a
+//! bucket key belongs to, and whether the caller may read it. Public repositories'
+//! files are in the bucket's public part; a private repository's are under its own
+//! prefix, which only this check hands out (as a short-lived presigned URL).
+
+use super::{Repository, RepositoryError, RepositoryStore, Visibility};
+use crate::access::Action;
+use crate::auth::Principal;
+use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
+
+/// Longest key accepted.
+pub const MAX_KEY: usize = 1024;
+
+/// What a request for a file gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileAccess {
+    /// A public repository's file: at its public URL.
+    Public,
+    /// A private repository's file the caller may read: the object to presign.
+    Private(String),
+    /// No credentials, and the file is not public: ask for them (401).
+    Challenge,
+    /// Nothing the caller may see (404).
+    NotFound,
+}
+
+/// Checks a key's syntax: relative, no empty, `.` or `..` segments, printable ASCII.
+pub fn check_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_KEY
+        && key.bytes().all(|b| b.is_ascii_graphic())
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key:?} is not a file of a repository (relative path, printable ASCII, no empty, \
+             '.' or '..' segments, at most {MAX_KEY} bytes)"
+        ))
+    }
+}
+
+/// The repositories a key may belong to: `kind/series/dist/version/…` (YUM, Helm)
+/// or an APT suite's `kind/series/dist/{dists,pool}/<suite>/…`, each with the
+/// format whose layout it is.
+fn candidates(key: &str) -> Vec<(RepoPath, Option<RepoFormat>)> {
+    let s: Vec<&str> = key.split('/').collect();
+    let mut out = Vec::new();
+    if s.len() >= 5
+        && let Ok(p) = RepoPath::new(s[0], s[1], s[2], s[3])
+    {
+        out.push((p, None));
+    }
+    if s.len() >= 6
+        && matches!(s[3], "dists" | "pool")
+        && let Ok(p) = RepoPath::new(s[0], s[1], s[2], s[4])
+    {
+        out.push((p, Some(RepoFormat::Deb)));
+    }
+    out
+}
+
+fn fits(repo: &Repository, apt_layout: Option<RepoFormat>) -> bool {
+    match apt_layout {
+        Some(_) => repo.format == RepoFormat::Deb,
+        None => repo.format != RepoFormat::Deb,
+    }
+}
+
+/// Who may read `key`, a file of the repository bucket as the repositories' layout
+/// names it. Configured and public repositories' files are public; a private one's
+/// need a caller that sees it (owner, admin, matching selector) holding
+/// `read:<path>`. Anonymous callers are asked for credentials rather than told
+/// whether a private repository exists.
+pub async fn file_access(
+    seed: &SupportedRepos,
+    store: &dyn RepositoryStore,
+    caller: Option<&Principal>,
+    key: &str,
+) -> Result<FileAccess, RepositoryError> {
+    check_key(key).map_err(RepositoryError::Invalid)?;
+    for (path, apt_layout) in candidates(key) {
+        if let Ok(dist) = seed.check(&path) {
+            if (apt_layout.is_some()) == (dist.format == RepoFormat::Deb) {
+                return Ok(FileAccess::Public);
+            }
+            continue;
+        }
+        let Some(repo) = store.get_repository(&path.to_string()).await? else {
+            continue;
+        };
+        if !fits(&repo, apt_layout) {
+            continue;
+        }
+        if repo.visibility == Visibility::Public {
+            return Ok(FileAccess::Public);
+        }
+        let Some(caller) = caller else {
+            return Ok(FileAccess::Challenge);
+        };
+        if !repo.visible_to_caller(Some(caller)) {
+            return Ok(FileAccess::NotFound);
+        }
+        caller.require(Action::Read, &repo.path)?;
+        let prefix = repo.private_prefix().unwrap_or_default();
+        return Ok(FileAccess::Private(format!("{prefix}{key}")));
+    }
+    Ok(match caller {
+        None => FileAccess::Challenge,
+        Some(_) => FileAccess::NotFound,
+    })
+}
