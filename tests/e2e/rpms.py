@@ -111,7 +111,8 @@ DNF_CONF = textwrap.dedent("""\
 class Dnf:
     """dnf isolated from the host: its own config, cache, repos and install root."""
 
-    def __init__(self, root: pathlib.Path, baseurl: str, key: pathlib.Path, name="cairn"):
+    def __init__(self, root: pathlib.Path, baseurl: str, key: pathlib.Path, name="cairn",
+                 extra=""):
         self.root = root
         for d in ["persist", "log", "vars", "plugins", "repos.d", "cache", "installroot",
                   "downloads"]:
@@ -126,7 +127,7 @@ class Dnf:
             gpgcheck=0
             repo_gpgcheck=1
             gpgkey=file://{root}/key.asc
-            """))
+            """) + extra)
 
     def run(self, *args, check=True):
         cmd = ["dnf", "-c", str(self.root / "dnf.conf"),

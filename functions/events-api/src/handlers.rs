@@ -5,7 +5,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_core::access::Action;
-use cairn_core::events::{Event, EventQuery, LatestQuery, Subject, check_type_pattern, owner_only};
+use cairn_core::events::{
+    Event, EventPage, EventQuery, LatestQuery, Subject, check_type_pattern, owner_only,
+};
+use cairn_core::repositories::readable_events;
 use cairn_http::openapi::Refusals;
 use cairn_http::{ApiError, MaybeCaller, json};
 use serde::{Deserialize, Serialize};
@@ -111,6 +114,24 @@ pub async fn events(
     {
         c.require(Action::Events, "")?;
     }
+    // Private repositories' events are for those who may read the repository.
+    let reader = caller.clone();
+    let readable = |page: EventPage| {
+        let (app, reader) = (&app, &reader);
+        async move {
+            let events = readable_events(
+                &app.seed,
+                app.repositories.as_ref(),
+                reader.as_ref(),
+                page.events,
+            )
+            .await?;
+            Ok::<_, ApiError>(EventPage {
+                events,
+                next: page.next,
+            })
+        }
+    };
     let caller = caller.filter(|c| c.scopes.allows(Action::Events, ""));
     let types: Vec<String> = params
         .types
@@ -147,6 +168,7 @@ pub async fn events(
         }
         .read(app.events.as_ref())
         .await?;
+        let page = readable(page).await?;
         return Ok(json(200, &EventsPage::from(page)));
     }
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
@@ -170,12 +192,12 @@ pub async fn events(
         reader: caller.map(|c| c.name),
     };
     if !stream {
-        let page = query.read(app.events.as_ref()).await?;
+        let page = readable(query.read(app.events.as_ref()).await?).await?;
         return Ok(json(200, &EventsPage::from(page)));
     }
     let deadline = Instant::now() + app.wait;
     loop {
-        let page = query.read(app.events.as_ref()).await?;
+        let page = readable(query.read(app.events.as_ref()).await?).await?;
         query.after = page.next;
         if !page.events.is_empty() || Instant::now() + app.poll > deadline {
             return Ok(event_stream(&page.events, page.next));

@@ -24,6 +24,10 @@ pub struct App {
     pub events: Arc<dyn EventLog>,
     /// Accounts, for the events that need credentials.
     pub users: Arc<dyn Accounts>,
+    /// Created repositories: a private one's events are its readers' only.
+    pub repositories: Arc<dyn cairn_core::repositories::RepositoryStore>,
+    /// The configured repositories (public).
+    pub seed: cairn_core::SupportedRepos,
     /// Longest an event-stream request waits for an event.
     pub wait: Duration,
     /// How often a waiting request looks at the log.

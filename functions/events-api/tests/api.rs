@@ -43,9 +43,16 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
         "b_1_amd64.deb",
         "retention",
     ));
+    let seed = serde_json::from_str(
+        r#"{"kinds":["release"],"series":["1","2"],
+            "dists":{"ubuntu":{"format":"deb","versions":["jammy","noble"]}}}"#,
+    )
+    .expect("seed");
     let app = App {
         events: log.clone(),
         users: log.clone(),
+        repositories: log.clone(),
+        seed,
         wait: Duration::from_millis(600),
         poll: Duration::from_millis(50),
     };
@@ -301,4 +308,63 @@ async fn the_accounts_own_events_need_the_events_scope() {
     )
     .await;
     assert_eq!((status, seqs(&body)), (200, vec![4]), "{body}");
+}
+
+#[tokio::test]
+async fn a_private_repositorys_events_are_for_its_readers() {
+    use cairn_core::repositories::{NewRepository, RepositoryStore};
+    let (app, log) = world().await;
+    for (path, visibility) in [
+        ("team/db/ubuntu/noble", "private"),
+        ("team/pub/ubuntu/noble", "public"),
+    ] {
+        let new: NewRepository = serde_json::from_value(json!({
+            "format": "apt", "path": path, "visibility": visibility
+        }))
+        .expect("request");
+        let repo = new.validate("alice", 1).expect("valid");
+        assert!(log.create_repository(&repo).await.expect("store"));
+        log.append_for_test(&NewEvent::package_deleted(
+            &RepoPath::parse(path).expect("valid"),
+            "secret_1_all.deb",
+            "requested",
+        ));
+    }
+    // A repository deleted since: its visibility is unknown, its events hidden.
+    log.append_for_test(&NewEvent::package_deleted(
+        &RepoPath::parse("team/gone/ubuntu/noble").expect("valid"),
+        "x_1_all.deb",
+        "requested",
+    ));
+    let subjects = |body: &Value| -> Vec<String> {
+        body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap_or_default().to_string())
+            .filter(|s| s.starts_with("repository:team/"))
+            .collect()
+    };
+    let page = |body: String| -> Value { serde_json::from_str(&body).expect("json") };
+    let anonymous = page(get(&app, "/v1/events", &[]).await.2);
+    assert_eq!(subjects(&anonymous), ["repository:team/pub/ubuntu/noble"]);
+    let owner = page(get(&app, "/v1/events", &[("authorization", ALICE)]).await.2);
+    assert_eq!(
+        subjects(&owner),
+        [
+            "repository:team/db/ubuntu/noble",
+            "repository:team/pub/ubuntu/noble"
+        ]
+    );
+    for uri in [
+        "/v1/events?subject=repository:team/db/ubuntu/noble",
+        "/v1/events?subject=repository:team/db/ubuntu/noble&last=5",
+    ] {
+        let (status, _, body) = get(&app, uri, &[]).await;
+        assert_eq!(
+            (status, subjects(&page(body.clone())).len()),
+            (200, 0),
+            "{uri}: {body}"
+        );
+    }
 }

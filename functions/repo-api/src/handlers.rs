@@ -18,7 +18,7 @@ use cairn_core::repositories::{self, Intent};
 use cairn_core::upload::{UploadFailure, UploadReport};
 use cairn_core::{RepoPath, SupportedRepos};
 use cairn_http::openapi::{Conflict, Refusals};
-use cairn_http::{ApiError, Caller, JsonBody, MaybeCaller, PathParams, json, read_body};
+use cairn_http::{ApiBase, ApiError, Caller, JsonBody, MaybeCaller, PathParams, json, read_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -100,22 +100,33 @@ impl App {
 
     /// Where clients read `key` of `repo`: the bucket, or the API's read path for a
     /// private repository.
-    fn file_url(&self, supported: &SupportedRepos, repo: &RepoPath, key: &str) -> String {
+    fn file_url(
+        &self,
+        api: &ApiBase,
+        supported: &SupportedRepos,
+        repo: &RepoPath,
+        key: &str,
+    ) -> String {
         let private = !supported.storage_prefix(repo).is_empty();
-        format!(
-            "{}/{}",
-            self.config.files_base_url(private).trim_end_matches('/'),
-            key
-        )
+        let base = match &api.0 {
+            Some(api) if private => format!("{api}/v1/files"),
+            _ => self.config.files_base_url(private),
+        };
+        format!("{}/{key}", base.trim_end_matches('/'))
     }
 
-    fn outcome_json(&self, supported: &SupportedRepos, outcome: &IngestOutcome) -> Value {
+    fn outcome_json(
+        &self,
+        api: &ApiBase,
+        supported: &SupportedRepos,
+        outcome: &IngestOutcome,
+    ) -> Value {
         let p = outcome.record();
         json!({
             "repository": p.repo.to_string(), "filename": p.filename, "package": p.name, "version": p.version,
             "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
             "status": if matches!(outcome, IngestOutcome::Stored(_)) { "stored" } else { "unchanged" },
-            "url": self.file_url(supported, &p.repo, &p.pool_key),
+            "url": self.file_url(api, supported, &p.repo, &p.pool_key),
         })
     }
 }
@@ -138,6 +149,7 @@ fn syncs_json(syncs: &[(RepoPath, u64)]) -> Vec<Value> {
 )]
 pub async fn list(
     State(app): AppState,
+    api: ApiBase,
     MaybeCaller(caller): MaybeCaller,
     PathParams(params): PathParams<RepoParams>,
 ) -> Result<Response, ApiError> {
@@ -155,7 +167,7 @@ pub async fn list(
                 "filename": p.filename, "package": p.name, "version": p.version,
                 "architecture": p.architecture, "size": p.size, "sha256": p.sha256,
                 "product": p.product, "uploaded_at": p.uploaded_at,
-                "url": app.file_url(&supported, &repo, &p.pool_key),
+                "url": app.file_url(&api, &supported, &repo, &p.pool_key),
             })
         })
         .collect();
@@ -170,24 +182,24 @@ pub async fn list(
             "apt_source",
             format!(
                 "deb [signed-by=/usr/share/keyrings/cairn-archive-keyring.gpg] {} {} main",
-                app.file_url(&supported, &repo, &repo.root()),
+                app.file_url(&api, &supported, &repo, &repo.root()),
                 repo.suite()
             ),
             format!("{}/dists/{}/index.html", repo.root(), repo.suite()),
         ),
         RepoFormat::Rpm => (
             "dnf_repo_file",
-            app.file_url(&supported, &repo, &format!("{dir}/cairn.repo")),
+            app.file_url(&api, &supported, &repo, &format!("{dir}/cairn.repo")),
             format!("{dir}/index.html"),
         ),
         RepoFormat::Helm => (
             "helm_repo",
-            app.file_url(&supported, &repo, &dir),
+            app.file_url(&api, &supported, &repo, &dir),
             format!("{dir}/index.html"),
         ),
     };
     body[usage_key] = json!(usage);
-    body["page"] = json!(app.file_url(&supported, &repo, &page));
+    body["page"] = json!(app.file_url(&api, &supported, &repo, &page));
     Ok(json(200, &body))
 }
 
@@ -248,6 +260,7 @@ pub async fn resync(
 )]
 pub async fn upload(
     State(app): AppState,
+    api: ApiBase,
     Caller(caller): Caller,
     PathParams(params): PathParams<RepoParams>,
     headers: HeaderMap,
@@ -275,7 +288,7 @@ pub async fn upload(
         .upload(&repo, form, &caller.name, now)
         .await
     {
-        Ok(report) => Ok(upload_answer(&app, &supported, &repo, &report)),
+        Ok(report) => Ok(upload_answer(&app, &api, &supported, &repo, &report)),
         Err(UploadFailure { error, done }) => {
             let e = ApiError::from(error);
             if e.status() != 409 {
@@ -297,7 +310,7 @@ pub async fn upload(
             let packages: Vec<Value> = done
                 .outcomes
                 .iter()
-                .map(|o| app.outcome_json(&supported, o))
+                .map(|o| app.outcome_json(&api, &supported, o))
                 .collect();
             Err(e
                 .with("stored", json!(stored))
@@ -309,6 +322,7 @@ pub async fn upload(
 
 fn upload_answer(
     app: &App,
+    api: &ApiBase,
     supported: &SupportedRepos,
     repo: &RepoPath,
     report: &UploadReport,
@@ -321,7 +335,7 @@ fn upload_answer(
     let packages: Vec<Value> = report
         .outcomes
         .iter()
-        .map(|o| app.outcome_json(supported, o))
+        .map(|o| app.outcome_json(api, supported, o))
         .collect();
     json(
         if changed { 201 } else { 200 },
@@ -414,6 +428,7 @@ pub async fn delete(
 )]
 pub async fn package(
     State(app): AppState,
+    api: ApiBase,
     MaybeCaller(caller): MaybeCaller,
     PathParams(params): PathParams<FileParams>,
 ) -> Result<Response, ApiError> {
@@ -433,7 +448,7 @@ pub async fn package(
             "version": p.version, "architecture": p.architecture, "size": p.size,
             "sha256": p.sha256, "product": p.product, "uploaded_at": p.uploaded_at,
             "uploader": p.uploader, "status": p.status.as_str(),
-            "url": app.file_url(&supported, &repo, &p.pool_key),
+            "url": app.file_url(&api, &supported, &repo, &p.pool_key),
         }),
     ))
 }

@@ -323,7 +323,8 @@ pub struct EventQuery {
     /// At most this many events.
     pub limit: usize,
     /// The authenticated reader, if any: anonymous readers see repository events
-    /// only (every repository is public today); a webhook's events are its owner's.
+    /// only; a webhook's events are its owner's. (Private repositories' events are
+    /// filtered after, by `repositories::readable_events`.)
     pub reader: Option<String>,
 }
 

@@ -22,6 +22,42 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
+/// The API's public base URL, stage included (`https://<id>.execute-api.<region>
+/// .amazonaws.com/v1`), for links in answers: `CAIRN_API_URL` when the deployment
+/// names one (a custom domain), else the API Gateway request context (path-style
+/// under `CAIRN_EXECUTE_API_ENDPOINT` on LocalStack). `None` outside API Gateway.
+#[derive(Debug, Clone)]
+pub struct ApiBase(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiBase {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(url) = env("CAIRN_API_URL") {
+            return Ok(ApiBase(Some(url.trim_end_matches('/').to_string())));
+        }
+        let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) =
+            parts
+                .extensions
+                .get::<lambda_http::request::RequestContext>()
+        else {
+            return Ok(ApiBase(None));
+        };
+        let base = match (env("CAIRN_EXECUTE_API_ENDPOINT"), &ctx.apiid, &ctx.stage) {
+            (Some(endpoint), Some(api), Some(stage)) => {
+                Some(format!("{}/{api}/{stage}", endpoint.trim_end_matches('/')))
+            }
+            (None, _, Some(stage)) => ctx
+                .domain_name
+                .as_ref()
+                .map(|domain| format!("https://{domain}/{stage}")),
+            _ => None,
+        };
+        Ok(ApiBase(base))
+    }
+}
+
 /// A JSON response with `status`.
 pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "null".into());

@@ -18,7 +18,7 @@ pub mod openapi;
 pub use auth::{Caller, HasUsers, MaybeCaller};
 pub use body::{JsonBody, MAX_JSON_BODY, read_body};
 pub use error::ApiError;
-pub use extract::{PathParams, json};
+pub use extract::{ApiBase, PathParams, json};
 
 use axum::Router;
 use axum::extract::Request;

@@ -6,7 +6,10 @@
 use super::{Repository, RepositoryError, RepositoryStore, Visibility};
 use crate::access::Action;
 use crate::auth::Principal;
+use crate::error::StoreError;
+use crate::events::Event;
 use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
+use std::collections::BTreeMap;
 
 /// Longest key accepted.
 pub const MAX_KEY: usize = 1024;
@@ -111,4 +114,47 @@ pub async fn file_access(
         None => FileAccess::Challenge,
         Some(_) => FileAccess::NotFound,
     })
+}
+
+/// The events of `events` the caller may read as far as repositories go: those of
+/// configured and public repositories, and of private ones the caller sees with
+/// `read` on them. A repository that is neither configured nor created (deleted
+/// since) has its events hidden: its visibility is no longer known. Other subjects
+/// pass (their own rules apply elsewhere). One read per distinct repository.
+pub async fn readable_events(
+    seed: &SupportedRepos,
+    store: &dyn RepositoryStore,
+    caller: Option<&Principal>,
+    events: Vec<Event>,
+) -> Result<Vec<Event>, StoreError> {
+    let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let Some(path) = event.subject.strip_prefix("repository:") else {
+            out.push(event);
+            continue;
+        };
+        let readable = match verdicts.get(path) {
+            Some(v) => *v,
+            None => {
+                let v = match RepoPath::parse(path) {
+                    Ok(p) if seed.check(&p).is_ok() => true,
+                    Ok(_) => match store.get_repository(path).await? {
+                        Some(r) if r.visibility == Visibility::Public => true,
+                        Some(r) => caller.is_some_and(|c| {
+                            r.visible_to_caller(Some(c)) && c.scopes.allows(Action::Read, path)
+                        }),
+                        None => false,
+                    },
+                    Err(_) => false,
+                };
+                verdicts.insert(path.to_string(), v);
+                v
+            }
+        };
+        if readable {
+            out.push(event);
+        }
+    }
+    Ok(out)
 }

@@ -1,0 +1,140 @@
+"""Private repositories read by stock clients with a read-scoped token (docs/access.md,
+"Private repositories"): apt (auth.conf), dnf (username/password in the .repo) and helm
+(repo add --username --password, pull --verify) read them through the API's read path,
+and fail without the token; the files are not at their public URLs in the bucket."""
+
+import json
+import time
+import urllib.parse
+
+from conftest import SYNC_TIMEOUT, curl, upload
+from debs import make_deb, run_id
+from rpms import Dnf, build_rpm
+from test_helm import Helm
+from test_tokens import api, basic, issue
+
+
+def create_private(stack, user, fmt, path):
+    status, body = api(stack, "POST", "/v1/repositories", basic(user),
+                       {"format": fmt, "path": path, "visibility": "private"})
+    assert status == 201, body
+
+
+def wait_published(stack, user, repo, filename, timeout=SYNC_TIMEOUT):
+    """Until the repository's listing (as its owner) has the file and the publication
+    caught up with the last change."""
+    deadline = time.time() + timeout
+    body = {}
+    while time.time() < deadline:
+        status, out = curl("-u", f"{user[0]}:{user[1]}", f"{stack.api}/{repo}")
+        body = json.loads(out) if status == 200 else {}
+        sync = body.get("sync", {})
+        names = {p["filename"] for p in body.get("packages", [])}
+        if filename in names and sync.get("published_seq", 0) >= sync.get("change_seq", 1):
+            return body
+        time.sleep(1)
+    raise AssertionError(f"{filename} not published in {repo}: {body}")
+
+
+def files(stack, key):
+    return f"{stack.api}/v1/files/{key}"
+
+
+def test_apt_reads_a_private_repository_with_a_token_in_auth_conf(stack, user, apt_for,
+                                                                   tmp_path):
+    run = run_id()
+    repo = f"e2e-{run}/priv/debian/bookworm"
+    create_private(stack, user, "apt", repo)
+    name = f"cairn-private-{run}"
+    deb = tmp_path / f"{name}_1.0_all.deb"
+    deb.write_bytes(make_deb(name, "1.0"))
+    status, body = upload(stack, repo, [(deb.name, deb)], user=user)
+    assert status == 201, body
+    listing = wait_published(stack, user, repo, deb.name)
+    assert listing["apt_source"].split()[2] == files(stack, repo.rsplit("/", 1)[0])
+    pool_url = listing["packages"][0]["url"]
+    assert pool_url.startswith(f"{stack.api}/v1/files/")
+    key = pool_url[len(f"{stack.api}/v1/files/"):]
+    # Not in the bucket's public part; the read path asks for credentials.
+    assert stack.fetch(f"{stack.repo_base}/{key}")[0] in (403, 404)
+    assert curl(pool_url)[0] == 401
+    token = issue(stack, user, [f"read:{repo}"])["token"]
+
+    root = repo.rsplit("/", 1)[0]
+    apt = apt_for(repo, name="-private")
+    (apt.root / "sources.list").write_text(
+        f"deb [signed-by={apt.root}/key.gpg arch=amd64] {files(stack, root)} bookworm main\n")
+    # Without the token: apt cannot read the index.
+    failed = apt.run("apt-get", "update", "--error-on=any", check=False)
+    assert failed.returncode != 0, failed.stdout
+    # With it, in auth.conf as apt_auth.conf(5) describes (machine host/path).
+    url = urllib.parse.urlsplit(stack.api)
+    (apt.root / "auth.conf").write_text(
+        f"machine {url.scheme}://{url.netloc}{url.path}/v1/files/{root}\n"
+        f"login apt\npassword {token}\n")
+    (apt.root / "auth.conf").chmod(0o644)
+    with open(apt.root / "apt.conf", "a") as conf:
+        conf.write(f'Dir::Etc::netrc "{apt.root}/auth.conf";\n'
+                   f'Dir::Etc::netrcparts "{apt.root}/auth.conf.d";\n')
+    (apt.root / "auth.conf.d").mkdir(exist_ok=True)
+    apt.update()
+    assert apt.download(name).read_bytes() == deb.read_bytes()
+
+    # A token of the same account without `read`: 403; another account's: 404.
+    upload_only = issue(stack, user, [f"upload:{repo}"])["token"]
+    assert curl("-u", f"x:{upload_only}", pool_url)[0] == 403
+
+
+def test_dnf_reads_a_private_repository_with_username_and_password(stack, user, tmp_path):
+    run = run_id()
+    repo = f"e2e-{run}/priv/el/9"
+    create_private(stack, user, "yum", repo)
+    rpm = build_rpm(tmp_path, f"cairn-private-{run}", noarch=True)["binary"]
+    status, body = upload(stack, repo, [(rpm.name, rpm)], user=user)
+    assert status == 201, body
+    wait_published(stack, user, repo, rpm.name)
+    token = issue(stack, user, [f"read:{repo}"])["token"]
+    baseurl = files(stack, f"{repo}/x86_64")
+
+    without = Dnf(tmp_path / "dnf-anon", baseurl, stack.public_key_armored(), name="priv")
+    try:
+        assert without.run("makecache", check=False).returncode != 0
+    finally:
+        without.close()
+    dnf = Dnf(tmp_path / "dnf-token", baseurl, stack.public_key_armored(), name="priv",
+              extra=f"username=dnf\npassword={token}\n")
+    try:
+        dnf.run("makecache")
+        dest = dnf.root / "downloads"
+        dnf.run("download", rpm.name.split("-1.0")[0], f"--destdir={dest}")
+        assert (dest / rpm.name).read_bytes() == rpm.read_bytes()
+    finally:
+        dnf.close()
+
+
+def test_helm_pulls_verified_from_a_private_repository(stack, user, tmp_path):
+    run = run_id()
+    repo = f"e2e-{run}/priv/helm/stable"
+    create_private(stack, user, "helm", repo)
+    helm = Helm(tmp_path / "helm")
+    name = f"cairn-private-{run}"
+    chart = helm.package(name, "0.1.0")
+    status, body = upload(stack, repo, [(chart.name, chart)], user=user)
+    assert status == 201, body
+    wait_published(stack, user, repo, chart.name)
+    token = issue(stack, user, [f"read:{repo}"])["token"]
+    url = files(stack, repo)
+
+    refused = helm.run("repo", "add", "anon", url, check=False)
+    assert refused.returncode != 0, refused.stdout
+    helm.run("repo", "add", "priv", url, "--username", "helm", "--password", token)
+    found = helm.run("search", "repo", f"priv/{name}").stdout
+    assert name in found, found
+    status, keyring = curl("-L", "-u", f"helm:{token}", f"{url}/cairn-keyring.gpg")
+    assert status == 200
+    (tmp_path / "keyring.gpg").write_bytes(keyring)
+    dest = tmp_path / "pulled"
+    dest.mkdir()
+    helm.run("pull", f"priv/{name}", "--version", "0.1.0", "--verify",
+             "--keyring", str(tmp_path / "keyring.gpg"), "--destination", str(dest))
+    assert (dest / chart.name).read_bytes() == chart.read_bytes()
