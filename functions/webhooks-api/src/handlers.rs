@@ -10,6 +10,7 @@ use cairn_callback::{Callback, Method, check_url};
 use cairn_core::access::Action;
 use cairn_core::auth::Principal;
 use cairn_core::events::{NewEvent, Subject, cursor_at, event_time, type_matches};
+use cairn_core::repositories::Audience;
 use cairn_core::webhooks::{AttemptRecord, Delivery, SigningSecret, Webhook};
 use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, PathParams, json, unix_now as now};
@@ -578,25 +579,34 @@ pub async fn replay(
     let head = app.log.head().await?;
     let now = now();
     let mut queued = 0;
+    let users: &dyn cairn_core::ports::UserDirectory = app.users.as_ref();
+    let audience = Audience::new(&app.seed, app.repositories.as_ref(), users);
     while after < head && queued < MAX_REPLAY && tokio::time::Instant::now() < deadline {
         let events = app.log.events_after(None, after, 1000).await?;
         let Some(end) = events.last().map(|e| e.seq) else {
             after = head;
             break;
         };
-        let batch: Vec<Delivery> = events
+        let mut batch = Vec::new();
+        for e in events
             .iter()
             .filter(|e| not_before.is_none_or(|t| event_time(e).is_some_and(|at| at >= t)))
             .filter(|e| hook.wants(e))
-            .take(MAX_REPLAY - queued)
-            .map(|e| Delivery {
-                hook: id.clone(),
-                seq: e.seq,
-                attempt: 1,
-                not_before: now,
-                reason: "replay".into(),
-            })
-            .collect();
+        {
+            if batch.len() == MAX_REPLAY - queued {
+                break;
+            }
+            // A private repository's events only if the owner may read it.
+            if audience.may_read(&hook.owner, e).await? {
+                batch.push(Delivery {
+                    hook: id.clone(),
+                    seq: e.seq,
+                    attempt: 1,
+                    not_before: now,
+                    reason: "replay".into(),
+                });
+            }
+        }
         queued += batch.len();
         app.queue.enqueue(&batch, 0).await?;
         // Cut short by the count: go on after the last event sent, not the last read.

@@ -34,6 +34,10 @@ pub struct App {
     pub deliveries: Arc<dyn DeliveryLog>,
     /// The delivery queue (redeliver, replay).
     pub queue: Arc<dyn DeliveryQueue>,
+    /// Created repositories: a replay skips private ones' events the owner may not read.
+    pub repositories: Arc<dyn cairn_core::repositories::RepositoryStore>,
+    /// The configured repositories (public).
+    pub seed: cairn_core::SupportedRepos,
 }
 
 impl cairn_http::HasUsers for App {

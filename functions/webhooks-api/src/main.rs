@@ -14,6 +14,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let policy = AddressPolicy::parse_list(&env("CAIRN_OUTBOUND_ALLOW_LIST").unwrap_or_default())
         .map_err(|e| format!("CAIRN_OUTBOUND_ALLOW_LIST: {e}"))?;
     let queue_url = env("CAIRN_DELIVERY_QUEUE_URL").ok_or("CAIRN_DELIVERY_QUEUE_URL is not set")?;
+    let seed = env("CAIRN_SUPPORTED_REPOS").ok_or("CAIRN_SUPPORTED_REPOS is not set")?;
+    let seed = serde_json::from_str(&seed)
+        .map_err(|e| format!("CAIRN_SUPPORTED_REPOS is not valid: {e}"))?;
     let clients = Clients::load().await;
     let catalog = Arc::new(
         DynamoCatalog::new(clients.dynamodb.clone(), table)
@@ -24,8 +27,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         users: catalog.clone(),
         policy,
         log: catalog.clone(),
-        deliveries: catalog,
+        deliveries: catalog.clone(),
         queue: Arc::new(SqsDeliveryQueue::new(clients.sqs.clone(), queue_url)),
+        repositories: catalog,
+        seed,
     };
     cairn_http::serve(router(Arc::new(app))).await
 }

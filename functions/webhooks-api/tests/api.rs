@@ -39,6 +39,12 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
         log: store.clone(),
         deliveries: store.clone(),
         queue: store.clone(),
+        repositories: store.clone(),
+        seed: serde_json::from_str(
+            r#"{"kinds":["release"],"series":["1","3.0"],
+                "dists":{"ubuntu":{"format":"deb","versions":["jammy"]}}}"#,
+        )
+        .expect("seed"),
     };
     (router(Arc::new(app)), store)
 }

@@ -285,6 +285,7 @@ pub async fn dispatch(
     hooks: &dyn WebhookStore,
     deliveries: &dyn DeliveryLog,
     queue: &dyn DeliveryQueue,
+    audience: &crate::repositories::Audience<'_>,
     budget: std::time::Duration,
 ) -> Result<usize, StoreError> {
     let started = std::time::Instant::now();
@@ -302,21 +303,22 @@ pub async fn dispatch(
             break;
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let batch: Vec<Delivery> = events
-            .iter()
-            .flat_map(|e| {
-                subscriptions
-                    .iter()
-                    .filter(|h| h.wants(e))
-                    .map(|h| Delivery {
+        let mut batch = Vec::new();
+        for e in &events {
+            for h in subscriptions.iter().filter(|h| h.wants(e)) {
+                // A private repository's events go to the webhooks of accounts that
+                // may read it.
+                if audience.may_read(&h.owner, e).await? {
+                    batch.push(Delivery {
                         hook: h.id.clone(),
                         seq: e.seq,
                         attempt: 1,
                         not_before: now,
                         reason: "event".into(),
-                    })
-            })
-            .collect();
+                    });
+                }
+            }
+        }
         if !batch.is_empty() {
             queue.enqueue(&batch, 0).await?;
             queued += batch.len();
@@ -395,7 +397,9 @@ mod tests {
         let elsewhere = crate::RepoPath::parse("release/2.11/el/8").expect("valid");
         store.append_for_test(&NewEvent::package_deleted(&elsewhere, "b.rpm", "requested"));
         let budget = std::time::Duration::from_secs(5);
-        let queued = dispatch(&store, &store, &store, &store, budget)
+        let seed = seed();
+        let audience = crate::repositories::Audience::new(&seed, &store, &store);
+        let queued = dispatch(&store, &store, &store, &store, &audience, budget)
             .await
             .expect("dispatch");
         assert_eq!(queued, 1, "wh_1 wants the release/3.0 package event only");
@@ -405,10 +409,75 @@ mod tests {
             ("wh_1", 1, 1)
         );
         assert_eq!(store.dispatch_cursor().await.expect("cursor"), Some(2));
-        let again = dispatch(&store, &store, &store, &store, budget)
+        let again = dispatch(&store, &store, &store, &store, &audience, budget)
             .await
             .expect("dispatch");
         assert_eq!(again, 0, "nothing is handed out twice");
+    }
+
+    fn seed() -> crate::SupportedRepos {
+        serde_json::from_str(
+            r#"{"kinds":["release"],"series":["3.0","2.11"],
+                "dists":{"el":{"format":"rpm","versions":["8"]}}}"#,
+        )
+        .expect("seed")
+    }
+
+    #[tokio::test]
+    async fn a_private_repositorys_events_reach_the_webhooks_of_its_readers_only() {
+        use crate::auth::UserRecord;
+        use crate::memory::MemoryCatalog;
+        use crate::ports::UserDirectory;
+        use crate::repositories::{NewRepository, RepositoryStore};
+        let store = MemoryCatalog::default();
+        for (name, selectors) in [
+            ("alice", vec![]),
+            ("bob", vec![]),
+            ("dba", vec!["team=db".to_string()]),
+        ] {
+            store
+                .put_user(&UserRecord {
+                    name: name.into(),
+                    password_hash: String::new(),
+                    role: crate::access::Role::Reader,
+                    tokens_after: 0,
+                    selectors,
+                })
+                .await
+                .expect("user");
+            let everything = Webhook {
+                id: format!("wh_{name}"),
+                owner: name.into(),
+                events: vec!["*".into()],
+                subjects: vec![],
+                ..hook()
+            };
+            store.create_webhook(&everything).await.expect("hook");
+        }
+        let new: NewRepository = serde_json::from_value(serde_json::json!({
+            "format": "yum", "path": "team/db/el/9", "visibility": "private",
+            "labels": {"team": "db"}
+        }))
+        .expect("request");
+        let repo = new.validate("alice", 1).expect("valid");
+        store.create_repository(&repo).await.expect("store");
+        let path = crate::RepoPath::parse("team/db/el/9").expect("valid");
+        store.append_for_test(&NewEvent::package_deleted(&path, "a.rpm", "requested"));
+        let seed = seed();
+        let audience = crate::repositories::Audience::new(&seed, &store, &store);
+        let budget = std::time::Duration::from_secs(5);
+        dispatch(&store, &store, &store, &store, &audience, budget)
+            .await
+            .expect("dispatch");
+        let mut hooks: Vec<String> = store
+            .queued
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(d, _)| d.hook.clone())
+            .collect();
+        hooks.sort();
+        assert_eq!(hooks, ["wh_alice", "wh_dba"], "bob does not see it");
     }
 
     #[test]

@@ -8,8 +8,10 @@ use crate::access::Action;
 use crate::auth::Principal;
 use crate::error::StoreError;
 use crate::events::Event;
+use crate::ports::UserDirectory;
 use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Longest key accepted.
 pub const MAX_KEY: usize = 1024;
@@ -157,4 +159,78 @@ pub async fn readable_events(
         }
     }
     Ok(out)
+}
+
+/// Who may be told of a repository's events when nobody is asking: the owners of
+/// webhooks, as their accounts are now (role and selectors). Remembers what it read
+/// for as long as it lives (one dispatch run, one replay).
+pub struct Audience<'a> {
+    seed: &'a SupportedRepos,
+    repositories: &'a dyn RepositoryStore,
+    users: &'a dyn UserDirectory,
+    records: Mutex<BTreeMap<String, Option<Repository>>>,
+    accounts: Mutex<BTreeMap<String, Option<Principal>>>,
+}
+
+impl<'a> Audience<'a> {
+    /// Reads repositories and accounts from these stores.
+    pub fn new(
+        seed: &'a SupportedRepos,
+        repositories: &'a dyn RepositoryStore,
+        users: &'a dyn UserDirectory,
+    ) -> Self {
+        Self {
+            seed,
+            repositories,
+            users,
+            records: Mutex::default(),
+            accounts: Mutex::default(),
+        }
+    }
+
+    /// Whether account `owner` may be told of `event`: any event but a private
+    /// repository's (or a deleted one's), which needs an account that sees the
+    /// repository and whose role reads it.
+    pub async fn may_read(&self, owner: &str, event: &Event) -> Result<bool, StoreError> {
+        let Some(path) = event.subject.strip_prefix("repository:") else {
+            return Ok(true);
+        };
+        if RepoPath::parse(path).is_ok_and(|p| self.seed.check(&p).is_ok()) {
+            return Ok(true);
+        }
+        let known = lock(&self.records).get(path).cloned();
+        let record = match known {
+            Some(record) => record,
+            None => {
+                let record = self.repositories.get_repository(path).await?;
+                lock(&self.records).insert(path.to_string(), record.clone());
+                record
+            }
+        };
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        if record.visibility == Visibility::Public {
+            return Ok(true);
+        }
+        let known = lock(&self.accounts).get(owner).cloned();
+        let account = match known {
+            Some(account) => account,
+            None => {
+                let account = self.users.get_user(owner).await?.map(|u| Principal {
+                    selectors: u.parsed_selectors(),
+                    ..Principal::with_role(&u.name, u.role)
+                });
+                lock(&self.accounts).insert(owner.to_string(), account.clone());
+                account
+            }
+        };
+        Ok(account.is_some_and(|a| {
+            record.visible_to_caller(Some(&a)) && a.scopes.allows(Action::Read, path)
+        }))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod files;
 mod manage;
-pub use files::{FileAccess, check_key, file_access, readable_events};
+pub use files::{Audience, FileAccess, check_key, file_access, readable_events};
 pub use manage::{Deletion, Listed, Manager, RepositoryUpdate, finish_deletion};
 
 /// Longest description.
