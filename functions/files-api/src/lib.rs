@@ -77,14 +77,23 @@ pub async fn read(
     MaybeCaller(caller): MaybeCaller,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
+    answer(&app, caller, &key, false).await
+}
+
+async fn answer(
+    app: &App,
+    caller: Option<cairn_core::auth::Principal>,
+    key: &str,
+    head: bool,
+) -> Result<Response, ApiError> {
     let seed = &app.config.supported;
-    match file_access(seed, app.repositories.as_ref(), caller.as_ref(), &key).await? {
+    match file_access(seed, app.repositories.as_ref(), caller.as_ref(), key).await? {
         FileAccess::Public => redirect(
             &format!("{}/{key}", app.config.repo_base_url.trim_end_matches('/')),
             "public, max-age=60",
         ),
         FileAccess::Private(object) => {
-            let url = app.urls.read_url(&object, READ_URL_TTL).await?;
+            let url = app.urls.read_url(&object, head, READ_URL_TTL).await?;
             redirect(&url, "private, no-store")
         }
         FileAccess::Challenge => Err(ApiError::unauthorized(
@@ -103,11 +112,11 @@ pub async fn read(
     security((), ("basic" = [])),
 )]
 pub async fn head(
-    state: State<Arc<App>>,
-    caller: MaybeCaller,
-    key: Path<String>,
+    State(app): State<Arc<App>>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    read(state, caller, key).await
+    answer(&app, caller, &key, true).await
 }
 
 #[derive(utoipa::OpenApi)]

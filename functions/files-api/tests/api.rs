@@ -130,6 +130,26 @@ async fn who_reads_which_file() {
             "{key}"
         );
     }
+    // HEAD gets a URL presigned for HEAD (a presigned URL is for one method).
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method("HEAD")
+                .uri(format!("/v1/files/{private}"))
+                .header(header::AUTHORIZATION, basic("alice"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 302);
+    assert!(
+        response.headers()[header::LOCATION]
+            .to_str()
+            .unwrap_or_default()
+            .ends_with("&method=HEAD")
+    );
     // Others: nothing there, as for a path that is nothing.
     assert_eq!(
         get(&app, &format!("/v1/files/{private}"), Some(&basic("eve")))

@@ -165,7 +165,7 @@ impl Worker {
             &self.catalog,
             Some(&uploader),
             Intent::Write(Action::Upload),
-            &targets,
+            &ticket.repo,
         )
         .await
         {

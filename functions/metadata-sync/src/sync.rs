@@ -54,14 +54,8 @@ impl Worker {
             }
         };
         let seed = &self.config.supported;
-        let supported = match repositories::open(
-            seed,
-            &self.catalog,
-            None,
-            Intent::Publish,
-            std::slice::from_ref(&repo),
-        )
-        .await
+        let supported = match repositories::open(seed, &self.catalog, None, Intent::Publish, &repo)
+            .await
         {
             Ok(supported) => supported,
             Err(RepositoryError::Store(e)) => return Err(e.into()),

@@ -68,13 +68,12 @@ async fn open_for(
     intent: Intent,
     repo: &RepoPath,
 ) -> Result<SupportedRepos, ApiError> {
-    let targets = app.config.supported.expand(repo);
     Ok(repositories::open(
         &app.config.supported,
         app.repositories.as_ref(),
         caller,
         intent,
-        &targets,
+        repo,
     )
     .await?)
 }

@@ -80,6 +80,7 @@ async fn world(statuses: &[u16]) -> World {
             created_at: 0,
             updated_at: 0,
             version: 1,
+            made_with: None,
         })
         .await
         .expect("hook");

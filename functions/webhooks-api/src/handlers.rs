@@ -119,6 +119,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         version: 1,
+        made_with: caller.token.is_some().then(|| caller.scopes.clone()),
     };
     hook.validate().map_err(invalid)?;
     hook.url = check_hook_url(&app, &hook.url).await?;
@@ -597,7 +598,10 @@ pub async fn replay(
                 break;
             }
             // A private repository's events only if the owner may read it.
-            if audience.may_read(&hook.owner, e).await? {
+            if audience
+                .may_read(&hook.owner, hook.made_with.as_ref(), e)
+                .await?
+            {
                 batch.push(Delivery {
                     hook: id.clone(),
                     seq: e.seq,

@@ -306,17 +306,26 @@ impl UploadUrls for S3Store {
 
 #[async_trait]
 impl ReadUrls for S3Store {
-    async fn read_url(&self, key: &str, ttl: Duration) -> Result<String, StoreError> {
+    async fn read_url(&self, key: &str, head: bool, ttl: Duration) -> Result<String, StoreError> {
         let config =
             PresigningConfig::expires_in(ttl).map_err(|e| StoreError::new("presign", e))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(|e| StoreError::caused_by("presign GetObject", e))?;
+        let request = if head {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .presigned(config)
+                .await
+                .map_err(|e| StoreError::caused_by("presign HeadObject", e))?
+        } else {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .presigned(config)
+                .await
+                .map_err(|e| StoreError::caused_by("presign GetObject", e))?
+        };
         Ok(request.uri().to_string())
     }
 }

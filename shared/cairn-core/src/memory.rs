@@ -58,8 +58,17 @@ impl UploadUrls for MemoryStore {
 
 #[async_trait]
 impl crate::ports::ReadUrls for MemoryStore {
-    async fn read_url(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
-        Ok(format!("memory://repo/{key}?expires={}", ttl.as_secs()))
+    async fn read_url(
+        &self,
+        key: &str,
+        head: bool,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let method = if head { "&method=HEAD" } else { "" };
+        Ok(format!(
+            "memory://repo/{key}?expires={}{method}",
+            ttl.as_secs()
+        ))
     }
 }
 

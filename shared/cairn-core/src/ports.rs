@@ -390,9 +390,14 @@ pub trait UploadLedger: Send + Sync {
 /// presigned GETs): how private repositories' files are served.
 #[async_trait]
 pub trait ReadUrls: Send + Sync {
-    /// A URL that allows GET (and HEAD) of the repository bucket's object `key` for
-    /// `ttl`, whoever holds it.
-    async fn read_url(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError>;
+    /// A URL that allows GET (or, if `head`, HEAD: a presigned URL is for one
+    /// method) of the repository bucket's object `key` for `ttl`, whoever holds it.
+    async fn read_url(
+        &self,
+        key: &str,
+        head: bool,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError>;
 }
 
 /// Hands out URLs a client uploads to directly (S3 presigned PUTs), for files

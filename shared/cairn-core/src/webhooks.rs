@@ -54,6 +54,11 @@ pub struct Webhook {
     pub updated_at: i64,
     /// Bumped by every change; a replace names the version it read.
     pub version: u64,
+    /// The scopes of the token that made it, if a token did: a private repository's
+    /// events reach it only if these allow reading the repository (besides the
+    /// account seeing it). `None` for a password: the account's role decides.
+    #[serde(default)]
+    pub made_with: Option<crate::access::Scopes>,
 }
 
 /// Why a subscription is refused.
@@ -308,7 +313,7 @@ pub async fn dispatch(
             for h in subscriptions.iter().filter(|h| h.wants(e)) {
                 // A private repository's events go to the webhooks of accounts that
                 // may read it.
-                if audience.may_read(&h.owner, e).await? {
+                if audience.may_read(&h.owner, h.made_with.as_ref(), e).await? {
                     batch.push(Delivery {
                         hook: h.id.clone(),
                         seq: e.seq,
@@ -361,6 +366,7 @@ mod tests {
             created_at: 1,
             updated_at: 10,
             version: 1,
+            made_with: None,
         }
     }
 

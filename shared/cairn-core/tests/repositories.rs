@@ -71,15 +71,9 @@ impl World {
     }
 
     async fn upload_chart(&self, path: &RepoPath, name: &str) {
-        let supported = open(
-            &self.seed,
-            &self.catalog,
-            None,
-            Intent::Publish,
-            std::slice::from_ref(path),
-        )
-        .await
-        .expect("exists");
+        let supported = open(&self.seed, &self.catalog, None, Intent::Publish, path)
+            .await
+            .expect("exists");
         let files = PrefixedStore::new(&self.files, supported.storage_prefix(path));
         let ingestor = Ingestor {
             catalog: &self.catalog,
@@ -105,15 +99,9 @@ impl World {
 
     /// What metadata-sync does for one message: publish, then finish a deletion.
     async fn publish(&self, path: &RepoPath) {
-        let supported = open(
-            &self.seed,
-            &self.catalog,
-            None,
-            Intent::Publish,
-            std::slice::from_ref(path),
-        )
-        .await
-        .expect("exists");
+        let supported = open(&self.seed, &self.catalog, None, Intent::Publish, path)
+            .await
+            .expect("exists");
         let cache = SnapshotCache::default();
         let files = PrefixedStore::new(&self.files, supported.storage_prefix(path));
         let publisher = Publisher {
@@ -556,5 +544,88 @@ async fn private_records_are_shown_to_credentials_that_may_read_or_manage_them()
         listed
             .iter()
             .all(|l| l.repository.path != "team/db/helm/stable")
+    );
+}
+
+#[tokio::test]
+async fn an_anchor_reaches_configured_repositories_only() {
+    let w = World::new();
+    let m = w.manager();
+    let root = principal("root", &["admin"], &[]);
+    m.create(
+        &root,
+        new(serde_json::json!({"format": "helm", "path": "release/1/helm/edge", "visibility": "private"})),
+        1,
+    )
+    .await
+    .expect("created");
+    let through_anchor = RepoPath::parse("release/enabled/helm/edge").expect("valid");
+    let e = open(
+        &w.seed,
+        &w.catalog,
+        Some(&root),
+        Intent::Write(cairn_core::access::Action::Upload),
+        &through_anchor,
+    )
+    .await
+    .expect_err("anchor to a created repository");
+    assert!(e.to_string().contains("anchor"), "{e}");
+    let direct = RepoPath::parse("release/1/helm/edge").expect("valid");
+    let ok = open(
+        &w.seed,
+        &w.catalog,
+        Some(&root),
+        Intent::Write(cairn_core::access::Action::Upload),
+        &direct,
+    )
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test]
+async fn a_repositorys_history_starts_when_it_was_made_or_changed_visibility() {
+    use cairn_core::events::{Event, NewEvent};
+    use cairn_core::repositories::readable_events;
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories", "read"], &[]);
+    let path = RepoPath::parse("team/db/helm/stable").expect("valid");
+    let at = |secs: i64, n: u64| {
+        let mut e = Event::committed(
+            &NewEvent::package_deleted(&path, "old-0.1.0.tgz", "requested"),
+            n,
+        );
+        e.timestamp = time::OffsetDateTime::from_unix_timestamp(secs)
+            .expect("time")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format");
+        e
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    m.create(
+        &alice,
+        new(serde_json::json!({"format": "helm", "path": path.to_string()})),
+        now,
+    )
+    .await
+    .expect("created");
+    // An earlier repository's event at this path, and this one's.
+    let events = vec![at(now - 3600, 1), at(now + 1, 2)];
+    let shown = readable_events(&w.seed, &w.catalog, None, events.clone())
+        .await
+        .expect("read");
+    assert_eq!(shown.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    let audience = cairn_core::repositories::Audience::new(&w.seed, &w.catalog, &w.catalog);
+    assert!(
+        !audience
+            .may_read("bob", None, &events[0])
+            .await
+            .expect("read")
+    );
+    assert!(
+        audience
+            .may_read("bob", None, &events[1])
+            .await
+            .expect("read")
     );
 }

@@ -130,6 +130,7 @@ pub async fn readable_events(
     events: Vec<Event>,
 ) -> Result<Vec<Event>, StoreError> {
     let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+    let mut records: BTreeMap<String, Repository> = BTreeMap::new();
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         let Some(path) = event.subject.strip_prefix("repository:") else {
@@ -142,10 +143,18 @@ pub async fn readable_events(
                 let v = match RepoPath::parse(path) {
                     Ok(p) if seed.check(&p).is_ok() => true,
                     Ok(_) => match store.get_repository(path).await? {
-                        Some(r) if r.visibility == Visibility::Public => true,
-                        Some(r) => caller.is_some_and(|c| {
-                            r.visible_to_caller(Some(c)) && c.scopes.allows(Action::Read, path)
-                        }),
+                        // Per event below: its history starts at creation.
+                        Some(r) if r.visibility == Visibility::Public => {
+                            records.insert(path.to_string(), r);
+                            true
+                        }
+                        Some(r) => {
+                            let v = caller.is_some_and(|c| {
+                                r.visible_to_caller(Some(c)) && c.scopes.allows(Action::Read, path)
+                            });
+                            records.insert(path.to_string(), r);
+                            v
+                        }
                         None => false,
                     },
                     Err(_) => false,
@@ -154,7 +163,7 @@ pub async fn readable_events(
                 v
             }
         };
-        if readable {
+        if readable && records.get(path).is_none_or(|r| r.history_includes(&event)) {
             out.push(event);
         }
     }
@@ -190,8 +199,14 @@ impl<'a> Audience<'a> {
 
     /// Whether account `owner` may be told of `event`: any event but a private
     /// repository's (or a deleted one's), which needs an account that sees the
-    /// repository and whose role reads it.
-    pub async fn may_read(&self, owner: &str, event: &Event) -> Result<bool, StoreError> {
+    /// repository and whose role reads it, and, for a webhook a token made, that
+    /// token's scopes (`bound`) reading it too.
+    pub async fn may_read(
+        &self,
+        owner: &str,
+        bound: Option<&crate::access::Scopes>,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         let Some(path) = event.subject.strip_prefix("repository:") else {
             return Ok(true);
         };
@@ -210,6 +225,9 @@ impl<'a> Audience<'a> {
         let Some(record) = record else {
             return Ok(false);
         };
+        if !record.history_includes(event) {
+            return Ok(false);
+        }
         if record.visibility == Visibility::Public {
             return Ok(true);
         }
@@ -226,7 +244,9 @@ impl<'a> Audience<'a> {
             }
         };
         Ok(account.is_some_and(|a| {
-            record.visible_to_caller(Some(&a)) && a.scopes.allows(Action::Read, path)
+            record.visible_to_caller(Some(&a))
+                && a.scopes.allows(Action::Read, path)
+                && bound.is_none_or(|b| b.allows(Action::Read, path))
         }))
     }
 }

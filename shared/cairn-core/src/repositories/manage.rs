@@ -337,6 +337,9 @@ impl Manager<'_> {
                      (a private repository's files are kept apart from public ones)"
                 )));
             }
+            if moves {
+                repo.visibility_since = time::OffsetDateTime::now_utc().unix_timestamp();
+            }
             repo.version += 1;
             if self.store.replace_repository(&repo).await? {
                 tracing::info!(path = %path, by = %caller.name, "repository updated");
@@ -525,6 +528,7 @@ impl Listed {
                 version: 0,
                 state: RepositoryState::Active,
                 storage: String::new(),
+                visibility_since: 0,
             },
             configured: true,
         }

@@ -73,6 +73,11 @@ pub struct Repository {
     /// `private/<storage>/` in the bucket, a location nobody can guess.
     #[serde(default)]
     pub storage: String,
+    /// When its visibility last changed, Unix seconds (0: never): events before
+    /// it, or before it was created, are not shown as its history, so an earlier
+    /// repository's events at the same path (or its private past) stay hidden.
+    #[serde(default)]
+    pub visibility_since: i64,
 }
 
 /// Where a repository is in its life.
@@ -103,6 +108,14 @@ impl Repository {
             metadata_compression: self.metadata_compression,
             private_prefix: self.private_prefix(),
         })
+    }
+
+    /// Whether `event` (of this repository's subject) happened in this
+    /// repository's present life: after it was created and its visibility last
+    /// changed. An event whose time cannot be read is not.
+    pub fn history_includes(&self, event: &crate::events::Event) -> bool {
+        let start = self.created_at.max(self.visibility_since);
+        crate::events::event_time(event).is_some_and(|t| t.unix_timestamp() >= start)
     }
 
     /// Where its files are kept when it is private: `private/<storage>/`.
@@ -193,6 +206,7 @@ impl NewRepository {
             version: 1,
             state: RepositoryState::Active,
             storage: random_hex(),
+            visibility_since: 0,
         })
     }
 }
@@ -311,23 +325,33 @@ pub fn not_a_repository(path: &RepoPath, reason: &str) -> RepositoryError {
     ))
 }
 
-/// The repositories `paths` name, checked for the caller and the intent: the
-/// configured ones (scopes decide) and those created through the API (visibility,
-/// then ownership for writes, then scopes), as a [`SupportedRepos`] that ingest
-/// and publish check paths against as they check configuration. One read per path
-/// that configuration does not know.
+/// The repositories `requested` names (an anchor names several), checked for the
+/// caller and the intent: the configured ones (scopes decide) and those created
+/// through the API (visibility, then ownership for writes, then scopes), as a
+/// [`SupportedRepos`] that ingest and publish check paths against as they check
+/// configuration. One read per path that configuration does not know.
 pub async fn open(
     seed: &SupportedRepos,
     store: &dyn RepositoryStore,
     caller: Option<&Principal>,
     intent: Intent,
-    paths: &[RepoPath],
+    requested: &RepoPath,
 ) -> Result<SupportedRepos, RepositoryError> {
+    let anchor = seed.anchors.contains_key(&requested.series);
+    let paths = seed.expand(requested);
     let mut created = Vec::new();
-    for path in paths {
+    for path in &paths {
         let name = path.to_string();
         let public = match seed.check(path) {
             Ok(_) => true,
+            // An anchor fans out to configured repositories only: a created one
+            // (perhaps private, with its files apart) is written to by its own path.
+            Err(RepoError::Unsupported { .. }) if anchor => {
+                return Err(RepositoryError::Invalid(format!(
+                    "{path} is not a configured repository: an anchor reaches configured \
+                     repositories only"
+                )));
+            }
             Err(RepoError::Unsupported { reason, .. }) => {
                 let record = store
                     .get_repository(&name)
@@ -442,7 +466,7 @@ mod tests {
         let path = |p: &str| RepoPath::parse(p).expect("valid");
         let open1 = |caller: Option<Principal>, intent: Intent, p: &'static str| {
             let (seed, store) = (&seed, &store);
-            async move { open(seed, store, caller.as_ref(), intent, &[path(p)]).await }
+            async move { open(seed, store, caller.as_ref(), intent, &path(p)).await }
         };
         let alice = || Some(principal("alice", &["upload", "read"], &[]));
         let carol_db = || Some(principal("carol", &["upload", "read"], &["team=db"]));
