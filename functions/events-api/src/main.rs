@@ -14,9 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
     let wait = number_or(&env, "CAIRN_EVENTS_WAIT_SECS", 20)?;
     let poll = number_or(&env, "CAIRN_EVENTS_POLL_MS", 250)?;
-    let seed = env("CAIRN_SUPPORTED_REPOS").ok_or("CAIRN_SUPPORTED_REPOS is not set")?;
-    let seed = serde_json::from_str(&seed)
-        .map_err(|e| format!("CAIRN_SUPPORTED_REPOS is not valid: {e}"))?;
+    let seed = cairn_core::config::supported_repos(env)?;
     let clients = Clients::load().await;
     let catalog = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table));
     let app = App {

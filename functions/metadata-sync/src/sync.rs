@@ -67,7 +67,7 @@ impl Worker {
         // A private repository: its files under its prefix, read through the API.
         let prefix = supported.storage_prefix(&repo);
         let files = PrefixedStore::new(&self.store, prefix.clone());
-        let base_url = self.config.files_base_url(!prefix.is_empty());
+        let base_url = self.config.files_base_url(!prefix.is_empty(), None);
         let signer = self.keys.signer().await;
         let publisher = Publisher {
             catalog: &self.catalog,

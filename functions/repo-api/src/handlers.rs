@@ -107,10 +107,7 @@ impl App {
         key: &str,
     ) -> String {
         let private = !supported.storage_prefix(repo).is_empty();
-        let base = match &api.0 {
-            Some(api) if private => format!("{api}/v1/files"),
-            _ => self.config.files_base_url(private),
-        };
+        let base = self.config.files_base_url(private, api.0.as_deref());
         format!("{}/{key}", base.trim_end_matches('/'))
     }
 

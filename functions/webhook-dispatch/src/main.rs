@@ -18,9 +18,7 @@ async fn main() -> Result<(), Error> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
     let queue_url = env("CAIRN_DELIVERY_QUEUE_URL").ok_or("CAIRN_DELIVERY_QUEUE_URL is not set")?;
-    let seed = env("CAIRN_SUPPORTED_REPOS").ok_or("CAIRN_SUPPORTED_REPOS is not set")?;
-    let seed: cairn_core::SupportedRepos = serde_json::from_str(&seed)
-        .map_err(|e| format!("CAIRN_SUPPORTED_REPOS is not valid: {e}"))?;
+    let seed = cairn_core::config::supported_repos(env)?;
     let clients = Clients::load().await;
     let catalog = DynamoCatalog::new(clients.dynamodb.clone(), table);
     let queue = SqsDeliveryQueue::new(clients.sqs.clone(), queue_url);

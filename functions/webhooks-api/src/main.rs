@@ -14,9 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let policy = AddressPolicy::parse_list(&env("CAIRN_OUTBOUND_ALLOW_LIST").unwrap_or_default())
         .map_err(|e| format!("CAIRN_OUTBOUND_ALLOW_LIST: {e}"))?;
     let queue_url = env("CAIRN_DELIVERY_QUEUE_URL").ok_or("CAIRN_DELIVERY_QUEUE_URL is not set")?;
-    let seed = env("CAIRN_SUPPORTED_REPOS").ok_or("CAIRN_SUPPORTED_REPOS is not set")?;
-    let seed = serde_json::from_str(&seed)
-        .map_err(|e| format!("CAIRN_SUPPORTED_REPOS is not valid: {e}"))?;
+    let seed = cairn_core::config::supported_repos(env)?;
     let clients = Clients::load().await;
     let catalog = Arc::new(
         DynamoCatalog::new(clients.dynamodb.clone(), table)

@@ -72,28 +72,34 @@ pub fn number_or(
     }
 }
 
+/// The configured repositories, `CAIRN_SUPPORTED_REPOS`, read through `get`: for
+/// the functions that need them without the rest of [`Config`].
+pub fn supported_repos(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<SupportedRepos, ConfigError> {
+    let json = get("CAIRN_SUPPORTED_REPOS").ok_or(ConfigError::Missing("CAIRN_SUPPORTED_REPOS"))?;
+    serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
+        name: "CAIRN_SUPPORTED_REPOS",
+        reason: e.to_string(),
+    })
+}
+
 impl Config {
-    /// Where the files of `repo` are read: the bucket's URL for public
-    /// repositories, the API's read path (`<api>/v1/files`) for private ones.
-    pub fn files_base_url(&self, private: bool) -> String {
-        match (&self.api_url, private) {
+    /// Where a repository's files are read: the bucket's URL for public
+    /// repositories, the API's read path (`<api>/v1/files`) for private ones, with
+    /// `api` the API's URL as a request reached it, else the configured one.
+    pub fn files_base_url(&self, private: bool, api: Option<&str>) -> String {
+        match (api.or(self.api_url.as_deref()), private) {
             (Some(api), true) => format!("{}/v1/files", api.trim_end_matches('/')),
             _ => self.repo_base_url.clone(),
         }
     }
-}
 
-impl Config {
     /// Reads the configuration through `get` (the process environment in Lambda).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let number = |name, default| number_or(&get, name, default);
-        let supported_json = required("CAIRN_SUPPORTED_REPOS")?;
-        let supported =
-            serde_json::from_str(&supported_json).map_err(|e| ConfigError::Invalid {
-                name: "CAIRN_SUPPORTED_REPOS",
-                reason: e.to_string(),
-            })?;
+        let supported = supported_repos(&get)?;
         Ok(Self {
             table: required("CAIRN_TABLE")?,
             repo_bucket: required("CAIRN_REPO_BUCKET")?,

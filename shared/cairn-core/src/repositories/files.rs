@@ -149,9 +149,7 @@ pub async fn readable_events(
                             true
                         }
                         Some(r) => {
-                            let v = caller.is_some_and(|c| {
-                                r.visible_to_caller(Some(c)) && c.scopes.allows(Action::Read, path)
-                            });
+                            let v = caller.is_some_and(|c| r.readable_by(c));
                             records.insert(path.to_string(), r);
                             v
                         }
@@ -244,9 +242,7 @@ impl<'a> Audience<'a> {
             }
         };
         Ok(account.is_some_and(|a| {
-            record.visible_to_caller(Some(&a))
-                && a.scopes.allows(Action::Read, path)
-                && bound.is_none_or(|b| b.allows(Action::Read, path))
+            record.readable_by(&a) && bound.is_none_or(|b| b.allows(Action::Read, path))
         }))
     }
 }

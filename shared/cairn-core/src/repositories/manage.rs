@@ -16,7 +16,7 @@ use crate::access::Action;
 use crate::auth::Principal;
 use crate::ingest::{IngestError, Ingestor};
 use crate::labels::{Labels, Selector, check_labels};
-use crate::package::PackageStatus;
+use crate::package::{PackageRecord, PackageStatus};
 use crate::ports::{Catalog, PrefixedStore, RepoStore, StoreError, SyncQueue};
 use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
 use serde::Deserialize;
@@ -116,6 +116,13 @@ impl Manager<'_> {
         }
     }
 
+    /// The configuration with created repository `repo` in it, as ingest and
+    /// publish read it.
+    fn supported_with(&self, repo: &Repository, path: &RepoPath) -> SupportedRepos {
+        self.seed
+            .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)))
+    }
+
     fn path(text: &str) -> Result<RepoPath, RepositoryError> {
         RepoPath::parse(text).map_err(|e| RepositoryError::Invalid(e.to_string()))
     }
@@ -153,24 +160,16 @@ impl Manager<'_> {
             )));
         }
         tracing::info!(path = %path, owner = %caller.name, "repository created");
-        let supported = self
-            .seed
-            .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)));
+        let supported = self.supported_with(&repo, &path);
         let files = PrefixedStore::new(self.files, supported.storage_prefix(&path));
         let ingestor = self.ingestor(&supported, &files);
         // Packages an upload stored after an earlier repository at this path was
         // deleted are not the new one's: its first publication removes them.
-        for p in self.catalog.list_packages(&path).await? {
-            if p.status == PackageStatus::Ready {
-                tracing::warn!(path = %path, file = %p.filename, "leftover package removed");
-                match ingestor.delete(&path, &p.filename).await {
-                    Ok(_)
-                    | Err(IngestError::NotFound { .. })
-                    | Err(IngestError::NotReady { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        let leftovers = self.catalog.list_packages(&path).await?;
+        if !leftovers.is_empty() {
+            tracing::warn!(path = %path, count = leftovers.len(), "leftover packages removed");
         }
+        delete_ready(&ingestor, &path, &leftovers).await?;
         let seq = match ingestor.announce(&path, &[]).await {
             Ok(seq) => Some(seq),
             Err(e) => {
@@ -366,9 +365,7 @@ impl Manager<'_> {
         for (key, _) in old.list(&metadata_prefix(after.format, path)).await? {
             old.delete(&key).await?;
         }
-        let supported = self
-            .seed
-            .with_created(after.dist_config().ok().map(|d| (path.clone(), d)));
+        let supported = self.supported_with(after, path);
         let files = PrefixedStore::new(self.files, supported.storage_prefix(path));
         self.ingestor(&supported, &files)
             .announce(path, &[])
@@ -413,21 +410,33 @@ impl Manager<'_> {
             finish_deletion(self.store, self.catalog, self.files, &path).await?;
             return Ok(Deletion::Deleted);
         }
-        let supported = self
-            .seed
-            .with_created(repo.dist_config().ok().map(|d| (path.clone(), d)));
+        let supported = self.supported_with(&repo, &path);
         let files = PrefixedStore::new(self.files, supported.storage_prefix(&path));
         let ingestor = self.ingestor(&supported, &files);
-        for p in live.iter().filter(|p| p.status == PackageStatus::Ready) {
-            match ingestor.delete(&path, &p.filename).await {
-                Ok(_) | Err(IngestError::NotFound { .. }) | Err(IngestError::NotReady { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        delete_ready(&ingestor, &path, &live).await?;
         // The publication that removes them, and then the repository.
         ingestor.announce(&path, &[]).await?;
         Ok(Deletion::Deleting(live.len()))
     }
+}
+
+/// Marks the ready packages among `packages` for deletion; one already going, or
+/// gone, is no error.
+async fn delete_ready<P: std::borrow::Borrow<PackageRecord>>(
+    ingestor: &Ingestor<'_>,
+    path: &RepoPath,
+    packages: &[P],
+) -> Result<(), RepositoryError> {
+    for p in packages.iter().map(P::borrow) {
+        if p.status != PackageStatus::Ready {
+            continue;
+        }
+        match ingestor.delete(path, &p.filename).await {
+            Ok(_) | Err(IngestError::NotFound { .. }) | Err(IngestError::NotReady { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Ends the deletion of a repository marked `deleting` once it has no packages

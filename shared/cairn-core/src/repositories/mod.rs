@@ -131,6 +131,11 @@ impl Repository {
         }
     }
 
+    /// Whether `reader` reads it: sees it, and its credential holds `read` on it.
+    pub fn readable_by(&self, reader: &Principal) -> bool {
+        self.visible_to_caller(Some(reader)) && reader.scopes.allows(Action::Read, &self.path)
+    }
+
     /// Whether the caller manages it: an owner, or an admin.
     pub fn managed_by(&self, caller: &Principal) -> bool {
         caller.is_admin() || self.owners.contains(&caller.name)
