@@ -3,12 +3,13 @@ content are refused with a clear error, and the repository does not change."""
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import upload
+from conftest import SYNC_TIMEOUT, upload
 from debs import control_text, make_deb, run_id
 
 REPO = "release/2.11/ubuntu/noble"
@@ -23,6 +24,15 @@ def snapshot(stack, user, tmp_path):
     status, body = upload(stack, REPO, [(seed.name, seed)], user=user, product="cairn-seed")
     assert status in (200, 201), body
     stack.wait_published(REPO, [seed.name])
+    # Settled: an earlier test's upload (its own sync) must not publish mid-test.
+    deadline = time.time() + SYNC_TIMEOUT
+    while time.time() < deadline:
+        sync = stack.listing(REPO)["sync"]
+        if sync["published_seq"] >= sync["change_seq"]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"{REPO} did not settle within {SYNC_TIMEOUT}s: {sync}")
 
     def take():
         listing = stack.listing(REPO)
