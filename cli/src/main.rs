@@ -174,10 +174,11 @@ enum UserCommand {
 enum RepoCommand {
     /// Create a repository you own; prints it.
     Create {
-        /// Where: kind/series/dist/version (`team/db/ubuntu/noble`).
+        /// Where: kind/series/dist/version (`team/db/ubuntu/noble`); an archive
+        /// repository's is `archive/<name>`.
         path: String,
-        /// What it holds.
-        #[arg(long, value_parser = ["apt", "yum", "helm"])]
+        /// What it holds: packages, or source archives under a name.
+        #[arg(long, value_parser = ["apt", "yum", "helm", "archive"])]
         format: String,
         /// What it is for.
         #[arg(long, default_value = "")]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 pub struct Create {
     /// `kind/series/dist/version`.
     pub path: String,
-    /// `apt`, `yum` or `helm`.
+    /// `apt`, `yum`, `helm` or `archive`.
     pub format: String,
     /// What it is for.
     pub description: String,

@@ -138,3 +138,76 @@ def test_helm_pulls_verified_from_a_private_repository(stack, user, tmp_path):
     helm.run("pull", f"priv/{name}", "--version", "0.1.0", "--verify",
              "--keyring", str(tmp_path / "keyring.gpg"), "--destination", str(dest))
     assert (dest / chart.name).read_bytes() == chart.read_bytes()
+
+
+def test_git_clones_a_private_archive_with_a_token_and_not_without(stack, user, git_origin,
+                                                                   tmp_path):
+    """An archive repository made private before its first archive: its git repositories
+    and tarballs are read through the API's read path with a read token (git follows
+    the redirects of packs with http.followRedirects=true), not from the bucket."""
+    from conftest import archive_done, cairn_cli
+    from gitorigin import git, git_env
+    from test_archive import assert_checkout, sample_files, unique
+
+    name = unique("private")
+    status, body = api(stack, "POST", "/v1/repositories", basic(user),
+                       {"format": "archive", "name": name, "visibility": "private"})
+    assert status == 201, body
+    assert (body["path"], body["format"], body["name"]) == (f"archive/{name}", "archive", name)
+    files = sample_files(name)
+    _, origin = git_origin.make_origin(name, files)
+    status, body = archive_done(stack, user, {"name": name, "url": origin, "ref": "main"})
+    assert status == 200, body
+    tag = body["tag"]
+    read_path = f"{stack.api}/v1/files"
+    assert body["url"]["tree"] == f"{read_path}/trees/{name}/{tag}.git"
+    assert body["url"]["readonly"] == f"{read_path}/git/{name}.git"
+    assert body["tarball"] == f"{read_path}/tarballs/{name}/{tag}.tar.gz"
+    # Nothing at the public keys of the archive bucket.
+    for key in (f"trees/{name}/{tag}.git/info/refs", f"git/{name}.git/info/refs",
+                f"tarballs/{name}/{tag}.tar.gz"):
+        assert stack.fetch(f"{stack.archive_base}/{key}")[0] in (403, 404), key
+
+    env = git_env(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+
+    def clone(url, dest):
+        return git("-c", "http.followRedirects=true", "clone", "-q", "--branch", tag,
+                   "--single-branch", "--no-tags", url, dest, env=env, check=False)
+
+    def with_token(url, token):
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://cairn:{token}@{rest}"
+
+    # Without credentials, or with a token for another archive: no clone.
+    failed = clone(body["url"]["tree"], tmp_path / "anonymous")
+    assert failed.returncode != 0, failed.stdout
+    other = issue(stack, user, ["read:archive/someone-else"])["token"]
+    failed = clone(with_token(body["url"]["tree"], other), tmp_path / "other")
+    assert failed.returncode != 0, failed.stdout
+    # With a read token: both repositories clone to the archived tree.
+    token = issue(stack, user, [f"read:archive/{name}"])["token"]
+    for which in ("tree", "readonly"):
+        dest = tmp_path / which
+        done = clone(with_token(body["url"][which], token), dest)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        assert_checkout(dest, files)
+    # The tarball, with the token as the password; the archive API shows it to the owner.
+    status, out = curl("-L", "-u", f"cairn:{token}", body["tarball"])
+    assert status == 200 and out[:2] == b"\x1f\x8b", (status, out[:200])
+    assert curl("-L", body["tarball"])[0] == 401
+    status, shown = api(stack, "GET", f"/v1/archives/{name}", basic(user))
+    assert status == 200 and tag in json.dumps(shown), shown
+    # A stranger's account sees no such archive, and cannot archive under the name.
+    stranger = ("e2e-stranger", "not-the-owner-" + run_id())
+    cairn_cli("user", "add", stranger[0], "--table", stack.table,
+              stdin=stranger[1].encode())
+    status, shown = api(stack, "GET", f"/v1/archives/{name}", basic(stranger))
+    assert status == 404, shown
+    status, refused = api(stack, "POST", "/v1/archives", basic(stranger),
+                          {"name": name, "url": origin, "ref": "main"})
+    assert status == 404, refused
+    # Archives are immutable: the repository stays, whatever force says.
+    status, kept = api(stack, "DELETE", f"/v1/repositories/archive/{name}?force=true",
+                       basic(user))
+    assert status == 409 and "immutable" in json.dumps(kept), kept

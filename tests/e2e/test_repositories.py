@@ -165,3 +165,35 @@ def test_cairn_repo_commands_with_the_real_binary(stack, user, tmp_path):
     assert out.returncode == 0, out.stderr
     out = cairn("repo", "show", path)
     assert out.returncode == 1 and b"404" in out.stderr, out
+
+
+def test_an_upload_creates_its_repository_where_the_deployment_allows(stack, user, apt_for,
+                                                                      tmp_path):
+    """The local stack's AutoCreateRepositories is e2e-auto/*: there the first upload
+    creates a public repository its uploader owns, in the files' format, and apt reads
+    it; a malformed package creates nothing; elsewhere the same upload is a 404."""
+    run = run_id()
+    path = f"e2e-auto/{run}/debian/bookworm"
+    name = f"cairn-auto-{run}"
+    deb = tmp_path / f"{name}_1.0_all.deb"
+    deb.write_bytes(make_deb(name, "1.0"))
+    status, body = upload(stack, f"e2e-{run}/manual/debian/bookworm", [(deb.name, deb)],
+                          user=user)
+    assert status == 404 and "POST /v1/repositories" in json.dumps(body), body
+    broken = tmp_path / f"{name}-broken_1.0_all.deb"
+    broken.write_bytes(b"!<arch>\nnot really")
+    bad_path = f"e2e-auto/{run}/bad/bookworm"
+    status, body = upload(stack, bad_path, [(broken.name, broken)], user=user)
+    assert status == 400, body
+    assert api(stack, "GET", f"/v1/repositories/{bad_path}", basic(user))[0] == 404
+
+    status, body = upload(stack, path, [(deb.name, deb)], user=user)
+    assert status == 201, body
+    status, shown = api(stack, "GET", f"/v1/repositories/{path}", basic(user))
+    assert status == 200, shown
+    assert (shown["format"], shown["owners"], shown["visibility"]) == \
+        ("apt", [user[0]], "public")
+    stack.wait_published(path, [deb.name])
+    apt = apt_for(path)
+    apt.update()
+    assert apt.download(name).name == deb.name

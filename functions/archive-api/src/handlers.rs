@@ -6,11 +6,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_archive::model::OperationKind;
 use cairn_archive::request::{check_origin, validate_name};
-use cairn_archive::{ArchiveError, ArchiveRequest, CloneRequest};
+use cairn_archive::{ArchiveError, ArchiveRequest, Archiver, CloneRequest};
 use cairn_core::access::Action;
 use cairn_core::auth::Principal;
+use cairn_core::repositories::{Intent, open_archive};
 use cairn_http::openapi::{Conflict, Refusals};
-use cairn_http::{ApiError, Caller, JsonBody, PathParams, json};
+use cairn_http::{ApiBase, ApiError, Caller, JsonBody, PathParams, json};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +57,28 @@ impl IntoResponse for Failure {
 
 type Answer = Result<Response, Failure>;
 
+/// The archiver for `name` as the caller may use it with `intent`: a name no
+/// archive repository claims is public and the `archive` scope decides; a private
+/// repository's takes seeing it, and owning it to write (`open_archive`).
+async fn archiver_for(
+    app: &App,
+    caller: &Principal,
+    intent: Intent,
+    name: &str,
+    api: &ApiBase,
+) -> Result<Archiver, Failure> {
+    validate_name(name)?;
+    let record = open_archive(app.repositories.as_ref(), caller, intent, name)
+        .await
+        .map_err(ArchiveError::from)?;
+    if record.is_none() {
+        caller.require(Action::Archive, name)?;
+    }
+    Ok(app
+        .archiver
+        .for_repository(record.as_ref(), api.0.as_deref())?)
+}
+
 /// The caller's operation `id`, if its credential may archive under its name.
 async fn own_operation(app: &App, caller: &Principal, id: &str) -> Result<(), Failure> {
     let op = app.operations.owned(id, &caller.name).await?;
@@ -82,15 +105,17 @@ async fn own_operation(app: &App, caller: &Principal, id: &str) -> Result<(), Fa
 pub async fn archive(
     State(app): AppState,
     Caller(caller): Caller,
+    api: ApiBase,
     body: JsonBody<ArchiveRequest>,
 ) -> Answer {
     let started = Instant::now();
     let JsonBody { value: body, raw } = body;
     body.validate()?;
-    caller.require(Action::Archive, &body.name)?;
-    let url = check_origin(&body.url, &app.archiver.settings.policy).await?;
+    let write = Intent::Write(Action::Archive);
+    let archiver = archiver_for(&app, &caller, write, &body.name, &api).await?;
+    let url = check_origin(&body.url, &archiver.settings.policy).await?;
     if body.callback.is_none()
-        && let Some(answer) = app.archiver.answer_known(&body, url, LISTING_LIMIT).await?
+        && let Some(answer) = archiver.answer_known(&body, url, LISTING_LIMIT).await?
     {
         return Ok(json(200, &answer));
     }
@@ -121,13 +146,14 @@ pub async fn archive(
 pub async fn clone(
     State(app): AppState,
     Caller(caller): Caller,
+    api: ApiBase,
     body: JsonBody<CloneRequest>,
 ) -> Answer {
     let started = Instant::now();
     let JsonBody { value: body, raw } = body;
     body.validate()?;
     let name = body.target_name()?;
-    caller.require(Action::Archive, &name)?;
+    archiver_for(&app, &caller, Intent::Write(Action::Archive), &name, &api).await?;
     check_origin(&body.origin_repo_url, &app.archiver.settings.policy).await?;
     submit(
         &app,
@@ -187,10 +213,11 @@ pub async fn operation(
 pub async fn describe(
     State(app): AppState,
     Caller(caller): Caller,
+    api: ApiBase,
     PathParams(name): PathParams<String>,
 ) -> Answer {
-    caller.require(Action::Archive, &name)?;
-    Ok(json(200, &app.archiver.describe(&name).await?))
+    let archiver = archiver_for(&app, &caller, Intent::Read, &name, &api).await?;
+    Ok(json(200, &archiver.describe(&name).await?))
 }
 
 /// `GET /v1/archives/{name}/{tag}.tar.gz`: a redirect to the public tarball.
@@ -204,10 +231,10 @@ pub async fn describe(
 pub async fn tarball(
     State(app): AppState,
     Caller(caller): Caller,
+    api: ApiBase,
     PathParams((name, file)): PathParams<(String, String)>,
 ) -> Answer {
-    validate_name(&name)?;
-    caller.require(Action::Archive, &name)?;
+    let archiver = archiver_for(&app, &caller, Intent::Read, &name, &api).await?;
     let tag = file
         .strip_suffix(".tar.gz")
         .filter(|t| {
@@ -219,11 +246,11 @@ pub async fn tarball(
             ArchiveError::NotFound(format!("no tarball {file}: expected cairn-<commit>.tar.gz"))
         })?;
     let refname = format!("refs/tags/{tag}");
-    let refs = app.archiver.catalog.refs(&name).await?;
+    let refs = archiver.catalog.refs(&name).await?;
     if !refs.iter().any(|r| r.name == refname) {
         return Err(ArchiveError::NotFound(format!("no archive {tag} in {name}")).into());
     }
-    let location = HeaderValue::from_str(&app.archiver.tarball_url(&name, tag))
+    let location = HeaderValue::from_str(&archiver.tarball_url(&name, tag))
         .map_err(|e| ApiError::internal(format!("tarball URL: {e}")))?;
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }

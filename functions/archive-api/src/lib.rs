@@ -17,8 +17,10 @@ use utoipa_axum::routes;
 pub struct App {
     /// Upload accounts (the same as for packages).
     pub users: Arc<dyn Accounts>,
-    /// Archive use cases.
+    /// Archive use cases (public names; a private archive repository's are derived).
     pub archiver: Archiver,
+    /// Repository records: archive repositories make a name private.
+    pub repositories: Arc<dyn cairn_core::repositories::RepositoryStore>,
     /// Operations.
     pub operations: Operations,
     /// How long to wait for a result without `callback`.

@@ -11,8 +11,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = ArchiveConfig::from_env()?;
     let clients = Clients::load().await;
     let (archiver, operations) = archive_services(&clients, &config);
+    let catalog = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &config.table));
     let app = App {
-        users: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &config.table)),
+        users: catalog.clone(),
+        repositories: catalog,
         archiver,
         operations,
         wait: config.wait,

@@ -44,6 +44,7 @@ async fn world_with_accounts() -> (axum::Router, Arc<MemoryOperations>, Arc<Memo
     let ops = Arc::new(MemoryOperations::default());
     let app = App {
         users: users.clone(),
+        repositories: users.clone(),
         archiver: Archiver {
             catalog: Arc::new(MemoryArchives::default()),
             files: Arc::new(MemoryStore::default()),

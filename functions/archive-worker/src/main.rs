@@ -4,9 +4,10 @@
 
 mod run;
 
-use cairn_archive::ArchiveConfig;
-use cairn_aws::{Clients, archive_services, init_tracing};
+use cairn_archive::{ArchiveConfig, RepositoryDestinations};
+use cairn_aws::{Clients, DynamoCatalog, archive_services, init_tracing};
 use lambda_runtime::{Error, run, service_fn};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -14,8 +15,14 @@ async fn main() -> Result<(), Error> {
     let config = ArchiveConfig::from_env()?;
     let clients = Clients::load().await;
     let (archiver, operations) = archive_services(&clients, &config);
+    let catalog = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &config.table));
     let worker = run::Worker {
-        archiver,
+        destinations: RepositoryDestinations {
+            public: archiver,
+            repositories: catalog.clone(),
+            users: catalog,
+            api_url: config.api_url.clone(),
+        },
         operations,
     };
     let worker = &worker;

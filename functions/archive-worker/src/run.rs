@@ -1,15 +1,15 @@
 //! A batch of operation messages -> each operation run once, with partial batch failures.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use cairn_archive::{Archiver, Operations};
+use cairn_archive::{Operations, RepositoryDestinations};
 use cairn_aws::OperationMessage;
 use cairn_aws::sqs::{Parsed, batch_response, parse_batch};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Dependencies, built once per cold start.
 pub struct Worker {
-    /// Archive use cases.
-    pub archiver: Archiver,
+    /// Archive use cases, per archive name.
+    pub destinations: RepositoryDestinations,
     /// Operation records and queues.
     pub operations: Operations,
 }
@@ -25,7 +25,7 @@ impl Worker {
             ..
         } in parse_batch::<OperationMessage>(event.payload, "operation")
         {
-            if let Err(e) = self.operations.run(&id, &self.archiver).await {
+            if let Err(e) = self.operations.run(&id, &self.destinations).await {
                 tracing::error!(id, error = %e, "operation failed; will retry");
                 failures.push(message_id);
             }

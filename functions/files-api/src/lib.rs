@@ -7,6 +7,13 @@
 //! a redirect to a presigned URL that works for a few minutes. Without credentials
 //! the answer is 401 whether or not a private repository is there; with credentials
 //! that do not see it, 404.
+//!
+//! Source archives are read the same way (`git/<name>.git/…`, `trees/…`,
+//! `tarballs/…`, from the archive bucket). git's dumb HTTP client refuses a
+//! redirect of its first request (`info/refs`) to another URL, so a private
+//! archive's small index files (`info/refs`, `HEAD`, `objects/info/…`) are served
+//! here; its packs and tarballs redirect, which git follows with
+//! `http.followRedirects=true`.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_core::Config;
 use cairn_core::auth::Accounts;
-use cairn_core::ports::ReadUrls;
-use cairn_core::repositories::{FileAccess, RepositoryStore, file_access};
+use cairn_core::ports::{ReadUrls, RepoStore};
+use cairn_core::repositories::{Bucket, FileAccess, RepositoryStore, file_access};
 use cairn_http::{ApiError, MaybeCaller};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +39,12 @@ pub struct App {
     pub repositories: Arc<dyn RepositoryStore>,
     /// Presigned reads of the repository bucket.
     pub urls: Arc<dyn ReadUrls>,
+    /// The archive bucket: a private archive's git index files are served from it.
+    pub archives: Arc<dyn RepoStore>,
+    /// Presigned reads of the archive bucket.
+    pub archive_urls: Arc<dyn ReadUrls>,
+    /// Public URL of the archive bucket.
+    pub archive_base_url: String,
     /// Settings.
     pub config: Config,
 }
@@ -88,12 +101,25 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let seed = &app.config.supported;
     match file_access(seed, app.repositories.as_ref(), caller.as_ref(), key).await? {
-        FileAccess::Public => redirect(
-            &format!("{}/{key}", app.config.repo_base_url.trim_end_matches('/')),
-            "public, max-age=60",
-        ),
-        FileAccess::Private(object) => {
-            let url = app.urls.read_url(&object, head, READ_URL_TTL).await?;
+        FileAccess::Public(bucket) => {
+            let base = match bucket {
+                Bucket::Packages => &app.config.repo_base_url,
+                Bucket::Archives => &app.archive_base_url,
+            };
+            redirect(
+                &format!("{}/{key}", base.trim_end_matches('/')),
+                "public, max-age=60",
+            )
+        }
+        FileAccess::Private(Bucket::Archives, object) if is_git_index(key) => {
+            serve(app.archives.as_ref(), &object, key, head).await
+        }
+        FileAccess::Private(bucket, object) => {
+            let urls = match bucket {
+                Bucket::Packages => &app.urls,
+                Bucket::Archives => &app.archive_urls,
+            };
+            let url = urls.read_url(&object, head, READ_URL_TTL).await?;
             redirect(&url, "private, no-store")
         }
         FileAccess::Challenge => Err(ApiError::unauthorized(
@@ -101,6 +127,61 @@ async fn answer(
         )),
         FileAccess::NotFound => Err(ApiError::not_found(format!("no file {key}"))),
     }
+}
+
+/// Whether `key` is one of a git repository's dumb-HTTP index files, which git
+/// must get from the URL it asked (no redirect).
+fn is_git_index(key: &str) -> bool {
+    let in_repo = |rest: &str| {
+        matches!(
+            rest,
+            "info/refs"
+                | "HEAD"
+                | "objects/info/packs"
+                | "objects/info/alternates"
+                | "objects/info/http-alternates"
+        )
+    };
+    let s: Vec<&str> = key.splitn(3, '/').collect();
+    match s.as_slice() {
+        ["git", repo, rest] => repo.ends_with(".git") && in_repo(rest),
+        ["trees", _, rest] => rest
+            .split_once(".git/")
+            .is_some_and(|(tag, rest)| !tag.contains('/') && in_repo(rest)),
+        _ => false,
+    }
+}
+
+/// A small file of the archive bucket, as it is (`head`: its headers only).
+async fn serve(
+    files: &dyn RepoStore,
+    object: &str,
+    key: &str,
+    head: bool,
+) -> Result<Response, ApiError> {
+    let Some(body) = files.get(object).await? else {
+        return Err(ApiError::not_found(format!("no file {key}")));
+    };
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        ),
+    ];
+    Ok(if head {
+        (
+            StatusCode::OK,
+            headers,
+            [(header::CONTENT_LENGTH, body.len())],
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, headers, body).into_response()
+    })
 }
 
 /// `HEAD /v1/files/{key}`: as `GET` (the redirect, without a body).

@@ -8,7 +8,7 @@ use cairn_core::Config;
 use cairn_core::access::Role;
 use cairn_core::auth::{UserRecord, hash_password};
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
-use cairn_core::ports::UserDirectory;
+use cairn_core::ports::{RepoStore, UserDirectory};
 use cairn_core::repositories::{NewRepository, RepositoryStore};
 use files_api::{App, router};
 use std::sync::Arc;
@@ -20,7 +20,9 @@ fn basic(user: &str) -> String {
     format!("Basic {encoded}")
 }
 
-async fn world() -> (axum::Router, Arc<MemoryCatalog>, String) {
+/// The router, the catalog, the private APT repository's storage and the private
+/// archive repository `secret`'s.
+async fn world() -> (axum::Router, Arc<MemoryCatalog>, String, String) {
     let catalog = Arc::new(MemoryCatalog::default());
     for (name, selectors) in [
         ("alice", vec![]),
@@ -38,19 +40,34 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>, String) {
             .await
             .expect("user");
     }
-    let mut storage = String::new();
+    let (mut storage, mut archive_storage) = (String::new(), String::new());
     for body in [
         serde_json::json!({"format": "apt", "path": "team/db/debian/bookworm",
                            "visibility": "private", "labels": {"team": "db"}}),
         serde_json::json!({"format": "helm", "path": "team/pub/helm/stable"}),
+        serde_json::json!({"format": "archive", "name": "secret", "visibility": "private",
+                           "labels": {"team": "db"}}),
+        serde_json::json!({"format": "archive", "name": "open"}),
     ] {
         let new: NewRepository = serde_json::from_value(body).expect("request");
         let repo = new.validate("alice", 1).expect("valid");
         if repo.path.starts_with("team/db") {
             storage = repo.storage.clone();
         }
+        if repo.path == "archive/secret" {
+            archive_storage = repo.storage.clone();
+        }
         assert!(catalog.create_repository(&repo).await.expect("store"));
     }
+    let archives = Arc::new(MemoryStore::default());
+    archives
+        .put(
+            &format!("private/{archive_storage}/git/secret.git/info/refs"),
+            bytes::Bytes::from_static(b"0123\trefs/tags/cairn-x\n"),
+            "text/plain",
+        )
+        .await
+        .expect("put");
     let supported = r#"{"kinds":["release"],"series":["1"],
         "dists":{"el":{"format":"rpm","versions":["9"]}}}"#;
     let config = Config::from_lookup(|k| {
@@ -70,12 +87,20 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>, String) {
         users: catalog.clone(),
         repositories: catalog.clone(),
         urls: Arc::new(MemoryStore::default()),
+        archives: archives.clone(),
+        archive_urls: archives,
+        archive_base_url: "https://archive.example".into(),
         config,
     };
-    (router(Arc::new(app)), catalog, storage)
+    (router(Arc::new(app)), catalog, storage, archive_storage)
 }
 
 async fn get(app: &axum::Router, uri: &str, auth: Option<&str>) -> (u16, String) {
+    let (status, location, _) = get_body(app, uri, auth).await;
+    (status, location)
+}
+
+async fn get_body(app: &axum::Router, uri: &str, auth: Option<&str>) -> (u16, String, String) {
     let mut req = Request::builder().uri(uri);
     if let Some(auth) = auth {
         req = req.header(header::AUTHORIZATION, auth);
@@ -90,12 +115,70 @@ async fn get(app: &axum::Router, uri: &str, auth: Option<&str>) -> (u16, String)
         .get(header::LOCATION)
         .map(|v| v.to_str().unwrap_or_default().to_string())
         .unwrap_or_default();
-    (response.status().as_u16(), location)
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        location,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn private_archives_are_read_with_credentials_git_follows() {
+    let (app, catalog, _, storage) = world().await;
+    let refs = "/v1/files/git/secret.git/info/refs";
+    let pack = "git/secret.git/objects/pack/pack-1.pack";
+    let tree_pack = "trees/secret/cairn-x.git/objects/pack/pack-1.pack";
+    // git's first request gets the file itself: it refuses to be redirected there.
+    for who in ["alice", "dba"] {
+        let (status, location, body) = get_body(&app, refs, Some(&basic(who))).await;
+        assert_eq!((status, location.as_str()), (200, ""), "{who}");
+        assert!(body.contains("refs/tags/cairn-x"), "{body}");
+    }
+    // Packs and tarballs: presigned, in the archive bucket, under the hidden prefix.
+    for key in [pack, tree_pack, "tarballs/secret/cairn-x.tar.gz"] {
+        let (status, location) =
+            get(&app, &format!("/v1/files/{key}"), Some(&basic("alice"))).await;
+        assert_eq!(status, 302, "{key}");
+        assert_eq!(
+            location,
+            format!("memory://repo/private/{storage}/{key}?expires=300")
+        );
+    }
+    // An index file that is not there: 404, not an empty answer.
+    let missing = "/v1/files/trees/secret/cairn-y.git/info/refs";
+    assert_eq!(get(&app, missing, Some(&basic("alice"))).await.0, 404);
+    // The anonymous are asked; strangers see nothing; a token needs read on it
+    // (or archive on the name).
+    assert_eq!(get(&app, refs, None).await.0, 401);
+    assert_eq!(get(&app, refs, Some(&basic("eve"))).await.0, 404);
+    for (scopes, status) in [
+        (&["upload"][..], 403),
+        (&["read:archive/secret"][..], 200),
+        (&["read:archive/*"][..], 200),
+        (&["archive:secret"][..], 200),
+        (&["read:team/*"][..], 403),
+    ] {
+        let token = catalog.issue_token_for_test("alice", scopes, 3600);
+        let (got, _) = get(&app, refs, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(got, status, "{scopes:?}");
+    }
+    // A public archive name (a record, or none at all): the bucket's public URL.
+    for key in ["git/open.git/info/refs", "tarballs/anything/cairn-x.tar.gz"] {
+        let (status, location) = get(&app, &format!("/v1/files/{key}"), None).await;
+        assert_eq!(
+            (status, location),
+            (302, format!("https://archive.example/{key}"))
+        );
+    }
 }
 
 #[tokio::test]
 async fn who_reads_which_file() {
-    let (app, catalog, storage) = world().await;
+    let (app, catalog, storage, _) = world().await;
     let private = "team/db/debian/dists/bookworm/InRelease";
     let pool = "team/db/debian/pool/bookworm/main/h/hello/hello_1.0_all.deb";
 

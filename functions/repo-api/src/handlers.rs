@@ -14,7 +14,7 @@ use cairn_core::package::PackageStatus;
 use cairn_core::ports::{PrefixedStore, UploadStatus, UploadTicket};
 use cairn_core::problem::Problem;
 use cairn_core::repo::RepoFormat;
-use cairn_core::repositories::{self, Intent};
+use cairn_core::repositories::{self, Intent, RepositoryError};
 use cairn_core::upload::{UploadFailure, UploadReport};
 use cairn_core::{RepoPath, SupportedRepos};
 use cairn_http::openapi::{Conflict, Refusals};
@@ -78,7 +78,85 @@ async fn open_for(
     .await?)
 }
 
+/// An upload's repositories: opened, or (where the deployment lets uploads create
+/// repositories) none yet, to be created once the files say which format.
+enum UploadTarget {
+    Open(SupportedRepos),
+    ToCreate(ApiError),
+}
+
 impl App {
+    /// Opens `repo` for an upload by `caller`, unless it is no repository and the
+    /// deployment creates repositories there on upload.
+    async fn upload_target(
+        &self,
+        caller: &Principal,
+        repo: &RepoPath,
+    ) -> Result<UploadTarget, ApiError> {
+        let intent = Intent::Write(Action::Upload);
+        let seed = &self.config.supported;
+        match repositories::open(seed, self.repositories.as_ref(), Some(caller), intent, repo).await
+        {
+            Ok(supported) => Ok(UploadTarget::Open(supported)),
+            Err(e @ RepositoryError::NotFound(_))
+                if self.config.auto_creates(&repo.to_string()) =>
+            {
+                Ok(UploadTarget::ToCreate(e.into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn manager(&self) -> repositories::Manager<'_> {
+        repositories::Manager {
+            store: self.repositories.as_ref(),
+            catalog: self.catalog.as_ref(),
+            files: self.store.as_ref(),
+            queue: self.queue.as_ref(),
+            seed: &self.config.supported,
+        }
+    }
+
+    /// The upload's repositories, creating `repo` first if it is [`UploadTarget::ToCreate`],
+    /// in the format of `filenames`; and whether this request created it.
+    async fn open_upload_target<'f>(
+        &self,
+        target: UploadTarget,
+        caller: &Principal,
+        repo: &RepoPath,
+        filenames: impl IntoIterator<Item = &'f str>,
+    ) -> Result<(SupportedRepos, bool), ApiError> {
+        let not_found = match target {
+            UploadTarget::Open(supported) => return Ok((supported, false)),
+            UploadTarget::ToCreate(not_found) => not_found,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let created = match self
+            .manager()
+            .create_for_upload(caller, repo, filenames, now)
+            .await
+        {
+            Ok(created) => created,
+            // Without the right to create it, the path stays what it was: nothing.
+            Err(RepositoryError::Denied(_)) => return Err(not_found),
+            Err(e) => return Err(e.into()),
+        };
+        let supported = open_for(self, Some(caller), Intent::Write(Action::Upload), repo).await?;
+        Ok((supported, created))
+    }
+
+    /// Undoes the creation of `repo` by an upload that stored nothing: bad input
+    /// leaves no repository behind. Best effort (an upload racing into it keeps it).
+    async fn uncreate(&self, caller: &Principal, repo: &RepoPath) {
+        if let Err(e) = self
+            .manager()
+            .delete(caller, &repo.to_string(), false)
+            .await
+        {
+            tracing::warn!(path = %repo, error = %e, "repository created by a failed upload kept");
+        }
+    }
+
     /// The bucket as `repo` keeps its files (under a private repository's prefix).
     fn files(&self, supported: &SupportedRepos, repo: &RepoPath) -> PrefixedStore<'_> {
         PrefixedStore::new(self.store.as_ref(), supported.storage_prefix(repo))
@@ -264,7 +342,7 @@ pub async fn upload(
 ) -> Result<Response, ApiError> {
     let repo = params.repo()?;
     // Refuse an unknown repository before reading a large body.
-    let supported = open_for(&app, Some(&caller), Intent::Write(Action::Upload), &repo).await?;
+    let target = app.upload_target(&caller, &repo).await?;
     let limit = usize::try_from(app.config.max_api_upload).unwrap_or(usize::MAX);
     let body = read_body(
         body,
@@ -277,6 +355,10 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let form = multipart::parse(content_type, body).await?;
+    let names = form.files.iter().map(|(name, _)| name.as_str());
+    let (supported, created) = app
+        .open_upload_target(target, &caller, &repo, names)
+        .await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let files = app.files(&supported, &repo);
     match app
@@ -287,6 +369,14 @@ pub async fn upload(
         Ok(report) => Ok(upload_answer(&app, &api, &supported, &repo, &report)),
         Err(UploadFailure { error, done }) => {
             let e = ApiError::from(error);
+            let stored_any = done.as_ref().is_some_and(|d| {
+                d.outcomes
+                    .iter()
+                    .any(|o| matches!(o, IngestOutcome::Stored(_)))
+            });
+            if created && !stored_any {
+                app.uncreate(&caller, &repo).await;
+            }
             if e.status() != 409 {
                 return Err(e);
             }
@@ -483,7 +573,10 @@ pub async fn presign(
         })?
         .value;
     let repo = RepoPath::parse(&body.repository)?;
-    let supported = open_for(&app, Some(&caller), Intent::Write(Action::Upload), &repo).await?;
+    let target = app.upload_target(&caller, &repo).await?;
+    let (supported, _) = app
+        .open_upload_target(target, &caller, &repo, [body.filename.as_str()])
+        .await?;
     let companion = body.filename.ends_with(".prov")
         || body.filename.ends_with(".dsc")
         || body.filename.contains(".tar.")

@@ -45,6 +45,7 @@ async fn world() -> World {
             "CAIRN_SUPPORTED_REPOS" => supported,
             "CAIRN_REPO_BASE_URL" => "https://repo.example",
             "CAIRN_MAX_API_UPLOAD" => "65536",
+            "CAIRN_AUTO_CREATE_REPOSITORIES" => "auto/*",
             "CAIRN_TABLE"
             | "CAIRN_REPO_BUCKET"
             | "CAIRN_STAGING_BUCKET"
@@ -686,4 +687,80 @@ async fn created_repositories_take_uploads_from_their_owners_and_hide_when_priva
         "{body}"
     );
     assert_ne!(hidden, body["detail"]);
+}
+
+#[tokio::test]
+async fn uploads_create_repositories_where_the_deployment_says_and_bad_ones_leave_none() {
+    use cairn_core::repositories::{Format, RepositoryStore};
+    let w = world().await;
+    let package = deb("hello", "1.0", "hi");
+    let files: &[(&str, &[u8])] = &[("hello_1.0_amd64.deb", &package)];
+    // Under auto/: the first upload creates a public APT repository its uploader owns.
+    let (status, _, body) = call(
+        &w.app,
+        upload_to("auto/a/debian/bookworm", Some(BASIC_ALICE), files),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let repo = w
+        .catalog
+        .get_repository("auto/a/debian/bookworm")
+        .await
+        .expect("get")
+        .expect("created");
+    assert_eq!(
+        (repo.format, repo.owners.clone()),
+        (Format::Deb, vec!["alice".to_string()])
+    );
+    // It is alice's now: bob's upload there is refused, not a second creation.
+    let (status, _, body) = call(
+        &w.app,
+        upload_to("auto/a/debian/bookworm", Some(BASIC_BOB), files),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // A malformed package: 400, and no repository is left behind.
+    let bad: &[(&str, &[u8])] = &[("broken_1.0_amd64.deb", b"not an ar archive")];
+    let (status, _, body) = call(
+        &w.app,
+        upload_to("auto/b/debian/bookworm", Some(BASIC_ALICE), bad),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        w.catalog
+            .get_repository("auto/b/debian/bookworm")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    // Files that name no format, or two: a 400 that says so.
+    let mixed: &[(&str, &[u8])] = &[("a_1.0_amd64.deb", &package), ("b-1.0.x86_64.rpm", b"x")];
+    let (status, _, body) = call(&w.app, upload_to("auto/c/el/9", Some(BASIC_ALICE), mixed)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("format"),
+        "{body}"
+    );
+    // A token without `repositories` gets the plain 404, as outside auto/.
+    let token = w.catalog.issue_token_for_test("alice", &["upload"], 3600);
+    let (status, _, body) = call(
+        &w.app,
+        upload_to(
+            "auto/d/debian/bookworm",
+            Some(&format!("Bearer {token}")),
+            files,
+        ),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) = call(
+        &w.app,
+        upload_to("manual/a/debian/bookworm", Some(BASIC_ALICE), files),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
 }

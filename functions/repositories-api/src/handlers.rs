@@ -7,9 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_core::labels::{Labels, MAX_SELECTOR, Selector};
 use cairn_core::problem::Problem;
-use cairn_core::repo::RepoFormat;
 use cairn_core::repositories::{
-    Deletion, Listed, NewRepository, RepositoryState, RepositoryUpdate, Visibility,
+    Deletion, Format, Listed, NewRepository, RepositoryState, RepositoryUpdate, Visibility,
 };
 use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, MaybeCaller, PathParams, json, rfc3339, unix_now};
@@ -67,21 +66,30 @@ pub struct RepositoryView {
     created_at: Option<String>,
     /// Incremented by every change.
     version: u64,
-    /// Its packages and how clients use it: `GET` this.
+    /// Its packages (an archive repository's archives) and how clients use them:
+    /// `GET` this.
     packages: String,
+    /// An archive repository's name (`POST /v1/archives` `name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
 }
 
 impl RepositoryView {
     fn of(listed: Listed) -> Self {
         let r = listed.repository;
         RepositoryView {
-            packages: format!("/{}", r.path),
-            path: r.path,
-            format: match r.format {
-                RepoFormat::Deb => "apt",
-                RepoFormat::Rpm => "yum",
-                RepoFormat::Helm => "helm",
+            packages: match r.archive_name() {
+                Some(name) => format!("/v1/archives/{name}"),
+                None => format!("/{}", r.path),
             },
+            name: r.archive_name().map(str::to_string),
+            format: match r.format {
+                Format::Deb => "apt",
+                Format::Rpm => "yum",
+                Format::Helm => "helm",
+                Format::Archive => "archive",
+            },
+            path: r.path,
             description: r.description,
             visibility: r.visibility,
             labels: r.labels,
@@ -99,10 +107,13 @@ impl RepositoryView {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)] // Read through `NewRepository`; here to describe the body.
 pub struct CreateBody {
-    /// `apt`, `yum` or `helm`.
+    /// `apt`, `yum`, `helm` or `archive`.
     format: String,
-    /// `kind/series/dist/version`: where it lives (`team/db/ubuntu/noble`).
-    path: String,
+    /// `kind/series/dist/version`: where it lives (`team/db/ubuntu/noble`); an
+    /// archive repository's is `archive/<name>` (or give `name`).
+    path: Option<String>,
+    /// An archive repository's name: the `name` its archives are made under.
+    name: Option<String>,
     /// What it is for (at most 1,000 characters).
     description: Option<String>,
     /// `public` (default) or `private`.
@@ -217,8 +228,47 @@ pub async fn show(
     MaybeCaller(caller): MaybeCaller,
     PathParams(params): PathParams<PathOf>,
 ) -> Result<Response, ApiError> {
-    let listed = app.manager().get(caller.as_ref(), &params.path()).await?;
+    show_path(&app, caller, &params.path()).await
+}
+
+async fn show_path(
+    app: &App,
+    caller: Option<cairn_core::auth::Principal>,
+    path: &str,
+) -> Result<Response, ApiError> {
+    let listed = app.manager().get(caller.as_ref(), path).await?;
     Ok(json(200, &RepositoryView::of(listed)))
+}
+
+/// An archive repository's name in a route.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ArchiveOf {
+    /// The archive name (`POST /v1/archives` `name`).
+    name: String,
+}
+
+impl ArchiveOf {
+    fn path(&self) -> String {
+        cairn_core::repositories::archive_path(&self.name)
+    }
+}
+
+/// `GET /v1/repositories/archive/{name}`: one archive repository.
+#[utoipa::path(
+    get, path = "/v1/repositories/archive/{name}",
+    operation_id = "show_archive_repository", tag = "repositories",
+    summary = "One archive repository",
+    description = "404 for a private one the caller does not see, as for none.",
+    params(ArchiveOf),
+    responses((status = 200, description = "The repository", body = RepositoryView), Refusals),
+)]
+pub async fn show_archive(
+    State(app): AppState,
+    MaybeCaller(caller): MaybeCaller,
+    PathParams(params): PathParams<ArchiveOf>,
+) -> Result<Response, ApiError> {
+    show_path(&app, caller, &params.path()).await
 }
 
 /// `PATCH /v1/repositories/{path}` body: each field given replaces the current one.
@@ -261,10 +311,42 @@ pub async fn update(
     PathParams(params): PathParams<PathOf>,
     body: JsonBody<RepositoryUpdate>,
 ) -> Result<Response, ApiError> {
-    let repo = app
-        .manager()
-        .update(&caller, &params.path(), &body.value)
-        .await?;
+    update_path(&app, &caller, &params.path(), &body.value).await
+}
+
+/// `PATCH /v1/repositories/archive/{name}`: changes an archive repository the caller owns.
+#[utoipa::path(
+    patch, path = "/v1/repositories/archive/{name}",
+    operation_id = "update_archive_repository", tag = "repositories",
+    summary = "Change an archive repository",
+    description = "Owners and admins, with `repositories:archive/NAME`. Its visibility \
+        changes only while it holds no archives.",
+    params(ArchiveOf),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "The repository as changed", body = RepositoryView),
+        (status = 403, description = "Not an owner, or the credential lacks the scope",
+         body = Problem, content_type = "application/problem+json"),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
+pub async fn update_archive(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(params): PathParams<ArchiveOf>,
+    body: JsonBody<RepositoryUpdate>,
+) -> Result<Response, ApiError> {
+    update_path(&app, &caller, &params.path(), &body.value).await
+}
+
+async fn update_path(
+    app: &App,
+    caller: &cairn_core::auth::Principal,
+    path: &str,
+    change: &RepositoryUpdate,
+) -> Result<Response, ApiError> {
+    let repo = app.manager().update(caller, path, change).await?;
     Ok(json(
         200,
         &RepositoryView::of(Listed {
@@ -308,12 +390,40 @@ pub async fn delete(
     query: Result<Query<DeleteParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let path = params.path();
-    match app
-        .manager()
-        .delete(&caller, &path, query.force.unwrap_or(false))
-        .await?
-    {
+    delete_path(&app, &caller, &params.path(), query.force.unwrap_or(false)).await
+}
+
+/// `DELETE /v1/repositories/archive/{name}`: deletes an empty archive repository.
+#[utoipa::path(
+    delete, path = "/v1/repositories/archive/{name}",
+    operation_id = "delete_archive_repository", tag = "repositories",
+    summary = "Delete an archive repository",
+    description = "Only while it holds no archives (204): archives are immutable, so one \
+        that holds some stays (409, whatever `force` says).",
+    params(ArchiveOf),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an owner, or the credential lacks the scope",
+         body = Problem, content_type = "application/problem+json"),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
+pub async fn delete_archive(
+    State(app): AppState,
+    Caller(caller): Caller,
+    PathParams(params): PathParams<ArchiveOf>,
+) -> Result<Response, ApiError> {
+    delete_path(&app, &caller, &params.path(), false).await
+}
+
+async fn delete_path(
+    app: &App,
+    caller: &cairn_core::auth::Principal,
+    path: &str,
+    force: bool,
+) -> Result<Response, ApiError> {
+    match app.manager().delete(caller, path, force).await? {
         Deletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
         Deletion::Deleting(packages) => Ok(json(
             202,

@@ -3,7 +3,8 @@
 //! with a description, visibility, labels and further owners; `GET
 //! /v1/repositories?selector=…` lists those the caller sees whose labels match;
 //! `GET`, `PATCH` and `DELETE /v1/repositories/{kind}/{series}/{dist}/{ver}` show,
-//! change and delete one (a repository with packages only with `?force=true`).
+//! change and delete one (a repository with packages only with `?force=true`);
+//! `/v1/repositories/archive/{name}` does the same for an archive repository.
 //! The use cases are `cairn_core::repositories::Manager`'s.
 
 mod handlers;
@@ -59,6 +60,11 @@ fn routes() -> OpenApiRouter<Arc<App>> {
     ))
     .routes(routes!(handlers::create, handlers::list))
     .routes(routes!(handlers::show, handlers::update, handlers::delete))
+    .routes(routes!(
+        handlers::show_archive,
+        handlers::update_archive,
+        handlers::delete_archive
+    ))
 }
 
 /// The endpoint group's routes.

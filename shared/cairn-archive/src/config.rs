@@ -28,6 +28,9 @@ pub struct ArchiveConfig {
     pub settings: Settings,
     /// The webhook dispatcher's queue, woken after each committed event.
     pub dispatch_queue_url: Option<String>,
+    /// The API's public URL (stage included), where private archives are read
+    /// (`<api>/v1/files/…`); the worker has no request to learn it from.
+    pub api_url: Option<String>,
 }
 
 impl ArchiveConfig {
@@ -44,6 +47,7 @@ impl ArchiveConfig {
         let archive_bucket = required("CAIRN_ARCHIVE_BUCKET")?;
         Ok(Self {
             dispatch_queue_url: get("CAIRN_DISPATCH_QUEUE_URL"),
+            api_url: get("CAIRN_API_URL").filter(|u| !u.is_empty()),
             table: required("CAIRN_TABLE")?,
             archive_queue_url: required("CAIRN_ARCHIVE_QUEUE_URL")?,
             callback_queue_url: required("CAIRN_CALLBACK_QUEUE_URL")?,

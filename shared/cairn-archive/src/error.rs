@@ -50,6 +50,9 @@ pub enum ArchiveError {
     /// Nothing with that name or id.
     #[error("{0}")]
     NotFound(String),
+    /// The name is an archive repository the requester may not write or read.
+    #[error("{0}")]
+    Forbidden(String),
     /// The operation was cancelled before it ran.
     #[error("operation cancelled")]
     Cancelled,
@@ -59,6 +62,20 @@ pub enum ArchiveError {
     /// A bug or an environment failure; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<cairn_core::repositories::RepositoryError> for ArchiveError {
+    fn from(e: cairn_core::repositories::RepositoryError) -> Self {
+        use cairn_core::repositories::RepositoryError as R;
+        match e {
+            R::Invalid(m) => ArchiveError::Invalid(m),
+            R::NotFound(m) => ArchiveError::NotFound(m),
+            R::Conflict(m) => ArchiveError::Conflict(m),
+            R::Forbidden(m) => ArchiveError::Forbidden(m),
+            R::Denied(d) => ArchiveError::Forbidden(d.to_string()),
+            R::Store(e) => ArchiveError::Store(e),
+        }
+    }
 }
 
 impl ArchiveError {
@@ -74,6 +91,7 @@ impl ArchiveError {
             | ArchiveError::Fetch { .. }
             | ArchiveError::BadObject(_)
             | ArchiveError::UnsafePath(_) => 400,
+            ArchiveError::Forbidden(_) => 403,
             ArchiveError::RefNotFound { .. } | ArchiveError::NotFound(_) => 404,
             ArchiveError::Conflict(_) | ArchiveError::Cancelled => 409,
             ArchiveError::Store(_) | ArchiveError::Internal(_) => 500,

@@ -24,4 +24,4 @@ pub mod tree;
 pub use config::ArchiveConfig;
 pub use error::ArchiveError;
 pub use request::{ArchiveRequest, CloneRequest};
-pub use service::{Archiver, Operations, Settings};
+pub use service::{Archiver, Destinations, Operations, RepositoryDestinations, Settings};

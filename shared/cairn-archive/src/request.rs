@@ -6,8 +6,6 @@ use cairn_callback::{AddressPolicy, Callback, MAX_URL_LEN, check_url};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Longest internal repository name.
-const MAX_NAME_LEN: usize = 100;
 /// Longest ref accepted.
 const MAX_REF_LEN: usize = 255;
 
@@ -100,23 +98,7 @@ impl ArchiveRequest {
 /// Internal repository names: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 100 characters,
 /// not ending in `.git` (the readonly URL adds it) nor `.lock`.
 pub fn validate_name(name: &str) -> Result<(), ArchiveError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !name.contains("..")
-        && !name.ends_with(".git")
-        && !name.ends_with(".lock");
-    if ok {
-        Ok(())
-    } else {
-        Err(ArchiveError::Invalid(format!(
-            "invalid name '{name}': use letters, digits, '.', '_' and '-', start with a \
-             letter or digit, at most {MAX_NAME_LEN} characters, no '..' and no .git suffix"
-        )))
-    }
+    cairn_core::repositories::check_archive_name(name).map_err(ArchiveError::Invalid)
 }
 
 /// Parses an origin URL: `http`/`https` only, a host, no credentials, no fragment.

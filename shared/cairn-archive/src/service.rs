@@ -42,6 +42,7 @@ pub fn now() -> String {
 }
 
 /// The archive and clone use cases over their ports.
+#[derive(Clone)]
 pub struct Archiver {
     /// Archive records.
     pub catalog: Arc<dyn ArchiveCatalog>,
@@ -73,7 +74,88 @@ pub fn tag_for(commit: &str) -> String {
     format!("cairn-{commit}")
 }
 
+/// Which archiver runs an operation: the one for its name, as the operation's
+/// owner may use it now (a private archive repository's, or refused).
+#[async_trait::async_trait]
+pub trait Destinations: Send + Sync {
+    /// The archiver for `op`.
+    async fn archiver_for(&self, op: &Operation) -> Result<Archiver, ArchiveError>;
+}
+
+/// Every name public: the archiver as it is.
+#[async_trait::async_trait]
+impl Destinations for Archiver {
+    async fn archiver_for(&self, _op: &Operation) -> Result<Archiver, ArchiveError> {
+        Ok(self.clone())
+    }
+}
+
+/// Destinations as archive repositories decide them: a name no repository record
+/// claims is public; a private repository's archives go under its prefix, for an
+/// owner (or admin) as the operation owner's account is now: one removed from the
+/// owners since the request was accepted is refused.
+pub struct RepositoryDestinations {
+    /// The archiver of public names.
+    pub public: Archiver,
+    /// Repository records.
+    pub repositories: Arc<dyn cairn_core::repositories::RepositoryStore>,
+    /// Accounts (role and selectors of an operation's owner).
+    pub users: Arc<dyn cairn_core::ports::UserDirectory>,
+    /// The API's URL (stage included), for private archives' links.
+    pub api_url: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Destinations for RepositoryDestinations {
+    async fn archiver_for(&self, op: &Operation) -> Result<Archiver, ArchiveError> {
+        use cairn_core::repositories::{Intent, open_archive};
+        let path = cairn_core::repositories::archive_path(&op.name);
+        if self.repositories.get_repository(&path).await?.is_none() {
+            return self.public.for_repository(None, None);
+        }
+        let owner = self
+            .users
+            .get_user(&op.owner)
+            .await?
+            .map(|u| cairn_core::auth::Principal {
+                selectors: u.parsed_selectors(),
+                ..cairn_core::auth::Principal::with_role(&u.name, u.role)
+            })
+            .ok_or_else(|| {
+                ArchiveError::Forbidden(format!("account {} no longer exists", op.owner))
+            })?;
+        let intent = Intent::Write(cairn_core::access::Action::Archive);
+        let record = open_archive(self.repositories.as_ref(), &owner, intent, &op.name).await?;
+        self.public
+            .for_repository(record.as_ref(), self.api_url.as_deref())
+    }
+}
+
 impl Archiver {
+    /// The archiver for archive repository `record` (`None`: a name no repository
+    /// record claims, public): a private repository's files are written under its
+    /// `private/<storage>/` prefix and linked through the API's read path,
+    /// `<api_url>/v1/files/…` (`api_url` ends with the stage).
+    pub fn for_repository(
+        &self,
+        record: Option<&cairn_core::repositories::Repository>,
+        api_url: Option<&str>,
+    ) -> Result<Archiver, ArchiveError> {
+        let Some(prefix) = record.and_then(|r| r.private_prefix()) else {
+            return Ok(self.clone());
+        };
+        let api = api_url.ok_or_else(|| {
+            ArchiveError::Internal("no API URL to link a private archive's files to".into())
+        })?;
+        let mut settings = self.settings.clone();
+        settings.archive_base_url = format!("{}/v1/files", api.trim_end_matches('/'));
+        Ok(Archiver {
+            catalog: self.catalog.clone(),
+            files: Arc::new(cairn_core::ports::Prefixed::new(self.files.clone(), prefix)),
+            settings,
+        })
+    }
+
     /// The readonly URL of repository `name`.
     pub fn readonly_url(&self, name: &str) -> String {
         format!(
@@ -605,7 +687,7 @@ impl Operations {
     /// Runs operation `id` (worker side). A cancelled or finished operation is
     /// skipped; a running one (a redelivered message) runs again, which is safe:
     /// every write is idempotent or conditional.
-    pub async fn run(&self, id: &str, archiver: &Archiver) -> Result<(), ArchiveError> {
+    pub async fn run(&self, id: &str, archivers: &dyn Destinations) -> Result<(), ArchiveError> {
         let op = match self.store.start(id).await? {
             Transition::Done(op) => op,
             Transition::Refused(op) if op.status == OperationStatus::Running => op,
@@ -618,19 +700,9 @@ impl Operations {
                 return Ok(());
             }
         };
-        let outcome = match op.kind {
-            OperationKind::Archive => {
-                match serde_json::from_value::<ArchiveRequest>(op.request.clone()) {
-                    Ok(req) => archiver.archive(&req).await,
-                    Err(e) => Err(ArchiveError::Invalid(e.to_string())),
-                }
-            }
-            OperationKind::Clone => {
-                match serde_json::from_value::<CloneRequest>(op.request.clone()) {
-                    Ok(req) => archiver.clone_ref(&req).await,
-                    Err(e) => Err(ArchiveError::Invalid(e.to_string())),
-                }
-            }
+        let outcome = match archivers.archiver_for(&op).await {
+            Ok(archiver) => Self::perform(&op, &archiver).await,
+            Err(e) => Err(e),
         };
         let (status, http_status, body) = match outcome {
             Ok(body) => (OperationStatus::Succeeded, 200, body),
@@ -662,6 +734,24 @@ impl Operations {
             self.callbacks.deliver(id).await?;
         }
         Ok(())
+    }
+
+    /// Runs `op` with `archiver`.
+    async fn perform(op: &Operation, archiver: &Archiver) -> Result<Value, ArchiveError> {
+        match op.kind {
+            OperationKind::Archive => {
+                match serde_json::from_value::<ArchiveRequest>(op.request.clone()) {
+                    Ok(req) => archiver.archive(&req).await,
+                    Err(e) => Err(ArchiveError::Invalid(e.to_string())),
+                }
+            }
+            OperationKind::Clone => {
+                match serde_json::from_value::<CloneRequest>(op.request.clone()) {
+                    Ok(req) => archiver.clone_ref(&req).await,
+                    Err(e) => Err(ArchiveError::Invalid(e.to_string())),
+                }
+            }
+        }
     }
 
     /// The operation `id` if `who` owns it. Another account's operation, and an id

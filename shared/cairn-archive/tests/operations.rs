@@ -133,3 +133,83 @@ async fn cancel_only_a_queued_operation() {
         ArchiveError::NotFound(_)
     ));
 }
+
+#[tokio::test]
+async fn a_private_archive_repository_takes_its_owners_operations_under_its_prefix() {
+    use cairn_archive::{Destinations, RepositoryDestinations};
+    use cairn_core::auth::{UserRecord, hash_password};
+    use cairn_core::memory::MemoryCatalog;
+    use cairn_core::ports::UserDirectory;
+    use cairn_core::repositories::{NewRepository, RepositoryStore};
+    let (operations, ops, archiver) = setup();
+    let catalog = Arc::new(MemoryCatalog::default());
+    for name in ["alice", "bob"] {
+        catalog
+            .put_user(&UserRecord {
+                name: name.into(),
+                password_hash: hash_password("secret"),
+                role: Default::default(),
+                tokens_after: 0,
+                selectors: Vec::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let new: NewRepository = serde_json::from_value(
+        json!({"format": "archive", "name": "secret", "visibility": "private"}),
+    )
+    .unwrap();
+    let repo = new.validate("alice", 1).unwrap();
+    assert!(catalog.create_repository(&repo).await.unwrap());
+    let destinations = RepositoryDestinations {
+        public: archiver,
+        repositories: catalog.clone(),
+        users: catalog.clone(),
+        api_url: Some("https://api.test/v1".into()),
+    };
+    let submit = |name: &'static str, owner: &'static str| {
+        let operations = &operations;
+        async move {
+            let request = json!({"name": name, "url": "https://example.org/x.git", "ref": "main"});
+            operations
+                .submit(OperationKind::Archive, name, request, None, owner)
+                .await
+                .unwrap()
+        }
+    };
+    // The owner's operation: files under the repository's hidden prefix, links
+    // through the API's read path.
+    let op = submit("secret", "alice").await;
+    let private = destinations.archiver_for(&op).await.unwrap();
+    assert_eq!(
+        private.readonly_url("secret"),
+        "https://api.test/v1/v1/files/git/secret.git"
+    );
+    private.publish("secret").await.unwrap();
+    let inner = destinations.public.files.clone();
+    let key = format!("private/{}/git/secret.git/info/refs", repo.storage);
+    assert!(inner.get(&key).await.unwrap().is_some(), "{key}");
+    assert!(
+        inner
+            .get("git/secret.git/info/refs")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another account's operation (accepted before the repository was made, say)
+    // fails at run time: the repository is not theirs to see.
+    let op = submit("secret", "bob").await;
+    operations.run(&op.id, &destinations).await.unwrap();
+    let done = ops.get(&op.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.http_status),
+        (OperationStatus::Failed, Some(404))
+    );
+    // A name no repository claims: the public archiver.
+    let op = submit("open", "bob").await;
+    let public = destinations.archiver_for(&op).await.unwrap();
+    assert_eq!(
+        public.readonly_url("open"),
+        "http://archive.test/git/open.git"
+    );
+}

@@ -1,8 +1,9 @@
 //! Created repositories in the table (docs/data-model.md): one partition holds them
 //! all, so a listing (with a selector applied in the function) is one Query.
 
+use crate::dynamo::store_err;
 use crate::dynamo::{DynamoCatalog, applied, from_doc, get_item, n, query_docs, s};
-use crate::keys::{PK, REPOSITORIES_PK, REPOSITORY_PREFIX, SK};
+use crate::keys::{PK, REPOSITORIES_PK, REPOSITORY_PREFIX, SK, archive_pk};
 use async_trait::async_trait;
 use cairn_core::StoreError;
 use cairn_core::repositories::{Repository, RepositoryStore};
@@ -33,6 +34,23 @@ impl DynamoCatalog {
 
 #[async_trait]
 impl RepositoryStore for DynamoCatalog {
+    async fn archive_in_use(&self, name: &str) -> Result<bool, StoreError> {
+        // Any item of the name's partition: a tree, an origin, a ref or a pack.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", s(archive_pk(name)))
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_err("Query archive"))?;
+        Ok(out.count() > 0)
+    }
+
     async fn create_repository(&self, repo: &Repository) -> Result<bool, StoreError> {
         self.put_repository(repo, "attribute_not_exists(pk)").await
     }

@@ -39,6 +39,9 @@ pub struct Config {
     /// The webhook dispatcher's queue, woken after each committed event (none: the
     /// dispatcher's schedule alone finds the events).
     pub dispatch_queue_url: Option<String>,
+    /// Paths where an upload to a path that is no repository creates it (public,
+    /// owned by the uploader) instead of answering 404: `sandbox/*`. Empty: none.
+    pub auto_create: Vec<crate::access::Pattern>,
 }
 
 /// A missing or malformed setting.
@@ -120,7 +123,22 @@ impl Config {
                 reason: e.to_string(),
             })?,
             dispatch_queue_url: get("CAIRN_DISPATCH_QUEUE_URL"),
+            auto_create: get("CAIRN_AUTO_CREATE_REPOSITORIES")
+                .unwrap_or_default()
+                .split([',', ' '])
+                .filter(|p| !p.is_empty())
+                .map(crate::access::Pattern::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|reason| ConfigError::Invalid {
+                    name: "CAIRN_AUTO_CREATE_REPOSITORIES",
+                    reason,
+                })?,
         })
+    }
+
+    /// Whether an upload to `path`, no repository yet, creates it.
+    pub fn auto_creates(&self, path: &str) -> bool {
+        self.auto_create.iter().any(|p| p.matches(path))
     }
 
     /// Reads the configuration from the process environment.

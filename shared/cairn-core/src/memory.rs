@@ -147,6 +147,8 @@ pub struct MemoryCatalog {
     users: Mutex<BTreeMap<String, UserRecord>>,
     tokens: Mutex<BTreeMap<String, TokenRecord>>,
     repositories: Mutex<BTreeMap<String, Repository>>,
+    /// Archive names that hold archives (the archive catalog is another crate's).
+    archives_in_use: Mutex<std::collections::BTreeSet<String>>,
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
     ticket_tokens: Mutex<BTreeMap<String, String>>,
     files: Mutex<BTreeMap<(String, String), FileRecord>>,
@@ -585,8 +587,19 @@ impl UserDirectory for MemoryCatalog {
     }
 }
 
+impl MemoryCatalog {
+    /// Records that archive name `name` holds archives.
+    pub fn mark_archive_in_use(&self, name: &str) {
+        lock(&self.archives_in_use).insert(name.to_string());
+    }
+}
+
 #[async_trait]
 impl RepositoryStore for MemoryCatalog {
+    async fn archive_in_use(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.archives_in_use).contains(name))
+    }
+
     async fn create_repository(&self, repo: &Repository) -> Result<bool, StoreError> {
         let mut repos = lock(&self.repositories);
         if repos.contains_key(&repo.path) {

@@ -51,14 +51,18 @@ pub trait RepoStore: Send + Sync {
 /// A view of the repository bucket under a key prefix (a private repository's
 /// `private/<storage>/`): every key is the usual one, the prefix is added on the
 /// way in and taken off listings on the way out. An empty prefix is the bucket.
-pub struct PrefixedStore<'a> {
-    inner: &'a dyn RepoStore,
+/// `S` is how the bucket is held: borrowed ([`PrefixedStore`]) or shared (`Arc`).
+pub struct Prefixed<S> {
+    inner: S,
     prefix: String,
 }
 
-impl<'a> PrefixedStore<'a> {
+/// A borrowed bucket under a prefix.
+pub type PrefixedStore<'a> = Prefixed<&'a dyn RepoStore>;
+
+impl<S> Prefixed<S> {
     /// `inner` under `prefix` (`""`, or ending with `/`).
-    pub fn new(inner: &'a dyn RepoStore, prefix: impl Into<String>) -> Self {
+    pub fn new(inner: S, prefix: impl Into<String>) -> Self {
         Self {
             inner,
             prefix: prefix.into(),
@@ -71,7 +75,11 @@ impl<'a> PrefixedStore<'a> {
 }
 
 #[async_trait]
-impl RepoStore for PrefixedStore<'_> {
+impl<S> RepoStore for Prefixed<S>
+where
+    S: std::ops::Deref + Send + Sync,
+    S::Target: RepoStore,
+{
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
         self.inner.put(&self.key(key), body, content_type).await
     }

@@ -629,3 +629,205 @@ async fn a_repositorys_history_starts_when_it_was_made_or_changed_visibility() {
             .expect("read")
     );
 }
+
+#[tokio::test]
+async fn archive_repositories_are_named_claim_unused_names_and_stay_while_they_hold_archives() {
+    use cairn_core::repositories::{Format, open_archive};
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories", "archive", "read"], &[]);
+    let body = |name: &str, vis: &str| {
+        new(
+            serde_json::json!({"format": "archive", "name": name, "visibility": vis,
+                               "labels": {"team": "db"}}),
+        )
+    };
+    let (repo, seq) = m
+        .create(&alice, body("secret", "private"), 1)
+        .await
+        .expect("created");
+    assert_eq!(
+        (repo.path.as_str(), repo.format, seq),
+        ("archive/secret", Format::Archive, None)
+    );
+    assert_eq!(repo.archive_name(), Some("secret"));
+    // Its path works as well as its name; other shapes are refused.
+    let e = m
+        .create(
+            &alice,
+            new(serde_json::json!({"format": "archive", "path": "archive/secret"})),
+            1,
+        )
+        .await
+        .expect_err("taken");
+    assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
+    for bad in [
+        serde_json::json!({"format": "archive", "name": "x.git"}),
+        serde_json::json!({"format": "archive", "name": "../x"}),
+        serde_json::json!({"format": "archive", "path": "a/b/c/d"}),
+        serde_json::json!({"format": "archive", "name": "x", "architectures": ["amd64"]}),
+        serde_json::json!({"format": "apt", "path": "a/b/c/d", "name": "x"}),
+    ] {
+        let e = m
+            .create(&alice, new(bad.clone()), 1)
+            .await
+            .expect_err("bad");
+        assert!(matches!(e, RepositoryError::Invalid(_)), "{bad}: {e:?}");
+    }
+    // A name that holds (public) archives already cannot be claimed.
+    w.catalog.mark_archive_in_use("tarantool");
+    let e = m
+        .create(&alice, body("tarantool", "private"), 1)
+        .await
+        .expect_err("in use");
+    assert!(
+        matches!(&e, RepositoryError::Conflict(m) if m.contains("immutable")),
+        "{e:?}"
+    );
+    // Package repositories keep off the archives' first segments.
+    for kind in ["git", "trees", "tarballs", "archive"] {
+        let e = m
+            .create(
+                &alice,
+                new(serde_json::json!({"format": "helm", "path": format!("{kind}/a/b/c")})),
+                1,
+            )
+            .await
+            .expect_err("reserved");
+        assert!(matches!(e, RepositoryError::Invalid(_)), "{kind}: {e:?}");
+    }
+    // Who archives under it and who reads it.
+    let write = Intent::Write(cairn_core::access::Action::Archive);
+    let dba = principal("dba", &["archive", "read"], &["team=db"]);
+    let eve = principal("eve", &["archive", "read"], &[]);
+    let narrow = principal("alice", &["archive:other"], &[]);
+    assert!(
+        open_archive(&w.catalog, &alice, write, "secret")
+            .await
+            .expect("owner")
+            .is_some()
+    );
+    let e = open_archive(&w.catalog, &dba, write, "secret")
+        .await
+        .expect_err("sees it, owns it not");
+    assert!(matches!(e, RepositoryError::Forbidden(_)), "{e:?}");
+    assert!(
+        open_archive(&w.catalog, &dba, Intent::Read, "secret")
+            .await
+            .is_ok()
+    );
+    let e = open_archive(&w.catalog, &eve, Intent::Read, "secret")
+        .await
+        .expect_err("stranger");
+    assert!(matches!(e, RepositoryError::NotFound(_)), "{e:?}");
+    let e = open_archive(&w.catalog, &narrow, write, "secret")
+        .await
+        .expect_err("scope");
+    assert!(matches!(e, RepositoryError::Denied(_)), "{e:?}");
+    assert!(
+        open_archive(&w.catalog, &eve, write, "unclaimed")
+            .await
+            .expect("public name")
+            .is_none()
+    );
+    // Empty: visibility may change, and it may go. Holding archives: neither.
+    let public = RepositoryUpdate {
+        visibility: Some(Visibility::Public),
+        ..Default::default()
+    };
+    w.catalog.mark_archive_in_use("secret");
+    let e = m
+        .update(&alice, "archive/secret", &public)
+        .await
+        .expect_err("holds archives");
+    assert!(matches!(e, RepositoryError::Conflict(_)), "{e:?}");
+    let e = m
+        .delete(&alice, "archive/secret", true)
+        .await
+        .expect_err("immutable");
+    assert!(
+        matches!(&e, RepositoryError::Conflict(m) if m.contains("immutable")),
+        "{e:?}"
+    );
+    m.create(&alice, body("empty", "private"), 1)
+        .await
+        .expect("created");
+    let changed = m
+        .update(&alice, "archive/empty", &public)
+        .await
+        .expect("empty");
+    assert_eq!(changed.visibility, Visibility::Public);
+    assert_eq!(
+        m.delete(&alice, "archive/empty", false)
+            .await
+            .expect("deleted"),
+        Deletion::Deleted
+    );
+    assert!(m.get(Some(&alice), "archive/empty").await.is_err());
+    // Listed with the others, to those who see it.
+    let listed = m.list(Some(&dba), None).await.expect("list");
+    assert!(listed.iter().any(|l| l.repository.path == "archive/secret"));
+    let listed = m.list(Some(&eve), None).await.expect("list");
+    assert!(!listed.iter().any(|l| l.repository.path == "archive/secret"));
+}
+
+#[tokio::test]
+async fn a_private_archives_events_reach_its_readers_only() {
+    use cairn_core::events::{Event, NewEvent, Subject};
+    use cairn_core::repositories::readable_events;
+    let w = World::new();
+    let alice = principal("alice", &["repositories", "archive", "read"], &[]);
+    w.manager()
+        .create(
+            &alice,
+            new(serde_json::json!({"format": "archive", "name": "secret",
+                                   "visibility": "private"})),
+            1,
+        )
+        .await
+        .expect("created");
+    let events: Vec<Event> = [
+        NewEvent::new(
+            "archive.created",
+            Subject::archive("secret"),
+            serde_json::json!({}),
+        ),
+        NewEvent::new(
+            "operation.finished",
+            Subject::operation("op-1"),
+            serde_json::json!({"name": "secret", "kind": "archive"}),
+        ),
+        NewEvent::new(
+            "archive.created",
+            Subject::archive("open"),
+            serde_json::json!({}),
+        ),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, e)| Event::committed(e, i as u64 + 1))
+    .collect();
+    let seqs = |v: Vec<Event>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let eve = principal("eve", &["read", "events"], &[]);
+    let shown = readable_events(&w.seed, &w.catalog, Some(&eve), events.clone())
+        .await
+        .expect("read");
+    assert_eq!(seqs(shown), [3]);
+    let shown = readable_events(&w.seed, &w.catalog, Some(&alice), events.clone())
+        .await
+        .expect("read");
+    assert_eq!(seqs(shown), [1, 2, 3]);
+    let audience = cairn_core::repositories::Audience::new(&w.seed, &w.catalog, &w.catalog);
+    assert!(
+        !audience
+            .may_read("eve", None, &events[1])
+            .await
+            .expect("read")
+    );
+    assert!(
+        audience
+            .may_read("eve", None, &events[2])
+            .await
+            .expect("read")
+    );
+}

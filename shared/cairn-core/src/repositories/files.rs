@@ -3,7 +3,9 @@
 //! files are in the bucket's public part; a private repository's are under its own
 //! prefix, which only this check hands out (as a short-lived presigned URL).
 
-use super::{Repository, RepositoryError, RepositoryStore, Visibility};
+use super::{
+    Format, Intent, Repository, RepositoryError, RepositoryStore, Visibility, open_archive,
+};
 use crate::access::Action;
 use crate::auth::Principal;
 use crate::error::StoreError;
@@ -16,13 +18,22 @@ use std::sync::Mutex;
 /// Longest key accepted.
 pub const MAX_KEY: usize = 1024;
 
+/// Which bucket a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// The repository bucket: packages and their metadata.
+    Packages,
+    /// The archive bucket: source archives' git repositories and tarballs.
+    Archives,
+}
+
 /// What a request for a file gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileAccess {
-    /// A public repository's file: at its public URL.
-    Public,
-    /// A private repository's file the caller may read: the object to presign.
-    Private(String),
+    /// A public repository's file: at its public URL in that bucket.
+    Public(Bucket),
+    /// A private repository's file the caller may read: the bucket and the object.
+    Private(Bucket, String),
     /// No credentials, and the file is not public: ask for them (401).
     Challenge,
     /// Nothing the caller may see (404).
@@ -69,8 +80,20 @@ fn candidates(key: &str) -> Vec<(RepoPath, Option<RepoFormat>)> {
 
 fn fits(repo: &Repository, apt_layout: Option<RepoFormat>) -> bool {
     match apt_layout {
-        Some(_) => repo.format == RepoFormat::Deb,
-        None => repo.format != RepoFormat::Deb,
+        Some(_) => repo.format == Format::Deb,
+        None => matches!(repo.format, Format::Rpm | Format::Helm),
+    }
+}
+
+/// The archive name of a key in the archive layout: `git/<name>.git/…`,
+/// `trees/<name>/<tag>.git/…`, `tarballs/<name>/<file>`. `None` for a key of the
+/// repository bucket.
+pub fn archive_of(key: &str) -> Option<&str> {
+    let s: Vec<&str> = key.split('/').collect();
+    match s.as_slice() {
+        ["git", repo, _, ..] => repo.strip_suffix(".git"),
+        ["trees", name, _, _, ..] | ["tarballs", name, _] => Some(name),
+        _ => None,
     }
 }
 
@@ -86,10 +109,13 @@ pub async fn file_access(
     key: &str,
 ) -> Result<FileAccess, RepositoryError> {
     check_key(key).map_err(RepositoryError::Invalid)?;
+    if let Some(name) = archive_of(key) {
+        return archive_access(store, caller, name, key).await;
+    }
     for (path, apt_layout) in candidates(key) {
         if let Ok(dist) = seed.check(&path) {
             if (apt_layout.is_some()) == (dist.format == RepoFormat::Deb) {
-                return Ok(FileAccess::Public);
+                return Ok(FileAccess::Public(Bucket::Packages));
             }
             continue;
         }
@@ -100,7 +126,7 @@ pub async fn file_access(
             continue;
         }
         if repo.visibility == Visibility::Public {
-            return Ok(FileAccess::Public);
+            return Ok(FileAccess::Public(Bucket::Packages));
         }
         let Some(caller) = caller else {
             return Ok(FileAccess::Challenge);
@@ -110,12 +136,63 @@ pub async fn file_access(
         }
         caller.require(Action::Read, &repo.path)?;
         let prefix = repo.private_prefix().unwrap_or_default();
-        return Ok(FileAccess::Private(format!("{prefix}{key}")));
+        return Ok(FileAccess::Private(
+            Bucket::Packages,
+            format!("{prefix}{key}"),
+        ));
     }
     Ok(match caller {
         None => FileAccess::Challenge,
         Some(_) => FileAccess::NotFound,
     })
+}
+
+/// Who may read `key` of archive name `name`: anyone, unless an archive
+/// repository record makes the name private (`open_archive`).
+async fn archive_access(
+    store: &dyn RepositoryStore,
+    caller: Option<&Principal>,
+    name: &str,
+    key: &str,
+) -> Result<FileAccess, RepositoryError> {
+    let record = store.get_repository(&super::archive_path(name)).await?;
+    let private =
+        record.is_some_and(|r| r.format == Format::Archive && r.visibility == Visibility::Private);
+    if !private {
+        return Ok(FileAccess::Public(Bucket::Archives));
+    }
+    let Some(caller) = caller else {
+        return Ok(FileAccess::Challenge);
+    };
+    match open_archive(store, caller, Intent::Read, name).await {
+        Ok(Some(repo)) => {
+            let prefix = repo.private_prefix().unwrap_or_default();
+            Ok(FileAccess::Private(
+                Bucket::Archives,
+                format!("{prefix}{key}"),
+            ))
+        }
+        // Made public, or deleted, since the first read: as the bucket has it.
+        Ok(None) => Ok(FileAccess::Public(Bucket::Archives)),
+        Err(RepositoryError::NotFound(_)) => Ok(FileAccess::NotFound),
+        Err(e) => Err(e),
+    }
+}
+
+/// The repository record an event is guarded by, and whether its absence makes the
+/// event public: a package repository's events (`repository:<path>`; no record
+/// and no configuration: hidden), an archive name's (`archive:<name>`, and the
+/// operations archiving under it; no record: a public name).
+fn guard(event: &Event) -> Option<(String, bool)> {
+    if let Some(path) = event.subject.strip_prefix("repository:") {
+        return Some((path.to_string(), false));
+    }
+    let name = match event.subject.strip_prefix("archive:") {
+        Some(name) => name,
+        None if event.subject.starts_with("operation:") => event.data.get("name")?.as_str()?,
+        None => return None,
+    };
+    Some((super::archive_path(name), true))
 }
 
 /// The events of `events` the caller may read as far as repositories go: those of
@@ -133,15 +210,21 @@ pub async fn readable_events(
     let mut records: BTreeMap<String, Repository> = BTreeMap::new();
     let mut out = Vec::with_capacity(events.len());
     for event in events {
-        let Some(path) = event.subject.strip_prefix("repository:") else {
+        let Some((path, absent_is_public)) = guard(&event) else {
             out.push(event);
             continue;
         };
+        let path = path.as_str();
         let readable = match verdicts.get(path) {
             Some(v) => *v,
             None => {
-                let v = match RepoPath::parse(path) {
-                    Ok(p) if seed.check(&p).is_ok() => true,
+                let parsed = match RepoPath::parse(path) {
+                    Ok(p) => Ok(Some(p)),
+                    Err(_) if absent_is_public => Ok(None),
+                    Err(e) => Err(e),
+                };
+                let v = match parsed {
+                    Ok(Some(p)) if seed.check(&p).is_ok() => true,
                     Ok(_) => match store.get_repository(path).await? {
                         // Per event below: its history starts at creation.
                         Some(r) if r.visibility == Visibility::Public => {
@@ -153,7 +236,7 @@ pub async fn readable_events(
                             records.insert(path.to_string(), r);
                             v
                         }
-                        None => false,
+                        None => absent_is_public,
                     },
                     Err(_) => false,
                 };
@@ -205,9 +288,10 @@ impl<'a> Audience<'a> {
         bound: Option<&crate::access::Scopes>,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        let Some(path) = event.subject.strip_prefix("repository:") else {
+        let Some((path, absent_is_public)) = guard(event) else {
             return Ok(true);
         };
+        let path = path.as_str();
         if RepoPath::parse(path).is_ok_and(|p| self.seed.check(&p).is_ok()) {
             return Ok(true);
         }
@@ -221,7 +305,7 @@ impl<'a> Audience<'a> {
             }
         };
         let Some(record) = record else {
-            return Ok(false);
+            return Ok(absent_is_public);
         };
         if !record.history_includes(event) {
             return Ok(false);

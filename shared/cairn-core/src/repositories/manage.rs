@@ -9,8 +9,8 @@
 //! removes the repository's metadata and its record once no package is left.
 
 use super::{
-    NewRepository, Repository, RepositoryError, RepositoryState, RepositoryStore, Visibility,
-    check_architectures, check_description, check_owners,
+    ARCHIVE_KIND, Format, NewRepository, Repository, RepositoryError, RepositoryState,
+    RepositoryStore, Visibility, check_architectures, check_description, check_owners,
 };
 use crate::access::Action;
 use crate::auth::Principal;
@@ -18,7 +18,7 @@ use crate::ingest::{IngestError, Ingestor};
 use crate::labels::{Labels, Selector, check_labels};
 use crate::package::{PackageRecord, PackageStatus};
 use crate::ports::{Catalog, PrefixedStore, RepoStore, StoreError, SyncQueue};
-use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
+use crate::repo::{RepoPath, SupportedRepos};
 use serde::Deserialize;
 
 /// How often an update is retried when another one wins the race.
@@ -71,6 +71,9 @@ impl RepositoryUpdate {
             repo.owners = owners;
         }
         if let Some(archs) = &self.architectures {
+            if repo.format == Format::Archive {
+                return Err("an archive repository has no architectures".into());
+            }
             check_architectures(archs)?;
             repo.architectures = archs.clone();
         }
@@ -140,6 +143,9 @@ impl Manager<'_> {
             .validate(&caller.name, now)
             .map_err(RepositoryError::Invalid)?;
         caller.require(Action::Repositories, &repo.path)?;
+        if let Some(name) = repo.archive_name() {
+            return self.create_archive(caller, name, &repo).await;
+        }
         let path = Self::path(&repo.path)?;
         if self.seed.check(&path).is_ok() {
             return Err(RepositoryError::Conflict(format!(
@@ -181,6 +187,74 @@ impl Manager<'_> {
         Ok((repo, seq))
     }
 
+    /// Creates the repository an upload of `filenames` to `path` needs, where the
+    /// deployment lets uploads create repositories (`AutoCreateRepositories`):
+    /// public, owned by the uploader, in the format of the files. The caller needs
+    /// `repositories:<path>` as for any creation. A path that exists meanwhile (a
+    /// racing upload created it, or a private repository is there) is no error:
+    /// the upload then opens it as it would have. Returns whether it created it.
+    pub async fn create_for_upload<'f>(
+        &self,
+        caller: &Principal,
+        path: &RepoPath,
+        filenames: impl IntoIterator<Item = &'f str>,
+        now: i64,
+    ) -> Result<bool, RepositoryError> {
+        let format = upload_format(filenames).ok_or_else(|| {
+            RepositoryError::Invalid(format!(
+                "{path} is no repository yet, and the upload's files do not say which \
+                 format to create it in (.deb, .rpm or a chart's .tgz, one kind per upload)"
+            ))
+        })?;
+        let request = NewRepository {
+            format: format.as_str().to_string(),
+            path: path.to_string(),
+            name: None,
+            description: "created by its first upload".into(),
+            visibility: Visibility::Public,
+            labels: Labels::new(),
+            owners: Vec::new(),
+            architectures: Vec::new(),
+        };
+        match self.create(caller, request, now).await {
+            Ok(_) => Ok(true),
+            Err(RepositoryError::Conflict(_))
+                if self
+                    .store
+                    .get_repository(&path.to_string())
+                    .await?
+                    .is_some() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates archive repository `name`: a name that holds archives already keeps
+    /// them as they are (immutable, and public), so it cannot become a repository.
+    async fn create_archive(
+        &self,
+        caller: &Principal,
+        name: &str,
+        repo: &Repository,
+    ) -> Result<(Repository, Option<u64>), RepositoryError> {
+        if self.store.archive_in_use(name).await? {
+            return Err(RepositoryError::Conflict(format!(
+                "archive name {name} holds archives already: they are immutable and stay as \
+                 they were made; choose another name for a repository"
+            )));
+        }
+        if !self.store.create_repository(repo).await? {
+            return Err(RepositoryError::Conflict(format!(
+                "repository {} already exists",
+                repo.path
+            )));
+        }
+        tracing::info!(name, owner = %caller.name, "archive repository created");
+        Ok((repo.clone(), None))
+    }
+
     /// Refuses a repository whose files would mix with others': APT suites keep
     /// `dists/` and `pool/` in their `kind/series/dist` folder, YUM and Helm
     /// repositories a folder per version in it, so one folder holds one layout;
@@ -196,14 +270,15 @@ impl Manager<'_> {
                 path.dist_ver
             )));
         }
-        if path.kind == "private" {
-            return Err(RepositoryError::Invalid(
-                "a repository's first segment cannot be \"private\" (where private \
-                 repositories' files are kept)"
-                    .into(),
-            ));
+        if RESERVED_KINDS.contains(&path.kind.as_str()) {
+            return Err(RepositoryError::Invalid(format!(
+                "a repository's first segment cannot be {:?}: private/ keeps private \
+                 repositories' files, git/, trees/ and tarballs/ source archives', and \
+                 archive/ names archive repositories",
+                path.kind
+            )));
         }
-        let apt = |f: RepoFormat| f == RepoFormat::Deb;
+        let apt = |f: Format| f == Format::Deb;
         let root = path.root();
         let configured = self.seed.kinds.contains(&path.kind)
             && self.seed.series.contains(&path.series)
@@ -211,7 +286,7 @@ impl Manager<'_> {
                 .seed
                 .dists
                 .get(&path.dist)
-                .is_some_and(|d| apt(d.format) != apt(repo.format));
+                .is_some_and(|d| apt(d.format.into()) != apt(repo.format));
         let existing = self.store.list_repositories().await?;
         if existing.iter().any(|r| r.path == repo.path) {
             return Err(RepositoryError::Conflict(format!(
@@ -219,7 +294,8 @@ impl Manager<'_> {
             )));
         }
         let created = existing.into_iter().find(|r| {
-            RepoPath::parse(&r.path).is_ok_and(|p| p.root() == root)
+            r.format != Format::Archive
+                && RepoPath::parse(&r.path).is_ok_and(|p| p.root() == root)
                 && apt(r.format) != apt(repo.format)
         });
         if configured || created.is_some() {
@@ -246,16 +322,23 @@ impl Manager<'_> {
         caller: Option<&Principal>,
         path: &str,
     ) -> Result<Listed, RepositoryError> {
-        let parsed = Self::path(path)?;
-        if self.seed.check(&parsed).is_ok() {
-            return Ok(Listed::configured(self.seed, &parsed));
-        }
+        let path = path.trim_matches('/');
+        let key = match archive_name(path) {
+            Some(_) => path.to_string(),
+            None => {
+                let parsed = Self::path(path)?;
+                if self.seed.check(&parsed).is_ok() {
+                    return Ok(Listed::configured(self.seed, &parsed));
+                }
+                parsed.to_string()
+            }
+        };
         self.store
-            .get_repository(&parsed.to_string())
+            .get_repository(&key)
             .await?
             .filter(|r| shown_to(r, caller))
             .map(Listed::created)
-            .ok_or_else(|| RepositoryError::NotFound(format!("no repository {parsed}")))
+            .ok_or_else(|| RepositoryError::NotFound(format!("no repository {key}")))
     }
 
     /// The repositories the caller sees whose labels `selector` matches, by path:
@@ -286,19 +369,15 @@ impl Manager<'_> {
     }
 
     /// A created repository the caller may manage.
-    async fn managed(
-        &self,
-        caller: &Principal,
-        path: &RepoPath,
-    ) -> Result<Repository, RepositoryError> {
-        if self.seed.check(path).is_ok() {
+    async fn managed(&self, caller: &Principal, path: &str) -> Result<Repository, RepositoryError> {
+        if archive_name(path).is_none() && self.seed.check(&Self::path(path)?).is_ok() {
             return Err(RepositoryError::Conflict(format!(
                 "{path} is configured by the deployment (SupportedRepos): change it there"
             )));
         }
         let repo = self
             .store
-            .get_repository(&path.to_string())
+            .get_repository(path)
             .await?
             .filter(|r| r.visible_to_caller(Some(caller)))
             .ok_or_else(|| RepositoryError::NotFound(format!("no repository {path}")))?;
@@ -319,9 +398,9 @@ impl Manager<'_> {
         path: &str,
         change: &RepositoryUpdate,
     ) -> Result<Repository, RepositoryError> {
-        let path = Self::path(path)?;
+        let path = path.trim_matches('/');
         for _ in 0..UPDATE_ATTEMPTS {
-            let mut repo = self.managed(caller, &path).await?;
+            let mut repo = self.managed(caller, path).await?;
             if repo.state == RepositoryState::Deleting {
                 return Err(RepositoryError::Conflict(format!(
                     "repository {path} is being deleted"
@@ -330,10 +409,15 @@ impl Manager<'_> {
             let before = repo.clone();
             change.apply(&mut repo).map_err(RepositoryError::Invalid)?;
             let moves = before.visibility != repo.visibility;
-            if moves && !self.catalog.list_packages(&path).await?.is_empty() {
+            if moves && !self.is_empty(&repo).await? {
                 return Err(RepositoryError::Conflict(format!(
-                    "{path} has packages: its visibility changes only while it is empty \
-                     (a private repository's files are kept apart from public ones)"
+                    "{path} has {}: its visibility changes only while it is empty \
+                     (a private repository's files are kept apart from public ones)",
+                    if repo.format == Format::Archive {
+                        "archives"
+                    } else {
+                        "packages"
+                    }
                 )));
             }
             if moves {
@@ -342,7 +426,7 @@ impl Manager<'_> {
             repo.version += 1;
             if self.store.replace_repository(&repo).await? {
                 tracing::info!(path = %path, by = %caller.name, "repository updated");
-                if moves {
+                if moves && let Ok(path) = repo.repo_path() {
                     self.republish_elsewhere(&before, &repo, &path).await?;
                 }
                 return Ok(repo);
@@ -362,7 +446,7 @@ impl Manager<'_> {
         path: &RepoPath,
     ) -> Result<(), RepositoryError> {
         let old = PrefixedStore::new(self.files, before.private_prefix().unwrap_or_default());
-        for (key, _) in old.list(&metadata_prefix(after.format, path)).await? {
+        for (key, _) in old.list(&metadata_prefix(after, path)).await? {
             old.delete(&key).await?;
         }
         let supported = self.supported_with(after, path);
@@ -382,8 +466,24 @@ impl Manager<'_> {
         path: &str,
         force: bool,
     ) -> Result<Deletion, RepositoryError> {
+        let path = path.trim_matches('/');
+        let mut repo = self.managed(caller, path).await?;
+        if let Some(name) = repo.archive_name() {
+            if !self.is_empty(&repo).await? {
+                return Err(RepositoryError::Conflict(format!(
+                    "archive repository {name} holds archives: archives are immutable, so \
+                     it stays (force does not apply)"
+                )));
+            }
+            if !self.store.delete_repository(&repo).await? {
+                return Err(RepositoryError::Conflict(format!(
+                    "repository {path} changed meanwhile; try again"
+                )));
+            }
+            tracing::info!(name, by = %caller.name, "archive repository deleted");
+            return Ok(Deletion::Deleted);
+        }
         let path = Self::path(path)?;
-        let mut repo = self.managed(caller, &path).await?;
         let packages = self.catalog.list_packages(&path).await?;
         let live: Vec<_> = packages
             .iter()
@@ -418,6 +518,55 @@ impl Manager<'_> {
         ingestor.announce(&path, &[]).await?;
         Ok(Deletion::Deleting(live.len()))
     }
+}
+
+impl Manager<'_> {
+    /// Whether a repository holds nothing: no packages, or no archives.
+    async fn is_empty(&self, repo: &Repository) -> Result<bool, RepositoryError> {
+        Ok(match repo.archive_name() {
+            Some(name) => !self.store.archive_in_use(name).await?,
+            None => {
+                let path = Self::path(&repo.path)?;
+                self.catalog.list_packages(&path).await?.is_empty()
+            }
+        })
+    }
+}
+
+/// The package format of an upload's files: `.deb`/`.udeb`/`.dsc` (and a source
+/// package's tarballs) APT, `.rpm` YUM, a chart's `.tgz` (and `.prov`) Helm; `None`
+/// for none of them, or a mix.
+pub fn upload_format<'f>(filenames: impl IntoIterator<Item = &'f str>) -> Option<Format> {
+    let mut found = None;
+    for name in filenames {
+        let format = if name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".dsc")
+        {
+            Format::Deb
+        } else if name.ends_with(".rpm") {
+            Format::Rpm
+        } else if name.ends_with(".tgz") {
+            Format::Helm
+        } else {
+            continue; // A companion (.prov, .orig.tar.gz, .diff.gz): its package decides.
+        };
+        if found.is_some_and(|f| f != format) {
+            return None;
+        }
+        found = Some(format);
+    }
+    found
+}
+
+/// First segments no created package repository takes: where private files and
+/// source archives are (`/v1/files/<key>` tells them apart by it), and `archive`
+/// (`/v1/repositories/archive/{name}` is an archive repository's).
+pub const RESERVED_KINDS: [&str; 5] = ["private", "git", "trees", "tarballs", "archive"];
+
+/// The archive name of a record path `archive/<name>`.
+fn archive_name(path: &str) -> Option<&str> {
+    path.strip_prefix(ARCHIVE_KIND)?
+        .strip_prefix('/')
+        .filter(|n| !n.contains('/'))
 }
 
 /// Marks the ready packages among `packages` for deletion; one already going, or
@@ -455,7 +604,7 @@ pub async fn finish_deletion(
         return Ok(false);
     }
     let files = PrefixedStore::new(files, repo.private_prefix().unwrap_or_default());
-    for (key, _) in files.list(&metadata_prefix(repo.format, path)).await? {
+    for (key, _) in files.list(&metadata_prefix(&repo, path)).await? {
         files.delete(&key).await?;
     }
     let removed = store.delete_repository(&repo).await?;
@@ -479,10 +628,10 @@ fn shown_to(repo: &Repository, caller: Option<&Principal>) -> bool {
 /// The keys of a repository's published metadata: an APT suite's `dists/<suite>/`
 /// (its pool is emptied by the publication that removes its packages), a YUM or
 /// Helm repository's folder.
-fn metadata_prefix(format: RepoFormat, path: &RepoPath) -> String {
-    match format {
-        RepoFormat::Deb => format!("{}/dists/{}/", path.root(), path.suite()),
-        RepoFormat::Rpm | RepoFormat::Helm => format!("{}/", path.dir()),
+fn metadata_prefix(repo: &Repository, path: &RepoPath) -> String {
+    match repo.format {
+        Format::Deb => format!("{}/dists/{}/", path.root(), path.suite()),
+        Format::Rpm | Format::Helm | Format::Archive => format!("{}/", path.dir()),
     }
 }
 
@@ -526,7 +675,7 @@ impl Listed {
         Listed {
             repository: Repository {
                 path: path.to_string(),
-                format: dist.map_or(RepoFormat::Deb, |d| d.format),
+                format: dist.map_or(Format::Deb, |d| d.format.into()),
                 architectures: dist.map(|d| d.architectures.clone()).unwrap_or_default(),
                 metadata_compression: dist.map(|d| d.metadata_compression).unwrap_or_default(),
                 description: "configured by the deployment".into(),

@@ -18,13 +18,96 @@ use serde::{Deserialize, Serialize};
 
 mod files;
 mod manage;
-pub use files::{Audience, FileAccess, check_key, file_access, readable_events};
-pub use manage::{Deletion, Listed, Manager, RepositoryUpdate, finish_deletion};
+pub use files::{
+    Audience, Bucket, FileAccess, archive_of, check_key, file_access, readable_events,
+};
+pub use manage::{
+    Deletion, Listed, Manager, RESERVED_KINDS, RepositoryUpdate, finish_deletion, upload_format,
+};
 
 /// Longest description.
 pub const MAX_DESCRIPTION: usize = 1000;
 /// Most owners of one repository.
 pub const MAX_OWNERS: usize = 20;
+/// Longest archive name.
+pub const MAX_ARCHIVE_NAME: usize = 100;
+/// Where archive repositories' records are: `archive/<name>`.
+pub const ARCHIVE_KIND: &str = "archive";
+
+/// What a repository holds: packages in one of the package formats, or source
+/// archives (git repositories a name's archived trees are kept in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// APT.
+    Deb,
+    /// YUM/DNF.
+    Rpm,
+    /// Helm charts.
+    Helm,
+    /// Source archives of one name (docs/archives.md).
+    Archive,
+}
+
+impl Format {
+    /// The package format, unless it holds archives.
+    pub fn packages(self) -> Option<RepoFormat> {
+        match self {
+            Format::Deb => Some(RepoFormat::Deb),
+            Format::Rpm => Some(RepoFormat::Rpm),
+            Format::Helm => Some(RepoFormat::Helm),
+            Format::Archive => None,
+        }
+    }
+
+    /// Its name in answers: `deb`, `rpm`, `helm`, `archive`.
+    pub fn as_str(self) -> &'static str {
+        self.packages().map_or("archive", RepoFormat::as_str)
+    }
+}
+
+impl From<RepoFormat> for Format {
+    fn from(f: RepoFormat) -> Self {
+        match f {
+            RepoFormat::Deb => Format::Deb,
+            RepoFormat::Rpm => Format::Rpm,
+            RepoFormat::Helm => Format::Helm,
+        }
+    }
+}
+
+impl PartialEq<RepoFormat> for Format {
+    fn eq(&self, other: &RepoFormat) -> bool {
+        self.packages() == Some(*other)
+    }
+}
+
+/// The record path of archive repository `name`.
+pub fn archive_path(name: &str) -> String {
+    format!("{ARCHIVE_KIND}/{name}")
+}
+
+/// Checks an archive name: letters, digits, `.`, `_`, `-`, starting with a letter
+/// or digit, no `..`, no `.git` or `.lock` suffix.
+pub fn check_archive_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_ARCHIVE_NAME
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.contains("..")
+        && !name.ends_with(".git")
+        && !name.ends_with(".lock");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name '{name}': use letters, digits, '.', '_' and '-', start with a \
+             letter or digit, at most {MAX_ARCHIVE_NAME} characters, no '..' and no .git suffix"
+        ))
+    }
+}
 
 /// Who may see a repository.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +123,10 @@ pub enum Visibility {
 /// A package repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repository {
-    /// Where it lives: `kind/series/dist/version`.
+    /// Where it lives: `kind/series/dist/version`, or `archive/<name>`.
     pub path: String,
     /// What it holds.
-    pub format: RepoFormat,
+    pub format: Format,
     /// Architectures every publication indexes (empty: the format's defaults).
     #[serde(default)]
     pub architectures: Vec<String>,
@@ -98,11 +181,22 @@ impl Repository {
         RepoPath::parse(&self.path).map_err(|e| e.to_string())
     }
 
+    /// The archive name, if it holds archives.
+    pub fn archive_name(&self) -> Option<&str> {
+        (self.format == Format::Archive)
+            .then(|| self.path.strip_prefix(ARCHIVE_KIND)?.strip_prefix('/'))
+            .flatten()
+    }
+
     /// How it is published, in the shape the publishers read.
     pub fn dist_config(&self) -> Result<DistConfig, String> {
+        let format = self
+            .format
+            .packages()
+            .ok_or_else(|| format!("{} holds archives, not packages", self.path))?;
         let path = self.repo_path()?;
         Ok(DistConfig {
-            format: self.format,
+            format,
             versions: vec![path.dist_ver],
             architectures: self.architectures.clone(),
             metadata_compression: self.metadata_compression,
@@ -159,10 +253,14 @@ impl Repository {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRepository {
-    /// `apt`, `yum` or `helm`.
+    /// `apt`, `yum`, `helm` or `archive`.
     pub format: String,
-    /// `kind/series/dist/version`.
+    /// `kind/series/dist/version` (an archive's: `archive/<name>`, or give `name`).
+    #[serde(default)]
     pub path: String,
+    /// An archive repository's name (the `name` of `POST /v1/archives`).
+    #[serde(default)]
+    pub name: Option<String>,
     /// What it is for.
     #[serde(default)]
     pub description: String,
@@ -184,22 +282,49 @@ impl NewRepository {
     /// Checks the request and makes the record `creator` owns.
     pub fn validate(self, creator: &str, now: i64) -> Result<Repository, String> {
         let format = match self.format.as_str() {
-            "apt" | "deb" => RepoFormat::Deb,
-            "yum" | "rpm" => RepoFormat::Rpm,
-            "helm" => RepoFormat::Helm,
-            other => {
+            "apt" | "deb" => Format::Deb,
+            "yum" | "rpm" => Format::Rpm,
+            "helm" => Format::Helm,
+            "archive" => Format::Archive,
+            other => return Err(format!("format {other:?}: apt, yum, helm or archive")),
+        };
+        let path = if format == Format::Archive {
+            let from_path = self.path.trim_matches('/');
+            let name = match (&self.name, from_path.strip_prefix("archive/")) {
+                (Some(name), _) if from_path.is_empty() || from_path == archive_path(name) => {
+                    name.clone()
+                }
+                (None, Some(name)) => name.to_string(),
+                _ => {
+                    return Err(
+                        "an archive repository is named: {\"format\": \"archive\", \"name\": \
+                         \"<archive name>\"} (its path is archive/<name>)"
+                            .into(),
+                    );
+                }
+            };
+            check_archive_name(&name)?;
+            if !self.architectures.is_empty() {
+                return Err("an archive repository has no architectures".into());
+            }
+            archive_path(&name)
+        } else {
+            if self.name.is_some() {
                 return Err(format!(
-                    "format {other:?}: apt, yum or helm (archives are named, not created)"
+                    "a {} repository is placed by its path, not named",
+                    self.format
                 ));
             }
+            RepoPath::parse(self.path.trim_matches('/'))
+                .map_err(|e| e.to_string())?
+                .to_string()
         };
-        let path = RepoPath::parse(self.path.trim_matches('/')).map_err(|e| e.to_string())?;
         check_description(&self.description)?;
         check_labels(&self.labels)?;
         let owners = check_owners(self.owners, vec![creator.to_string()])?;
         check_architectures(&self.architectures)?;
         Ok(Repository {
-            path: path.to_string(),
+            path,
             format,
             architectures: self.architectures,
             metadata_compression: MetadataCompression::default(),
@@ -272,6 +397,8 @@ pub(crate) fn check_architectures(archs: &[String]) -> Result<(), String> {
 /// Where created repositories are kept.
 #[async_trait]
 pub trait RepositoryStore: Send + Sync {
+    /// Whether archive name `name` holds anything (an archived tree, a pushed ref).
+    async fn archive_in_use(&self, name: &str) -> Result<bool, StoreError>;
     /// Creates a repository; false when its path is taken.
     async fn create_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
     /// A repository by path.
@@ -401,6 +528,46 @@ pub async fn open(
         }
     }
     Ok(seed.with_created(created))
+}
+
+/// Archive repository `name` as the caller may use it: `None` when no repository
+/// record names it (its archives are public and the `archive` scope alone decides,
+/// as before repositories were resources); a private one the caller does not see is
+/// 404. Writing (archiving under the name) takes an owner or admin with
+/// `archive:<name>`; reading one takes `archive:<name>` or `read:archive/<name>`.
+pub async fn open_archive(
+    store: &dyn RepositoryStore,
+    caller: &Principal,
+    intent: Intent,
+    name: &str,
+) -> Result<Option<Repository>, RepositoryError> {
+    let path = archive_path(name);
+    let Some(record) = store
+        .get_repository(&path)
+        .await?
+        .filter(|r| r.format == Format::Archive)
+    else {
+        return Ok(None);
+    };
+    if !record.visible_to_caller(Some(caller)) {
+        return Err(RepositoryError::NotFound(format!("no archive {name}")));
+    }
+    match intent {
+        Intent::Write(_) => {
+            if !record.managed_by(caller) {
+                return Err(RepositoryError::Forbidden(format!(
+                    "only the owners of archive repository {name} ({}) archive under it",
+                    record.owners.join(", ")
+                )));
+            }
+            caller.require(Action::Archive, name)?;
+        }
+        Intent::Read if !caller.scopes.allows(Action::Archive, name) => {
+            caller.require(Action::Read, &path)?;
+        }
+        Intent::Read | Intent::Publish => {}
+    }
+    Ok(Some(record))
 }
 
 #[cfg(test)]
