@@ -152,6 +152,34 @@ impl Outgoing {
         }
     }
 
+    /// `GET url` with `headers`, reading the whole body up to `max_bytes`: the
+    /// status and the body, or why not (refused, network, timeout, or a body larger
+    /// than `max_bytes`, which is not read past the limit). Redirects are not
+    /// followed: a 3xx is returned as it is.
+    pub async fn get(
+        &self,
+        url: &Url,
+        headers: &[(&str, String)],
+        max_bytes: usize,
+    ) -> Result<(u16, Bytes), (AttemptError, String)> {
+        let exchange = self.request(url, "GET", headers, Bytes::new(), max_bytes);
+        let (status, body, complete) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                (
+                    AttemptError::Timeout,
+                    format!("no complete answer within {} s", self.timeout.as_secs()),
+                )
+            })??;
+        if !complete {
+            return Err((
+                AttemptError::InvalidBody,
+                format!("the answer is larger than {max_bytes} bytes"),
+            ));
+        }
+        Ok((status, Bytes::from(body)))
+    }
+
     async fn exchange(
         &self,
         url: &Url,
@@ -159,6 +187,20 @@ impl Outgoing {
         headers: &[(&str, String)],
         payload: Bytes,
     ) -> Result<(u16, String), Failure> {
+        let (status, prefix, _) = self
+            .request(url, method, headers, payload, RESPONSE_PREFIX)
+            .await?;
+        Ok((status, String::from_utf8_lossy(&prefix).into_owned()))
+    }
+
+    async fn request(
+        &self,
+        url: &Url,
+        method: &str,
+        headers: &[(&str, String)],
+        payload: Bytes,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>, bool), Failure> {
         let addrs = check_url(url, &self.policy).await.map_err(|e| {
             let kind = match e {
                 // DNS failures are usually transient; a refusal is not.
@@ -192,9 +234,9 @@ impl Outgoing {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| (AttemptError::Network, format!("TLS handshake failed: {e}")))?;
-            exchange(tls, request).await
+            exchange(tls, request, limit).await
         } else {
-            exchange(tcp, request).await
+            exchange(tcp, request, limit).await
         }
     }
 
@@ -389,7 +431,13 @@ async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
     ))
 }
 
-async fn exchange<S>(io: S, request: hyper::Request<Full<Bytes>>) -> Result<(u16, String), Failure>
+/// Sends `request` and reads at most `limit` bytes of the body: the status, those
+/// bytes, and whether that was the whole body.
+async fn exchange<S>(
+    io: S,
+    request: hyper::Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<(u16, Vec<u8>, bool), Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -406,7 +454,8 @@ where
         let status = response.status().as_u16();
         let mut body = response.into_body();
         let mut prefix = Vec::new();
-        while prefix.len() < RESPONSE_PREFIX {
+        let mut complete = false;
+        while prefix.len() <= limit {
             match body.frame().await {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
@@ -414,11 +463,16 @@ where
                     }
                 }
                 // A body cut short still leaves its status and what arrived.
-                Some(Err(_)) | None => break,
+                Some(Err(_)) => break,
+                None => {
+                    complete = true;
+                    break;
+                }
             }
         }
-        prefix.truncate(RESPONSE_PREFIX);
-        Ok((status, String::from_utf8_lossy(&prefix).into_owned()))
+        complete &= prefix.len() <= limit;
+        prefix.truncate(limit);
+        Ok((status, prefix, complete))
     }
     .await;
     driver.abort();

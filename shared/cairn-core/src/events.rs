@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 pub const MAX_EVENT_FILES: usize = 1000;
 
 /// The event types Cairn emits.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "package.stored",
     "package.deleted",
     "repository.published",
+    "repository.indexed",
     "archive.created",
     "operation.finished",
     "webhook.disabled",
@@ -36,6 +37,12 @@ impl Subject {
     /// A repository's events (its packages' too).
     pub fn repository(repo: &RepoPath) -> Self {
         Subject(format!("repository:{repo}"))
+    }
+
+    /// The events of a repository named by its record path (an external
+    /// repository's `external/<name>`).
+    pub fn named_repository(path: &str) -> Self {
+        Subject(format!("repository:{path}"))
     }
 
     /// An archive name's events.

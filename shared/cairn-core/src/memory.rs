@@ -717,3 +717,174 @@ impl SyncQueue for MemoryCatalog {
         Ok(())
     }
 }
+
+/// External repositories' fakes: apps and runs, index requests, a vault and a
+/// network of index files.
+pub mod external {
+    use super::lock;
+    use crate::error::StoreError;
+    use crate::events::NewEvent;
+    use crate::repositories::external::{
+        AppStore, AppSummary, CredentialVault, Credentials, IndexQueue, IndexSource, IndexState,
+        RunRecord, SourceError,
+    };
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use cairn_helm::ChartVersion;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Apps, versions, states and runs in maps; counts writes.
+    #[derive(Default)]
+    pub struct MemoryApps {
+        versions: Mutex<BTreeMap<String, Vec<ChartVersion>>>,
+        apps: Mutex<BTreeMap<(String, String), AppSummary>>,
+        states: Mutex<BTreeMap<String, IndexState>>,
+        runs: Mutex<BTreeMap<String, RunRecord>>,
+        /// Events of finished runs, in order.
+        pub events: Mutex<Vec<NewEvent>>,
+        /// Versions and apps written, and states replaced (not runs).
+        pub writes: Mutex<usize>,
+        /// Index runs requested: (path, reason).
+        pub requested: Mutex<Vec<(String, String)>>,
+    }
+
+    #[async_trait]
+    impl AppStore for MemoryApps {
+        async fn index_state(&self, repo: &str) -> Result<Option<IndexState>, StoreError> {
+            Ok(lock(&self.states).get(repo).cloned())
+        }
+        async fn indexed_versions(&self, repo: &str) -> Result<Vec<ChartVersion>, StoreError> {
+            Ok(lock(&self.versions).get(repo).cloned().unwrap_or_default())
+        }
+        async fn add_versions(
+            &self,
+            repo: &str,
+            versions: &[ChartVersion],
+        ) -> Result<(), StoreError> {
+            *lock(&self.writes) += versions.len();
+            lock(&self.versions)
+                .entry(repo.to_string())
+                .or_default()
+                .extend(versions.iter().cloned());
+            Ok(())
+        }
+        async fn put_apps(&self, apps: &[AppSummary]) -> Result<(), StoreError> {
+            *lock(&self.writes) += apps.len();
+            let mut all = lock(&self.apps);
+            for a in apps {
+                all.insert((a.name.clone(), a.repository.clone()), a.clone());
+            }
+            Ok(())
+        }
+        async fn finish_run(
+            &self,
+            repo: &str,
+            state: Option<&IndexState>,
+            run: &RunRecord,
+            event: &NewEvent,
+        ) -> Result<(), StoreError> {
+            if let Some(state) = state {
+                *lock(&self.writes) += 1;
+                lock(&self.states).insert(repo.to_string(), state.clone());
+            }
+            lock(&self.runs).insert(repo.to_string(), run.clone());
+            lock(&self.events).push(event.clone());
+            Ok(())
+        }
+        async fn last_run(&self, repo: &str) -> Result<Option<RunRecord>, StoreError> {
+            Ok(lock(&self.runs).get(repo).cloned())
+        }
+        async fn apps(&self) -> Result<Vec<AppSummary>, StoreError> {
+            Ok(lock(&self.apps).values().cloned().collect())
+        }
+        async fn app_versions(
+            &self,
+            repo: &str,
+            app: &str,
+        ) -> Result<Vec<ChartVersion>, StoreError> {
+            Ok(lock(&self.versions)
+                .get(repo)
+                .into_iter()
+                .flatten()
+                .filter(|v| v.name == app)
+                .cloned()
+                .collect())
+        }
+        async fn forget_index(&self, repo: &str) -> Result<(), StoreError> {
+            lock(&self.versions).remove(repo);
+            lock(&self.states).remove(repo);
+            lock(&self.runs).remove(repo);
+            lock(&self.apps).retain(|(_, r), _| r != repo);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl IndexQueue for MemoryApps {
+        async fn request_index(&self, path: &str, reason: &str) -> Result<(), StoreError> {
+            lock(&self.requested).push((path.to_string(), reason.to_string()));
+            Ok(())
+        }
+    }
+
+    /// Credentials in a map.
+    #[derive(Default)]
+    pub struct MemoryVault {
+        /// What it holds, by reference.
+        pub secrets: Mutex<BTreeMap<String, Credentials>>,
+    }
+
+    #[async_trait]
+    impl CredentialVault for MemoryVault {
+        async fn store(&self, storage: &str, c: &Credentials) -> Result<String, StoreError> {
+            let reference = format!("vault:{storage}");
+            lock(&self.secrets).insert(reference.clone(), c.clone());
+            Ok(reference)
+        }
+        async fn read(&self, reference: &str) -> Result<Option<Credentials>, StoreError> {
+            Ok(lock(&self.secrets).get(reference).cloned())
+        }
+        async fn forget(&self, reference: &str) -> Result<(), StoreError> {
+            lock(&self.secrets).remove(reference);
+            Ok(())
+        }
+    }
+
+    /// Index files by URL, each with the credentials it wants (if any).
+    #[derive(Default)]
+    pub struct MemorySource {
+        /// `url -> (index.yaml, required credentials)`.
+        pub indexes: Mutex<BTreeMap<String, (Bytes, Option<Credentials>)>>,
+    }
+
+    impl MemorySource {
+        /// Serves `body` at `url`, asking for `credentials`.
+        pub fn serve(&self, url: &str, body: &str, credentials: Option<Credentials>) {
+            lock(&self.indexes).insert(
+                url.to_string(),
+                (Bytes::from(body.to_string()), credentials),
+            );
+        }
+    }
+
+    #[async_trait]
+    impl IndexSource for MemorySource {
+        async fn fetch_index(
+            &self,
+            url: &str,
+            credentials: Option<&Credentials>,
+        ) -> Result<Bytes, SourceError> {
+            if url.contains("169.254.") || url.contains("://10.") {
+                return Err(SourceError::Refused(format!("{url}: a private address")));
+            }
+            let Some((body, wanted)) = lock(&self.indexes).get(url).cloned() else {
+                return Err(SourceError::Failed("HTTP 404".into()));
+            };
+            if wanted.is_some() && wanted.as_ref() != credentials {
+                return Err(SourceError::Unauthorized("HTTP 401".into()));
+            }
+            Ok(body)
+        }
+    }
+}

@@ -14,6 +14,7 @@
 
 mod chart;
 mod error;
+mod external;
 mod index;
 mod metadata;
 mod provenance;
@@ -22,5 +23,6 @@ mod yaml;
 
 pub use chart::{ChartInfo, MAX_CHART_BYTES, MAX_ENTRIES, MAX_FILE_BYTES, inspect_chart};
 pub use error::ChartError;
+pub use external::{ChartVersion, MAX_EXTERNAL_VERSIONS, parse_external_index};
 pub use index::{compare_versions, index_entry, render_index};
 pub use provenance::{MAX_PROVENANCE_BYTES, check_provenance, provenance_body};

@@ -218,14 +218,11 @@ pub async fn readable_events(
         let readable = match verdicts.get(path) {
             Some(v) => *v,
             None => {
-                let parsed = match RepoPath::parse(path) {
-                    Ok(p) => Ok(Some(p)),
-                    Err(_) if absent_is_public => Ok(None),
-                    Err(e) => Err(e),
-                };
-                let v = match parsed {
-                    Ok(Some(p)) if seed.check(&p).is_ok() => true,
-                    Ok(_) => match store.get_repository(path).await? {
+                let configured = RepoPath::parse(path).is_ok_and(|p| seed.check(&p).is_ok());
+                let v = if configured {
+                    true
+                } else {
+                    match store.get_repository(path).await? {
                         // Per event below: its history starts at creation.
                         Some(r) if r.visibility == Visibility::Public => {
                             records.insert(path.to_string(), r);
@@ -237,8 +234,7 @@ pub async fn readable_events(
                             v
                         }
                         None => absent_is_public,
-                    },
-                    Err(_) => false,
+                    }
                 };
                 verdicts.insert(path.to_string(), v);
                 v

@@ -146,6 +146,13 @@ impl Manager<'_> {
         if let Some(name) = repo.archive_name() {
             return self.create_archive(caller, name, &repo).await;
         }
+        if repo.format == Format::ExternalHelm {
+            // Checked and kept by `external::Externals`, which holds the network and
+            // the vault.
+            return Err(RepositoryError::Invalid(
+                "external repositories are created by the external repository service".into(),
+            ));
+        }
         let path = Self::path(&repo.path)?;
         if self.seed.check(&path).is_ok() {
             return Err(RepositoryError::Conflict(format!(
@@ -210,6 +217,9 @@ impl Manager<'_> {
             format: format.as_str().to_string(),
             path: path.to_string(),
             name: None,
+            url: None,
+            credentials: None,
+            interval_minutes: None,
             description: "created by its first upload".into(),
             visibility: Visibility::Public,
             labels: Labels::new(),
@@ -323,7 +333,7 @@ impl Manager<'_> {
         path: &str,
     ) -> Result<Listed, RepositoryError> {
         let path = path.trim_matches('/');
-        let key = match archive_name(path) {
+        let key = match named(path) {
             Some(_) => path.to_string(),
             None => {
                 let parsed = Self::path(path)?;
@@ -370,7 +380,7 @@ impl Manager<'_> {
 
     /// A created repository the caller may manage.
     async fn managed(&self, caller: &Principal, path: &str) -> Result<Repository, RepositoryError> {
-        if archive_name(path).is_none() && self.seed.check(&Self::path(path)?).is_ok() {
+        if named(path).is_none() && self.seed.check(&Self::path(path)?).is_ok() {
             return Err(RepositoryError::Conflict(format!(
                 "{path} is configured by the deployment (SupportedRepos): change it there"
             )));
@@ -468,6 +478,11 @@ impl Manager<'_> {
     ) -> Result<Deletion, RepositoryError> {
         let path = path.trim_matches('/');
         let mut repo = self.managed(caller, path).await?;
+        if repo.format == Format::ExternalHelm {
+            return Err(RepositoryError::Invalid(
+                "external repositories are deleted by the external repository service".into(),
+            ));
+        }
         if let Some(name) = repo.archive_name() {
             if !self.is_empty(&repo).await? {
                 return Err(RepositoryError::Conflict(format!(
@@ -523,6 +538,9 @@ impl Manager<'_> {
 impl Manager<'_> {
     /// Whether a repository holds nothing: no packages, or no archives.
     async fn is_empty(&self, repo: &Repository) -> Result<bool, RepositoryError> {
+        if repo.format == Format::ExternalHelm {
+            return Ok(true); // Its files are elsewhere; its index is readable either way.
+        }
         Ok(match repo.archive_name() {
             Some(name) => !self.store.archive_in_use(name).await?,
             None => {
@@ -560,13 +578,15 @@ pub fn upload_format<'f>(filenames: impl IntoIterator<Item = &'f str>) -> Option
 /// First segments no created package repository takes: where private files and
 /// source archives are (`/v1/files/<key>` tells them apart by it), and `archive`
 /// (`/v1/repositories/archive/{name}` is an archive repository's).
-pub const RESERVED_KINDS: [&str; 5] = ["private", "git", "trees", "tarballs", "archive"];
+pub const RESERVED_KINDS: [&str; 6] =
+    ["private", "git", "trees", "tarballs", "archive", "external"];
 
-/// The archive name of a record path `archive/<name>`.
-fn archive_name(path: &str) -> Option<&str> {
-    path.strip_prefix(ARCHIVE_KIND)?
-        .strip_prefix('/')
-        .filter(|n| !n.contains('/'))
+/// The name in a record path of a named repository: `archive/<name>`,
+/// `external/<name>`.
+fn named(path: &str) -> Option<&str> {
+    let (kind, name) = path.split_once('/')?;
+    (matches!(kind, ARCHIVE_KIND | super::external::EXTERNAL_KIND) && !name.contains('/'))
+        .then_some(name)
 }
 
 /// Marks the ready packages among `packages` for deletion; one already going, or
@@ -631,7 +651,9 @@ fn shown_to(repo: &Repository, caller: Option<&Principal>) -> bool {
 fn metadata_prefix(repo: &Repository, path: &RepoPath) -> String {
     match repo.format {
         Format::Deb => format!("{}/dists/{}/", path.root(), path.suite()),
-        Format::Rpm | Format::Helm | Format::Archive => format!("{}/", path.dir()),
+        Format::Rpm | Format::Helm | Format::Archive | Format::ExternalHelm => {
+            format!("{}/", path.dir())
+        }
     }
 }
 
@@ -687,6 +709,7 @@ impl Listed {
                 state: RepositoryState::Active,
                 storage: String::new(),
                 visibility_since: 0,
+                external: None,
             },
             configured: true,
         }

@@ -16,6 +16,7 @@ use crate::repo::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod external;
 mod files;
 mod manage;
 pub use files::{
@@ -47,6 +48,9 @@ pub enum Format {
     Helm,
     /// Source archives of one name (docs/archives.md).
     Archive,
+    /// Another chart repository, indexed into apps (`external/<name>`).
+    #[serde(rename = "external-helm")]
+    ExternalHelm,
 }
 
 impl Format {
@@ -56,13 +60,17 @@ impl Format {
             Format::Deb => Some(RepoFormat::Deb),
             Format::Rpm => Some(RepoFormat::Rpm),
             Format::Helm => Some(RepoFormat::Helm),
-            Format::Archive => None,
+            Format::Archive | Format::ExternalHelm => None,
         }
     }
 
-    /// Its name in answers: `deb`, `rpm`, `helm`, `archive`.
+    /// Its name in answers: `deb`, `rpm`, `helm`, `archive`, `external-helm`.
     pub fn as_str(self) -> &'static str {
-        self.packages().map_or("archive", RepoFormat::as_str)
+        match self {
+            Format::Archive => "archive",
+            Format::ExternalHelm => "external-helm",
+            packages => packages.packages().map_or("", RepoFormat::as_str),
+        }
     }
 }
 
@@ -161,6 +169,9 @@ pub struct Repository {
     /// repository's events at the same path (or its private past) stay hidden.
     #[serde(default)]
     pub visibility_since: i64,
+    /// An external repository's URL, user name, credentials reference and schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<external::External>,
 }
 
 /// Where a repository is in its life.
@@ -258,9 +269,19 @@ pub struct NewRepository {
     /// `kind/series/dist/version` (an archive's: `archive/<name>`, or give `name`).
     #[serde(default)]
     pub path: String,
-    /// An archive repository's name (the `name` of `POST /v1/archives`).
+    /// An archive or external repository's name (an archive's is the `name` of
+    /// `POST /v1/archives`).
     #[serde(default)]
     pub name: Option<String>,
+    /// An external repository's URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// An external repository's credentials (kept in the vault, never returned).
+    #[serde(default)]
+    pub credentials: Option<external::Credentials>,
+    /// Minutes between an external repository's scheduled index runs (0: none).
+    #[serde(default)]
+    pub interval_minutes: Option<u32>,
     /// What it is for.
     #[serde(default)]
     pub description: String,
@@ -286,28 +307,43 @@ impl NewRepository {
             "yum" | "rpm" => Format::Rpm,
             "helm" => Format::Helm,
             "archive" => Format::Archive,
-            other => return Err(format!("format {other:?}: apt, yum, helm or archive")),
+            "external-helm" => Format::ExternalHelm,
+            other => {
+                return Err(format!(
+                    "format {other:?}: apt, yum, helm, archive or external-helm"
+                ));
+            }
         };
-        let path = if format == Format::Archive {
+        let external = self.external_part(format)?;
+        let path = if matches!(format, Format::Archive | Format::ExternalHelm) {
+            let kind = if format == Format::Archive {
+                ARCHIVE_KIND
+            } else {
+                external::EXTERNAL_KIND
+            };
             let from_path = self.path.trim_matches('/');
-            let name = match (&self.name, from_path.strip_prefix("archive/")) {
-                (Some(name), _) if from_path.is_empty() || from_path == archive_path(name) => {
-                    name.clone()
-                }
+            let prefix = format!("{kind}/");
+            let named = |n: &str| format!("{kind}/{n}");
+            let name = match (&self.name, from_path.strip_prefix(prefix.as_str())) {
+                (Some(name), _) if from_path.is_empty() || from_path == named(name) => name.clone(),
                 (None, Some(name)) => name.to_string(),
                 _ => {
-                    return Err(
-                        "an archive repository is named: {\"format\": \"archive\", \"name\": \
-                         \"<archive name>\"} (its path is archive/<name>)"
-                            .into(),
-                    );
+                    return Err(format!(
+                        "an {} repository is named: {{\"format\": \"{}\", \"name\": \
+                         \"<name>\"}} (its path is {kind}/<name>)",
+                        self.format,
+                        format.as_str()
+                    ));
                 }
             };
             check_archive_name(&name)?;
             if !self.architectures.is_empty() {
-                return Err("an archive repository has no architectures".into());
+                return Err(format!(
+                    "an {} repository has no architectures",
+                    self.format
+                ));
             }
-            archive_path(&name)
+            named(&name)
         } else {
             if self.name.is_some() {
                 return Err(format!(
@@ -337,7 +373,46 @@ impl NewRepository {
             state: RepositoryState::Active,
             storage: random_hex(),
             visibility_since: 0,
+            external,
         })
+    }
+
+    /// The external part of an `external-helm` request (its URL and schedule; the
+    /// credentials go to the vault), and none of it for other formats.
+    fn external_part(&self, format: Format) -> Result<Option<external::External>, String> {
+        if format != Format::ExternalHelm {
+            if self.url.is_some() || self.credentials.is_some() || self.interval_minutes.is_some() {
+                return Err(format!(
+                    "url, credentials and interval_minutes are an external-helm \
+                     repository's; a {} repository has none",
+                    self.format
+                ));
+            }
+            return Ok(None);
+        }
+        let url = self
+            .url
+            .as_deref()
+            .ok_or("an external-helm repository needs a url")?;
+        let url = external::check_url(url)?;
+        if let Some(c) = &self.credentials {
+            c.check()?;
+        }
+        let interval = self
+            .interval_minutes
+            .unwrap_or(external::DEFAULT_INTERVAL_MINUTES);
+        if interval != 0 && interval < external::MIN_INTERVAL_MINUTES {
+            return Err(format!(
+                "interval_minutes: 0 (no schedule) or at least {}",
+                external::MIN_INTERVAL_MINUTES
+            ));
+        }
+        Ok(Some(external::External {
+            url,
+            username: None,
+            credentials: None,
+            interval_minutes: interval,
+        }))
     }
 }
 

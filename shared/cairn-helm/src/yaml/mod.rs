@@ -7,4 +7,4 @@ pub(crate) mod go;
 pub(crate) mod load;
 
 pub(crate) use emit::to_yaml;
-pub(crate) use load::{DEFAULT_BUDGET, load};
+pub(crate) use load::{Budget, DEFAULT_BUDGET, load};

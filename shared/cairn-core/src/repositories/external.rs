@@ -1,0 +1,652 @@
+//! External Helm repositories (OpenPitrix's repository service and indexer): a
+//! repository record that points at another chart repository's URL, with
+//! credentials kept in a vault (never returned), checked on creation (reachable
+//! with those credentials through the outbound address policy, serving a valid
+//! `index.yaml`), and indexed into apps and app versions by runs that a queue feeds
+//! one at a time per repository: on creation, on demand and on a schedule.
+//!
+//! A run is incremental: an index whose digest is the last run's changes nothing;
+//! otherwise the versions not indexed yet are added (insert if absent: a version
+//! that leaves the index stays listed) and the apps they belong to are summed up
+//! again. Each run is recorded and announced as a `repository.indexed` event, failed
+//! ones with their reason; a failed run stores nothing.
+
+use super::{Format, Repository, RepositoryError, RepositoryStore, Visibility};
+use crate::access::Action;
+use crate::auth::Principal;
+use crate::error::StoreError;
+use crate::events::{NewEvent, Subject};
+use crate::labels::Selector;
+use async_trait::async_trait;
+use bytes::Bytes;
+use cairn_helm::{ChartVersion, compare_versions, parse_external_index};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where external repositories' records are: `external/<name>`.
+pub const EXTERNAL_KIND: &str = "external";
+/// Default minutes between scheduled index runs.
+pub const DEFAULT_INTERVAL_MINUTES: u32 = 60;
+/// Shortest interval between scheduled runs (0 turns the schedule off).
+pub const MIN_INTERVAL_MINUTES: u32 = 5;
+/// Longest URL accepted.
+const MAX_URL: usize = 2048;
+/// Longest user name or password accepted.
+const MAX_CREDENTIAL: usize = 1024;
+
+/// The record path of external repository `name`.
+pub fn external_path(name: &str) -> String {
+    format!("{EXTERNAL_KIND}/{name}")
+}
+
+/// What an external repository's record keeps besides the common fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct External {
+    /// The chart repository's URL (its index is `<url>/index.yaml`).
+    pub url: String,
+    /// The user name sent, if any (the password is in the vault only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The vault's reference to the credentials (never returned by the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// Minutes between scheduled index runs; 0: on creation and on demand only.
+    #[serde(default = "default_interval")]
+    pub interval_minutes: u32,
+}
+
+fn default_interval() -> u32 {
+    DEFAULT_INTERVAL_MINUTES
+}
+
+/// A user name and password for a chart repository. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Checks lengths and characters (a header value cannot hold control characters).
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |s: &str| s.len() <= MAX_CREDENTIAL && !s.chars().any(char::is_control);
+        if self.username.is_empty() || !ok(&self.username) || !ok(&self.password) {
+            return Err(format!(
+                "credentials: a user name and a password of at most {MAX_CREDENTIAL} \
+                 characters, no control characters"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks an external repository URL's shape: `http(s)://host[:port][/path]`, no
+/// user info (credentials go in `credentials`), query or fragment. Where it may
+/// connect is the address policy's to say, when it is fetched.
+pub fn check_url(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("url {url:?}: http or https only"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("url {url:?} has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("url: put credentials in `credentials`, not in the URL".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || url.len() > MAX_URL {
+        return Err(format!(
+            "url {url:?}: no query or fragment, at most {MAX_URL} characters"
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Why an index could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The URL or where it resolves is refused (address policy, syntax).
+    #[error("{0}")]
+    Refused(String),
+    /// The repository refused the credentials (401, 403).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Anything else: unreachable, a status other than 200, too large, too slow.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Reading a chart repository's `index.yaml` over the network.
+#[async_trait]
+pub trait IndexSource: Send + Sync {
+    /// The bytes of `<url>/index.yaml`, sent with `credentials` if any.
+    async fn fetch_index(
+        &self,
+        url: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Bytes, SourceError>;
+}
+
+/// Where credentials are kept, encrypted at rest.
+#[async_trait]
+pub trait CredentialVault: Send + Sync {
+    /// Keeps `credentials` for the repository whose storage id is `storage`; the
+    /// reference to read them back with.
+    async fn store(&self, storage: &str, credentials: &Credentials) -> Result<String, StoreError>;
+    /// The credentials `reference` names.
+    async fn read(&self, reference: &str) -> Result<Option<Credentials>, StoreError>;
+    /// Forgets them.
+    async fn forget(&self, reference: &str) -> Result<(), StoreError>;
+}
+
+/// Asks for an index run.
+#[async_trait]
+pub trait IndexQueue: Send + Sync {
+    /// Queues a run of repository `path` (one at a time per repository).
+    async fn request_index(&self, path: &str, reason: &str) -> Result<(), StoreError>;
+}
+
+/// An app: one chart of one indexed repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSummary {
+    /// The chart's name.
+    pub name: String,
+    /// The repository it is in.
+    pub repository: String,
+    /// Its highest version.
+    pub latest_version: String,
+    /// That version's application version.
+    #[serde(default)]
+    pub app_version: String,
+    /// That version's description.
+    #[serde(default)]
+    pub description: String,
+    /// How many versions are indexed.
+    pub versions: usize,
+    /// When a version was last added, Unix seconds.
+    pub updated_at: i64,
+}
+
+/// Where an indexed repository stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexState {
+    /// SHA-256 of the index last read.
+    pub digest: String,
+    /// When it was read, Unix seconds.
+    pub indexed_at: i64,
+    /// Versions indexed.
+    pub versions: usize,
+    /// Apps indexed.
+    pub apps: usize,
+}
+
+/// The last run of a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `indexed`, `unchanged` or `failed`.
+    pub status: String,
+    /// When it ran, Unix seconds.
+    pub at: i64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Apps and app versions.
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// Where repository `repo`'s index stands.
+    async fn index_state(&self, repo: &str) -> Result<Option<IndexState>, StoreError>;
+    /// Every version indexed from `repo`.
+    async fn indexed_versions(&self, repo: &str) -> Result<Vec<ChartVersion>, StoreError>;
+    /// Adds versions (none of them indexed yet) to `repo`'s.
+    async fn add_versions(&self, repo: &str, versions: &[ChartVersion]) -> Result<(), StoreError>;
+    /// Writes (replaces) app summaries.
+    async fn put_apps(&self, apps: &[AppSummary]) -> Result<(), StoreError>;
+    /// Records a run: its state if it indexed, its record, and its event, together.
+    async fn finish_run(
+        &self,
+        repo: &str,
+        state: Option<&IndexState>,
+        run: &RunRecord,
+        event: &NewEvent,
+    ) -> Result<(), StoreError>;
+    /// The last run of `repo`.
+    async fn last_run(&self, repo: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Every app of every repository.
+    async fn apps(&self) -> Result<Vec<AppSummary>, StoreError>;
+    /// The versions of app `app` in `repo`.
+    async fn app_versions(&self, repo: &str, app: &str) -> Result<Vec<ChartVersion>, StoreError>;
+    /// Forgets everything indexed from `repo` (its repository is deleted).
+    async fn forget_index(&self, repo: &str) -> Result<(), StoreError>;
+}
+
+/// What a check of an external repository found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexCheck {
+    /// Charts in its index.
+    pub charts: usize,
+    /// Chart versions in its index.
+    pub versions: usize,
+    /// SHA-256 of the index.
+    pub digest: String,
+}
+
+/// The external repository use cases.
+pub struct Externals<'a> {
+    /// Repository records.
+    pub store: &'a dyn RepositoryStore,
+    /// The network.
+    pub source: &'a dyn IndexSource,
+    /// Credentials.
+    pub vault: &'a dyn CredentialVault,
+    /// Apps and versions.
+    pub apps: &'a dyn AppStore,
+    /// Index runs.
+    pub queue: &'a dyn IndexQueue,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Fetches and parses an index: its versions and digest, or a refusal saying why.
+async fn read_index(
+    source: &dyn IndexSource,
+    url: &str,
+    credentials: Option<&Credentials>,
+) -> Result<(Vec<ChartVersion>, String), RepositoryError> {
+    let body = source.fetch_index(url, credentials).await.map_err(|e| {
+        RepositoryError::Invalid(match e {
+            SourceError::Unauthorized(m) => {
+                format!("{url} refused the credentials: {m}")
+            }
+            SourceError::Refused(m) => format!("{url} is refused: {m}"),
+            SourceError::Failed(m) => format!("{url}/index.yaml could not be read: {m}"),
+        })
+    })?;
+    let digest = sha256_hex(&body);
+    let versions = parse_index_bytes(&body)
+        .map_err(|e| RepositoryError::Invalid(format!("{url}/index.yaml: {e}")))?;
+    Ok((versions, digest))
+}
+
+fn parse_index_bytes(body: &[u8]) -> Result<Vec<ChartVersion>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "not UTF-8 text".to_string())?;
+    parse_external_index(text)
+}
+
+impl Externals<'_> {
+    /// Checks that `url` serves a valid index with `credentials`, storing nothing.
+    pub async fn validate(
+        &self,
+        url: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<IndexCheck, RepositoryError> {
+        let url = check_url(url).map_err(RepositoryError::Invalid)?;
+        if let Some(c) = credentials {
+            c.check().map_err(RepositoryError::Invalid)?;
+        }
+        let (versions, digest) = read_index(self.source, &url, credentials).await?;
+        let charts = versions.iter().map(|v| &v.name).collect::<BTreeSet<_>>();
+        Ok(IndexCheck {
+            charts: charts.len(),
+            versions: versions.len(),
+            digest,
+        })
+    }
+
+    /// Creates external repository `repo` (validated by [`super::NewRepository`])
+    /// after checking its URL with `credentials`; keeps the credentials in the vault
+    /// and queues its first index run. Nothing is stored when the check fails.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        mut repo: Repository,
+        credentials: Option<Credentials>,
+    ) -> Result<(Repository, IndexCheck), RepositoryError> {
+        caller.require(Action::Repositories, &repo.path)?;
+        let Some(external) = repo.external.clone() else {
+            return Err(RepositoryError::Invalid(
+                "an external repository needs a url".into(),
+            ));
+        };
+        if self.store.get_repository(&repo.path).await?.is_some() {
+            return Err(RepositoryError::Conflict(format!(
+                "repository {} already exists",
+                repo.path
+            )));
+        }
+        let check = self.validate(&external.url, credentials.as_ref()).await?;
+        let reference = match &credentials {
+            Some(c) => Some(self.vault.store(&repo.storage, c).await?),
+            None => None,
+        };
+        repo.external = Some(External {
+            username: credentials.as_ref().map(|c| c.username.clone()),
+            credentials: reference.clone(),
+            ..external
+        });
+        if !self.store.create_repository(&repo).await? {
+            if let Some(r) = &reference {
+                self.vault.forget(r).await?;
+            }
+            return Err(RepositoryError::Conflict(format!(
+                "repository {} already exists",
+                repo.path
+            )));
+        }
+        tracing::info!(path = %repo.path, owner = %caller.name, "external repository created");
+        if let Err(e) = self.queue.request_index(&repo.path, "created").await {
+            tracing::warn!(path = %repo.path, error = %e, "first index run not queued");
+        }
+        Ok((repo, check))
+    }
+
+    /// The external repository at `path` if the caller manages it.
+    async fn managed(&self, caller: &Principal, path: &str) -> Result<Repository, RepositoryError> {
+        let repo = self
+            .store
+            .get_repository(path)
+            .await?
+            .filter(|r| r.format == Format::ExternalHelm && r.visible_to_caller(Some(caller)))
+            .ok_or_else(|| RepositoryError::NotFound(format!("no external repository {path}")))?;
+        if !repo.managed_by(caller) {
+            return Err(RepositoryError::Forbidden(format!(
+                "only the owners of {path} ({}) and admins manage it",
+                repo.owners.join(", ")
+            )));
+        }
+        caller.require(Action::Repositories, path)?;
+        Ok(repo)
+    }
+
+    /// Queues an index run of a repository the caller manages.
+    pub async fn request_index(
+        &self,
+        caller: &Principal,
+        path: &str,
+    ) -> Result<(), RepositoryError> {
+        self.managed(caller, path).await?;
+        self.queue.request_index(path, "requested").await?;
+        Ok(())
+    }
+
+    /// Deletes an external repository the caller manages, with its index and
+    /// credentials.
+    pub async fn delete(&self, caller: &Principal, path: &str) -> Result<(), RepositoryError> {
+        let repo = self.managed(caller, path).await?;
+        if !self.store.delete_repository(&repo).await? {
+            return Err(RepositoryError::Conflict(format!(
+                "repository {path} changed meanwhile; try again"
+            )));
+        }
+        self.apps.forget_index(path).await?;
+        if let Some(r) = repo.external.as_ref().and_then(|e| e.credentials.as_ref()) {
+            self.vault.forget(r).await?;
+        }
+        tracing::info!(path, by = %caller.name, "external repository deleted");
+        Ok(())
+    }
+}
+
+/// What an index run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Versions were added (this many) to the apps.
+    Indexed(usize),
+    /// The index is the one read last time: nothing changed.
+    Unchanged,
+    /// It could not be read or is no valid index: nothing stored.
+    Failed(String),
+    /// No external repository at that path (deleted since the run was asked for).
+    Skipped,
+}
+
+/// The indexer: reads an external repository's index into apps and versions.
+pub struct Indexer<'a> {
+    /// Repository records.
+    pub store: &'a dyn RepositoryStore,
+    /// The network.
+    pub source: &'a dyn IndexSource,
+    /// Credentials.
+    pub vault: &'a dyn CredentialVault,
+    /// Apps and versions.
+    pub apps: &'a dyn AppStore,
+}
+
+impl Indexer<'_> {
+    /// One index run of `path`, at `now` (Unix seconds). Storage failures are
+    /// errors (the queue retries the run); everything else is a recorded outcome.
+    pub async fn run(&self, path: &str, reason: &str, now: i64) -> Result<RunOutcome, StoreError> {
+        let started = std::time::Instant::now();
+        let Some(repo) = self
+            .store
+            .get_repository(path)
+            .await?
+            .filter(|r| r.format == Format::ExternalHelm)
+        else {
+            return Ok(RunOutcome::Skipped);
+        };
+        let Some(external) = repo.external.as_ref() else {
+            return Ok(RunOutcome::Skipped);
+        };
+        let credentials = match &external.credentials {
+            Some(reference) => self.vault.read(reference).await?,
+            None => None,
+        };
+        let previous = self.apps.index_state(path).await?.unwrap_or_default();
+        let (outcome, state, detail) =
+            match read_index(self.source, &external.url, credentials.as_ref()).await {
+                Err(e) => (
+                    RunOutcome::Failed(e.to_string()),
+                    None,
+                    serde_json::json!({}),
+                ),
+                Ok((_, digest)) if digest == previous.digest => (
+                    RunOutcome::Unchanged,
+                    None,
+                    serde_json::json!({"digest": digest, "versions": previous.versions}),
+                ),
+                Ok((versions, digest)) => {
+                    let (added, state) = self.add(path, versions, digest, now).await?;
+                    let detail = serde_json::json!({
+                        "digest": state.digest, "versions": state.versions,
+                        "apps": state.apps, "added": added,
+                    });
+                    (RunOutcome::Indexed(added), Some(state), detail)
+                }
+            };
+        let (status, error) = match &outcome {
+            RunOutcome::Indexed(_) => ("indexed", None),
+            RunOutcome::Unchanged => ("unchanged", None),
+            RunOutcome::Failed(e) => ("failed", Some(e.clone())),
+            RunOutcome::Skipped => ("skipped", None),
+        };
+        let mut data = serde_json::json!({
+            "repository": path, "status": status, "reason": reason,
+            "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        if let (Some(map), serde_json::Value::Object(more)) = (data.as_object_mut(), detail) {
+            map.extend(more);
+            if let Some(e) = &error {
+                map.insert("error".into(), serde_json::json!(e));
+            }
+        }
+        let event = NewEvent::new("repository.indexed", Subject::named_repository(path), data);
+        let run = RunRecord {
+            status: status.into(),
+            at: now,
+            error,
+        };
+        self.apps
+            .finish_run(path, state.as_ref(), &run, &event)
+            .await?;
+        tracing::info!(path, status, "index run");
+        Ok(outcome)
+    }
+
+    /// Adds the versions not indexed yet and sums up the apps they belong to.
+    async fn add(
+        &self,
+        path: &str,
+        versions: Vec<ChartVersion>,
+        digest: String,
+        now: i64,
+    ) -> Result<(usize, IndexState), StoreError> {
+        let existing = self.apps.indexed_versions(path).await?;
+        let known: BTreeSet<(&str, &str)> = existing
+            .iter()
+            .map(|v| (v.name.as_str(), v.version.as_str()))
+            .collect();
+        let new: Vec<ChartVersion> = versions
+            .into_iter()
+            .filter(|v| !known.contains(&(v.name.as_str(), v.version.as_str())))
+            .collect();
+        self.apps.add_versions(path, &new).await?;
+        let touched: BTreeSet<&str> = new.iter().map(|v| v.name.as_str()).collect();
+        let mut by_app: BTreeMap<&str, Vec<&ChartVersion>> = BTreeMap::new();
+        for v in existing.iter().chain(new.iter()) {
+            by_app.entry(v.name.as_str()).or_default().push(v);
+        }
+        let summaries: Vec<AppSummary> = by_app
+            .iter()
+            .filter(|(name, _)| touched.contains(*name))
+            .filter_map(|(name, versions)| {
+                let latest = versions
+                    .iter()
+                    .max_by(|a, b| compare_versions(&a.version, &b.version))?;
+                Some(AppSummary {
+                    name: (*name).to_string(),
+                    repository: path.to_string(),
+                    latest_version: latest.version.clone(),
+                    app_version: latest.app_version.clone(),
+                    description: latest.description.clone(),
+                    versions: versions.len(),
+                    updated_at: now,
+                })
+            })
+            .collect();
+        self.apps.put_apps(&summaries).await?;
+        let state = IndexState {
+            digest,
+            indexed_at: now,
+            versions: existing.len() + new.len(),
+            apps: by_app.len(),
+        };
+        Ok((new.len(), state))
+    }
+}
+
+/// The scheduled runs due at `now`: external repositories with an interval whose
+/// last run is that old (or that never ran).
+pub async fn due_for_index(
+    store: &dyn RepositoryStore,
+    apps: &dyn AppStore,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut due = Vec::new();
+    for repo in store.list_repositories().await? {
+        let Some(external) = repo.external.as_ref() else {
+            continue;
+        };
+        if repo.format != Format::ExternalHelm || external.interval_minutes == 0 {
+            continue;
+        }
+        let last = apps.last_run(&repo.path).await?.map_or(0, |r| r.at);
+        if now - last >= i64::from(external.interval_minutes) * 60 {
+            due.push(repo.path);
+        }
+    }
+    Ok(due)
+}
+
+/// One app as listed: its summary.
+pub type ListedApp = AppSummary;
+
+/// The apps the caller may see (their repository visible and, if private, readable),
+/// whose repository's labels `selector` matches and whose name or description
+/// contains `q` (any case), by name then repository.
+pub async fn list_apps(
+    store: &dyn RepositoryStore,
+    apps: &dyn AppStore,
+    caller: Option<&Principal>,
+    q: Option<&str>,
+    selector: Option<&Selector>,
+) -> Result<Vec<ListedApp>, StoreError> {
+    let repos: BTreeMap<String, Repository> = store
+        .list_repositories()
+        .await?
+        .into_iter()
+        .map(|r| (r.path.clone(), r))
+        .collect();
+    let q = q.map(str::to_lowercase);
+    let mut out: Vec<ListedApp> = apps
+        .apps()
+        .await?
+        .into_iter()
+        .filter(|a| {
+            repos.get(&a.repository).is_some_and(|r| {
+                readable(r, caller) && selector.is_none_or(|s| s.matches(&r.labels))
+            })
+        })
+        .filter(|a| {
+            q.as_deref().is_none_or(|q| {
+                a.name.to_lowercase().contains(q) || a.description.to_lowercase().contains(q)
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.repository).cmp(&(&b.name, &b.repository)));
+    Ok(out)
+}
+
+/// The versions of app `app` in the repositories the caller may read, newest first
+/// within each repository: `(repository, version)` pairs.
+pub async fn app_versions(
+    store: &dyn RepositoryStore,
+    apps: &dyn AppStore,
+    caller: Option<&Principal>,
+    app: &str,
+) -> Result<Vec<(String, ChartVersion)>, StoreError> {
+    let mut out = Vec::new();
+    for summary in apps.apps().await?.into_iter().filter(|a| a.name == app) {
+        let Some(repo) = store.get_repository(&summary.repository).await? else {
+            continue;
+        };
+        if !readable(&repo, caller) {
+            continue;
+        }
+        let mut versions = apps.app_versions(&repo.path, app).await?;
+        versions.sort_by(|a, b| compare_versions(&b.version, &a.version));
+        out.extend(versions.into_iter().map(|v| (repo.path.clone(), v)));
+    }
+    Ok(out)
+}
+
+fn readable(repo: &Repository, caller: Option<&Principal>) -> bool {
+    repo.visibility == Visibility::Public || caller.is_some_and(|c| repo.readable_by(c))
+}
+
+/// Whether `path` names an external repository (`external/<name>`).
+pub fn is_external_path(path: &str) -> bool {
+    path.strip_prefix(EXTERNAL_KIND)
+        .and_then(|p| p.strip_prefix('/'))
+        .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+}
+
+/// The index a run would read, parsed (for benchmarks and tools).
+pub fn parse_index(body: &[u8]) -> Result<Vec<ChartVersion>, String> {
+    parse_index_bytes(body)
+}
