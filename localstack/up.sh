@@ -47,7 +47,8 @@ archive_bucket=cairn-archive
 callback_attempts=4
 # Local workers re-read the key every 2 s (300 s in AWS) so rotation tests are quick.
 # Archives: the e2e tests' git origin (127.0.0.1:18418) and callback receiver
-# (127.0.0.1:18419) are the only private addresses reachable; uploads create
+# (127.0.0.1:18419) and the chart server of external repositories (127.0.0.1:18421)
+# are the only private addresses reachable; uploads create
 # repositories under e2e-auto/ (test_repositories.py); a 32 MiB fetch limit
 # so the size-limit test stays small; callbacks retried after 1 s, 2 s, 4 s.
 "$LOCALSTACK_DIR/deploy.sh" \
@@ -58,7 +59,7 @@ callback_attempts=4
   "ArchiveBucketName=$archive_bucket" \
   "ArchiveBaseUrl=$LS_ENDPOINT/$archive_bucket" \
   "ArchiveObjectLockDays=${CAIRN_ARCHIVE_LOCK_DAYS:-1}" \
-  "OutboundAllowList=127.0.0.1:18418,127.0.0.1:18419" \
+  "OutboundAllowList=127.0.0.1:18418,127.0.0.1:18419,127.0.0.1:18421" \
   "AutoCreateRepositories=e2e-auto/*" \
   "ArchiveMaxBytes=33554432" \
   "ArchiveWaitSeconds=25" \

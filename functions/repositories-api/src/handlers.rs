@@ -72,23 +72,40 @@ pub struct RepositoryView {
     /// An archive repository's name (`POST /v1/archives` `name`).
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// An external repository's URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// The user name sent to an external repository (its password is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    /// Minutes between an external repository's scheduled index runs (0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval_minutes: Option<u32>,
 }
 
 impl RepositoryView {
-    fn of(listed: Listed) -> Self {
+    pub(crate) fn of(listed: Listed) -> Self {
         let r = listed.repository;
         RepositoryView {
-            packages: match r.archive_name() {
-                Some(name) => format!("/v1/archives/{name}"),
-                None => format!("/{}", r.path),
+            packages: match (r.archive_name(), r.format) {
+                (Some(name), _) => format!("/v1/archives/{name}"),
+                (None, Format::ExternalHelm) => format!("/v1/apps?repository={}", r.path),
+                (None, _) => format!("/{}", r.path),
             },
-            name: r.archive_name().map(str::to_string),
+            name: r
+                .archive_name()
+                .or_else(|| r.path.strip_prefix("external/"))
+                .map(str::to_string),
             format: match r.format {
                 Format::Deb => "apt",
                 Format::Rpm => "yum",
                 Format::Helm => "helm",
                 Format::Archive => "archive",
+                Format::ExternalHelm => "external-helm",
             },
+            url: r.external.as_ref().map(|e| e.url.clone()),
+            username: r.external.as_ref().and_then(|e| e.username.clone()),
+            interval_minutes: r.external.as_ref().map(|e| e.interval_minutes),
             path: r.path,
             description: r.description,
             visibility: r.visibility,
@@ -107,13 +124,23 @@ impl RepositoryView {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)] // Read through `NewRepository`; here to describe the body.
 pub struct CreateBody {
-    /// `apt`, `yum`, `helm` or `archive`.
+    /// `apt`, `yum`, `helm`, `archive` or `external-helm`.
     format: String,
     /// `kind/series/dist/version`: where it lives (`team/db/ubuntu/noble`); an
     /// archive repository's is `archive/<name>` (or give `name`).
     path: Option<String>,
-    /// An archive repository's name: the `name` its archives are made under.
+    /// An archive repository's name (the `name` its archives are made under), or an
+    /// external repository's.
     name: Option<String>,
+    /// An external repository's URL: `<url>/index.yaml` is its index.
+    url: Option<String>,
+    /// An external repository's credentials, `{"username", "password"}`: checked,
+    /// kept encrypted, never returned.
+    #[schema(value_type = Object)]
+    credentials: Option<serde_json::Value>,
+    /// Minutes between an external repository's scheduled index runs (default 60,
+    /// at least 5; 0: on creation and on demand only).
+    interval_minutes: Option<u32>,
     /// What it is for (at most 1,000 characters).
     description: Option<String>,
     /// `public` (default) or `private`.
@@ -148,6 +175,9 @@ pub async fn create(
     Caller(caller): Caller,
     body: JsonBody<NewRepository>,
 ) -> Result<Response, ApiError> {
+    if body.value.format == "external-helm" {
+        return crate::external::create(&app, &caller, body.value).await;
+    }
     let (repo, seq) = app
         .manager()
         .create(&caller, body.value, unix_now())

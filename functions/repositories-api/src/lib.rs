@@ -7,12 +7,15 @@
 //! `/v1/repositories/archive/{name}` does the same for an archive repository.
 //! The use cases are `cairn_core::repositories::Manager`'s.
 
+mod external;
 mod handlers;
 
 use axum::Router;
 use cairn_core::Config;
 use cairn_core::auth::Accounts;
+use cairn_core::events::EventLog;
 use cairn_core::ports::{Catalog, RepoStore, SyncQueue};
+use cairn_core::repositories::external::{AppStore, CredentialVault, IndexQueue, IndexSource};
 use cairn_core::repositories::{Manager, RepositoryStore};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,10 +35,20 @@ pub struct App {
     pub queue: Arc<dyn SyncQueue>,
     /// Settings (the configured repositories among them).
     pub config: Config,
+    /// Apps and versions indexed from external repositories.
+    pub apps: Arc<dyn AppStore>,
+    /// The network, for checking external repositories.
+    pub source: Arc<dyn IndexSource>,
+    /// External repositories' credentials.
+    pub vault: Arc<dyn CredentialVault>,
+    /// Index runs.
+    pub index_queue: Arc<dyn IndexQueue>,
+    /// The event log (index runs).
+    pub events: Arc<dyn EventLog>,
 }
 
 impl App {
-    fn manager(&self) -> Manager<'_> {
+    pub(crate) fn manager(&self) -> Manager<'_> {
         Manager {
             store: self.repositories.as_ref(),
             catalog: self.catalog.as_ref(),
@@ -65,6 +78,12 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         handlers::update_archive,
         handlers::delete_archive
     ))
+    .routes(routes!(external::validate))
+    .routes(routes!(external::show, external::update, external::delete))
+    .routes(routes!(external::index))
+    .routes(routes!(external::events))
+    .routes(routes!(external::apps))
+    .routes(routes!(external::versions))
 }
 
 /// The endpoint group's routes.

@@ -1,7 +1,7 @@
 //! `repositories-api` Lambda: repositories as resources (see the library's
 //! documentation).
 
-use cairn_aws::{Clients, DynamoCatalog, S3Store, SqsSyncQueue, init_tracing};
+use cairn_aws::{Clients, DynamoCatalog, ExternalServices, S3Store, SqsSyncQueue, init_tracing};
 use cairn_core::Config;
 use repositories_api::{App, router};
 use std::sync::Arc;
@@ -16,7 +16,13 @@ async fn main() -> Result<(), lambda_http::Error> {
             .with_event_retention_days(config.event_retention_days)
             .with_dispatch_nudge(clients.sqs.clone(), config.dispatch_queue_url.clone()),
     );
+    let external = ExternalServices::from_env(&clients)?;
     let app = App {
+        apps: catalog.clone(),
+        events: catalog.clone(),
+        source: Arc::new(external.source),
+        vault: Arc::new(external.vault),
+        index_queue: Arc::new(external.queue),
         users: catalog.clone(),
         repositories: catalog.clone(),
         catalog,

@@ -6,6 +6,7 @@ use axum::http::{Request, header};
 use cairn_core::Config;
 use cairn_core::access::Role;
 use cairn_core::auth::{UserRecord, hash_password};
+use cairn_core::memory::external::{MemoryApps, MemorySource, MemoryVault};
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
 use cairn_core::ports::UserDirectory;
 use cairn_core::repositories::RepositoryStore;
@@ -20,7 +21,19 @@ fn basic(user: &str) -> String {
     format!("Basic {encoded}")
 }
 
+/// The external repositories' fakes a world shares with its router.
+struct Externals {
+    apps: Arc<MemoryApps>,
+    source: Arc<MemorySource>,
+    vault: Arc<MemoryVault>,
+}
+
 async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
+    let (router, catalog, _) = world_with_externals().await;
+    (router, catalog)
+}
+
+async fn world_with_externals() -> (axum::Router, Arc<MemoryCatalog>, Externals) {
     let catalog = Arc::new(MemoryCatalog::default());
     for (name, role, selectors) in [
         ("alice", Role::Uploader, vec![]),
@@ -54,6 +67,11 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
         Some(v.to_string())
     })
     .expect("config");
+    let externals = Externals {
+        apps: Arc::new(MemoryApps::default()),
+        source: Arc::new(MemorySource::default()),
+        vault: Arc::new(MemoryVault::default()),
+    };
     let app = App {
         users: catalog.clone(),
         repositories: catalog.clone(),
@@ -61,8 +79,13 @@ async fn world() -> (axum::Router, Arc<MemoryCatalog>) {
         files: Arc::new(MemoryStore::default()),
         queue: catalog.clone(),
         config,
+        apps: externals.apps.clone(),
+        source: externals.source.clone(),
+        vault: externals.vault.clone(),
+        index_queue: externals.apps.clone(),
+        events: catalog.clone(),
     };
-    (router(Arc::new(app)), catalog)
+    (router(Arc::new(app)), catalog, externals)
 }
 
 async fn call(
@@ -419,4 +442,145 @@ async fn bad_requests_get_clear_refusals_and_store_nothing() {
     .await;
     assert_eq!(status, 400);
     assert!(catalog.list_repositories().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn external_repositories_are_checked_then_indexed_into_apps() {
+    use cairn_core::repositories::external::{Credentials, Indexer};
+    let (app, catalog, ext) = world_with_externals().await;
+    let url = "https://charts.example.org";
+    let right = Credentials {
+        username: "ci".into(),
+        password: "right".into(),
+    };
+    ext.source.serve(
+        url,
+        "apiVersion: v1\nentries:\n  nginx:\n  - version: 1.0.0\n    description: web\n",
+        Some(right.clone()),
+    );
+    let body = |password: &str| {
+        json!({"format": "external-helm", "name": "stable", "url": url,
+               "credentials": {"username": "ci", "password": password}})
+    };
+    // validate: the same check, nothing stored; the scope is needed.
+    let (status, checked) = call(
+        &app,
+        "POST",
+        "/v1/repositories/validate",
+        Some(&basic("alice")),
+        json!({"url": url, "credentials": {"username": "ci", "password": "right"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, checked["versions"].clone()),
+        (200, json!(1)),
+        "{checked}"
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/repositories/validate",
+        Some(&basic("dba")),
+        json!({"url": url}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Wrong credentials: a clear 400, nothing stored anywhere.
+    let (status, refused) = call(
+        &app,
+        "POST",
+        "/v1/repositories",
+        Some(&basic("alice")),
+        body("wrong"),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("credentials"),
+        "{refused}"
+    );
+    assert!(catalog.list_repositories().await.expect("list").is_empty());
+    assert!(ext.vault.secrets.lock().expect("lock").is_empty());
+    // Right ones: created, first run queued, the password nowhere in the answer.
+    let (status, created) = call(
+        &app,
+        "POST",
+        "/v1/repositories",
+        Some(&basic("alice")),
+        body("right"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["path"], "external/stable");
+    assert_eq!(created["username"], "ci");
+    assert!(!created.to_string().contains("right"), "{created}");
+    assert_eq!(ext.apps.requested.lock().expect("lock").len(), 1);
+    // The indexer's run (the queue's consumer), then the apps.
+    let indexer = Indexer {
+        store: catalog.as_ref(),
+        source: ext.source.as_ref(),
+        vault: ext.vault.as_ref(),
+        apps: ext.apps.as_ref(),
+    };
+    indexer
+        .run("external/stable", "created", 1)
+        .await
+        .expect("run");
+    let (status, apps) = call(&app, "GET", "/v1/apps?q=ngi", None, Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(apps["apps"][0]["name"], "nginx", "{apps}");
+    assert_eq!(apps["apps"][0]["repository"], "external/stable");
+    let (status, versions) = call(&app, "GET", "/v1/apps/nginx/versions", None, Value::Null).await;
+    assert_eq!(
+        (status, versions["versions"][0]["version"].clone()),
+        (200, json!("1.0.0"))
+    );
+    let (status, _) = call(&app, "GET", "/v1/apps/absent/versions", None, Value::Null).await;
+    assert_eq!(status, 404);
+    let (status, shown) = call(
+        &app,
+        "GET",
+        "/v1/repositories/external/stable",
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["index"]["versions"], 1, "{shown}");
+    assert_eq!(shown["last_run"]["status"], "indexed", "{shown}");
+    // Runs on demand: owners only.
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/repositories/external/stable/index",
+        Some(&basic("webdev")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/repositories/external/stable/index",
+        Some(&basic("alice")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 202);
+    // Deleted: its apps and credentials go.
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        "/v1/repositories/external/stable",
+        Some(&basic("alice")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, apps) = call(&app, "GET", "/v1/apps", None, Value::Null).await;
+    assert_eq!(apps["apps"], json!([]));
+    assert!(ext.vault.secrets.lock().expect("lock").is_empty());
 }

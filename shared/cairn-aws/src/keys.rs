@@ -117,3 +117,20 @@ pub fn operation_pk(id: &str) -> String {
 pub fn attempt_sk(attempt: u32) -> String {
     format!("{ATTEMPT_PREFIX}{attempt:04}")
 }
+
+/// Partition of an indexed external repository: its state, last run and versions.
+pub fn index_pk(repo: &str) -> String {
+    format!("INDEX#{repo}")
+}
+
+/// Sort key of the last index run.
+pub const INDEX_RUN_SK: &str = "RUN";
+
+/// Sort-key prefix of indexed chart versions: `VER#<app>#<version>`.
+pub const INDEX_VERSION_PREFIX: &str = "VER#";
+
+/// Partition of every app (one item per chart and repository).
+pub const APPS_PK: &str = "APPS";
+
+/// Sort-key prefix of apps: `APP#<app>#<repository>`.
+pub const APP_PREFIX: &str = "APP#";

@@ -4,6 +4,7 @@
 pub mod archives;
 pub mod dynamo;
 pub mod events;
+pub mod external;
 pub mod keys;
 pub mod repositories;
 pub mod s3;
@@ -15,6 +16,7 @@ pub use archives::{
     DynamoArchives, OperationMessage, SqsOperationQueues, SqsRetryLater, archive_services,
 };
 pub use dynamo::DynamoCatalog;
+pub use external::{ExternalServices, HttpIndexSource, IndexMessage, SecretsVault, SqsIndexQueue};
 pub use s3::S3Store;
 pub use sqs::SqsSyncQueue;
 pub use startup::{Clients, KeyError, KeySource, Keys, init_tracing};
