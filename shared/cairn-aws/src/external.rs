@@ -85,16 +85,23 @@ impl DynamoCatalog {
     }
 
     async fn keys_of(&self, pk: String, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let mut pages = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s(prefix))
-            .projection_expression("#pk, #sk")
+            .projection_expression("#pk, #sk");
+        // An empty string is no valid key value: no prefix is the whole partition.
+        query = if prefix.is_empty() {
+            query.key_condition_expression("#pk = :pk")
+        } else {
+            query
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+        };
+        let mut pages = query
             .into_paginator()
             .items()
             .send();

@@ -268,6 +268,18 @@ async fn read_index(
     url: &str,
     credentials: Option<&Credentials>,
 ) -> Result<(Vec<ChartVersion>, String), RepositoryError> {
+    let (body, digest) = fetch_index(source, url, credentials).await?;
+    let versions = parse_index_bytes(&body)
+        .map_err(|e| RepositoryError::Invalid(format!("{url}/index.yaml: {e}")))?;
+    Ok((versions, digest))
+}
+
+/// Fetches an index: its bytes and their digest.
+async fn fetch_index(
+    source: &dyn IndexSource,
+    url: &str,
+    credentials: Option<&Credentials>,
+) -> Result<(Bytes, String), RepositoryError> {
     let body = source.fetch_index(url, credentials).await.map_err(|e| {
         RepositoryError::Invalid(match e {
             SourceError::Unauthorized(m) => {
@@ -278,9 +290,7 @@ async fn read_index(
         })
     })?;
     let digest = sha256_hex(&body);
-    let versions = parse_index_bytes(&body)
-        .map_err(|e| RepositoryError::Invalid(format!("{url}/index.yaml: {e}")))?;
-    Ok((versions, digest))
+    Ok((body, digest))
 }
 
 fn parse_index_bytes(body: &[u8]) -> Result<Vec<ChartVersion>, String> {
@@ -448,27 +458,30 @@ impl Indexer<'_> {
             None => None,
         };
         let previous = self.apps.index_state(path).await?.unwrap_or_default();
-        let (outcome, state, detail) =
-            match read_index(self.source, &external.url, credentials.as_ref()).await {
-                Err(e) => (
-                    RunOutcome::Failed(e.to_string()),
-                    None,
-                    serde_json::json!({}),
-                ),
-                Ok((_, digest)) if digest == previous.digest => (
-                    RunOutcome::Unchanged,
-                    None,
-                    serde_json::json!({"digest": digest, "versions": previous.versions}),
-                ),
-                Ok((versions, digest)) => {
-                    let (added, state) = self.add(path, versions, digest, now).await?;
-                    let detail = serde_json::json!({
-                        "digest": state.digest, "versions": state.versions,
-                        "apps": state.apps, "added": added,
-                    });
-                    (RunOutcome::Indexed(added), Some(state), detail)
-                }
-            };
+        // The digest first: an unchanged index is not even parsed.
+        let read = match fetch_index(self.source, &external.url, credentials.as_ref()).await {
+            Ok((_, digest)) if digest == previous.digest => Ok(None),
+            Ok((body, digest)) => parse_index_bytes(&body)
+                .map(|versions| Some((versions, digest)))
+                .map_err(|e| format!("{}/index.yaml: {e}", external.url)),
+            Err(e) => Err(e.to_string()),
+        };
+        let (outcome, state, detail) = match read {
+            Err(e) => (RunOutcome::Failed(e), None, serde_json::json!({})),
+            Ok(None) => (
+                RunOutcome::Unchanged,
+                None,
+                serde_json::json!({"digest": previous.digest, "versions": previous.versions}),
+            ),
+            Ok(Some((versions, digest))) => {
+                let (added, state) = self.add(path, versions, digest, now).await?;
+                let detail = serde_json::json!({
+                    "digest": state.digest, "versions": state.versions,
+                    "apps": state.apps, "added": added,
+                });
+                (RunOutcome::Indexed(added), Some(state), detail)
+            }
+        };
         let (status, error) = match &outcome {
             RunOutcome::Indexed(_) => ("indexed", None),
             RunOutcome::Unchanged => ("unchanged", None),
