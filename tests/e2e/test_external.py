@@ -154,3 +154,30 @@ def test_private_link_local_and_hostile_sources_are_refused(stack, user, charts)
     status, body = api(stack, "POST", "/v1/repositories", basic(user),
                        {"format": "external-helm", "name": name})
     assert status == 400 and "url" in json.dumps(body), body
+
+
+def test_cairns_own_helm_repositories_are_indexed_into_apps(stack, user, tmp_path):
+    """A chart uploaded to one of Cairn's Helm repositories becomes an app once its
+    publication is indexed (metadata-sync asks the indexer after each publication)."""
+    from charts import make_chart
+    from conftest import curl, upload
+
+    repo = "release/3.0/helm/stable"
+    name = f"cairn-app-{run_id()}"
+    chart = tmp_path / f"{name}-0.3.0.tgz"
+    chart.write_bytes(make_chart(name, "0.3.0"))
+    status, body = upload(stack, repo, [(chart.name, chart)], user=user)
+    assert status == 201, body
+    deadline = time.time() + 120
+    found = {}
+    while time.time() < deadline:
+        found = apps(stack, user, name)
+        if (name, repo) in found:
+            break
+        time.sleep(1)
+    assert found.get((name, repo), {}).get("latest_version") == "0.3.0", found
+    assert versions(stack, user, name, repo) == ["0.3.0"]
+    # Anonymous readers see a configured repository's apps too.
+    status, out = curl(f"{stack.api}/v1/apps?q={name}")
+    body = json.loads(out)
+    assert status == 200 and [a["name"] for a in body["apps"]] == [name], body

@@ -1,18 +1,24 @@
 //! `indexer`: index runs of external Helm repositories (docs/access.md, "External
-//! Helm repositories"). Fed by the index FIFO queue, one message group per
+//! Helm repositories") and of Cairn's own Helm repositories (metadata-sync asks for
+//! one after each publication). Fed by the index FIFO queue, one message group per
 //! repository, so one run of a repository at a time; also invoked on a schedule,
-//! when it queues a run of every repository whose interval has passed.
+//! when it queues a run of every external repository whose interval has passed.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use cairn_aws::sqs::{Parsed, batch_response, parse_batch};
-use cairn_aws::{Clients, DynamoCatalog, ExternalServices, IndexMessage, init_tracing};
-use cairn_core::repositories::external::{IndexQueue, Indexer, due_for_index};
+use cairn_aws::{Clients, DynamoCatalog, ExternalServices, IndexMessage, S3Store, init_tracing};
+use cairn_core::SupportedRepos;
+use cairn_core::repositories::external::{Hosted, IndexQueue, Indexer, due_for_index};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
 struct Worker {
     catalog: DynamoCatalog,
     services: ExternalServices,
+    /// The configured repositories (Cairn's own Helm repositories are indexed too).
+    seed: SupportedRepos,
+    /// The repository bucket, where those keep their index.yaml.
+    files: S3Store,
 }
 
 fn now() -> i64 {
@@ -40,6 +46,10 @@ impl Worker {
             source: &self.services.source,
             vault: &self.services.vault,
             apps: &self.catalog,
+            hosted: Some(Hosted {
+                seed: &self.seed,
+                files: &self.files,
+            }),
         };
         let mut failures = Vec::new();
         for Parsed { id, body, .. } in parse_batch::<IndexMessage>(event, "index run") {
@@ -57,10 +67,15 @@ impl Worker {
 async fn main() -> Result<(), Error> {
     init_tracing();
     let clients = Clients::load().await;
-    let table = std::env::var("CAIRN_TABLE").map_err(|_| "CAIRN_TABLE is not set")?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
+    let bucket = env("CAIRN_REPO_BUCKET").ok_or("CAIRN_REPO_BUCKET is not set")?;
     let worker = Worker {
-        catalog: DynamoCatalog::new(clients.dynamodb.clone(), &table),
+        catalog: DynamoCatalog::new(clients.dynamodb.clone(), &table)
+            .with_dispatch_nudge(clients.sqs.clone(), env("CAIRN_DISPATCH_QUEUE_URL")),
         services: ExternalServices::from_env(&clients)?,
+        seed: cairn_core::config::supported_repos(env)?,
+        files: S3Store::new(clients.s3.clone(), &bucket, ""),
     };
     let worker = &worker;
     run(service_fn(move |event| async move {

@@ -23,6 +23,10 @@ async fn main() -> Result<(), Error> {
             &config.repo_bucket,
             &config.staging_bucket,
         ),
+        index_queue: std::env::var("CAIRN_INDEX_QUEUE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|url| cairn_aws::SqsIndexQueue::new(clients.sqs.clone(), url)),
         keys,
         config,
         cache: Default::default(),

@@ -22,6 +22,8 @@ pub struct Worker {
     pub config: Config,
     /// Published package sets kept while the worker is warm.
     pub cache: SnapshotCache,
+    /// Index runs: a published Helm repository is indexed into apps (none: not).
+    pub index_queue: Option<cairn_aws::SqsIndexQueue>,
 }
 
 impl Worker {
@@ -103,6 +105,18 @@ impl Worker {
             record_ms = report.record_ms as u64,
             "sync done"
         );
+        // A Helm repository's new index.yaml is read into apps, as external ones are.
+        if report.rebuilt
+            && supported
+                .check(&repo)
+                .is_ok_and(|d| d.format == cairn_core::repo::RepoFormat::Helm)
+            && let Some(queue) = &self.index_queue
+        {
+            use cairn_core::repositories::external::IndexQueue;
+            if let Err(e) = queue.request_index(&repo.to_string(), "published").await {
+                tracing::warn!(repo = %repo, error = %e, "index run not queued");
+            }
+        }
         // A created repository being deleted goes once its packages have.
         if seed.check(&repo).is_err() {
             repositories::finish_deletion(&self.catalog, &self.catalog, &self.store, &repo).await?;

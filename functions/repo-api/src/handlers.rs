@@ -141,8 +141,17 @@ impl App {
             Err(RepositoryError::Denied(_)) => return Err(not_found),
             Err(e) => return Err(e.into()),
         };
-        let supported = open_for(self, Some(caller), Intent::Write(Action::Upload), repo).await?;
-        Ok((supported, created))
+        match open_for(self, Some(caller), Intent::Write(Action::Upload), repo).await {
+            Ok(supported) => Ok((supported, created)),
+            Err(e) => {
+                // Created but not writable by this credential (it may create, not
+                // upload): the empty repository goes again.
+                if created {
+                    self.uncreate(caller, repo).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Undoes the creation of `repo` by an upload that stored nothing: bad input

@@ -13,9 +13,9 @@ use cairn_core::events::Subject;
 use cairn_core::labels::{MAX_SELECTOR, Selector};
 use cairn_core::problem::Problem;
 use cairn_core::repositories::external::{
-    Credentials, Externals, app_versions, external_path, list_apps,
+    Credentials, Externals, app_versions, external_path, index_key, list_apps,
 };
-use cairn_core::repositories::{Listed, NewRepository, RepositoryError};
+use cairn_core::repositories::{Listed, NewRepository, RepositoryError, readable_events};
 use cairn_http::openapi::{Conflict, Refusals};
 use cairn_http::{ApiError, Caller, JsonBody, MaybeCaller, PathParams, json, rfc3339, unix_now};
 use serde::Deserialize;
@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 type AppState = State<Arc<App>>;
+
+/// Longest `q` of `GET /v1/apps`.
+const MAX_QUERY: usize = 200;
 
 impl App {
     fn externals(&self) -> Externals<'_> {
@@ -47,11 +50,15 @@ pub(crate) async fn create(
         .validate(&caller.name, unix_now())
         .map_err(RepositoryError::Invalid)?;
     let (repo, check) = app.externals().create(caller, repo, credentials).await?;
+    let username = repo.external.as_ref().and_then(|e| e.username.clone());
     let mut body = serde_json::to_value(RepositoryView::of(Listed {
         repository: repo,
         configured: false,
     }))
     .map_err(ApiError::internal)?;
+    if let Some(u) = username {
+        body["username"] = json!(u);
+    }
     body["index"] = json!({"queued": true, "charts": check.charts, "versions": check.versions,
                            "digest": check.digest});
     Ok(json(201, &body))
@@ -89,16 +96,9 @@ pub async fn validate(
     Caller(caller): Caller,
     body: JsonBody<ValidateBody>,
 ) -> Result<Response, ApiError> {
-    if !caller
-        .scopes
-        .allows_any(cairn_core::access::Action::Repositories)
-    {
-        return Err(cairn_core::access::Denied {
-            action: cairn_core::access::Action::Repositories,
-            name: "validate".into(),
-        }
-        .into());
-    }
+    // The scope to create external repositories (`repositories:external/*`, or
+    // wider): the same outbound request creation makes.
+    caller.require(cairn_core::access::Action::Repositories, "external/")?;
     let check = app
         .externals()
         .validate(&body.value.url, body.value.credentials.as_ref())
@@ -130,9 +130,17 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     let path = external_path(&params.name);
     let listed = app.manager().get(caller.as_ref(), &path).await?;
+    let key = index_key(&path, &listed.repository.storage);
+    let username = caller
+        .as_ref()
+        .filter(|c| listed.repository.managed_by(c))
+        .and_then(|_| listed.repository.external.as_ref()?.username.clone());
     let mut body = serde_json::to_value(RepositoryView::of(listed)).map_err(ApiError::internal)?;
-    let state = app.apps.index_state(&path).await?;
-    let run = app.apps.last_run(&path).await?;
+    if let Some(u) = username {
+        body["username"] = json!(u);
+    }
+    let state = app.apps.index_state(&key).await?;
+    let run = app.apps.last_run(&key).await?;
     body["index"] = match state {
         Some(s) => json!({"digest": s.digest, "versions": s.versions, "apps": s.apps,
                           "indexed_at": rfc3339(s.indexed_at)}),
@@ -211,6 +219,15 @@ pub async fn events(
     app.manager().get(caller.as_ref(), &path).await?;
     let subject = Subject::named_repository(&path);
     let events = app.events.events_latest(Some(&subject), 100).await?;
+    // Only this repository's life, as the caller may read it: not an earlier
+    // repository's at the same name, nor its private past.
+    let events = readable_events(
+        &app.config.supported,
+        app.repositories.as_ref(),
+        caller.as_ref(),
+        events,
+    )
+    .await?;
     Ok(json(200, &json!({"events": events})))
 }
 
@@ -224,6 +241,8 @@ pub struct AppsParams {
     selector: Option<String>,
     /// Only this repository's apps (`external/<name>`).
     repository: Option<String>,
+    /// At most this many (default 100, at most 1,000); `truncated` says if more matched.
+    limit: Option<usize>,
 }
 
 /// `GET /v1/apps`: the charts of the indexed repositories the caller may read.
@@ -251,7 +270,17 @@ pub async fn apps(
         Some(text) => Some(Selector::parse(text).map_err(ApiError::bad_request)?),
         None => None,
     };
+    if params.q.as_ref().is_some_and(|q| q.len() > MAX_QUERY) {
+        return Err(ApiError::bad_request(format!(
+            "q: at most {MAX_QUERY} characters"
+        )));
+    }
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: 1 to 1000"));
+    }
     let listed = list_apps(
+        &app.config.supported,
         app.repositories.as_ref(),
         app.apps.as_ref(),
         caller.as_ref(),
@@ -259,7 +288,7 @@ pub async fn apps(
         selector.as_ref(),
     )
     .await?;
-    let apps: Vec<Value> = listed
+    let matching: Vec<_> = listed
         .into_iter()
         .filter(|a| {
             params
@@ -267,6 +296,11 @@ pub async fn apps(
                 .as_ref()
                 .is_none_or(|r| *r == a.repository)
         })
+        .collect();
+    let truncated = matching.len() > limit;
+    let apps: Vec<Value> = matching
+        .into_iter()
+        .take(limit)
         .map(|a| {
             json!({"name": a.name, "repository": a.repository,
                    "latest_version": a.latest_version, "app_version": a.app_version,
@@ -275,7 +309,7 @@ pub async fn apps(
                    "versions_url": format!("/v1/apps/{}/versions", a.name)})
         })
         .collect();
-    Ok(json(200, &json!({"apps": apps})))
+    Ok(json(200, &json!({"apps": apps, "truncated": truncated})))
 }
 
 /// An app's name in a route.
@@ -303,6 +337,7 @@ pub async fn versions(
     PathParams(params): PathParams<AppOf>,
 ) -> Result<Response, ApiError> {
     let found = app_versions(
+        &app.config.supported,
         app.repositories.as_ref(),
         app.apps.as_ref(),
         caller.as_ref(),

@@ -75,7 +75,8 @@ pub struct RepositoryView {
     /// An external repository's URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
-    /// The user name sent to an external repository (its password is never shown).
+    /// The user name sent to an external repository, shown to its owners and admins
+    /// (its password is never shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<String>,
     /// Minutes between an external repository's scheduled index runs (0: none).
@@ -104,7 +105,8 @@ impl RepositoryView {
                 Format::ExternalHelm => "external-helm",
             },
             url: r.external.as_ref().map(|e| e.url.clone()),
-            username: r.external.as_ref().and_then(|e| e.username.clone()),
+            // Shown to its managers only (`external::show`, `external::create`).
+            username: None,
             interval_minutes: r.external.as_ref().map(|e| e.interval_minutes),
             path: r.path,
             description: r.description,

@@ -524,6 +524,7 @@ async fn external_repositories_are_checked_then_indexed_into_apps() {
         source: ext.source.as_ref(),
         vault: ext.vault.as_ref(),
         apps: ext.apps.as_ref(),
+        hosted: None,
     };
     indexer
         .run("external/stable", "created", 1)

@@ -101,10 +101,7 @@ impl DynamoCatalog {
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_values(":prefix", s(prefix))
         };
-        let mut pages = query
-            .into_paginator()
-            .items()
-            .send();
+        let mut pages = query.into_paginator().items().send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| StoreError::caused_by("Query keys", e))?;
@@ -147,7 +144,9 @@ impl AppStore for DynamoCatalog {
         let items = apps
             .iter()
             .map(|a| {
-                let sk = format!("{APP_PREFIX}{}#{}", a.name, a.repository);
+                // The repository's index key (path#storage): a run still writing for
+                // a deleted repository does not touch the new one's apps.
+                let sk = format!("{APP_PREFIX}{}#{}#{}", a.name, a.repository, a.storage);
                 doc_item(APPS_PK.to_string(), sk, a)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -118,7 +118,8 @@ pub fn attempt_sk(attempt: u32) -> String {
     format!("{ATTEMPT_PREFIX}{attempt:04}")
 }
 
-/// Partition of an indexed external repository: its state, last run and versions.
+/// Partition of an indexed repository (`repo`: its index key, `<path>#<storage id>`):
+/// its state, last run and versions.
 pub fn index_pk(repo: &str) -> String {
     format!("INDEX#{repo}")
 }
@@ -132,5 +133,5 @@ pub const INDEX_VERSION_PREFIX: &str = "VER#";
 /// Partition of every app (one item per chart and repository).
 pub const APPS_PK: &str = "APPS";
 
-/// Sort-key prefix of apps: `APP#<app>#<repository>`.
+/// Sort-key prefix of apps: `APP#<app>#<repository>#<storage id>`.
 pub const APP_PREFIX: &str = "APP#";

@@ -75,6 +75,7 @@ async fn main() {
         source: &source,
         vault: &vault,
         apps: &apps,
+        hosted: None,
     };
     let started = Instant::now();
     let first = indexer.run("external/big", "bench", 1).await.expect("run");

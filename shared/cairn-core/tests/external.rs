@@ -70,6 +70,9 @@ impl World {
             apps: MemoryApps::default(),
         }
     }
+    fn seed(&self) -> cairn_core::SupportedRepos {
+        serde_json::from_str(r#"{"kinds":[],"series":[],"dists":{}}"#).expect("seed")
+    }
     fn externals(&self) -> Externals<'_> {
         Externals {
             store: &self.store,
@@ -85,6 +88,7 @@ impl World {
             source: &self.source,
             vault: &self.vault,
             apps: &self.apps,
+            hosted: None,
         }
     }
     async fn create(
@@ -213,7 +217,7 @@ async fn runs_index_incrementally_and_record_failures_without_storing_anything()
         None,
     );
     assert_eq!(run(30).await.expect("run"), RunOutcome::Indexed(1));
-    let apps = list_apps(&w.store, &w.apps, None, None, None)
+    let apps = list_apps(&w.seed(), &w.store, &w.apps, None, None, None)
         .await
         .expect("apps");
     let nginx = apps.iter().find(|a| a.name == "nginx").expect("nginx");
@@ -257,7 +261,7 @@ async fn runs_index_incrementally_and_record_failures_without_storing_anything()
             .contains("nodes")
     );
     // The versions are still those of the last good index.
-    let versions = app_versions(&w.store, &w.apps, None, "nginx")
+    let versions = app_versions(&w.seed(), &w.store, &w.apps, None, "nginx")
         .await
         .expect("versions");
     let listed: Vec<&str> = versions.iter().map(|(_, v)| v.version.as_str()).collect();
@@ -310,12 +314,12 @@ async fn apps_are_listed_by_visibility_query_and_selector() {
             .map(|a| format!("{}@{}", a.name, a.repository))
             .collect::<Vec<_>>()
     };
-    let anonymous = list_apps(&w.store, &w.apps, None, None, None)
+    let anonymous = list_apps(&w.seed(), &w.store, &w.apps, None, None, None)
         .await
         .expect("apps");
     assert_eq!(names(anonymous), ["nginx@external/pub"]);
     let dba = principal("dba", &["read"], &["team=db"]);
-    let all = list_apps(&w.store, &w.apps, Some(&dba), None, None)
+    let all = list_apps(&w.seed(), &w.store, &w.apps, Some(&dba), None, None)
         .await
         .expect("apps");
     assert_eq!(
@@ -327,17 +331,112 @@ async fn apps_are_listed_by_visibility_query_and_selector() {
         ]
     );
     let db = Selector::parse("team=db").expect("selector");
-    let selected = list_apps(&w.store, &w.apps, Some(&dba), Some("NGINX"), Some(&db))
-        .await
-        .expect("apps");
+    let selected = list_apps(
+        &w.seed(),
+        &w.store,
+        &w.apps,
+        Some(&dba),
+        Some("NGINX"),
+        Some(&db),
+    )
+    .await
+    .expect("apps");
     assert_eq!(names(selected), ["nginx@external/priv"]);
     // Versions of an app, from the repositories the caller reads only.
-    let versions = app_versions(&w.store, &w.apps, None, "nginx")
+    let versions = app_versions(&w.seed(), &w.store, &w.apps, None, "nginx")
         .await
         .expect("v");
     assert_eq!(versions.len(), 1);
-    let versions = app_versions(&w.store, &w.apps, Some(&dba), "nginx")
+    let versions = app_versions(&w.seed(), &w.store, &w.apps, Some(&dba), "nginx")
         .await
         .expect("v");
     assert_eq!(versions.len(), 2);
+}
+
+#[tokio::test]
+async fn cairns_own_helm_repositories_are_indexed_from_the_bucket() {
+    use cairn_core::memory::MemoryStore;
+    use cairn_core::ports::RepoStore;
+    use cairn_core::repositories::external::Hosted;
+    let w = World::new();
+    let files = MemoryStore::default();
+    let seed: cairn_core::SupportedRepos = serde_json::from_str(
+        r#"{"kinds":["release"],"series":["1"],"dists":{"helm":{"format":"helm","versions":["stable"]}}}"#,
+    )
+    .expect("seed");
+    let alice = principal("alice", &["repositories", "read"], &[]);
+    // A private created Helm repository: its index is under its private prefix.
+    let new: NewRepository = serde_json::from_value(serde_json::json!(
+        {"format": "helm", "path": "team/db/helm/stable", "visibility": "private"}
+    ))
+    .expect("request");
+    let private = new.validate("alice", 1).expect("valid");
+    assert!(w.store.create_repository(&private).await.expect("store"));
+    let put = |key: String, body: String| {
+        let files = &files;
+        async move {
+            files
+                .put(&key, bytes::Bytes::from(body), "application/yaml")
+                .await
+                .expect("put");
+        }
+    };
+    put(
+        "release/1/helm/stable/index.yaml".into(),
+        index(&[("cairn-chart", "0.1.0")]),
+    )
+    .await;
+    put(
+        format!("private/{}/team/db/helm/stable/index.yaml", private.storage),
+        index(&[("db-chart", "2.0.0")]),
+    )
+    .await;
+    let indexer = Indexer {
+        store: &w.store,
+        source: &w.source,
+        vault: &w.vault,
+        apps: &w.apps,
+        hosted: Some(Hosted {
+            seed: &seed,
+            files: &files,
+        }),
+    };
+    for path in ["release/1/helm/stable", "team/db/helm/stable"] {
+        assert_eq!(
+            indexer.run(path, "published", 1).await.expect("run"),
+            RunOutcome::Indexed(1),
+            "{path}"
+        );
+    }
+    // Not a Helm repository, or not one at all: nothing to do.
+    assert_eq!(
+        indexer
+            .run("release/1/el/9", "published", 1)
+            .await
+            .expect("run"),
+        RunOutcome::Skipped
+    );
+    let names = |apps: Vec<cairn_core::repositories::external::AppSummary>| {
+        apps.into_iter().map(|a| a.name).collect::<Vec<_>>()
+    };
+    let anonymous = list_apps(&seed, &w.store, &w.apps, None, None, None)
+        .await
+        .expect("apps");
+    assert_eq!(names(anonymous), ["cairn-chart"]);
+    let owner = list_apps(&seed, &w.store, &w.apps, Some(&alice), None, None)
+        .await
+        .expect("apps");
+    assert_eq!(names(owner), ["cairn-chart", "db-chart"]);
+    // Deleted and created again at the same path: the old index is not the new one's.
+    assert!(w.store.delete_repository(&private).await.expect("delete"));
+    let again: NewRepository = serde_json::from_value(serde_json::json!(
+        {"format": "helm", "path": "team/db/helm/stable", "visibility": "private"}
+    ))
+    .expect("request");
+    let again = again.validate("alice", 2).expect("valid");
+    assert!(w.store.create_repository(&again).await.expect("store"));
+    let owner = list_apps(&seed, &w.store, &w.apps, Some(&alice), None, None)
+        .await
+        .expect("apps");
+    assert_eq!(names(owner), ["cairn-chart"]);
 }

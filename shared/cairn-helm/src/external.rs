@@ -158,6 +158,16 @@ mod tests {
     }
 
     #[test]
+    fn aliases_of_one_huge_string_count_its_bytes() {
+        let huge = "x".repeat(4 << 20);
+        let refs = vec!["*big"; 100].join(",");
+        let doc =
+            format!("apiVersion: v1\nbig: &big \"{huge}\"\ncopies: [{refs}]\nentries: {{}}\n");
+        let e = parse_external_index(&doc).expect_err("a bomb");
+        assert!(e.contains("nodes"), "{e}");
+    }
+
+    #[test]
     fn hostile_or_foreign_documents_are_refused_with_a_reason() {
         let laughs = {
             let mut t = String::from(

@@ -16,7 +16,9 @@ use crate::access::Action;
 use crate::auth::Principal;
 use crate::error::StoreError;
 use crate::events::{NewEvent, Subject};
-use crate::labels::Selector;
+use crate::labels::{Labels, Selector};
+use crate::ports::RepoStore;
+use crate::repo::{RepoFormat, RepoPath, SupportedRepos};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_helm::{ChartVersion, compare_versions, parse_external_index};
@@ -177,6 +179,17 @@ pub struct AppSummary {
     pub versions: usize,
     /// When a version was last added, Unix seconds.
     pub updated_at: i64,
+    /// The storage id of the repository it was indexed from: an app of an earlier
+    /// repository at the same path (deleted, created again) is not the new one's.
+    #[serde(default)]
+    pub storage: String,
+}
+
+/// The key a repository's index is kept under: its path and storage id, so a
+/// repository created again at a path starts with an empty index, and a run still
+/// writing for a deleted one writes where nobody reads.
+pub fn index_key(path: &str, storage: &str) -> String {
+    format!("{path}#{storage}")
 }
 
 /// Where an indexed repository stands.
@@ -349,10 +362,16 @@ impl Externals<'_> {
             credentials: reference.clone(),
             ..external
         });
-        if !self.store.create_repository(&repo).await? {
-            if let Some(r) = &reference {
-                self.vault.forget(r).await?;
+        let created = self.store.create_repository(&repo).await;
+        if !matches!(created, Ok(true)) {
+            // No record refers to the secret: it goes (best effort when the store
+            // failed; its name is the repository's random storage id).
+            if let Some(r) = &reference
+                && let Err(e) = self.vault.forget(r).await
+            {
+                tracing::warn!(path = %repo.path, error = %e, "credentials of a failed creation kept");
             }
+            created?;
             return Err(RepositoryError::Conflict(format!(
                 "repository {} already exists",
                 repo.path
@@ -398,14 +417,18 @@ impl Externals<'_> {
     /// credentials.
     pub async fn delete(&self, caller: &Principal, path: &str) -> Result<(), RepositoryError> {
         let repo = self.managed(caller, path).await?;
+        // Its index and credentials first: if those fail the record stays and the
+        // deletion can be repeated; nothing is left that no record refers to.
+        self.apps
+            .forget_index(&index_key(path, &repo.storage))
+            .await?;
+        if let Some(r) = repo.external.as_ref().and_then(|e| e.credentials.as_ref()) {
+            self.vault.forget(r).await?;
+        }
         if !self.store.delete_repository(&repo).await? {
             return Err(RepositoryError::Conflict(format!(
                 "repository {path} changed meanwhile; try again"
             )));
-        }
-        self.apps.forget_index(path).await?;
-        if let Some(r) = repo.external.as_ref().and_then(|e| e.credentials.as_ref()) {
-            self.vault.forget(r).await?;
         }
         tracing::info!(path, by = %caller.name, "external repository deleted");
         Ok(())
@@ -425,7 +448,8 @@ pub enum RunOutcome {
     Skipped,
 }
 
-/// The indexer: reads an external repository's index into apps and versions.
+/// The indexer: reads an external repository's index, or one of Cairn's own Helm
+/// repositories', into apps and versions.
 pub struct Indexer<'a> {
     /// Repository records.
     pub store: &'a dyn RepositoryStore,
@@ -435,6 +459,46 @@ pub struct Indexer<'a> {
     pub vault: &'a dyn CredentialVault,
     /// Apps and versions.
     pub apps: &'a dyn AppStore,
+    /// Cairn's own Helm repositories, if this indexer reads them too.
+    pub hosted: Option<Hosted<'a>>,
+}
+
+/// Cairn's own Helm repositories: configured ones and created ones, whose
+/// `index.yaml` the indexer reads from the repository bucket.
+#[derive(Clone, Copy)]
+pub struct Hosted<'a> {
+    /// The configured repositories.
+    pub seed: &'a SupportedRepos,
+    /// The repository bucket.
+    pub files: &'a dyn RepoStore,
+}
+
+/// What a run reads: the repository's index key, and where its index is.
+enum Target {
+    External {
+        key: String,
+        storage: String,
+        url: String,
+        credentials: Option<Credentials>,
+    },
+    Hosted {
+        key: String,
+        storage: String,
+        object: String,
+    },
+}
+
+impl Target {
+    fn key(&self) -> &str {
+        match self {
+            Target::External { key, .. } | Target::Hosted { key, .. } => key,
+        }
+    }
+    fn storage(&self) -> &str {
+        match self {
+            Target::External { storage, .. } | Target::Hosted { storage, .. } => storage,
+        }
+    }
 }
 
 impl Indexer<'_> {
@@ -442,29 +506,18 @@ impl Indexer<'_> {
     /// errors (the queue retries the run); everything else is a recorded outcome.
     pub async fn run(&self, path: &str, reason: &str, now: i64) -> Result<RunOutcome, StoreError> {
         let started = std::time::Instant::now();
-        let Some(repo) = self
-            .store
-            .get_repository(path)
-            .await?
-            .filter(|r| r.format == Format::ExternalHelm)
-        else {
+        let Some(target) = self.target(path).await? else {
             return Ok(RunOutcome::Skipped);
         };
-        let Some(external) = repo.external.as_ref() else {
-            return Ok(RunOutcome::Skipped);
-        };
-        let credentials = match &external.credentials {
-            Some(reference) => self.vault.read(reference).await?,
-            None => None,
-        };
-        let previous = self.apps.index_state(path).await?.unwrap_or_default();
+        let key = target.key().to_string();
+        let previous = self.apps.index_state(&key).await?.unwrap_or_default();
         // The digest first: an unchanged index is not even parsed.
-        let read = match fetch_index(self.source, &external.url, credentials.as_ref()).await {
+        let read = match self.fetch(&target).await? {
             Ok((_, digest)) if digest == previous.digest => Ok(None),
             Ok((body, digest)) => parse_index_bytes(&body)
                 .map(|versions| Some((versions, digest)))
-                .map_err(|e| format!("{}/index.yaml: {e}", external.url)),
-            Err(e) => Err(e.to_string()),
+                .map_err(|e| format!("index.yaml: {e}")),
+            Err(e) => Err(e),
         };
         let (outcome, state, detail) = match read {
             Err(e) => (RunOutcome::Failed(e), None, serde_json::json!({})),
@@ -474,7 +527,7 @@ impl Indexer<'_> {
                 serde_json::json!({"digest": previous.digest, "versions": previous.versions}),
             ),
             Ok(Some((versions, digest))) => {
-                let (added, state) = self.add(path, versions, digest, now).await?;
+                let (added, state) = self.add(path, &target, versions, digest, now).await?;
                 let detail = serde_json::json!({
                     "digest": state.digest, "versions": state.versions,
                     "apps": state.apps, "added": added,
@@ -505,21 +558,85 @@ impl Indexer<'_> {
             error,
         };
         self.apps
-            .finish_run(path, state.as_ref(), &run, &event)
+            .finish_run(&key, state.as_ref(), &run, &event)
             .await?;
         tracing::info!(path, status, "index run");
         Ok(outcome)
+    }
+
+    /// What a run of `path` reads: an external repository's URL, or a Helm
+    /// repository's `index.yaml` in the bucket (under its private prefix if it has
+    /// one); `None` for anything else.
+    async fn target(&self, path: &str) -> Result<Option<Target>, StoreError> {
+        let record = self.store.get_repository(path).await?;
+        if let Some(repo) = record.as_ref().filter(|r| r.format == Format::ExternalHelm) {
+            let Some(external) = repo.external.as_ref() else {
+                return Ok(None);
+            };
+            let credentials = match &external.credentials {
+                Some(reference) => self.vault.read(reference).await?,
+                None => None,
+            };
+            return Ok(Some(Target::External {
+                key: index_key(path, &repo.storage),
+                storage: repo.storage.clone(),
+                url: external.url.clone(),
+                credentials,
+            }));
+        }
+        let (Some(hosted), Ok(repo_path)) = (self.hosted, RepoPath::parse(path)) else {
+            return Ok(None);
+        };
+        let (storage, prefix) = match (&record, hosted.seed.check(&repo_path)) {
+            (_, Ok(dist)) if dist.format == RepoFormat::Helm => (String::new(), String::new()),
+            (Some(r), Err(_)) if r.format == Format::Helm => {
+                (r.storage.clone(), r.private_prefix().unwrap_or_default())
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Target::Hosted {
+            key: index_key(path, &storage),
+            storage,
+            object: format!("{prefix}{}/index.yaml", repo_path.dir()),
+        }))
+    }
+
+    /// The index's bytes and digest, or why they cannot be read (`Ok(Err)`: a
+    /// failed run; `Err`: storage trouble, retried).
+    async fn fetch(&self, target: &Target) -> Result<Result<(Bytes, String), String>, StoreError> {
+        match target {
+            Target::External {
+                url, credentials, ..
+            } => Ok(fetch_index(self.source, url, credentials.as_ref())
+                .await
+                .map_err(|e| e.to_string())),
+            Target::Hosted { object, .. } => {
+                let files = self.hosted.map(|h| h.files);
+                match files {
+                    Some(files) => Ok(match files.get(object).await? {
+                        Some(body) => {
+                            let digest = sha256_hex(&body);
+                            Ok((body, digest))
+                        }
+                        None => Err("no index.yaml published yet".to_string()),
+                    }),
+                    None => Ok(Err("hosted repositories are not indexed here".into())),
+                }
+            }
+        }
     }
 
     /// Adds the versions not indexed yet and sums up the apps they belong to.
     async fn add(
         &self,
         path: &str,
+        target: &Target,
         versions: Vec<ChartVersion>,
         digest: String,
         now: i64,
     ) -> Result<(usize, IndexState), StoreError> {
-        let existing = self.apps.indexed_versions(path).await?;
+        let key = target.key();
+        let existing = self.apps.indexed_versions(key).await?;
         let known: BTreeSet<(&str, &str)> = existing
             .iter()
             .map(|v| (v.name.as_str(), v.version.as_str()))
@@ -528,8 +645,14 @@ impl Indexer<'_> {
             .into_iter()
             .filter(|v| !known.contains(&(v.name.as_str(), v.version.as_str())))
             .collect();
-        self.apps.add_versions(path, &new).await?;
-        let touched: BTreeSet<&str> = new.iter().map(|v| v.name.as_str()).collect();
+        self.apps.add_versions(key, &new).await?;
+        // The apps of the new versions; with none (the index changed otherwise, or a
+        // run that stored versions failed before their apps), every app again.
+        let touched: BTreeSet<&str> = if new.is_empty() {
+            existing.iter().map(|v| v.name.as_str()).collect()
+        } else {
+            new.iter().map(|v| v.name.as_str()).collect()
+        };
         let mut by_app: BTreeMap<&str, Vec<&ChartVersion>> = BTreeMap::new();
         for v in existing.iter().chain(new.iter()) {
             by_app.entry(v.name.as_str()).or_default().push(v);
@@ -549,6 +672,7 @@ impl Indexer<'_> {
                     description: latest.description.clone(),
                     versions: versions.len(),
                     updated_at: now,
+                    storage: target.storage().to_string(),
                 })
             })
             .collect();
@@ -578,7 +702,10 @@ pub async fn due_for_index(
         if repo.format != Format::ExternalHelm || external.interval_minutes == 0 {
             continue;
         }
-        let last = apps.last_run(&repo.path).await?.map_or(0, |r| r.at);
+        let last = apps
+            .last_run(&index_key(&repo.path, &repo.storage))
+            .await?
+            .map_or(0, |r| r.at);
         if now - last >= i64::from(external.interval_minutes) * 60 {
             due.push(repo.path);
         }
@@ -593,6 +720,7 @@ pub type ListedApp = AppSummary;
 /// whose repository's labels `selector` matches and whose name or description
 /// contains `q` (any case), by name then repository.
 pub async fn list_apps(
+    seed: &SupportedRepos,
     store: &dyn RepositoryStore,
     apps: &dyn AppStore,
     caller: Option<&Principal>,
@@ -610,11 +738,7 @@ pub async fn list_apps(
         .apps()
         .await?
         .into_iter()
-        .filter(|a| {
-            repos.get(&a.repository).is_some_and(|r| {
-                readable(r, caller) && selector.is_none_or(|s| s.matches(&r.labels))
-            })
-        })
+        .filter(|a| app_visible(seed, &repos, a, caller, selector))
         .filter(|a| {
             q.as_deref().is_none_or(|q| {
                 a.name.to_lowercase().contains(q) || a.description.to_lowercase().contains(q)
@@ -628,6 +752,7 @@ pub async fn list_apps(
 /// The versions of app `app` in the repositories the caller may read, newest first
 /// within each repository: `(repository, version)` pairs.
 pub async fn app_versions(
+    seed: &SupportedRepos,
     store: &dyn RepositoryStore,
     apps: &dyn AppStore,
     caller: Option<&Principal>,
@@ -635,21 +760,47 @@ pub async fn app_versions(
 ) -> Result<Vec<(String, ChartVersion)>, StoreError> {
     let mut out = Vec::new();
     for summary in apps.apps().await?.into_iter().filter(|a| a.name == app) {
-        let Some(repo) = store.get_repository(&summary.repository).await? else {
-            continue;
-        };
-        if !readable(&repo, caller) {
+        let mut repos = BTreeMap::new();
+        if let Some(repo) = store.get_repository(&summary.repository).await? {
+            repos.insert(repo.path.clone(), repo);
+        }
+        if !app_visible(seed, &repos, &summary, caller, None) {
             continue;
         }
-        let mut versions = apps.app_versions(&repo.path, app).await?;
+        let key = index_key(&summary.repository, &summary.storage);
+        let mut versions = apps.app_versions(&key, app).await?;
         versions.sort_by(|a, b| compare_versions(&b.version, &a.version));
-        out.extend(versions.into_iter().map(|v| (repo.path.clone(), v)));
+        out.extend(
+            versions
+                .into_iter()
+                .map(|v| (summary.repository.clone(), v)),
+        );
     }
     Ok(out)
 }
 
-fn readable(repo: &Repository, caller: Option<&Principal>) -> bool {
-    repo.visibility == Visibility::Public || caller.is_some_and(|c| repo.readable_by(c))
+/// Whether the caller sees app `app`: its repository is the one it was indexed
+/// from (same storage id) and readable by the caller (public, or seen with `read`),
+/// or configured (public, no labels); and `selector` matches the repository's labels.
+fn app_visible(
+    seed: &SupportedRepos,
+    repos: &BTreeMap<String, Repository>,
+    app: &AppSummary,
+    caller: Option<&Principal>,
+    selector: Option<&Selector>,
+) -> bool {
+    match repos.get(&app.repository) {
+        Some(r) => {
+            r.storage == app.storage
+                && (r.visibility == Visibility::Public || caller.is_some_and(|c| r.readable_by(c)))
+                && selector.is_none_or(|s| s.matches(&r.labels))
+        }
+        None => {
+            app.storage.is_empty()
+                && RepoPath::parse(&app.repository).is_ok_and(|p| seed.check(&p).is_ok())
+                && selector.is_none_or(|s| s.matches(&Labels::new()))
+        }
+    }
 }
 
 /// Whether `path` names an external repository (`external/<name>`).

@@ -71,8 +71,11 @@ impl RepositoryUpdate {
             repo.owners = owners;
         }
         if let Some(archs) = &self.architectures {
-            if repo.format == Format::Archive {
-                return Err("an archive repository has no architectures".into());
+            if repo.format.packages().is_none() {
+                return Err(format!(
+                    "an {} repository has no architectures",
+                    repo.format.as_str()
+                ));
             }
             check_architectures(archs)?;
             repo.architectures = archs.clone();

@@ -625,7 +625,9 @@ pub async fn open_archive(
         return Ok(None);
     };
     if !record.visible_to_caller(Some(caller)) {
-        return Err(RepositoryError::NotFound(format!("no archive {name}")));
+        return Err(RepositoryError::NotFound(format!(
+            "no repository named '{name}'"
+        )));
     }
     match intent {
         Intent::Write(_) => {

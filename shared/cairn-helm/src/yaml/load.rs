@@ -15,11 +15,15 @@ use std::collections::HashMap;
 /// Bounds on what one document may expand to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
-    /// Nodes after alias expansion.
+    /// Nodes after alias expansion; a scalar counts one node per 64 bytes, so
+    /// this also bounds the bytes aliases can copy.
     pub max_nodes: usize,
     /// Nesting depth of collections.
     pub max_depth: usize,
 }
+
+/// Bytes of a scalar that count as one node of the budget.
+const SCALAR_BYTES_PER_NODE: usize = 64;
 
 /// Chart.yaml and provenance metadata are small; these limits leave wide room for real
 /// files while bounding memory to a few tens of MiB.
@@ -70,7 +74,12 @@ pub(crate) fn load(text: &str, budget: Budget) -> Result<Option<Value>, String> 
             Event::Scalar(text, style, anchor, tag) => {
                 let merge_key = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
                 let value = resolve_scalar(&text, style, tag.as_deref()).map_err(at)?;
-                builder.complete(value, 1, anchor, merge_key).map_err(at)?;
+                // A long scalar weighs more: aliases of one huge string would
+                // otherwise cost a node each and copy megabytes.
+                let weight = 1 + text.len() / SCALAR_BYTES_PER_NODE;
+                builder
+                    .complete(value, weight, anchor, merge_key)
+                    .map_err(at)?;
             }
             Event::SequenceStart(anchor, _) => {
                 builder.open(Frame::Seq {
