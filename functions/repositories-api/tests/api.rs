@@ -585,3 +585,65 @@ async fn external_repositories_are_checked_then_indexed_into_apps() {
     assert_eq!(apps["apps"], json!([]));
     assert!(ext.vault.secrets.lock().expect("lock").is_empty());
 }
+
+#[tokio::test]
+async fn external_and_archive_routes_refuse_a_credential_without_its_scope() {
+    let (app, catalog, ext) = world_with_externals().await;
+    let url = "https://charts.example.org";
+    ext.source
+        .serve(url, "apiVersion: v1\nentries: {}\n", None);
+    for body in [
+        json!({"format": "external-helm", "name": "stable", "url": url}),
+        json!({"format": "archive", "name": "src", "visibility": "private"}),
+    ] {
+        let (status, created) = call(
+            &app,
+            "POST",
+            "/v1/repositories",
+            Some(&basic("alice")),
+            body,
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let routes = [
+        (
+            "POST",
+            "/v1/repositories",
+            json!({"format": "external-helm", "name": "other", "url": url}),
+        ),
+        ("POST", "/v1/repositories/validate", json!({"url": url})),
+        (
+            "PATCH",
+            "/v1/repositories/external/stable",
+            json!({"description": "x"}),
+        ),
+        ("POST", "/v1/repositories/external/stable/index", Value::Null),
+        ("DELETE", "/v1/repositories/external/stable", Value::Null),
+        (
+            "PATCH",
+            "/v1/repositories/archive/src",
+            json!({"description": "x"}),
+        ),
+        ("DELETE", "/v1/repositories/archive/src", Value::Null),
+    ];
+    for scopes in [&["upload", "read", "archive"][..], &["repositories:team/*"][..]] {
+        let token = format!(
+            "Bearer {}",
+            catalog.issue_token_for_test("alice", scopes, 3600)
+        );
+        for (method, uri, body) in &routes {
+            let (status, answer) = call(&app, method, uri, Some(&token), body.clone()).await;
+            assert_eq!(status, 403, "{scopes:?} {method} {uri}: {answer}");
+            let detail = answer["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("repositories:"), "{detail}");
+        }
+    }
+    for (method, uri, body) in &routes {
+        let (status, _) = call(&app, method, uri, None, body.clone()).await;
+        assert_eq!(status, 401, "{method} {uri}");
+    }
+    // Nothing changed: both are still there, nothing else was made or queued again.
+    assert_eq!(catalog.list_repositories().await.expect("list").len(), 2);
+    assert_eq!(ext.apps.requested.lock().expect("lock").len(), 1);
+}
