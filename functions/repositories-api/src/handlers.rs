@@ -351,8 +351,8 @@ pub async fn update(
     patch, path = "/v1/repositories/archive/{name}",
     operation_id = "update_archive_repository", tag = "repositories",
     summary = "Change an archive repository",
-    description = "Owners and admins, with `repositories:archive/NAME`. Its visibility \
-        changes only while it holds no archives.",
+    description = "Owners and admins, with `repositories:archive/NAME`: description, labels, \
+        owners. Its visibility never changes (409).",
     params(ArchiveOf),
     request_body = UpdateBody,
     responses(

@@ -590,8 +590,7 @@ async fn external_repositories_are_checked_then_indexed_into_apps() {
 async fn external_and_archive_routes_refuse_a_credential_without_its_scope() {
     let (app, catalog, ext) = world_with_externals().await;
     let url = "https://charts.example.org";
-    ext.source
-        .serve(url, "apiVersion: v1\nentries: {}\n", None);
+    ext.source.serve(url, "apiVersion: v1\nentries: {}\n", None);
     for body in [
         json!({"format": "external-helm", "name": "stable", "url": url}),
         json!({"format": "archive", "name": "src", "visibility": "private"}),
@@ -618,7 +617,11 @@ async fn external_and_archive_routes_refuse_a_credential_without_its_scope() {
             "/v1/repositories/external/stable",
             json!({"description": "x"}),
         ),
-        ("POST", "/v1/repositories/external/stable/index", Value::Null),
+        (
+            "POST",
+            "/v1/repositories/external/stable/index",
+            Value::Null,
+        ),
         ("DELETE", "/v1/repositories/external/stable", Value::Null),
         (
             "PATCH",
@@ -627,7 +630,10 @@ async fn external_and_archive_routes_refuse_a_credential_without_its_scope() {
         ),
         ("DELETE", "/v1/repositories/archive/src", Value::Null),
     ];
-    for scopes in [&["upload", "read", "archive"][..], &["repositories:team/*"][..]] {
+    for scopes in [
+        &["upload", "read", "archive"][..],
+        &["repositories:team/*"][..],
+    ] {
         let token = format!(
             "Bearer {}",
             catalog.issue_token_for_test("alice", scopes, 3600)

@@ -752,11 +752,25 @@ async fn archive_repositories_are_named_claim_unused_names_and_stay_while_they_h
     m.create(&alice, body("empty", "private"), 1)
         .await
         .expect("created");
-    let changed = m
+    // Even empty, it keeps its visibility (an operation in flight writes where the
+    // name's files were when it started); its other fields change.
+    let e = m
         .update(&alice, "archive/empty", &public)
         .await
-        .expect("empty");
-    assert_eq!(changed.visibility, Visibility::Public);
+        .expect_err("fixed visibility");
+    assert!(
+        matches!(&e, RepositoryError::Conflict(m) if m.contains("keeps the visibility")),
+        "{e:?}"
+    );
+    let described = RepositoryUpdate {
+        description: Some("sources".into()),
+        ..Default::default()
+    };
+    let changed = m
+        .update(&alice, "archive/empty", &described)
+        .await
+        .expect("described");
+    assert_eq!(changed.description, "sources");
     assert_eq!(
         m.delete(&alice, "archive/empty", false)
             .await

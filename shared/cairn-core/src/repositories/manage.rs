@@ -422,6 +422,18 @@ impl Manager<'_> {
             let before = repo.clone();
             change.apply(&mut repo).map_err(RepositoryError::Invalid)?;
             let moves = before.visibility != repo.visibility;
+            if moves && repo.format == Format::Archive {
+                // An archive operation already running writes where the name's files
+                // were when it started: moving them under it would split the name.
+                return Err(RepositoryError::Conflict(format!(
+                    "{path}: an archive repository keeps the visibility it was created \
+                     with; claim another name for {} archives",
+                    match repo.visibility {
+                        Visibility::Public => "public",
+                        Visibility::Private => "private",
+                    }
+                )));
+            }
             if moves && !self.is_empty(&repo).await? {
                 return Err(RepositoryError::Conflict(format!(
                     "{path} has {}: its visibility changes only while it is empty \
