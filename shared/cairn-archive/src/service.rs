@@ -108,11 +108,10 @@ pub struct RepositoryDestinations {
 #[async_trait::async_trait]
 impl Destinations for RepositoryDestinations {
     async fn archiver_for(&self, op: &Operation) -> Result<Archiver, ArchiveError> {
-        use cairn_core::repositories::{Intent, open_archive};
-        let path = cairn_core::repositories::archive_path(&op.name);
-        if self.repositories.get_repository(&path).await?.is_none() {
+        use cairn_core::repositories::{Intent, archive_record, check_archive};
+        let Some(record) = archive_record(self.repositories.as_ref(), &op.name).await? else {
             return self.public.for_repository(None, None);
-        }
+        };
         let owner = self
             .users
             .get_user(&op.owner)
@@ -124,10 +123,13 @@ impl Destinations for RepositoryDestinations {
             .ok_or_else(|| {
                 ArchiveError::Forbidden(format!("account {} no longer exists", op.owner))
             })?;
-        let intent = Intent::Write(cairn_core::access::Action::Archive);
-        let record = open_archive(self.repositories.as_ref(), &owner, intent, &op.name).await?;
+        check_archive(
+            &record,
+            &owner,
+            Intent::Write(cairn_core::access::Action::Archive),
+        )?;
         self.public
-            .for_repository(record.as_ref(), self.api_url.as_deref())
+            .for_repository(Some(&record), self.api_url.as_deref())
     }
 }
 

@@ -4,7 +4,8 @@
 //! prefix, which only this check hands out (as a short-lived presigned URL).
 
 use super::{
-    Format, Intent, Repository, RepositoryError, RepositoryStore, Visibility, open_archive,
+    Format, Intent, Repository, RepositoryError, RepositoryStore, Visibility, archive_record,
+    check_archive,
 };
 use crate::access::Action;
 use crate::auth::Principal;
@@ -148,32 +149,30 @@ pub async fn file_access(
 }
 
 /// Who may read `key` of archive name `name`: anyone, unless an archive
-/// repository record makes the name private (`open_archive`).
+/// repository record makes the name private (`check_archive`). One read.
 async fn archive_access(
     store: &dyn RepositoryStore,
     caller: Option<&Principal>,
     name: &str,
     key: &str,
 ) -> Result<FileAccess, RepositoryError> {
-    let record = store.get_repository(&super::archive_path(name)).await?;
-    let private =
-        record.is_some_and(|r| r.format == Format::Archive && r.visibility == Visibility::Private);
-    if !private {
+    let Some(record) = archive_record(store, name)
+        .await?
+        .filter(|r| r.visibility == Visibility::Private)
+    else {
         return Ok(FileAccess::Public(Bucket::Archives));
-    }
+    };
     let Some(caller) = caller else {
         return Ok(FileAccess::Challenge);
     };
-    match open_archive(store, caller, Intent::Read, name).await {
-        Ok(Some(repo)) => {
-            let prefix = repo.private_prefix().unwrap_or_default();
+    match check_archive(&record, caller, Intent::Read) {
+        Ok(()) => {
+            let prefix = record.private_prefix().unwrap_or_default();
             Ok(FileAccess::Private(
                 Bucket::Archives,
                 format!("{prefix}{key}"),
             ))
         }
-        // Made public, or deleted, since the first read: as the bucket has it.
-        Ok(None) => Ok(FileAccess::Public(Bucket::Archives)),
         Err(RepositoryError::NotFound(_)) => Ok(FileAccess::NotFound),
         Err(e) => Err(e),
     }

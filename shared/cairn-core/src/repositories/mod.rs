@@ -616,14 +616,31 @@ pub async fn open_archive(
     intent: Intent,
     name: &str,
 ) -> Result<Option<Repository>, RepositoryError> {
-    let path = archive_path(name);
-    let Some(record) = store
-        .get_repository(&path)
-        .await?
-        .filter(|r| r.format == Format::Archive)
-    else {
+    let Some(record) = archive_record(store, name).await? else {
         return Ok(None);
     };
+    check_archive(&record, caller, intent)?;
+    Ok(Some(record))
+}
+
+/// The archive repository record claiming `name`, if any (one read).
+pub async fn archive_record(
+    store: &dyn RepositoryStore,
+    name: &str,
+) -> Result<Option<Repository>, StoreError> {
+    Ok(store
+        .get_repository(&archive_path(name))
+        .await?
+        .filter(|r| r.format == Format::Archive))
+}
+
+/// [`open_archive`]'s check of a record already read.
+pub fn check_archive(
+    record: &Repository,
+    caller: &Principal,
+    intent: Intent,
+) -> Result<(), RepositoryError> {
+    let name = record.archive_name().unwrap_or_default();
     if !record.visible_to_caller(Some(caller)) {
         return Err(RepositoryError::NotFound(format!(
             "no repository named '{name}'"
@@ -640,11 +657,11 @@ pub async fn open_archive(
             caller.require(Action::Archive, name)?;
         }
         Intent::Read if !caller.scopes.allows(Action::Archive, name) => {
-            caller.require(Action::Read, &path)?;
+            caller.require(Action::Read, &record.path)?;
         }
         Intent::Read | Intent::Publish => {}
     }
-    Ok(Some(record))
+    Ok(())
 }
 
 #[cfg(test)]
