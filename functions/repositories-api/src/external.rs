@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_core::auth::Principal;
 use cairn_core::events::Subject;
-use cairn_core::labels::{MAX_SELECTOR, Selector};
 use cairn_core::problem::Problem;
 use cairn_core::repositories::external::{
     Credentials, Externals, app_versions, external_path, index_key, list_apps,
@@ -261,15 +260,7 @@ pub async fn apps(
     params: Result<Query<AppsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let selector = match params.selector.as_deref() {
-        Some(text) if text.len() > MAX_SELECTOR => {
-            return Err(ApiError::bad_request(format!(
-                "selector: at most {MAX_SELECTOR} characters"
-            )));
-        }
-        Some(text) => Some(Selector::parse(text).map_err(ApiError::bad_request)?),
-        None => None,
-    };
+    let selector = crate::handlers::selector_param(params.selector.as_deref())?;
     if params.q.as_ref().is_some_and(|q| q.len() > MAX_QUERY) {
         return Err(ApiError::bad_request(format!(
             "q: at most {MAX_QUERY} characters"

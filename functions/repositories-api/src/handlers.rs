@@ -208,6 +208,17 @@ pub struct RepositoryList {
     repositories: Vec<RepositoryView>,
 }
 
+/// A `selector` query parameter, parsed (the listings of repositories and apps).
+pub(crate) fn selector_param(text: Option<&str>) -> Result<Option<Selector>, ApiError> {
+    match text {
+        Some(text) if text.len() > MAX_SELECTOR => Err(ApiError::bad_request(format!(
+            "selector: at most {MAX_SELECTOR} characters"
+        ))),
+        Some(text) => Ok(Some(Selector::parse(text).map_err(ApiError::bad_request)?)),
+        None => Ok(None),
+    }
+}
+
 /// `GET /v1/repositories`: what the caller sees, optionally only what a selector
 /// matches.
 #[utoipa::path(
@@ -225,15 +236,7 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let selector = match params.selector.as_deref() {
-        Some(text) if text.len() > MAX_SELECTOR => {
-            return Err(ApiError::bad_request(format!(
-                "selector: at most {MAX_SELECTOR} characters"
-            )));
-        }
-        Some(text) => Some(Selector::parse(text).map_err(ApiError::bad_request)?),
-        None => None,
-    };
+    let selector = selector_param(params.selector.as_deref())?;
     let listed = app
         .manager()
         .list(caller.as_ref(), selector.as_ref())

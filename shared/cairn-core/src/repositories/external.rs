@@ -713,9 +713,6 @@ pub async fn due_for_index(
     Ok(due)
 }
 
-/// One app as listed: its summary.
-pub type ListedApp = AppSummary;
-
 /// The apps the caller may see (their repository visible and, if private, readable),
 /// whose repository's labels `selector` matches and whose name or description
 /// contains `q` (any case), by name then repository.
@@ -726,7 +723,7 @@ pub async fn list_apps(
     caller: Option<&Principal>,
     q: Option<&str>,
     selector: Option<&Selector>,
-) -> Result<Vec<ListedApp>, StoreError> {
+) -> Result<Vec<AppSummary>, StoreError> {
     let repos: BTreeMap<String, Repository> = store
         .list_repositories()
         .await?
@@ -734,7 +731,7 @@ pub async fn list_apps(
         .map(|r| (r.path.clone(), r))
         .collect();
     let q = q.map(str::to_lowercase);
-    let mut out: Vec<ListedApp> = apps
+    let mut out: Vec<AppSummary> = apps
         .apps()
         .await?
         .into_iter()
@@ -801,16 +798,4 @@ fn app_visible(
                 && selector.is_none_or(|s| s.matches(&Labels::new()))
         }
     }
-}
-
-/// Whether `path` names an external repository (`external/<name>`).
-pub fn is_external_path(path: &str) -> bool {
-    path.strip_prefix(EXTERNAL_KIND)
-        .and_then(|p| p.strip_prefix('/'))
-        .is_some_and(|n| !n.is_empty() && !n.contains('/'))
-}
-
-/// The index a run would read, parsed (for benchmarks and tools).
-pub fn parse_index(body: &[u8]) -> Result<Vec<ChartVersion>, String> {
-    parse_index_bytes(body)
 }
