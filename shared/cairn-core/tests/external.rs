@@ -3,7 +3,6 @@
 //! indexes recorded as failed runs that store nothing, apps listed by visibility,
 //! query and selector.
 
-use cairn_core::access::Scopes;
 use cairn_core::auth::Principal;
 use cairn_core::labels::Selector;
 use cairn_core::memory::MemoryCatalog;
@@ -13,21 +12,11 @@ use cairn_core::repositories::external::{
 };
 use cairn_core::repositories::{NewRepository, RepositoryError, RepositoryStore};
 
-const URL: &str = "https://charts.example.org/stable";
+mod common;
 
-fn principal(name: &str, scopes: &[&str], selectors: &[&str]) -> Principal {
-    let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    Principal {
-        name: name.into(),
-        scopes: Scopes::parse(&texts).expect("scopes"),
-        token: None,
-        expires_at: None,
-        selectors: selectors
-            .iter()
-            .map(|s| Selector::parse(s).expect("selector"))
-            .collect(),
-    }
-}
+use common::principal;
+
+const URL: &str = "https://charts.example.org/stable";
 
 fn creds(password: &str) -> Credentials {
     Credentials {

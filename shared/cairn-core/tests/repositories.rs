@@ -2,8 +2,6 @@
 //! selectors, update, and deletion through a publication.
 
 use bytes::Bytes;
-use cairn_core::access::Scopes;
-use cairn_core::auth::Principal;
 use cairn_core::ingest::{Ingestor, PackageSource, build_record, inspect_package};
 use cairn_core::labels::Selector;
 use cairn_core::memory::{MemoryCatalog, MemoryStore};
@@ -17,7 +15,7 @@ use cairn_core::{RepoPath, SupportedRepos};
 
 mod common;
 
-use common::{FakeSigner, chart};
+use common::{FakeSigner, chart, principal};
 
 fn seed() -> SupportedRepos {
     serde_json::from_str(
@@ -25,20 +23,6 @@ fn seed() -> SupportedRepos {
             "dists":{"helm":{"format":"helm","versions":["stable"]}}}"#,
     )
     .expect("valid")
-}
-
-fn principal(name: &str, scopes: &[&str], selectors: &[&str]) -> Principal {
-    let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    Principal {
-        name: name.into(),
-        scopes: Scopes::parse(&texts).expect("scopes"),
-        token: None,
-        expires_at: None,
-        selectors: selectors
-            .iter()
-            .map(|s| Selector::parse(s).expect("selector"))
-            .collect(),
-    }
 }
 
 fn new(body: serde_json::Value) -> NewRepository {

@@ -1,4 +1,6 @@
-//! Test doubles shared by the integration tests of this crate.
+//! Test doubles shared by the integration tests of this crate. Each test crate uses
+//! some of them.
+#![allow(dead_code)]
 
 use cairn_core::ports::{SignError, SignatureCheck, Signer};
 
@@ -57,4 +59,19 @@ pub fn chart(name: &str, version: &str) -> Vec<u8> {
     .expect("tar");
     let raw = tar.into_inner().expect("tar");
     cairn_deb::gzip(&raw)
+}
+
+/// A credential of account `name` with `scopes` and label `selectors`.
+pub fn principal(name: &str, scopes: &[&str], selectors: &[&str]) -> cairn_core::auth::Principal {
+    let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    cairn_core::auth::Principal {
+        name: name.into(),
+        scopes: cairn_core::access::Scopes::parse(&texts).expect("scopes"),
+        token: None,
+        expires_at: None,
+        selectors: selectors
+            .iter()
+            .map(|s| cairn_core::labels::Selector::parse(s).expect("selector"))
+            .collect(),
+    }
 }
