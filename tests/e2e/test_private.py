@@ -211,3 +211,41 @@ def test_git_clones_a_private_archive_with_a_token_and_not_without(stack, user, 
     status, kept = api(stack, "DELETE", f"/v1/repositories/archive/{name}?force=true",
                        basic(user))
     assert status == 409 and "immutable" in json.dumps(kept), kept
+
+
+def test_archive_writes_follow_the_claim_of_their_name(stack, user, git_origin):
+    """An archive repository claims its name with an item of the name's partition
+    (docs/data-model.md, "Archive name claims"); an operation accepted for the name as
+    a public one that finds it claimed when it writes records nothing and fails with
+    409; deleting the empty repository releases the claim."""
+    from test_archive import sample_files, unique
+    from test_tokens import aws
+    from conftest import archive_done
+
+    def claim(name):
+        return aws(stack, "get-item", "--consistent-read", "--key",
+                   json.dumps({"pk": {"S": f"ARCHIVE#{name}"}, "sk": {"S": "!CLAIM"}}))
+
+    name = unique("claimed")
+    status, body = api(stack, "POST", "/v1/repositories", basic(user),
+                       {"format": "archive", "name": name, "visibility": "private"})
+    assert status == 201, body
+    storage = claim(name)["Item"]["storage"]["S"]
+    assert len(storage) >= 16, storage
+    status, body = api(stack, "DELETE", f"/v1/repositories/archive/{name}", basic(user))
+    assert status in (200, 204), body
+    assert "Item" not in claim(name)
+
+    # A repository's claim lands after the API took a public request for the name
+    # (written here straight into the table, as the racing creation would).
+    raced = unique("raced")
+    _, origin = git_origin.make_origin(raced, sample_files(raced))
+    aws(stack, "put-item", "--item",
+        json.dumps({"pk": {"S": f"ARCHIVE#{raced}"}, "sk": {"S": "!CLAIM"},
+                    "storage": {"S": "0" * 32}}))
+    status, body = archive_done(stack, user, {"name": raced, "url": origin, "ref": "main"})
+    assert status == 409 and "claimed" in json.dumps(body), (status, body)
+    items = aws(stack, "query", "--consistent-read", "--key-condition-expression", "pk = :pk",
+                "--expression-attribute-values",
+                json.dumps({":pk": {"S": f"ARCHIVE#{raced}"}}))["Items"]
+    assert [i["sk"]["S"] for i in items] == ["!CLAIM"], items

@@ -58,10 +58,21 @@ pub enum ArchiveError {
     Cancelled,
     /// Storage failure (never the caller's fault).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A bug or an environment failure; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<StoreError> for ArchiveError {
+    fn from(e: StoreError) -> Self {
+        // A claim that changed under a writer is a conflict to report, not a failure
+        // to retry: the place the request was accepted for is gone.
+        if e.operation == crate::model::CLAIM_CHANGED {
+            return ArchiveError::Conflict(e.message);
+        }
+        ArchiveError::Store(e)
+    }
 }
 
 impl From<cairn_core::repositories::RepositoryError> for ArchiveError {

@@ -1,38 +1,75 @@
 //! In-memory fakes of the archive ports, for unit tests.
 
 use crate::model::{
-    ArchiveCatalog, ArchivedTree, AttemptRecord, CallbackQueue, Operation, OperationQueue,
-    OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition,
+    ArchiveCatalog, ArchivedTree, AttemptRecord, CallbackQueue, Claim, Operation, OperationQueue,
+    OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition, claim_changed,
 };
 use async_trait::async_trait;
 use cairn_core::StoreError;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Archive records in maps.
-#[derive(Debug, Default)]
+/// Archive records in maps. Clones share the maps; [`ArchiveCatalog::under`] gives
+/// a clone writing for another claim.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryArchives {
-    trees: Mutex<BTreeMap<(String, String), ArchivedTree>>,
-    origins: Mutex<BTreeMap<(String, String), String>>,
-    refs: Mutex<BTreeMap<(String, String), PublishedRef>>,
-    packs: Mutex<BTreeMap<(String, String), PackRecord>>,
+    trees: Arc<Mutex<BTreeMap<(String, String), ArchivedTree>>>,
+    origins: Arc<Mutex<BTreeMap<(String, String), String>>>,
+    refs: Arc<Mutex<BTreeMap<(String, String), PublishedRef>>>,
+    packs: Arc<Mutex<BTreeMap<(String, String), PackRecord>>>,
+    /// Claimed names and the storage of the repository claiming each.
+    claims: Arc<Mutex<BTreeMap<String, String>>>,
+    /// The claim this handle writes for.
+    claim: Claim,
     /// Events committed with their changes, in order.
-    pub events: Mutex<Vec<cairn_core::events::NewEvent>>,
+    pub events: Arc<Mutex<Vec<cairn_core::events::NewEvent>>>,
     /// Messages put back with a delay: (receipt, seconds).
-    pub retries: Mutex<Vec<(String, u64)>>,
+    pub retries: Arc<Mutex<Vec<(String, u64)>>>,
+}
+
+impl MemoryArchives {
+    /// Sets who claims `name` (what creating or deleting its archive repository does).
+    pub fn set_claim(&self, name: &str, claim: Claim) {
+        let mut claims = lock(&self.claims);
+        match claim {
+            Claim::Repository(storage) => claims.insert(name.into(), storage),
+            Claim::Unclaimed => claims.remove(name),
+        };
+    }
+
+    /// Refuses a write for `name` unless it is claimed as this handle expects.
+    fn check_claim(&self, name: &str) -> Result<(), StoreError> {
+        let claims = lock(&self.claims);
+        let held = match claims.get(name) {
+            Some(storage) => Claim::Repository(storage.clone()),
+            None => Claim::Unclaimed,
+        };
+        if held == self.claim {
+            Ok(())
+        } else {
+            Err(claim_changed(name))
+        }
+    }
 }
 
 #[async_trait]
 impl ArchiveCatalog for MemoryArchives {
+    fn under(&self, claim: Claim) -> Arc<dyn ArchiveCatalog> {
+        Arc::new(MemoryArchives {
+            claim,
+            ..self.clone()
+        })
+    }
     async fn tree(&self, name: &str, tree: &str) -> Result<Option<ArchivedTree>, StoreError> {
         Ok(lock(&self.trees).get(&(name.into(), tree.into())).cloned())
     }
     async fn claim_tree(&self, record: &ArchivedTree) -> Result<Option<ArchivedTree>, StoreError> {
+        self.check_claim(&record.name)?;
         let mut trees = lock(&self.trees);
         let key = (record.name.clone(), record.tree.clone());
         if let Some(existing) = trees.get(&key) {
@@ -73,10 +110,12 @@ impl ArchiveCatalog for MemoryArchives {
         object: &str,
         tree: &str,
     ) -> Result<(), StoreError> {
+        self.check_claim(name)?;
         lock(&self.origins).insert((name.into(), object.into()), tree.into());
         Ok(())
     }
     async fn put_ref(&self, repo: &str, r: &PublishedRef) -> Result<RefWrite, StoreError> {
+        self.check_claim(repo)?;
         let mut refs = lock(&self.refs);
         let key = (repo.to_owned(), r.name.clone());
         match refs.get(&key) {
@@ -96,6 +135,7 @@ impl ArchiveCatalog for MemoryArchives {
             .collect())
     }
     async fn add_pack(&self, repo: &str, pack: &PackRecord) -> Result<(), StoreError> {
+        self.check_claim(repo)?;
         lock(&self.packs).insert((repo.into(), pack.stem.clone()), pack.clone());
         Ok(())
     }

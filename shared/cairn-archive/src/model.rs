@@ -71,9 +71,63 @@ pub enum RefWrite {
     Conflict(PublishedRef),
 }
 
+/// Which place an archive name's writes are for: the name's catalog items and
+/// files belong either to no repository (public, anyone with the `archive` scope
+/// adds to them) or to the archive repository record that claimed the name, whose
+/// `storage` says where its files are.
+///
+/// A claim is an item of the name's partition that creating the archive
+/// repository writes and deleting it removes; every catalog write that can be a
+/// name's first item carries a condition on it, so an operation that started
+/// before a claim changed cannot write where the name's files no longer are
+/// (docs/data-model.md, "Archive name claims").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Claim {
+    /// No repository record claims the name.
+    #[default]
+    Unclaimed,
+    /// The archive repository whose record has this `storage` claims it.
+    Repository(String),
+}
+
+impl Claim {
+    /// The claim of archive repository `record` (`None`: the name is unclaimed).
+    pub fn of(record: Option<&cairn_core::repositories::Repository>) -> Self {
+        match record {
+            Some(r) => Claim::Repository(r.storage.clone()),
+            None => Claim::Unclaimed,
+        }
+    }
+}
+
+/// The [`StoreError::operation`] of a write refused because the name's claim is
+/// not the one the writer was made for.
+pub const CLAIM_CHANGED: &str = "archive name claim";
+
+/// The error of a write refused because archive name `name` was claimed by a
+/// repository, or released by one, after the writer started.
+pub fn claim_changed(name: &str) -> StoreError {
+    StoreError::new(
+        CLAIM_CHANGED,
+        format!(
+            "archive name {name} was claimed by an archive repository, or its repository \
+             was deleted, while this operation ran: nothing was recorded; send the request \
+             again"
+        ),
+    )
+}
+
 /// Archive records in the catalog.
+///
+/// The writes that can be a name's first item (`claim_tree`, `remember_origin`,
+/// `put_ref`, `add_pack`) fail with [`claim_changed`] when the name's claim is not
+/// this catalog's [`Claim`]. Once a name has any item its claim no longer changes
+/// (a claim and a repository deletion both need an empty name), so the later
+/// writes need no such check.
 #[async_trait]
 pub trait ArchiveCatalog: Send + Sync {
+    /// The same catalog, writing for `claim`.
+    fn under(&self, claim: Claim) -> std::sync::Arc<dyn ArchiveCatalog>;
     /// The archive of `tree` in `name`, if any.
     async fn tree(&self, name: &str, tree: &str) -> Result<Option<ArchivedTree>, StoreError>;
     /// Claims `record.tree` for `record`: `None` if the claim succeeded, the

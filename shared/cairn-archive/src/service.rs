@@ -137,14 +137,19 @@ impl Archiver {
     /// The archiver for archive repository `record` (`None`: a name no repository
     /// record claims, public): a private repository's files are written under its
     /// `private/<storage>/` prefix and linked through the API's read path,
-    /// `<api_url>/v1/files/…` (`api_url` ends with the stage).
+    /// `<api_url>/v1/files/…` (`api_url` ends with the stage). Its catalog writes
+    /// are for the record's claim (see [`crate::model::Claim`]).
     pub fn for_repository(
         &self,
         record: Option<&cairn_core::repositories::Repository>,
         api_url: Option<&str>,
     ) -> Result<Archiver, ArchiveError> {
+        let catalog = self.catalog.under(crate::model::Claim::of(record));
         let Some(prefix) = record.and_then(|r| r.private_prefix()) else {
-            return Ok(self.clone());
+            return Ok(Archiver {
+                catalog,
+                ..self.clone()
+            });
         };
         let api = api_url.ok_or_else(|| {
             ArchiveError::Internal("no API URL to link a private archive's files to".into())
@@ -152,7 +157,7 @@ impl Archiver {
         let mut settings = self.settings.clone();
         settings.archive_base_url = format!("{}/v1/files", api.trim_end_matches('/'));
         Ok(Archiver {
-            catalog: self.catalog.clone(),
+            catalog,
             files: Arc::new(cairn_core::ports::Prefixed::new(self.files.clone(), prefix)),
             settings,
         })

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use cairn_archive::memory::MemoryArchives;
+use cairn_archive::model::{ArchiveCatalog, Claim};
 use cairn_archive::origin::FetchLimits;
 use cairn_archive::tree::TreeLimits;
 use cairn_archive::{ArchiveError, ArchiveRequest, Archiver, CloneRequest, Settings, layout};
@@ -432,4 +433,42 @@ async fn clone_pushes_history() {
     push(&o, &["HEAD:refs/heads/main"]);
     let err = a.clone_ref(&req("main")).await.unwrap_err();
     assert!(matches!(err, ArchiveError::Conflict(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_follow_the_name_claim() {
+    let o = origin(&[("README", "claimed\n")]);
+    let (a, _files, _s) = archiver("127.0.0.1", 1 << 30);
+    let catalog = MemoryArchives::default();
+    let public = Archiver {
+        catalog: Arc::new(catalog.clone()),
+        ..a
+    };
+    // A repository claimed the name after the public operation started: it records
+    // nothing and says why.
+    catalog.set_claim("demo", Claim::Repository("s1".into()));
+    let err = public.archive(&request(&o, "main")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::Conflict(_)), "{err}");
+    assert_eq!(err.http_status(), 409);
+    assert!(err.to_string().contains("claimed"), "{err}");
+    assert!(catalog.trees("demo").await.unwrap().is_empty());
+    assert!(catalog.packs("demo").await.unwrap().is_empty());
+
+    // The repository's own writer archives while its claim holds ...
+    let owned = Archiver {
+        catalog: catalog.under(Claim::Repository("s1".into())),
+        ..public.clone()
+    };
+    let first = owned.archive(&request(&o, "main")).await.unwrap();
+    assert_eq!(first["created"], true);
+    // ... and not after its repository was deleted, nor for another storage.
+    commit(&o.work, &[("NEW", "new\n")], "new file");
+    push(&o, &["main"]);
+    catalog.set_claim("demo", Claim::Unclaimed);
+    let err = owned.archive(&request(&o, "main")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::Conflict(_)), "{err}");
+    catalog.set_claim("demo", Claim::Repository("s2".into()));
+    let err = owned.archive(&request(&o, "main")).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::Conflict(_)), "{err}");
+    assert_eq!(catalog.trees("demo").await.unwrap().len(), 1);
 }

@@ -10,14 +10,18 @@ use crate::dynamo::{
     query_docs, s, store_err,
 };
 use crate::keys::{
-    ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX, ARCHIVE_TREE_PREFIX,
-    ATTEMPT_PREFIX, OPERATION_SK, PK, SK, TTL, archive_pk, attempt_sk, operation_pk,
+    ARCHIVE_CLAIM_SK, ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX,
+    ARCHIVE_TREE_PREFIX, ATTEMPT_PREFIX, OPERATION_SK, PK, SK, TTL, archive_pk, attempt_sk,
+    operation_pk,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
+};
 use cairn_archive::model::{
-    ArchiveCatalog, ArchivedTree, AttemptRecord, CallbackQueue, Operation, OperationQueue,
-    OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition,
+    ArchiveCatalog, ArchivedTree, AttemptRecord, CallbackQueue, Claim, Operation, OperationQueue,
+    OperationStatus, OperationStore, PackRecord, PublishedRef, RefWrite, Transition, claim_changed,
 };
 use cairn_core::events::NewEvent;
 use cairn_core::ports::StoreError;
@@ -35,6 +39,8 @@ pub struct DynamoArchives {
     table: String,
     /// Commits the events of archive changes (the same table's event log).
     events: crate::DynamoCatalog,
+    /// The claim catalog writes are for.
+    claim: Claim,
 }
 
 fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
@@ -72,6 +78,7 @@ impl DynamoArchives {
             events: crate::DynamoCatalog::new(client.clone(), table.clone()),
             client,
             table,
+            claim: Claim::Unclaimed,
         }
     }
 
@@ -112,6 +119,72 @@ impl DynamoArchives {
             .send()
             .await;
         applied(result, "PutItem")
+    }
+
+    /// Puts `item` of archive name `name`'s partition unless its key exists (`false`
+    /// if it did), and only while the name's claim is this adapter's: one
+    /// transaction of a condition check on the claim item and the put.
+    async fn put_once_claimed(&self, name: &str, item: Item) -> Result<bool, StoreError> {
+        let operation = "TransactWriteItems archive";
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(PK, s(archive_pk(name)))
+            .key(SK, s(ARCHIVE_CLAIM_SK))
+            .expression_attribute_names("#pk", PK);
+        check = match &self.claim {
+            Claim::Unclaimed => check.condition_expression("attribute_not_exists(#pk)"),
+            Claim::Repository(storage) => check
+                .condition_expression("storage = :storage AND attribute_not_exists(closing)")
+                .expression_attribute_values(":storage", s(storage)),
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(|e| StoreError::new(operation, e))?;
+        let check = check.build().map_err(|e| StoreError::new(operation, e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let reasons = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None") == "ConditionalCheckFailed")
+                    .collect::<Vec<bool>>(),
+                _ => return Err(StoreError::caused_by(operation, e)),
+            },
+        };
+        let claim_failed = match reasons.first() {
+            Some(failed) => *failed,
+            // No reasons given: read the claim to tell which condition failed.
+            None => !self.claim_holds(name).await?,
+        };
+        if claim_failed {
+            return Err(claim_changed(name));
+        }
+        Ok(false)
+    }
+
+    /// Whether name `name`'s claim is this adapter's (a consistent read).
+    async fn claim_holds(&self, name: &str) -> Result<bool, StoreError> {
+        let item = self.get(archive_pk(name), ARCHIVE_CLAIM_SK.into()).await?;
+        Ok(match (&self.claim, item) {
+            (Claim::Unclaimed, item) => item.is_none(),
+            (Claim::Repository(storage), Some(item)) => {
+                get_opt_s(&item, "storage").as_deref() == Some(storage.as_str())
+                    && !item.contains_key("closing")
+            }
+            (Claim::Repository(_), None) => false,
+        })
     }
 
     /// UpdateItem `expression` on an item that must exist.
@@ -193,6 +266,13 @@ impl DynamoArchives {
 
 #[async_trait]
 impl ArchiveCatalog for DynamoArchives {
+    fn under(&self, claim: Claim) -> std::sync::Arc<dyn ArchiveCatalog> {
+        std::sync::Arc::new(Self {
+            claim,
+            ..self.clone()
+        })
+    }
+
     async fn tree(&self, name: &str, tree: &str) -> Result<Option<ArchivedTree>, StoreError> {
         let item = self
             .get(archive_pk(name), format!("{ARCHIVE_TREE_PREFIX}{tree}"))
@@ -209,7 +289,7 @@ impl ArchiveCatalog for DynamoArchives {
             format!("{ARCHIVE_TREE_PREFIX}{}", record.tree),
             to_doc(record)?,
         );
-        if self.put_once(item).await? {
+        if self.put_once_claimed(&record.name, item).await? {
             return Ok(None);
         }
         self.tree(&record.name, &record.tree)
@@ -275,14 +355,17 @@ impl ArchiveCatalog for DynamoArchives {
             ("tree".into(), s(tree)),
         ]);
         // An object id always has the same tree: an existing item is the same.
-        self.put_once(item).await?;
+        self.put_once_claimed(name, item).await?;
         Ok(())
     }
 
     async fn put_ref(&self, repo: &str, r: &PublishedRef) -> Result<RefWrite, StoreError> {
         let sk = format!("{ARCHIVE_REF_PREFIX}{}", r.name);
         if self
-            .put_once(self.doc_item(archive_pk(repo), sk.clone(), to_doc(r)?))
+            .put_once_claimed(
+                repo,
+                self.doc_item(archive_pk(repo), sk.clone(), to_doc(r)?),
+            )
             .await?
         {
             return Ok(RefWrite::Created);
@@ -309,7 +392,7 @@ impl ArchiveCatalog for DynamoArchives {
             to_doc(pack)?,
         );
         // Pack names are content checksums: an existing item is the same pack.
-        self.put_once(item).await?;
+        self.put_once_claimed(repo, item).await?;
         Ok(())
     }
 

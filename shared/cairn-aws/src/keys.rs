@@ -98,6 +98,10 @@ pub const ARCHIVE_ORIGIN_PREFIX: &str = "ORIGIN#";
 pub const ARCHIVE_REF_PREFIX: &str = "REF#";
 /// Prefix of pack sort keys.
 pub const ARCHIVE_PACK_PREFIX: &str = "PACK#";
+/// Sort key of an archive name's claim (the storage of the archive repository that
+/// claimed it). `!` sorts before every other sort key of the partition, so the
+/// name's catalog items are the keys after it.
+pub const ARCHIVE_CLAIM_SK: &str = "!CLAIM";
 /// Sort key of an operation item.
 pub const OPERATION_SK: &str = "OP";
 /// Prefix of callback-attempt sort keys inside an operation's partition.
@@ -135,3 +139,21 @@ pub const APPS_PK: &str = "APPS";
 
 /// Sort-key prefix of apps: `APP#<app>#<repository>#<storage id>`.
 pub const APP_PREFIX: &str = "APP#";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_names_claim_sorts_before_its_items() {
+        // `archive_in_use` reads the items after the claim: each must sort after it.
+        for prefix in [
+            ARCHIVE_TREE_PREFIX,
+            ARCHIVE_ORIGIN_PREFIX,
+            ARCHIVE_REF_PREFIX,
+            ARCHIVE_PACK_PREFIX,
+        ] {
+            assert!(prefix > ARCHIVE_CLAIM_SK, "{prefix}");
+        }
+    }
+}

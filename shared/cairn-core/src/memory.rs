@@ -149,6 +149,10 @@ pub struct MemoryCatalog {
     repositories: Mutex<BTreeMap<String, Repository>>,
     /// Archive names that hold archives (the archive catalog is another crate's).
     archives_in_use: Mutex<std::collections::BTreeSet<String>>,
+    /// Archive names whose next claim or closing an archive writer follows at once.
+    racing_writers: Mutex<std::collections::BTreeSet<String>>,
+    /// Archive names closed to writers (being deleted).
+    closed_archives: Mutex<std::collections::BTreeSet<String>>,
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
     ticket_tokens: Mutex<BTreeMap<String, String>>,
     files: Mutex<BTreeMap<(String, String), FileRecord>>,
@@ -592,6 +596,24 @@ impl MemoryCatalog {
     pub fn mark_archive_in_use(&self, name: &str) {
         lock(&self.archives_in_use).insert(name.to_string());
     }
+
+    /// Makes an archive writer land right after the next claim or closing of
+    /// archive name `name`, between the manager's write and its check that the
+    /// name is empty (the race those checks close).
+    pub fn race_archive_writer(&self, name: &str) {
+        lock(&self.racing_writers).insert(name.to_string());
+    }
+
+    /// Whether archive name `name` is closed to writers.
+    pub fn archive_closed(&self, name: &str) -> bool {
+        lock(&self.closed_archives).contains(name)
+    }
+
+    fn writer_lands(&self, name: &str) {
+        if lock(&self.racing_writers).remove(name) {
+            self.mark_archive_in_use(name);
+        }
+    }
 }
 
 #[async_trait]
@@ -606,6 +628,10 @@ impl RepositoryStore for MemoryCatalog {
             return Ok(false);
         }
         repos.insert(repo.path.clone(), repo.clone());
+        drop(repos);
+        if let Some(name) = repo.archive_name() {
+            self.writer_lands(name);
+        }
         Ok(true)
     }
 
@@ -633,10 +659,32 @@ impl RepositoryStore for MemoryCatalog {
         match repos.get(&repo.path) {
             Some(current) if current.version == repo.version => {
                 repos.remove(&repo.path);
+                if let Some(name) = repo.archive_name() {
+                    lock(&self.closed_archives).remove(name);
+                }
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn close_archive(&self, repo: &Repository, closing: bool) -> Result<bool, StoreError> {
+        let Some(name) = repo.archive_name() else {
+            return Ok(false);
+        };
+        let claimed = lock(&self.repositories)
+            .get(&repo.path)
+            .is_some_and(|r| r.storage == repo.storage);
+        if !claimed {
+            return Ok(false);
+        }
+        if closing {
+            lock(&self.closed_archives).insert(name.to_string());
+            self.writer_lands(name);
+        } else {
+            lock(&self.closed_archives).remove(name);
+        }
+        Ok(true)
     }
 }
 

@@ -770,6 +770,42 @@ async fn archive_repositories_are_named_claim_unused_names_and_stay_while_they_h
 }
 
 #[tokio::test]
+async fn archive_writers_racing_a_claim_or_a_deletion_keep_the_name_public_or_claimed() {
+    let w = World::new();
+    let m = w.manager();
+    let alice = principal("alice", &["repositories", "archive", "read"], &[]);
+    let body = |name: &str| {
+        new(serde_json::json!({"format": "archive", "name": name, "visibility": "private"}))
+    };
+    // A public operation's first write lands between the first check and the claim:
+    // the claim is undone and nothing of the repository stays.
+    w.catalog.race_archive_writer("raced");
+    let e = m
+        .create(&alice, body("raced"), 1)
+        .await
+        .expect_err("in use");
+    assert!(
+        matches!(&e, RepositoryError::Conflict(m) if m.contains("holds archives")),
+        "{e:?}"
+    );
+    assert!(m.get(Some(&alice), "archive/raced").await.is_err());
+    // A repository's operation writes as its deletion closes the name: it stays,
+    // open again.
+    m.create(&alice, body("kept"), 1).await.expect("created");
+    w.catalog.race_archive_writer("kept");
+    let e = m
+        .delete(&alice, "archive/kept", false)
+        .await
+        .expect_err("not empty any more");
+    assert!(
+        matches!(&e, RepositoryError::Conflict(m) if m.contains("immutable")),
+        "{e:?}"
+    );
+    assert!(m.get(Some(&alice), "archive/kept").await.is_ok());
+    assert!(!w.catalog.archive_closed("kept"));
+}
+
+#[tokio::test]
 async fn a_private_archives_events_reach_its_readers_only() {
     use cairn_core::events::{Event, NewEvent, Subject};
     use cairn_core::repositories::readable_events;

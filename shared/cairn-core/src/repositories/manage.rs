@@ -252,17 +252,31 @@ impl Manager<'_> {
         name: &str,
         repo: &Repository,
     ) -> Result<(Repository, Option<u64>), RepositoryError> {
-        if self.store.archive_in_use(name).await? {
-            return Err(RepositoryError::Conflict(format!(
+        let in_use = || {
+            RepositoryError::Conflict(format!(
                 "archive name {name} holds archives already: they are immutable and stay as \
                  they were made; choose another name for a repository"
-            )));
+            ))
+        };
+        if self.store.archive_in_use(name).await? {
+            return Err(in_use());
         }
+        // The record claims the name; a public archive operation that wrote its first
+        // item before the claim shows in the second check, one after it is refused.
         if !self.store.create_repository(repo).await? {
             return Err(RepositoryError::Conflict(format!(
                 "repository {} already exists",
                 repo.path
             )));
+        }
+        if self.store.archive_in_use(name).await? {
+            if !self.store.delete_repository(repo).await? {
+                tracing::error!(
+                    name,
+                    "could not release the claim of an archive name in use"
+                );
+            }
+            return Err(in_use());
         }
         tracing::info!(name, owner = %caller.name, "archive repository created");
         Ok((repo.clone(), None))
@@ -499,13 +513,21 @@ impl Manager<'_> {
             ));
         }
         if let Some(name) = repo.archive_name() {
+            // Closed first, so no operation writes between the check and the release.
+            if !self.store.close_archive(&repo, true).await? {
+                return Err(RepositoryError::Conflict(format!(
+                    "repository {path} changed meanwhile; try again"
+                )));
+            }
             if !self.is_empty(&repo).await? {
+                self.store.close_archive(&repo, false).await?;
                 return Err(RepositoryError::Conflict(format!(
                     "archive repository {name} holds archives: archives are immutable, so \
                      it stays (force does not apply)"
                 )));
             }
             if !self.store.delete_repository(&repo).await? {
+                self.store.close_archive(&repo, false).await?;
                 return Err(RepositoryError::Conflict(format!(
                     "repository {path} changed meanwhile; try again"
                 )));

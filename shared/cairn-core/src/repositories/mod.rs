@@ -482,8 +482,14 @@ pub trait RepositoryStore: Send + Sync {
     async fn list_repositories(&self) -> Result<Vec<Repository>, StoreError>;
     /// Replaces a repository if it is still at `repo.version - 1`; false otherwise.
     async fn replace_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
-    /// Removes a repository if it is still at `repo.version`; false otherwise.
+    /// Removes a repository if it is still at `repo.version`; false otherwise. An
+    /// archive repository releases its name's claim with it (created, it claims it).
     async fn delete_repository(&self, repo: &Repository) -> Result<bool, StoreError>;
+    /// Closes archive repository `repo`'s name to writers (`closing`), or opens it
+    /// again; false if the name is not claimed by `repo`. Deleting an archive
+    /// repository closes it first, so no operation writes into a name between the
+    /// check that it is empty and its release.
+    async fn close_archive(&self, repo: &Repository, closing: bool) -> Result<bool, StoreError>;
 }
 
 /// Why a repository request was refused.
