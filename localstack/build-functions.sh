@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-functions=(repo-api ingest-worker metadata-sync archive-api archive-worker callback-worker events-api webhooks-api webhook-dispatch webhook-worker tokens-api repositories-api files-api indexer)
+functions=(repo-api ingest-worker metadata-sync archive-api archive-worker callback-worker events-api webhooks-api webhook-dispatch webhook-worker tokens-api repositories-api files-api indexer authorizer)
 args=()
 for f in "${functions[@]}"; do args+=(-p "$f"); done
 # Local stacks build without LTO: relinking seven binaries with thin LTO took most of an

@@ -129,12 +129,15 @@ impl DynamoArchives {
         let mut check = ConditionCheck::builder()
             .table_name(&self.table)
             .key(PK, s(archive_pk(name)))
-            .key(SK, s(ARCHIVE_CLAIM_SK))
-            .expression_attribute_names("#pk", PK);
+            .key(SK, s(ARCHIVE_CLAIM_SK));
         check = match &self.claim {
-            Claim::Unclaimed => check.condition_expression("attribute_not_exists(#pk)"),
+            Claim::Unclaimed => check
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
             Claim::Repository(storage) => check
-                .condition_expression("storage = :storage AND attribute_not_exists(closing)")
+                .condition_expression("#storage = :storage AND attribute_not_exists(#closing)")
+                .expression_attribute_names("#storage", "storage")
+                .expression_attribute_names("#closing", "closing")
                 .expression_attribute_values(":storage", s(storage)),
         };
         let put = Put::builder()

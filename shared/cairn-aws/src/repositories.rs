@@ -177,7 +177,8 @@ impl RepositoryStore for DynamoCatalog {
             .table_name(&self.table)
             .key(PK, s(archive_pk(name)))
             .key(SK, s(ARCHIVE_CLAIM_SK))
-            .condition_expression("storage = :storage")
+            .condition_expression("#storage = :storage")
+            .expression_attribute_names("#storage", "storage")
             .expression_attribute_values(":storage", s(&repo.storage))
             .build()
             .map_err(|e| StoreError::new(operation, e))?;
@@ -201,14 +202,16 @@ impl RepositoryStore for DynamoCatalog {
             .table_name(&self.table)
             .key(PK, s(archive_pk(name)))
             .key(SK, s(ARCHIVE_CLAIM_SK))
-            .condition_expression("storage = :storage")
+            .condition_expression("#storage = :storage")
+            .expression_attribute_names("#storage", "storage")
             .expression_attribute_values(":storage", s(&repo.storage));
+        let update = update.expression_attribute_names("#closing", "closing");
         let update = if closing {
             update
-                .update_expression("SET closing = :t")
+                .update_expression("SET #closing = :t")
                 .expression_attribute_values(":t", AttributeValue::Bool(true))
         } else {
-            update.update_expression("REMOVE closing")
+            update.update_expression("REMOVE #closing")
         };
         applied(update.send().await, "UpdateItem archive claim")
     }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod authorizer;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -28,6 +28,12 @@ impl<S: HasUsers> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // On AWS, the API Gateway authorizer checked the header already (docs/access.md,
+        // "Where the check runs"): its principal, refused if it expired since.
+        if let Some(carried) = authorizer_principal(parts) {
+            let principal = cairn_core::authorizer::decode(carried, crate::unix_now())?;
+            return Ok(Caller(principal));
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -37,6 +43,22 @@ impl<S: HasUsers> FromRequestParts<S> for Caller {
             .await?;
         Ok(Caller(principal))
     }
+}
+
+/// The principal the API Gateway authorizer put in the request context, if any (only
+/// API Gateway writes the request context; LocalStack leaves this empty).
+fn authorizer_principal(parts: &Parts) -> Option<&str> {
+    let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) =
+        parts
+            .extensions
+            .get::<lambda_http::request::RequestContext>()
+    else {
+        return None;
+    };
+    ctx.authorizer
+        .fields
+        .get(cairn_core::authorizer::CONTEXT_KEY)?
+        .as_str()
 }
 
 /// The caller of a request that may be anonymous: `None` without credentials; wrong
@@ -53,5 +75,80 @@ impl<S: HasUsers> FromRequestParts<S> for MaybeCaller {
         }
         let Caller(principal) = Caller::from_request_parts(parts, state).await?;
         Ok(MaybeCaller(Some(principal)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::access::Role;
+    use cairn_core::memory::MemoryCatalog;
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+    use lambda_http::request::RequestContext;
+
+    struct State(MemoryCatalog);
+
+    impl HasUsers for State {
+        fn accounts(&self) -> &dyn Accounts {
+            &self.0
+        }
+    }
+
+    fn parts(header: Option<&str>, carried: Option<String>) -> Parts {
+        let mut request = axum::http::Request::builder();
+        if let Some(h) = header {
+            request = request.header(AUTHORIZATION, h);
+        }
+        if let Some(text) = carried {
+            let mut ctx = ApiGatewayProxyRequestContext::default();
+            ctx.authorizer.fields.insert(
+                cairn_core::authorizer::CONTEXT_KEY.into(),
+                serde_json::Value::String(text),
+            );
+            request = request.extension(RequestContext::ApiGatewayV1(ctx));
+        }
+        request
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    #[tokio::test]
+    async fn the_authorizers_principal_is_taken_and_checked_for_expiry() {
+        // No account in the store: only the context can make this caller.
+        let state = State(MemoryCatalog::default());
+        let alice = Principal::with_role("alice", Role::Uploader);
+        let carried = cairn_core::authorizer::encode(&alice);
+        let Caller(found) = Caller::from_request_parts(
+            &mut parts(Some("Basic YWxpY2U6eA=="), Some(carried)),
+            &state,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(found, alice);
+        // A cached answer for a token that expired since: 401.
+        let expired = Principal {
+            token: Some("t".into()),
+            expires_at: Some(1),
+            ..alice.clone()
+        };
+        let refused = Caller::from_request_parts(
+            &mut parts(
+                Some("Bearer x"),
+                Some(cairn_core::authorizer::encode(&expired)),
+            ),
+            &state,
+        )
+        .await;
+        assert!(refused.is_err());
+        // Without the context, the function checks the header itself.
+        let refused =
+            Caller::from_request_parts(&mut parts(Some("Basic YWxpY2U6eA=="), None), &state).await;
+        assert!(refused.is_err());
+        let MaybeCaller(anonymous) =
+            MaybeCaller::from_request_parts(&mut parts(None, None), &state)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(anonymous.is_none());
     }
 }
