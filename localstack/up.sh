@@ -69,6 +69,7 @@ callback_attempts=4
   "WebhookDisableAfterSeconds=12" \
   "WebhookTimeoutSeconds=3" \
   "ExecuteApiEndpoint=$LS_ENDPOINT/_aws/execute-api" \
+  "Architecture=x86_64" \
   ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
 
 # shellcheck disable=SC1091

@@ -34,6 +34,22 @@ step "cargo fmt --check, clippy"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+step "template: sam validate --lint, cfn-lint (infra/requirements.txt)"
+sam_venv="$CAIRN_CACHE/sam-venv"
+sam_stamp="$sam_venv/.requirements-$(sha256sum infra/requirements.txt | cut -c1-16)"
+if [[ ! -f "$sam_stamp" ]]; then
+  python3 -m venv "$sam_venv"
+  "$sam_venv/bin/pip" install -q -r infra/requirements.txt
+  touch "$sam_stamp"
+fi
+SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" validate --lint --template template.yaml \
+  --region us-east-1
+"$sam_venv/bin/cfn-lint" template.yaml
+for env in dev prod; do
+  SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" validate --config-file infra/samconfig.toml \
+    --config-env "$env" >/dev/null
+done
+
 step "unit tests"
 cargo test --locked --workspace
 
