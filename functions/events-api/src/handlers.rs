@@ -267,3 +267,25 @@ pub async fn any_origin(mut response: Response) -> Response {
     );
     response
 }
+
+/// The OpenAPI description of every route, as `cairn openapi` writes it to
+/// docs/openapi.json (a test keeps the file equal to what the code describes).
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+#[utoipa::path(
+    get, path = "/v1/openapi.json", operation_id = "openapi", tag = "events",
+    summary = "This API's OpenAPI description",
+    description = "The OpenAPI 3.1 document of every route of this API (the same as \
+        docs/openapi.json in the sources). Public; any origin may read it.",
+    responses((status = 200, description = "The document", content_type = "application/json")),
+)]
+pub async fn openapi_document() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        OPENAPI,
+    )
+        .into_response()
+}

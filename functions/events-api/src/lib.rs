@@ -47,6 +47,7 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         "The event log: JSON pages and Server-Sent Events.",
     ))
     .routes(routes!(handlers::events, handlers::preflight))
+    .routes(routes!(handlers::openapi_document))
 }
 
 /// The endpoint group's routes.

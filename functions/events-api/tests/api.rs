@@ -368,3 +368,21 @@ async fn a_private_repositorys_events_are_for_its_readers() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_openapi_description_is_served_to_anyone() {
+    let (app, _) = world().await;
+    let (status, content_type, body) = get(&app, "/v1/openapi.json", &[]).await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    // The document describes itself, and every endpoint group's routes.
+    for path in [
+        "/v1/openapi.json",
+        "/v1/events",
+        "/v1/tokens",
+        "/v1/files/{key+}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+}
