@@ -81,6 +81,11 @@ pm = PluginManager(RuntimeExecutorPlugin.namespace)
 if name not in pm.list_names():
     print(f"plugins found: {pm.list_names()}", file=sys.stderr)
     sys.exit(1)
+# The API call log (api_log.py) is a start hook of the same package.
+hooks = PluginManager("localstack.hooks.on_infra_start").list_names()
+if "cairn_api_call_log" not in hooks:
+    print(f"start hooks found: {hooks}", file=sys.stderr)
+    sys.exit(1)
 EOF
 
 # --- 4. DynamoDB Local from npm ----------------------------------------------------------

@@ -61,6 +61,13 @@ STOP_GRACE_SECONDS = 1.0
 ENV_LOG_LINES = 2000
 
 
+def function_access_key(function_name: str) -> str:
+    """The access key id a function's process gets: `CAIRNFN` and the function name's
+    letters and digits (never 12 leading digits, which LocalStack would take for an
+    account id)."""
+    return "CAIRNFN" + "".join(c for c in function_name if c.isalnum())
+
+
 def state_dir() -> Path:
     if state := os.environ.get("CAIRN_STATE"):
         return Path(state)
@@ -392,8 +399,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         if "AWS_ENDPOINT_URL" not in user_env:
             env["AWS_ENDPOINT_URL"] = f"http://{LOCALSTACK_HOSTNAME}:{config.GATEWAY_LISTEN[0].port}"
         if "AWS_ACCESS_KEY_ID" not in user_env:
-            # LocalStack hands out assumed-role credentials; plain test keys are simpler to reason about.
-            env["AWS_ACCESS_KEY_ID"] = "test"
+            # LocalStack hands out assumed-role credentials; a plain key per function is
+            # simpler to reason about, and names the function in the API call log
+            # (api_log.py). It maps to the default account like "test" does.
+            env["AWS_ACCESS_KEY_ID"] = function_access_key(self.function_name)
             env["AWS_SECRET_ACCESS_KEY"] = user_env.get("AWS_SECRET_ACCESS_KEY", "test")
             if "AWS_SESSION_TOKEN" not in user_env:
                 env.pop("AWS_SESSION_TOKEN", None)
