@@ -9,6 +9,17 @@ cd "$root"
 . localstack/lib.sh
 
 step() { printf '\n==> %s\n' "$*"; }
+# A virtualenv at $1 with the requirements file $2 installed, made again when the file
+# changes (a stamp named after its hash).
+ensure_venv() {
+  local venv="$1" requirements="$2" stamp
+  stamp="$venv/.requirements-$(sha256sum "$requirements" | cut -c1-16)"
+  if [[ ! -f "$stamp" ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r "$requirements"
+    touch "$stamp"
+  fi
+}
 
 step "host packages (apt-utils, gpgv, curl, dnf, rpm, createrepo-c, chromium) and helm"
 need=()
@@ -36,12 +47,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "template: sam validate --lint, cfn-lint (infra/requirements.txt)"
 sam_venv="$CAIRN_CACHE/sam-venv"
-sam_stamp="$sam_venv/.requirements-$(sha256sum infra/requirements.txt | cut -c1-16)"
-if [[ ! -f "$sam_stamp" ]]; then
-  python3 -m venv "$sam_venv"
-  "$sam_venv/bin/pip" install -q -r infra/requirements.txt
-  touch "$sam_stamp"
-fi
+ensure_venv "$sam_venv" infra/requirements.txt
 SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" validate --lint --template template.yaml \
   --region us-east-1
 "$sam_venv/bin/cfn-lint" template.yaml
@@ -71,10 +77,5 @@ step "local Lambda executor: MemorySize is enforced (unit tests)"
 
 step "end-to-end tests"
 venv="$CAIRN_CACHE/test-venv"
-stamp="$venv/.requirements-$(sha256sum tests/requirements.txt | cut -c1-16)"
-if [[ ! -f "$stamp" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r tests/requirements.txt
-  touch "$stamp"
-fi
+ensure_venv "$venv" tests/requirements.txt
 "$venv/bin/python" -m pytest -p no:cacheprovider -v tests/e2e "$@"

@@ -6,8 +6,8 @@
 //! through their states with conditional updates on `status`.
 
 use crate::dynamo::{
-    Item, applied, from_doc, get_item, get_n, get_opt_s, get_s, is_condition_failure, n,
-    query_docs, s, store_err,
+    Item, applied, cancellation_codes, from_doc, get_item, get_n, get_opt_s, get_s,
+    is_condition_failure, n, query_docs, s, store_err,
 };
 use crate::keys::{
     ARCHIVE_CLAIM_SK, ARCHIVE_ORIGIN_PREFIX, ARCHIVE_PACK_PREFIX, ARCHIVE_REF_PREFIX,
@@ -15,7 +15,6 @@ use crate::keys::{
     operation_pk,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
 };
@@ -155,19 +154,16 @@ impl DynamoArchives {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        let reasons = match result {
+        // The claim's check is the transaction's first item.
+        let first_failed = match result {
             Ok(_) => return Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None") == "ConditionalCheckFailed")
-                    .collect::<Vec<bool>>(),
-                _ => return Err(StoreError::caused_by(operation, e)),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) => codes.first().map(|c| *c == "ConditionalCheckFailed"),
+                None => return Err(StoreError::caused_by(operation, e)),
             },
         };
-        let claim_failed = match reasons.first() {
-            Some(failed) => *failed,
+        let claim_failed = match first_failed {
+            Some(failed) => failed,
             // No reasons given: read the claim to tell which condition failed.
             None => !self.claim_holds(name).await?,
         };

@@ -7,6 +7,7 @@ use crate::keys::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use cairn_core::access::Role;
@@ -339,6 +340,22 @@ where
 {
     e.as_service_error()
         .is_some_and(|s| s.code() == Some("ConditionalCheckFailedException"))
+}
+
+/// The reason codes of a transaction DynamoDB cancelled, one per item in order
+/// (`"None"` for an item that was fine, `"ConditionalCheckFailed"` for a condition
+/// that did not hold; empty when the service gave none), or `None` when the
+/// transaction failed some other way.
+pub(crate) fn cancellation_codes<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<&str>> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(
+            t.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None"))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// The outcome of a conditional write: `Ok(true)` if it was applied, `Ok(false)` if its

@@ -8,13 +8,13 @@
 //! event `n`: a reader resuming after a position never skips one.
 
 use crate::dynamo::{
-    DynamoCatalog, Item, applied, backoff, from_doc, get_n, get_s, n, now_secs, query_docs, s,
+    DynamoCatalog, Item, applied, backoff, cancellation_codes, from_doc, get_n, get_s, n, now_secs,
+    query_docs, s,
 };
 use crate::keys::{
     EVENTS_HEAD_SK, EVENTS_PK, PK, SK, TTL, WEBHOOK_PREFIX, WEBHOOKS_PK, event_sk, subject_pk,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use cairn_core::StoreError;
 use cairn_core::events::{Event, EventLog, NewEvent, Subject};
@@ -143,16 +143,9 @@ impl DynamoCatalog {
                     self.nudge_dispatcher(next).await;
                     return Ok(true);
                 }
-                Err(e) => match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-                        let codes: Vec<&str> = t
-                            .cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().unwrap_or("None"))
-                            .collect();
-                        self.why_cancelled(&codes, head).await?
-                    }
-                    _ => return Err(StoreError::caused_by(operation, e)),
+                Err(e) => match cancellation_codes(&e) {
+                    Some(codes) => self.why_cancelled(&codes, head).await?,
+                    None => return Err(StoreError::caused_by(operation, e)),
                 },
             };
             match cancelled {

@@ -2,10 +2,11 @@
 //! all, so a listing (with a selector applied in the function) is one Query.
 
 use crate::dynamo::store_err;
-use crate::dynamo::{DynamoCatalog, applied, from_doc, get_item, n, query_docs, s};
+use crate::dynamo::{
+    DynamoCatalog, applied, cancellation_codes, from_doc, get_item, n, query_docs, s,
+};
 use crate::keys::{ARCHIVE_CLAIM_SK, PK, REPOSITORIES_PK, REPOSITORY_PREFIX, SK, archive_pk};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use cairn_core::StoreError;
 use cairn_core::repositories::{Repository, RepositoryStore};
@@ -60,16 +61,16 @@ impl DynamoCatalog {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t))
-                    if t.cancellation_reasons().iter().all(|r| {
-                        matches!(r.code(), None | Some("None" | "ConditionalCheckFailed"))
-                    }) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(StoreError::caused_by(operation, e)),
-            },
+            Err(e)
+                if cancellation_codes(&e).is_some_and(|codes| {
+                    codes
+                        .iter()
+                        .all(|c| matches!(*c, "None" | "ConditionalCheckFailed"))
+                }) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::caused_by(operation, e)),
         }
     }
 }

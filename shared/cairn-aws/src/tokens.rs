@@ -5,7 +5,7 @@
 //! with the table's TTL a week after the token does, so an expired token is still
 //! answered "expired" for a while rather than "invalid".
 
-use crate::dynamo::{DynamoCatalog, from_doc, get_item, n, query_docs, s};
+use crate::dynamo::{DynamoCatalog, cancellation_codes, from_doc, get_item, n, query_docs, s};
 use crate::keys::{PK, SK, TOKEN_PREFIX, TOKEN_SK, TTL, token_pk, user_pk};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -20,15 +20,9 @@ fn listing_sk(id: &str) -> String {
     format!("{TOKEN_PREFIX}{id}")
 }
 
-/// Whether a transaction failed only because a condition did not hold.
+/// Whether a transaction failed because a condition did not hold.
 fn condition_failed(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>) -> bool {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
-    }
+    cancellation_codes(e).is_some_and(|codes| codes.contains(&"ConditionalCheckFailed"))
 }
 
 #[async_trait]
