@@ -5,13 +5,14 @@
 # $CAIRN_STATE/outputs.env.
 #
 # usage: localstack/deploy.sh [--template FILE] [--stack NAME] [Key=Value ...]
+#   FILE: a built template (sam build's; default $CAIRN_STATE/sam-build/template.yaml).
 #   Key=Value pairs (and $CAIRN_PARAMETER_OVERRIDES, space-separated) are stack
 #   parameters; arguments win over the env var; on updates, parameters not given keep
 #   their previous values.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-template="${CAIRN_TEMPLATE:-$REPO_DIR/template.yaml}"
+template="${CAIRN_TEMPLATE:-$CAIRN_STATE/sam-build/template.yaml}"
 stack="${CAIRN_STACK:-cairn}"
 bucket="${CAIRN_DEPLOY_BUCKET:-cairn-deploy}"
 overrides=()
@@ -33,7 +34,7 @@ ls_healthy || die "LocalStack is not running on $LS_ENDPOINT: run localstack/sta
 # `aws cloudformation package` does not apply SAM Globals: a function without its own
 # CodeUri gets the whole template folder zipped, and no `bootstrap` at the zip root.
 "$VENV/bin/python" -P - "$template" <<'EOF' || die "fix the template (see above)"
-import sys
+import os, sys
 from awscli.customizations.cloudformation.yamlhelper import yaml_parse
 with open(sys.argv[1]) as fh:
     doc = yaml_parse(fh.read())
@@ -45,6 +46,19 @@ missing = [name for name, res in (doc.get("Resources") or {}).items()
 if missing:
     print("error: these functions have no CodeUri of their own (Globals.Function.CodeUri is "
           "not applied by `aws cloudformation package`): " + ", ".join(missing), file=sys.stderr)
+    sys.exit(1)
+# template.yaml's functions are built from the workspace (CodeUri: ., a build method):
+# packaging it as is would zip the whole checkout as each function's code.
+base = os.path.dirname(os.path.abspath(sys.argv[1]))
+unbuilt = [name for name, res in (doc.get("Resources") or {}).items()
+           if res.get("Type") == "AWS::Serverless::Function"
+           and (res.get("Metadata") or {}).get("BuildMethod")
+           and isinstance((res.get("Properties") or {}).get("CodeUri"), str)
+           and os.path.exists(os.path.join(base, res["Properties"]["CodeUri"], "Cargo.toml"))]
+if unbuilt:
+    print("error: build the template first (localstack/build-functions.sh runs `sam build`) "
+          "and deploy the built one: these functions are still source: " + ", ".join(unbuilt),
+          file=sys.stderr)
     sys.exit(1)
 EOF
 
@@ -114,7 +128,9 @@ params += [{"ParameterKey": k, "UsePreviousValue": True}
 with open(out, "w") as fh:
     json.dump(params, fh)
 PY
-stack_args=(--stack-name "$stack" --template-body "file://$packaged" --parameters "file://$params_file"
+# By URL: the template is over the 51,200 bytes a --template-body may have.
+quiet "uploading the packaged template" awsl s3 cp --quiet "$packaged" "s3://$bucket/$stack/packaged.yaml"
+stack_args=(--stack-name "$stack" --template-url "$LS_ENDPOINT/$bucket/$stack/packaged.yaml" --parameters "file://$params_file"
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND)
 
 # The CLI's waiters poll every 30 s; LocalStack is done in seconds.

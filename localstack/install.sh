@@ -83,7 +83,7 @@ if name not in pm.list_names():
     sys.exit(1)
 # The API call log (api_log.py) is a start hook of the same package.
 hooks = PluginManager("localstack.hooks.on_infra_start").list_names()
-if "cairn_api_call_log" not in hooks:
+if not {"cairn_api_call_log", "cairn_quiet_sqs_call_metrics"} <= set(hooks):
     print(f"start hooks found: {hooks}", file=sys.stderr)
     sys.exit(1)
 EOF

@@ -31,6 +31,26 @@ export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_PAGER=""
 
+# The deploy tooling of infra/requirements.txt (SAM CLI, cfn-lint, cargo-lambda, zig),
+# cached; `sam build` puts its cargo builds outside the checkout too, so a fresh clone
+# reuses the compiled dependencies (only Cairn's own crates build again).
+SAM_VENV="$CAIRN_CACHE/sam-venv"
+LAMBDA_TARGET_DIR="${CAIRN_LAMBDA_TARGET_DIR:-$CAIRN_CACHE/lambda-target}"
+
+# A virtualenv at $1 with the requirements file $2 installed, made again when the file
+# changes (a stamp named after its hash).
+ensure_venv() {
+  local venv="$1" requirements="$2" stamp
+  stamp="$venv/.requirements-$(sha256sum "$requirements" | cut -c1-16)"
+  if [[ ! -f "$stamp" ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r "$requirements"
+    touch "$stamp"
+  fi
+}
+
+ensure_sam_venv() { ensure_venv "$SAM_VENV" "$REPO_DIR/infra/requirements.txt"; }
+
 die() { echo "error: $*" >&2; exit 1; }
 note() { echo "$*" >&2; }
 

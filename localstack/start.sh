@@ -7,7 +7,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES_DEFAULT=s3,sqs,dynamodb,apigateway,cloudformation,lambda,iam,sts,logs,secretsmanager,ssm,events
+SERVICES_DEFAULT=s3,sqs,dynamodb,apigateway,cloudformation,lambda,iam,sts,logs,secretsmanager,ssm,events,cloudwatch,sns
 START_TIMEOUT="${CAIRN_START_TIMEOUT:-90}"
 
 [[ -x "$VENV/bin/python" && -f "$STAMPS/executor" && -f "$DDB_LOCAL_HOME/DynamoDBLocal.jar" && -f "$NOOP_AGENT_JAR" ]] \
@@ -58,6 +58,7 @@ else
       DYNAMODB_IN_MEMORY=1 \
       LAMBDA_RUNTIME_EXECUTOR="$EXECUTOR_NAME" \
       LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC="${CAIRN_ESM_MAX_BACKOFF:-1}" \
+      SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL="${CAIRN_SQS_METRICS_INTERVAL:-60}" \
       CAIRN_STATE
     exec setsid "$VENV/bin/python" -P -m localstack.runtime.main </dev/null >>"$LS_LOG" 2>&1
   ) &

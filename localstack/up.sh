@@ -42,35 +42,22 @@ else
     --secret-string "file://$key" >/dev/null
 fi
 
-repo_bucket=cairn-repo
-archive_bucket=cairn-archive
-callback_attempts=4
-# Local workers re-read the key every 2 s (300 s in AWS) so rotation tests are quick.
-# Archives: the e2e tests' git origin (127.0.0.1:18418) and callback receiver
-# (127.0.0.1:18419) and the chart server of external repositories (127.0.0.1:18421)
-# are the only private addresses reachable; uploads create
-# repositories under e2e-auto/ (test_repositories.py); a 32 MiB fetch limit
-# so the size-limit test stays small; callbacks retried after 1 s, 2 s, 4 s.
-"$LOCALSTACK_DIR/deploy.sh" \
-  "SigningKeySecretArn=$secret_arn" \
-  "SigningKeyRefreshSeconds=2" \
-  "RepoBucketName=$repo_bucket" \
-  "RepoBaseUrl=$LS_ENDPOINT/$repo_bucket" \
-  "ArchiveBucketName=$archive_bucket" \
-  "ArchiveBaseUrl=$LS_ENDPOINT/$archive_bucket" \
-  "ArchiveObjectLockDays=${CAIRN_ARCHIVE_LOCK_DAYS:-1}" \
-  "OutboundAllowList=127.0.0.1:18418,127.0.0.1:18419,127.0.0.1:18421" \
-  "AutoCreateRepositories=e2e-auto/*" \
-  "ArchiveMaxBytes=33554432" \
-  "ArchiveWaitSeconds=25" \
-  "CallbackBackoffSeconds=1" \
-  "CallbackMaxAttempts=$callback_attempts" \
-  "WebhookRetrySeconds=1,1,1,2,2,3,3,4" \
-  "WebhookDisableAfterSeconds=12" \
-  "WebhookTimeoutSeconds=3" \
-  "ExecuteApiEndpoint=$LS_ENDPOINT/_aws/execute-api" \
-  "Architecture=x86_64" \
-  ${CAIRN_DEPLOY_PARAMETERS:-} >/dev/null
+# The stack's parameters: infra/samconfig.toml's `local` environment (the same file an
+# AWS deployment reads), the signing key secret made above, then $CAIRN_DEPLOY_PARAMETERS
+# (Key=Value, space-separated). CAIRN_ARCHIVE_LOCK_DAYS overrides ArchiveObjectLockDays.
+mapfile -t params < <(python3 - "$REPO_DIR/infra/samconfig.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    overrides = tomllib.load(fh)["local"]["deploy"]["parameters"]["parameter_overrides"]
+print("\n".join(overrides.split() if isinstance(overrides, str) else overrides))
+PY
+)
+params+=("SigningKeySecretArn=$secret_arn")
+[[ -n "${CAIRN_ARCHIVE_LOCK_DAYS:-}" ]] && params+=("ArchiveObjectLockDays=$CAIRN_ARCHIVE_LOCK_DAYS")
+# shellcheck disable=SC2206 # Key=Value words, as documented
+params+=(${CAIRN_DEPLOY_PARAMETERS:-})
+"$LOCALSTACK_DIR/deploy.sh" --template "${CAIRN_TEMPLATE:-$CAIRN_STATE/sam-build/template.yaml}" "${params[@]}" >/dev/null
+callback_attempts="$(printf '%s\n' "${params[@]}" | sed -n 's/^CallbackMaxAttempts=//p' | tail -n 1)"
 
 # shellcheck disable=SC1091
 . "$CAIRN_STATE/outputs.env"
@@ -83,7 +70,7 @@ api_url="$ApiUrl"
   echo "CAIRN_SIGNING_KEY_SECRET=$secret_arn"
   echo "CAIRN_ARCHIVE_BASE_URL=$ArchiveBaseUrl"
   echo "CAIRN_CALLBACK_SECRET_FILE=$CAIRN_STATE/callback-secret"
-  echo "CAIRN_CALLBACK_MAX_ATTEMPTS=$callback_attempts"
+  echo "CAIRN_CALLBACK_MAX_ATTEMPTS=${callback_attempts:-8}"
   echo "CAIRN_REPO_BUCKET=$RepoBucket"
   echo "CAIRN_SUPPORTED_REPOS_FILE=$CAIRN_STATE/supported-repos.json"
 } >"$CAIRN_STATE/cairn.env"

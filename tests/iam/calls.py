@@ -3,22 +3,16 @@ log"): for each function, every service operation it called and on which resourc
 
     python3 tests/iam/calls.py [LOG]        # default: $CAIRN_STATE/api-calls.jsonl
 
-The raw material for checking the functions' IAM policies against what they call
-(issue 13); this script only reports.
+A report for people; tests/iam/check.py holds the same log against each function's
+deployed role.
 """
 
 import collections
 import json
-import os
 import pathlib
 import sys
 
-PREFIX = "CAIRNFN"
-
-
-def default_log() -> pathlib.Path:
-    cache = pathlib.Path(os.environ.get("CAIRN_CACHE", pathlib.Path.home() / ".cache/cairn"))
-    return pathlib.Path(os.environ.get("CAIRN_STATE", cache / "state")) / "api-calls.jsonl"
+from check import PREFIX, default_log
 
 
 def main() -> int:

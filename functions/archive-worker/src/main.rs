@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let config = ArchiveConfig::from_env()?;
     let clients = Clients::load().await;
     let (archiver, operations) = archive_services(&clients, &config);

@@ -51,7 +51,7 @@ async fn handle(catalog: &DynamoCatalog, event: LambdaEvent<Value>) -> Result<Va
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let clients = Clients::load().await;
     let table = std::env::var("CAIRN_TABLE").map_err(|_| "CAIRN_TABLE is not set")?;
     let catalog = DynamoCatalog::new(clients.dynamodb.clone(), table);

@@ -102,6 +102,11 @@ impl Worker {
             )
             .await?;
         tracing::info!(id, attempt = receive_count, http_status = ?attempt.http_status, error = ?attempt.error, "callback attempt");
+        cairn_core::metrics::Metrics::new()
+            .count("CallbackAttempts", 1)
+            .count("CallbackFailures", u64::from(!attempt.is_success()))
+            .property("operation", id)
+            .emit();
         if attempt.is_success() {
             self.store.set_delivery(id, "delivered").await?;
             return Ok(Next::Done);

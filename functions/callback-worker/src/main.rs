@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let config = ArchiveConfig::from_env()?;
     let clients = Clients::load().await;
     let secret_id = config

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
     let wait = number_or(&env, "CAIRN_EVENTS_WAIT_SECS", 20)?;

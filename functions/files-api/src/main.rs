@@ -15,7 +15,7 @@ fn env(name: &'static str) -> Result<String, cairn_core::config::ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let config = Config::from_env()?;
     let clients = Clients::load().await;
     let catalog = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &config.table));

@@ -65,7 +65,7 @@ impl Worker {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let clients = Clients::load().await;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;

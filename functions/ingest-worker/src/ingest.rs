@@ -8,11 +8,13 @@ use cairn_core::auth::Principal;
 use cairn_core::ingest::{
     IngestError, IngestOutcome, Ingestor, PackageSource, build_record, inspect_package,
 };
+use cairn_core::metrics::Metrics;
 use cairn_core::ports::UserDirectory;
 use cairn_core::ports::{PrefixedStore, UploadLedger, UploadStatus};
 use cairn_core::repositories::{self, Intent, RepositoryError};
 use lambda_runtime::{Error, LambdaEvent};
 use tokio_util::io::SyncIoBridge;
+use tracing::Instrument;
 
 /// Dependencies, built once per cold start.
 pub struct Worker {
@@ -77,7 +79,14 @@ impl Worker {
                 object.e_tag.as_deref().unwrap_or_default(),
                 object.version_id.as_deref().unwrap_or_default()
             );
-            self.ingest_staged(&key, &token).await?;
+            let span = tracing::info_span!("ingest", key = %key);
+            if let Err(e) = self.ingest_staged(&key, &token).instrument(span).await {
+                Metrics::new()
+                    .count("IngestFailures", 1)
+                    .property("key", key.as_str())
+                    .emit();
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -127,10 +136,12 @@ impl Worker {
         match verdict {
             Verdict::Done(status, message) => {
                 tracing::info!(key, status = status.as_str(), "staged package ingested");
+                Metrics::new().count("PackagesIngested", 1).emit();
                 self.catalog.finish_ticket(id, status, &message).await?;
             }
             Verdict::Refused(message) => {
                 tracing::info!(key, %message, "staged package refused");
+                Metrics::new().count("IngestRefused", 1).emit();
                 self.catalog
                     .finish_ticket(id, UploadStatus::Failed, &message)
                     .await?;

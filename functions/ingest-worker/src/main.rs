@@ -9,7 +9,7 @@ use lambda_runtime::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let config = Config::from_env()?;
     let clients = Clients::load().await;
     let worker = ingest::Worker {

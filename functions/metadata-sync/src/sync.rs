@@ -3,12 +3,14 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use cairn_aws::sqs::{Parsed, SyncMessage, batch_response, parse_batch};
 use cairn_aws::{DynamoCatalog, Keys, S3Store};
+use cairn_core::metrics::Metrics;
 use cairn_core::ports::PrefixedStore;
 use cairn_core::publish::{PublishError, Publisher, SnapshotCache};
 use cairn_core::repositories::{self, Intent, RepositoryError};
 use cairn_core::{Config, RepoPath};
 use lambda_runtime::{Error, LambdaEvent};
 use std::collections::BTreeMap;
+use tracing::Instrument;
 
 /// Dependencies, built once per cold start.
 pub struct Worker {
@@ -39,8 +41,13 @@ impl Worker {
             entry.1.push(id);
         }
         for (repo, (seq, ids)) in by_repo {
-            if let Err(e) = self.sync_one(&repo, seq).await {
+            let span = tracing::info_span!("sync", repository = %repo, seq);
+            if let Err(e) = self.sync_one(&repo, seq).instrument(span).await {
                 tracing::error!(repo, seq, error = %e, "sync failed; will retry");
+                Metrics::new()
+                    .count("PublishFailures", 1)
+                    .property("repository", repo.as_str())
+                    .emit();
                 failures.extend(ids);
             }
         }
@@ -103,8 +110,21 @@ impl Worker {
             build_ms = report.build_ms as u64,
             write_ms = report.write_ms as u64,
             record_ms = report.record_ms as u64,
+            bytes_written = report.bytes_written,
             "sync done"
         );
+        if report.rebuilt {
+            let total = report.catalog_ms + report.build_ms + report.write_ms + report.record_ms;
+            Metrics::new()
+                .millis("PublishDuration", total)
+                .millis("PublishBuildDuration", report.build_ms)
+                .millis("PublishWriteDuration", report.write_ms)
+                .bytes("PublishBytes", report.bytes_written)
+                .count("PackagesPublished", report.added as u64)
+                .property("repository", repo.to_string())
+                .property("packages", report.packages)
+                .emit();
+        }
         // A Helm repository's new index.yaml is read into apps, as external ones are.
         if report.rebuilt
             && supported

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let config = Config::from_env()?;
     let clients = Clients::load().await;
     let catalog = Arc::new(

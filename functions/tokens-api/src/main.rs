@@ -6,7 +6,7 @@ use tokens_api::{App, router};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let table = std::env::var("CAIRN_TABLE").map_err(|_| "CAIRN_TABLE is not set")?;
     let clients = Clients::load().await;
     let catalog = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table));

@@ -157,6 +157,12 @@ impl Worker {
             error = attempt.error.as_deref(),
             "webhook attempt"
         );
+        cairn_core::metrics::Metrics::new()
+            .count("WebhookDeliveryAttempts", 1)
+            .count("WebhookDeliveryFailures", u64::from(!attempt.is_success()))
+            .millis("WebhookDeliveryDuration", u128::from(attempt.duration_ms))
+            .property("hook", hook.id.as_str())
+            .emit();
         if attempt.is_success() {
             self.hooks.note_success(&hook.id).await?;
             return Ok(Outcome::Delivered);

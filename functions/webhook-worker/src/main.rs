@@ -15,7 +15,7 @@ use webhook_worker::Worker;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
     let queue_url = env("CAIRN_DELIVERY_QUEUE_URL").ok_or("CAIRN_DELIVERY_QUEUE_URL is not set")?;

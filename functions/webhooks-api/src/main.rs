@@ -8,7 +8,7 @@ use webhooks_api::{App, router};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    init_tracing(env!("CARGO_PKG_NAME"));
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
     let policy = AddressPolicy::parse_list(&env("CAIRN_OUTBOUND_ALLOW_LIST").unwrap_or_default())

@@ -22,7 +22,7 @@ KEY_PREFIX = "CAIRNFN"
 _LOCK = threading.Lock()
 # Request parameters that name the resource a call acts on (strings only: bodies and
 # DynamoDB key maps are skipped).
-_RESOURCE_PARAMS = ("TableName", "QueueUrl", "Bucket", "Key", "SecretId", "Name",
+_RESOURCE_PARAMS = ("TableName", "QueueUrl", "Bucket", "Key", "CopySource", "SecretId", "Name",
                     "FunctionName", "KeyId", "LogGroupName")
 
 
@@ -45,14 +45,30 @@ def _caller(ctx) -> str | None:
     return extract_access_key_id_from_auth_header(ctx.request.headers)
 
 
+def _function_key(internal) -> str | None:
+    """The key of the function an internal call is made for: LocalStack's event source
+    mappings poll a queue (and Lambda sends to a dead-letter queue) with the function's
+    role, naming the function as the source (as AWS does)."""
+    if not internal or internal.get("service_principal") != "lambda":
+        return None
+    source = str(internal.get("source_arn") or "")
+    parts = source.split(":")
+    if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
+        return None
+    return KEY_PREFIX + "".join(c for c in parts[6] if c.isalnum())
+
+
 def _capture(chain, ctx, response):
     """Request phase, after parsing and before the provider runs (DynamoDB's provider
     rewrites the Authorization header in place)."""
     try:
         if not ctx.service or not ctx.operation:
             return
+        internal = ctx.internal_request_params
         key = _caller(ctx)
         if not key or not key.startswith(KEY_PREFIX):
+            key = _function_key(internal)
+        if not key:
             return
         request = ctx.service_request if isinstance(ctx.service_request, dict) else {}
         resource = {k: request[k] for k in _RESOURCE_PARAMS if isinstance(request.get(k), str)}
@@ -64,7 +80,6 @@ def _capture(chain, ctx, response):
                 for entry in request["TransactItems"] if isinstance(entry, dict)
                 for op, item in entry.items()
             ]
-        internal = ctx.internal_request_params
         ctx.cairn_call = {
             "key": key,
             "service": ctx.service.service_name,

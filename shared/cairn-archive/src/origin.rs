@@ -51,6 +51,10 @@ pub struct Fetched {
     pub commit: [u8; 20],
     /// The commit's tree.
     pub tree: [u8; 20],
+    /// Bytes received (the packs the fetch wrote).
+    pub bytes: u64,
+    /// Milliseconds from connecting to the last byte.
+    pub elapsed_ms: u128,
     _dir: tempfile::TempDir,
 }
 
@@ -261,6 +265,7 @@ pub fn fetch(
         .with_refspecs(specs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|e| internal("refspec", &e))?;
 
+    let started = std::time::Instant::now();
     let interrupt = Arc::new(AtomicBool::new(false));
     let watchdog = Watchdog::start(dir.path().join("objects/pack"), limits, interrupt.clone());
     let result = (|| {
@@ -329,6 +334,8 @@ pub fn fetch(
             commit: peeled.unwrap_or(target),
         });
     }
+    let elapsed_ms = started.elapsed().as_millis();
+    let bytes = dir_size(&dir.path().join("objects/pack"));
     let (commit, tree) = peel(&repo, target)?;
     Ok(Fetch::Fetched(Box::new(Fetched {
         repo,
@@ -336,6 +343,8 @@ pub fn fetch(
         target,
         commit,
         tree,
+        bytes,
+        elapsed_ms,
         _dir: dir,
     })))
 }

@@ -259,6 +259,7 @@ impl Archiver {
                 }
                 origin::Fetch::Fetched(f) => f,
             };
+            fetch_metrics(&fetched, "archive", &name);
             let origin = Origin {
                 target: hex::encode(fetched.target),
                 commit: hex::encode(fetched.commit),
@@ -554,6 +555,7 @@ impl Archiver {
         let name = req.target_name()?;
         let url = check_origin(&req.origin_repo_url, &self.settings.policy).await?;
         let (settings, reference) = (self.settings.clone(), req.reference.clone());
+        let target_name = name.clone();
         let (refname, target, peeled, pack) = tokio::task::spawn_blocking(move || {
             let origin::Fetch::Fetched(fetched) = origin::fetch(
                 &url,
@@ -567,6 +569,7 @@ impl Archiver {
             else {
                 return Err(ArchiveError::Internal("clone fetch skipped".into()));
             };
+            fetch_metrics(&fetched, "clone", &target_name);
             let pack =
                 origin::pack_history(&fetched.repo, fetched.target, settings.tree.max_objects)?;
             let refname = match &fetched.refname {
@@ -843,4 +846,19 @@ pub fn operation_view(op: &Operation, attempts: &[crate::model::AttemptRecord]) 
         });
     }
     v
+}
+
+/// The fetch's size and time, as a log line and as metrics.
+fn fetch_metrics(fetched: &origin::Fetched, operation: &str, name: &str) {
+    tracing::info!(
+        bytes = fetched.bytes,
+        fetch_ms = fetched.elapsed_ms as u64,
+        "fetched from the origin"
+    );
+    cairn_core::metrics::Metrics::new()
+        .bytes("ArchiveFetchBytes", fetched.bytes)
+        .millis("ArchiveFetchDuration", fetched.elapsed_ms)
+        .property("operation", operation)
+        .property("archive", name)
+        .emit();
 }

@@ -3,14 +3,23 @@
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use cairn_sign::PgpSigner;
 
-/// Structured JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
-pub fn init_tracing() {
+/// Structured JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info),
+/// for the function Cairn calls `function` (its package name; also the `Function`
+/// dimension of its metrics). Every line logged during an invocation carries the spans
+/// it runs in: the runtime's (`requestId`) and the handler's (the repository, hook or
+/// operation it works on).
+pub fn init_tracing(function: &'static str) {
+    cairn_core::metrics::set_function(function);
+    if let Ok(namespace) = std::env::var("CAIRN_METRICS_NAMESPACE") {
+        cairn_core::metrics::set_namespace(&namespace);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
+        .with_span_list(true)
         .with_target(false)
         .without_time()
         .init();

@@ -17,6 +17,7 @@ pub mod html;
 pub mod ingest;
 pub mod labels;
 pub mod memory;
+pub mod metrics;
 pub mod package;
 pub mod ports;
 pub mod problem;

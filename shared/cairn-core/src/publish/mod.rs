@@ -126,6 +126,10 @@ pub struct PublishReport {
     pub record_ms: u128,
     /// Packages removed from the repository by this sync (deleted or pruned).
     pub removed: Vec<String>,
+    /// Packages (file names) this sync added to the published metadata.
+    pub added: usize,
+    /// Bytes of metadata written (indexes, their compressed forms, signatures, page).
+    pub bytes_written: u64,
 }
 
 /// The publisher service.
@@ -255,6 +259,12 @@ impl Publisher<'_> {
             })
             .map(|b| (b.key.clone(), cairn_deb::Digests::of(&b.body).sha256))
             .collect();
+        let bytes_written = built
+            .phases
+            .iter()
+            .flatten()
+            .map(|b| b.body.len() as u64)
+            .sum();
         let started = Instant::now();
         for phase in built.phases {
             self.write_all(phase).await?;
@@ -280,6 +290,7 @@ impl Publisher<'_> {
                 diff(&files, &before, &packages, &pruned)
             }
         };
+        let added_count = added.len();
         let event = NewEvent::repository_published(
             repo,
             &Publication {
@@ -347,6 +358,8 @@ impl Publisher<'_> {
             write_ms,
             record_ms,
             removed,
+            added: added_count,
+            bytes_written,
         })
     }
 
