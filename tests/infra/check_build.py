@@ -63,7 +63,8 @@ def main() -> int:
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if not problems:
-        print(f"sam build {arch}: every function has a {arch} bootstrap, zipped at the root")
+        print(f"sam build ({arch}): every function's bootstrap is an executable {arch} ELF, "
+              "at the root of its zip")
     return 1 if problems else 0
 
 
