@@ -27,9 +27,10 @@ _RESOURCE_PARAMS = ("TableName", "QueueUrl", "Bucket", "Key", "CopySource", "Sec
 
 
 def log_path() -> Path:
-    state = os.environ.get("CAIRN_STATE") or os.path.join(
-        os.environ.get("CAIRN_CACHE") or os.path.expanduser("~/.cache/cairn"), "state")
-    return Path(state) / "api-calls.jsonl"
+    # The executor module imports LocalStack's Lambda service: loaded when first used.
+    from cairn_localstack_executor.executor import state_dir
+
+    return state_dir() / "api-calls.jsonl"
 
 
 def _caller(ctx) -> str | None:
@@ -55,7 +56,9 @@ def _function_key(internal) -> str | None:
     parts = source.split(":")
     if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
         return None
-    return KEY_PREFIX + "".join(c for c in parts[6] if c.isalnum())
+    from cairn_localstack_executor.executor import function_access_key
+
+    return function_access_key(parts[6])
 
 
 def _capture(chain, ctx, response):
