@@ -429,3 +429,31 @@ async fn cairns_own_helm_repositories_are_indexed_from_the_bucket() {
         .expect("apps");
     assert_eq!(names(owner), ["cairn-chart"]);
 }
+
+#[tokio::test]
+async fn a_repository_that_never_ran_is_due_an_interval_after_its_creation() {
+    // Creation queues the first run itself; a scheduled tick before that run
+    // finishes must not queue a second one (seen on the stack as an extra
+    // `unchanged` run between two runs a client asked for).
+    let w = World::new();
+    let alice = principal("alice", &["repositories", "read"], &[]);
+    w.source.serve(URL, &index(&[("nginx", "1.0.0")]), None);
+    let created = w
+        .create(
+            &alice,
+            serde_json::json!({"format": "external-helm", "name": "stable", "url": URL}),
+        )
+        .await
+        .expect("created");
+    let hour = 3600;
+    for now in [created.created_at, created.created_at + hour - 1] {
+        let due = due_for_index(&w.store, &w.apps, now).await.expect("due");
+        assert!(due.is_empty(), "due at {now}: {due:?}");
+    }
+    assert_eq!(
+        due_for_index(&w.store, &w.apps, created.created_at + hour)
+            .await
+            .expect("due"),
+        ["external/stable"]
+    );
+}

@@ -688,7 +688,8 @@ impl Indexer<'_> {
 }
 
 /// The scheduled runs due at `now`: external repositories with an interval whose
-/// last run is that old (or that never ran).
+/// last run is that old, or that never ran and were created that long ago (creation
+/// queues the first run itself: a tick right after it must not queue a second one).
 pub async fn due_for_index(
     store: &dyn RepositoryStore,
     apps: &dyn AppStore,
@@ -705,7 +706,7 @@ pub async fn due_for_index(
         let last = apps
             .last_run(&index_key(&repo.path, &repo.storage))
             .await?
-            .map_or(0, |r| r.at);
+            .map_or(repo.created_at, |r| r.at);
         if now - last >= i64::from(external.interval_minutes) * 60 {
             due.push(repo.path);
         }
