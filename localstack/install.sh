@@ -51,7 +51,9 @@ grep -q 'install_lock: "Lock | None"' "$api_py" \
 # API Gateway (REST) hands the Lambda `restore_payload(request)`. werkzeug consumes
 # multipart and urlencoded bodies while parsing the form, and rolo rebuilds them only
 # for POST: a `PUT` with `curl -F` (the RWS upload API) reached the function with an
-# empty body. Rebuild them for every method.
+# empty body. Rebuild them for every method. (A multipart type without `boundary=` made
+# the same function raise IndexError: the executor's gateway_body hook passes such a
+# body through as sent.)
 request_py="$("$VENV/bin/python" -P -c 'import importlib.util as u; print(u.find_spec("rolo.request").origin)')"
 if grep -q '    if request.method != "POST":' "$request_py"; then
   sed -i 's/    if request.method != "POST":/    if request.mimetype not in ("multipart\/form-data", "application\/x-www-form-urlencoded"):/' "$request_py"

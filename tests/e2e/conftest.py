@@ -188,6 +188,15 @@ def parse_stanza(text: str) -> dict:
     return fields
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: generated requests; runs after every other test")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fuzzing last: what it creates must not meet the other tests' assertions."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     return Stack()
