@@ -111,6 +111,8 @@ impl Worker {
             write_ms = report.write_ms as u64,
             record_ms = report.record_ms as u64,
             bytes_written = report.bytes_written,
+            pieces_compressed = report.pieces_compressed,
+            pieces_reused = report.pieces_reused,
             "sync done"
         );
         if report.rebuilt {

@@ -19,6 +19,6 @@ pub use deb::{
     DebError, DebInfo, MAX_CONTROL_ARCHIVE, MAX_CONTROL_FILE, SourceError, SourceReader,
     find_in_chain, inspect_deb, is_source_error,
 };
-pub use digest::{Digests, HashingReader};
+pub use digest::{Digests, HashingReader, ListedDigests, sha256_hex};
 pub use dsc::{DscError, DscFile, DscInfo, SourceFile, inspect_dsc, sources_stanza};
 pub use release::{IndexFile, ReleaseFields, packages_stanza, render_release};

@@ -1,7 +1,7 @@
 //! `Packages` stanzas and `Release` files, as `apt-ftparchive` writes them.
 
 use crate::control::Control;
-use crate::digest::Digests;
+use crate::digest::{Digests, ListedDigests};
 
 /// Fields a stanza gets from the pool, never from the uploaded control file.
 const POOL_FIELDS: [&str; 6] = ["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"];
@@ -46,7 +46,7 @@ pub struct IndexFile {
     /// Path relative to the `dists/<suite>/` directory.
     pub path: String,
     /// Its size and digests.
-    pub digests: Digests,
+    pub digests: ListedDigests,
 }
 
 /// The descriptive fields of a `Release` file.
@@ -94,9 +94,9 @@ pub fn render_release(fields: &ReleaseFields, files: &[IndexFile]) -> String {
     for (title, pick) in [
         (
             "MD5Sum",
-            (|d: &Digests| d.md5.clone()) as fn(&Digests) -> String,
+            (|d: &ListedDigests| d.md5.clone()) as fn(&ListedDigests) -> String,
         ),
-        ("SHA256", |d: &Digests| d.sha256.clone()),
+        ("SHA256", |d: &ListedDigests| d.sha256.clone()),
     ] {
         out.push_str(title);
         out.push_str(":\n");
@@ -159,7 +159,7 @@ mod tests {
         };
         let files = vec![IndexFile {
             path: "main/binary-amd64/Packages".into(),
-            digests: Digests::of(b""),
+            digests: ListedDigests::of(b""),
         }];
         let r = render_release(&fields, &files);
         assert!(r.contains("Acquire-By-Hash: yes\n"));

@@ -250,45 +250,60 @@ impl RpmInfo {
     }
 }
 
-fn document(root_open: &str, root: &str, packages: &[&str]) -> String {
-    let len = packages.iter().map(|p| p.len()).sum::<usize>() + 256;
-    let mut out = String::with_capacity(len);
-    out.push_str(XML_DECL);
-    out.push_str(root_open);
-    for p in packages {
-        out.push_str(p);
-    }
+/// What comes before and after the package elements of a document.
+fn frame(root_open: &str, root: &str) -> (String, String) {
     // No newline after the root element, as createrepo_c writes it.
-    out.push_str(&format!("</{root}>"));
-    out
+    (format!("{XML_DECL}{root_open}"), format!("</{root}>"))
+}
+
+/// A repodata document's text before and after its package elements, for `kind`
+/// `primary`, `filelists` or `other` and `count` packages: the document is the head,
+/// the fragments in order, then the tail. `None` for another kind.
+pub fn document_frame(kind: &str, count: usize) -> Option<(String, String)> {
+    Some(match kind {
+        "primary" => frame(
+            &format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{count}\">\n"),
+            "metadata",
+        ),
+        "filelists" => frame(
+            &format!("<filelists xmlns=\"{NS_FILELISTS}\" packages=\"{count}\">\n"),
+            "filelists",
+        ),
+        "other" => frame(
+            &format!("<otherdata xmlns=\"{NS_OTHER}\" packages=\"{count}\">\n"),
+            "otherdata",
+        ),
+        _ => return None,
+    })
 }
 
 /// A whole `primary.xml` from [`RpmInfo::primary_xml`] fragments; `count` is
 /// the `packages` attribute (the number of fragments).
 pub fn primary_document(count: usize, packages: &[&str]) -> String {
-    document(
-        &format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{count}\">\n"),
-        "metadata",
-        packages,
-    )
+    whole("primary", count, packages)
 }
 
 /// A whole `filelists.xml` from [`RpmInfo::filelists_xml`] fragments.
 pub fn filelists_document(count: usize, packages: &[&str]) -> String {
-    document(
-        &format!("<filelists xmlns=\"{NS_FILELISTS}\" packages=\"{count}\">\n"),
-        "filelists",
-        packages,
-    )
+    whole("filelists", count, packages)
 }
 
 /// A whole `other.xml` from [`RpmInfo::other_xml`] fragments.
 pub fn other_document(count: usize, packages: &[&str]) -> String {
-    document(
-        &format!("<otherdata xmlns=\"{NS_OTHER}\" packages=\"{count}\">\n"),
-        "otherdata",
-        packages,
-    )
+    whole("other", count, packages)
+}
+
+fn whole(kind: &str, count: usize, packages: &[&str]) -> String {
+    let (head, tail) = document_frame(kind, count).expect("a known document kind");
+    let mut out = String::with_capacity(
+        packages.iter().map(|p| p.len()).sum::<usize>() + head.len() + tail.len(),
+    );
+    out.push_str(&head);
+    for p in packages {
+        out.push_str(p);
+    }
+    out.push_str(&tail);
+    out
 }
 
 /// One `<data>` record of `repomd.xml`.

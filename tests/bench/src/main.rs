@@ -443,8 +443,16 @@ async fn bench_sync(
         let total = t.elapsed().as_millis();
         anyhow::ensure!(report.rebuilt, "sync did not rebuild");
         println!(
-            "sync packages={} baseline={} total_ms={total} catalog_ms={} build_ms={} write_ms={} ingest_ms={ingest_ms}",
-            report.packages, report.baseline, report.catalog_ms, report.build_ms, report.write_ms
+            "sync packages={} baseline={} total_ms={total} catalog_ms={} build_ms={} write_ms={} record_ms={} pieces_compressed={} pieces_reused={} bytes_written={} ingest_ms={ingest_ms}",
+            report.packages,
+            report.baseline,
+            report.catalog_ms,
+            report.build_ms,
+            report.write_ms,
+            report.record_ms,
+            report.pieces_compressed,
+            report.pieces_reused,
+            report.bytes_written
         );
         match report.baseline {
             cairn_core::publish::Baseline::Cache => warm.push(total),

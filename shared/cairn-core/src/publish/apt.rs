@@ -1,16 +1,20 @@
 //! APT: `Packages` indexes (plain, gzip, xz, zstd) per architecture, `Release`,
 //! `InRelease`, `Release.gpg`, by-hash copies, the keyring and the suite's page.
 
+use super::pieces::{Codec, Cutter, Pieces, split};
 use super::{Blob, Built, Publisher, Snapshot, rfc2822};
 use crate::package::{IndexEntry, PublishedPackage};
 use crate::ports::{RepoState, SignError, StoreError};
 use crate::repo::{DistConfig, RepoPath};
 use bytes::Bytes;
-use cairn_deb::{Digests, IndexFile, ReleaseFields, gzip, render_release, xz, zstd};
+use futures::future::join_all;
+use cairn_deb::{IndexFile, ListedDigests, ReleaseFields, render_release, sha256_hex};
 use std::collections::BTreeMap;
 
 /// The architecture Cairn records source packages under; their index is `main/source`.
 const SOURCE: &str = "source";
+/// The compressed encodings of every index, besides the plain text.
+const CODECS: [Codec; 3] = [Codec::Gzip, Codec::Xz, Codec::Zstd];
 
 impl Publisher<'_> {
     pub(super) fn build_apt(
@@ -18,6 +22,7 @@ impl Publisher<'_> {
         repo: &RepoPath,
         dist: &DistConfig,
         packages: &BTreeMap<String, PublishedPackage>,
+        pieces: &mut Pieces,
         now: time::OffsetDateTime,
     ) -> Result<Built, SignError> {
         let mut architectures = dist.architectures();
@@ -28,24 +33,23 @@ impl Publisher<'_> {
             }
         }
         architectures.sort();
-        // Index directory -> text: one `binary-<arch>` per architecture (`all` packages
-        // in each), and `source` for the `Sources` index of source packages.
+        // Index directory -> its text in pieces: one `binary-<arch>` per architecture
+        // (`all` packages in each), and `source` for the `Sources` index.
         let index_of = |wanted: &dyn Fn(&str) -> bool| {
-            let mut index = String::new();
-            for p in packages.values() {
+            let mut cut = Cutter::default();
+            let mut first = true;
+            for (filename, p) in packages {
                 let IndexEntry::Deb { stanza } = &p.entry else {
                     continue;
                 };
                 if wanted(&p.architecture) {
-                    if !index.is_empty() {
-                        index.push('\n');
-                    }
-                    index.push_str(stanza);
+                    cut.push(filename, &[if first { "" } else { "\n" }, stanza]);
+                    first = false;
                 }
             }
-            index
+            cut.finish()
         };
-        let mut by_dir: BTreeMap<String, (&str, String)> = architectures
+        let mut by_dir: BTreeMap<String, (&str, Vec<Bytes>)> = architectures
             .iter()
             .map(|arch| {
                 let text = index_of(&|a| a == arch || a == "all");
@@ -53,27 +57,20 @@ impl Publisher<'_> {
             })
             .collect();
         by_dir.insert(SOURCE.to_string(), ("Sources", index_of(&|a| a == SOURCE)));
-        // Compression dominates the build: run the indexes' compressors in parallel.
-        let compressed: Vec<(String, &str, [Bytes; 4])> = std::thread::scope(|scope| {
-            let handles: Vec<_> = by_dir
-                .iter()
-                .map(|(dir, (base, text))| {
-                    let plain = Bytes::from(text.clone().into_bytes());
-                    let xz_input = plain.clone();
-                    let xz_handle = scope.spawn(move || Bytes::from(xz(&xz_input)));
-                    let gz = Bytes::from(gzip(&plain));
-                    let zst = Bytes::from(zstd(&plain));
-                    (dir.clone(), *base, plain, gz, zst, xz_handle)
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(dir, base, plain, gz, zst, xz_handle)| {
-                    let xz = xz_handle.join().expect("xz compression does not panic");
-                    (dir, base, [plain, gz, xz, zst])
-                })
-                .collect()
-        });
+        // Compression dominates the build: only the pieces this worker has not
+        // compressed before are, on both cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let compressed: Vec<(String, &str, [Bytes; 4])> = by_dir
+            .into_iter()
+            .map(|(dir, (base, text))| {
+                let packed = pieces.pack(&format!("main/{dir}/{base}"), text, &CODECS, threads);
+                let [gz, xz, zst]: [Bytes; 3] = packed
+                    .packed
+                    .try_into()
+                    .expect("one body per codec asked for");
+                (dir, base, [packed.text, gz, xz, zst])
+            })
+            .collect();
 
         let suite_dir = format!("{}/dists/{}", repo.root(), repo.suite());
         let mut by_hash = Vec::new();
@@ -88,7 +85,7 @@ impl Publisher<'_> {
             ];
             let dir = format!("main/{index_dir}");
             for ((name, content_type), body) in names.into_iter().zip(bodies) {
-                let digests = Digests::of(&body);
+                let digests = ListedDigests::of(&body);
                 by_hash.push(Blob::new(
                     format!("{suite_dir}/{dir}/by-hash/SHA256/{}", digests.sha256),
                     body.clone(),
@@ -120,14 +117,17 @@ impl Publisher<'_> {
         let release_gpg = self.signer.detached(release.as_bytes())?;
         let key_armored = self.signer.public_keys_armored()?;
         let key_binary = self.signer.public_keys_binary()?;
-        let metadata_sha256 = Digests::of(release.as_bytes()).sha256;
+        let metadata_sha256 = sha256_hex(release.as_bytes());
         let title = format!("{} {} {}", self.origin, repo.root(), repo.suite());
         let usage = crate::html::apt_usage(repo, self.base_url);
         let page = self.page(repo, &title, &usage, packages);
 
+        // Every index at once, by hash and by name: both are read only through the
+        // Release written after them.
+        let mut indexes = by_hash;
+        indexes.extend(canonical);
         let phases = vec![
-            by_hash,
-            canonical,
+            indexes,
             vec![
                 Blob::new(
                     format!("{}/cairn-archive-keyring.gpg", repo.root()),
@@ -183,7 +183,7 @@ impl Publisher<'_> {
         let Some(release) = self.store.get(&format!("{suite_dir}/Release")).await? else {
             return Ok(None);
         };
-        if Digests::of(&release).sha256 != expected {
+        if sha256_hex(&release) != expected {
             return Ok(None);
         }
         let Ok(release) = std::str::from_utf8(&release) else {
@@ -192,23 +192,39 @@ impl Publisher<'_> {
         let Some(sha_section) = release.split("\nSHA256:\n").nth(1) else {
             return Ok(None);
         };
-        let mut packages = BTreeMap::new();
+        let mut listed = BTreeMap::new();
         for line in sha_section.lines().take_while(|l| l.starts_with(' ')) {
             let parts: Vec<&str> = line.split_whitespace().collect();
             let [digest, _size, path] = parts[..] else {
                 return Ok(None);
             };
+            listed.insert(path, digest);
+        }
+        let mut packages = BTreeMap::new();
+        let mut pieces = Pieces::default();
+        for (path, digest) in &listed {
             let Some(dir) = path
                 .strip_suffix("/Packages")
                 .or_else(|| path.strip_suffix("/Sources"))
             else {
                 continue;
             };
-            let key = format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}");
-            let Some(index) = self.store.get(&key).await? else {
-                return Ok(None);
+            // From the compressed forms, which also give this worker their pieces;
+            // else (an index published before pieces, say) from the text.
+            let index = match self.read_pieces(&suite_dir, path, &listed).await? {
+                Some((text, read)) => {
+                    pieces.seed(path, &CODECS, read);
+                    text
+                }
+                None => {
+                    let key = format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}");
+                    let Some(index) = self.store.get(&key).await? else {
+                        return Ok(None);
+                    };
+                    index
+                }
             };
-            if Digests::of(&index).sha256 != digest {
+            if sha256_hex(&index) != *digest {
                 return Ok(None);
             }
             let Ok(index) = std::str::from_utf8(&index) else {
@@ -236,9 +252,59 @@ impl Publisher<'_> {
             seq: state.published_seq,
             release_sha256: expected.to_string(),
             packages,
+            pieces,
         }))
     }
+
+    /// The index at `path` (e.g. `main/binary-amd64/Packages`) read back from its
+    /// compressed forms as published by hash: its text and its pieces, each with its
+    /// member in every codec. `None` when one is not listed, is missing, or does not
+    /// split into the same pieces as the others.
+    async fn read_pieces(
+        &self,
+        suite_dir: &str,
+        path: &str,
+        listed: &BTreeMap<&str, &str>,
+    ) -> Result<Option<ReadBack>, StoreError> {
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let mut keys = Vec::new();
+        for extension in ["gz", "xz", "zst"] {
+            let Some(digest) = listed.get(format!("{path}.{extension}").as_str()) else {
+                return Ok(None);
+            };
+            keys.push((format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}"), *digest));
+        }
+        let bodies = join_all(keys.iter().map(|(key, _)| self.store.get(key))).await;
+        let mut files = Vec::new();
+        for (body, (_, digest)) in bodies.into_iter().zip(&keys) {
+            match body? {
+                Some(body) if sha256_hex(&body) == *digest => files.push(body),
+                _ => return Ok(None),
+            }
+        }
+        let Some(gz) = split(Codec::Gzip, &files[0], None) else {
+            return Ok(None);
+        };
+        let texts: Vec<Bytes> = gz.iter().map(|(_, text)| text.clone()).collect();
+        let (Some(xz), Some(zst)) = (
+            split(Codec::Xz, &files[1], Some(&texts)),
+            split(Codec::Zstd, &files[2], Some(&texts)),
+        ) else {
+            return Ok(None);
+        };
+        let text = Bytes::from(texts.concat());
+        let read = gz
+            .into_iter()
+            .zip(xz)
+            .zip(zst)
+            .map(|(((gz, text), (xz, _)), (zst, _))| (text, vec![gz, xz, zst]))
+            .collect();
+        Ok(Some((text, read)))
+    }
 }
+
+/// An index read back: its text, and each piece's text with its members.
+type ReadBack = (Bytes, Vec<(Bytes, Vec<Bytes>)>);
 
 /// A source package as a `Sources` stanza describes it: its `.dsc` is the `Files`
 /// entry ending in `.dsc`.

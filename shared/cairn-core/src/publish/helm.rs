@@ -5,7 +5,6 @@ use super::{Blob, Built, PublishError, Publisher};
 use crate::package::{IndexEntry, PublishedPackage};
 use crate::repo::RepoPath;
 use bytes::Bytes;
-use cairn_deb::Digests;
 use std::collections::BTreeMap;
 
 impl Publisher<'_> {
@@ -50,7 +49,7 @@ impl Publisher<'_> {
         let title = format!("{} {}", self.origin, repo);
         let usage = crate::html::helm_usage(repo, self.base_url);
         let page = self.page(repo, &title, &usage, packages);
-        let metadata_sha256 = Digests::of(index.as_bytes()).sha256;
+        let metadata_sha256 = cairn_deb::sha256_hex(index.as_bytes());
         Ok(Built {
             phases: vec![
                 vec![

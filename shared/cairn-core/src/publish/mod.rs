@@ -8,7 +8,10 @@
 
 mod apt;
 mod helm;
+mod pieces;
 mod yum;
+
+pub use pieces::Pieces;
 
 pub(crate) use yum::unpack_document;
 
@@ -36,6 +39,8 @@ pub struct Snapshot {
     pub release_sha256: String,
     /// Ready packages by file name.
     pub packages: BTreeMap<String, PublishedPackage>,
+    /// The indexes' compressed pieces, to reuse (empty when read back cold).
+    pub pieces: Pieces,
 }
 
 /// Snapshots of recently published repositories, shared across invocations of a worker.
@@ -130,6 +135,10 @@ pub struct PublishReport {
     pub added: usize,
     /// Bytes of metadata written (indexes, their compressed forms, signatures, page).
     pub bytes_written: u64,
+    /// Index pieces this sync compressed (see `pieces.rs`).
+    pub pieces_compressed: usize,
+    /// Index pieces it reused, compressed by this worker's last sync.
+    pub pieces_reused: usize,
 }
 
 /// The publisher service.
@@ -181,6 +190,8 @@ pub(crate) struct Built {
 /// The package set a sync works from, and what it learnt on the way.
 struct PackageSet {
     packages: BTreeMap<String, PublishedPackage>,
+    /// Compressed index pieces of the baseline, if this worker has them.
+    pieces: Pieces,
     baseline: Baseline,
     /// Records marked for deletion that the set no longer holds.
     tombstones: Vec<PackageRecord>,
@@ -229,6 +240,7 @@ impl Publisher<'_> {
         let started = Instant::now();
         let PackageSet {
             mut packages,
+            mut pieces,
             baseline,
             tombstones,
             changed,
@@ -238,15 +250,18 @@ impl Publisher<'_> {
         let catalog_ms = started.elapsed().as_millis();
 
         let started = Instant::now();
+        let (compressed_before, reused_before) = (pieces.compressed, pieces.reused);
         let built = match dist.format {
-            RepoFormat::Deb => self.build_apt(repo, dist, &packages, now)?,
-            RepoFormat::Rpm => self.build_yum(repo, dist, &packages, now)?,
+            RepoFormat::Deb => self.build_apt(repo, dist, &packages, &mut pieces, now)?,
+            RepoFormat::Rpm => self.build_yum(repo, dist, &packages, &mut pieces, now)?,
             RepoFormat::Helm => {
                 self.build_helm(repo, &packages, changed.as_deref(), now)
                     .await?
             }
         };
         let build_ms = started.elapsed().as_millis();
+        let pieces_compressed = pieces.compressed - compressed_before;
+        let pieces_reused = pieces.reused - reused_before;
 
         let metadata = built
             .phases
@@ -257,7 +272,7 @@ impl Publisher<'_> {
                     || b.key.ends_with("/repodata/repomd.xml")
                     || b.key.ends_with("/index.yaml")
             })
-            .map(|b| (b.key.clone(), cairn_deb::Digests::of(&b.body).sha256))
+            .map(|b| (b.key.clone(), cairn_deb::sha256_hex(&b.body)))
             .collect();
         let bytes_written = built
             .phases
@@ -319,6 +334,7 @@ impl Publisher<'_> {
                     seq: target_seq,
                     release_sha256: built.metadata_sha256,
                     packages,
+                    pieces,
                 },
             );
         }
@@ -360,6 +376,8 @@ impl Publisher<'_> {
             removed,
             added: added_count,
             bytes_written,
+            pieces_compressed,
+            pieces_reused,
         })
     }
 
@@ -464,6 +482,7 @@ impl Publisher<'_> {
                 }
                 return Ok(PackageSet {
                     packages: snap.packages,
+                    pieces: snap.pieces,
                     baseline,
                     tombstones,
                     changed: Some(files),
@@ -485,6 +504,7 @@ impl Publisher<'_> {
         }
         Ok(PackageSet {
             packages,
+            pieces: Pieces::default(),
             baseline: Baseline::Full,
             tombstones,
             changed: None,

@@ -3,25 +3,29 @@
 //! `repomd.xml` and its armoured signature `repomd.xml.asc`; plus the public key, a
 //! `.repo` file and the page.
 
+use super::pieces::{Codec, Cutter, Pieces, split};
 use super::{Blob, Built, Publisher, Snapshot};
 use crate::package::{IndexEntry, PublishedPackage, rpm_arch_dirs};
 use crate::ports::{RepoState, SignError, StoreError};
 use crate::repo::{DistConfig, MetadataCompression, RepoPath};
 use crate::verify::{between, unescape_xml};
-use cairn_deb::{Digests, gzip, zstd};
-use cairn_rpm::{RepomdEntry, filelists_document, other_document, primary_document, repomd_xml};
+use bytes::Bytes;
+use futures::future::join_all;
+use cairn_deb::sha256_hex;
+use cairn_rpm::{RepomdEntry, document_frame, repomd_xml};
 use std::collections::BTreeMap;
 use std::io::Read;
 
 /// One rendered document: its type, its text and the text compressed.
-type Rendered = (&'static str, Vec<u8>, Vec<u8>);
+type Rendered = (&'static str, Bytes, Bytes);
 
-/// One architecture folder's three documents, before compression.
+/// One architecture folder's three documents, before compression: each package's
+/// file name and fragment.
 #[derive(Default)]
 struct Documents<'a> {
-    primary: Vec<&'a str>,
-    filelists: Vec<&'a str>,
-    other: Vec<&'a str>,
+    primary: Vec<(&'a str, &'a str)>,
+    filelists: Vec<(&'a str, &'a str)>,
+    other: Vec<(&'a str, &'a str)>,
 }
 
 impl Publisher<'_> {
@@ -30,6 +34,7 @@ impl Publisher<'_> {
         repo: &RepoPath,
         dist: &DistConfig,
         packages: &BTreeMap<String, PublishedPackage>,
+        pieces: &mut Pieces,
         now: time::OffsetDateTime,
     ) -> Result<Built, SignError> {
         let mut folders: BTreeMap<String, Documents<'_>> = dist
@@ -37,7 +42,7 @@ impl Publisher<'_> {
             .into_iter()
             .map(|a| (a, Documents::default()))
             .collect();
-        for p in packages.values() {
+        for (filename, p) in packages {
             let IndexEntry::Rpm {
                 primary,
                 filelists,
@@ -48,48 +53,49 @@ impl Publisher<'_> {
             };
             for folder in rpm_arch_dirs(&p.architecture, dist) {
                 let docs = folders.entry(folder).or_default();
-                docs.primary.push(primary);
-                docs.filelists.push(filelists);
-                docs.other.push(other);
+                docs.primary.push((filename, primary));
+                docs.filelists.push((filename, filelists));
+                docs.other.push((filename, other));
             }
         }
         let timestamp = now.unix_timestamp();
         let compression = dist.metadata_compression;
-        let (extension, content_type) = match compression {
-            MetadataCompression::Gzip => ("gz", "application/gzip"),
-            MetadataCompression::Zstd => ("zst", "application/zstd"),
+        let (extension, content_type, codec) = match compression {
+            MetadataCompression::Gzip => ("gz", "application/gzip", Codec::Gzip),
+            MetadataCompression::Zstd => ("zst", "application/zstd", Codec::Zstd),
         };
         let dir = repo.dir();
-        // Compressing every folder's documents is the bulk of the work: one thread each.
-        let rendered: Vec<(String, Vec<Rendered>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = folders
-                .iter()
-                .map(|(folder, docs)| {
-                    let handle = scope.spawn(move || {
-                        let count = docs.primary.len();
-                        [
-                            ("primary", primary_document(count, &docs.primary)),
-                            ("filelists", filelists_document(count, &docs.filelists)),
-                            ("other", other_document(count, &docs.other)),
-                        ]
-                        .into_iter()
-                        .map(|(kind, text)| {
-                            let packed = match compression {
-                                MetadataCompression::Gzip => gzip(text.as_bytes()),
-                                MetadataCompression::Zstd => zstd(text.as_bytes()),
-                            };
-                            (kind, text.into_bytes(), packed)
-                        })
-                        .collect::<Vec<_>>()
-                    });
-                    (folder.clone(), handle)
+        // Compression is the bulk of the work: only the pieces this worker has not
+        // compressed before are, on both cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rendered: Vec<(String, Vec<Rendered>)> = folders
+            .iter()
+            .map(|(folder, docs)| {
+                let documents = [
+                    ("primary", &docs.primary),
+                    ("filelists", &docs.filelists),
+                    ("other", &docs.other),
+                ]
+                .into_iter()
+                .map(|(kind, fragments)| {
+                    let (head, tail) = document_frame(kind, fragments.len())
+                        .expect("primary, filelists and other are documents");
+                    let mut cut = Cutter::default();
+                    cut.own_piece(&head);
+                    for (filename, fragment) in fragments {
+                        cut.push(filename, &[fragment]);
+                    }
+                    cut.own_piece(&tail);
+                    let packed =
+                        pieces.pack(&format!("{folder}/{kind}"), cut.finish(), &[codec], threads);
+                    let [body]: [Bytes; 1] =
+                        packed.packed.try_into().expect("one body per codec asked for");
+                    (kind, packed.text, body)
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|(folder, h)| (folder, h.join().expect("rendering does not panic")))
-                .collect()
-        });
+                (folder.clone(), documents)
+            })
+            .collect();
 
         let mut data_files = Vec::new();
         let mut repomds = Vec::new();
@@ -98,9 +104,10 @@ impl Publisher<'_> {
         for (folder, documents) in rendered {
             let mut entries = Vec::new();
             for (kind, open, packed) in documents {
-                let open_digests = Digests::of(&open);
-                let digests = Digests::of(&packed);
-                let href = format!("repodata/{}-{kind}.xml.{extension}", digests.sha256);
+                let open_checksum = sha256_hex(&open);
+                let checksum = sha256_hex(&packed);
+                let href = format!("repodata/{checksum}-{kind}.xml.{extension}");
+                let size = packed.len() as u64;
                 data_files.push(Blob::new(
                     format!("{dir}/{folder}/{href}"),
                     packed,
@@ -109,10 +116,10 @@ impl Publisher<'_> {
                 entries.push(RepomdEntry {
                     kind: kind.to_string(),
                     href,
-                    checksum: digests.sha256,
-                    size: digests.size,
-                    open_checksum: open_digests.sha256,
-                    open_size: open_digests.size,
+                    checksum,
+                    size,
+                    open_checksum,
+                    open_size: open.len() as u64,
                     timestamp,
                 });
             }
@@ -161,7 +168,7 @@ impl Publisher<'_> {
         ];
         Ok(Built {
             phases,
-            metadata_sha256: Digests::of(all_repomd.as_bytes()).sha256,
+            metadata_sha256: sha256_hex(all_repomd.as_bytes()),
         })
     }
 
@@ -199,12 +206,13 @@ impl Publisher<'_> {
                 repomds.push((folder, text));
             }
         }
-        if Digests::of(all.as_bytes()).sha256 != expected {
+        if sha256_hex(all.as_bytes()) != expected {
             return Ok(None);
         }
         let mut packages = BTreeMap::new();
+        let mut pieces = Pieces::default();
         for (folder, repomd) in repomds {
-            let mut documents = Vec::with_capacity(3);
+            let mut located = Vec::with_capacity(3);
             for kind in ["primary", "filelists", "other"] {
                 let Some(block) = repomd.split(&format!("<data type=\"{kind}\">")).nth(1) else {
                     return Ok(None);
@@ -215,15 +223,35 @@ impl Publisher<'_> {
                 ) else {
                     return Ok(None);
                 };
-                let Some(packed) = self.store.get(&format!("{dir}/{folder}/{href}")).await? else {
+                located.push((kind, href, checksum));
+            }
+            let keys: Vec<String> = located
+                .iter()
+                .map(|(_, href, _)| format!("{dir}/{folder}/{href}"))
+                .collect();
+            let bodies = join_all(keys.iter().map(|key| self.store.get(key))).await;
+            let mut documents = Vec::with_capacity(3);
+            for ((kind, href, checksum), packed) in located.into_iter().zip(bodies) {
+                let Some(packed) = packed? else {
                     return Ok(None);
                 };
-                if Digests::of(&packed).sha256 != checksum {
+                if sha256_hex(&packed) != checksum {
                     return Ok(None);
                 }
-                let Ok(text) = unpack_document(href, &packed) else {
+                // Its members are the pieces it was packed from: this worker keeps them.
+                let codec = if href.ends_with(".zst") { Codec::Zstd } else { Codec::Gzip };
+                let Some(members) = split(codec, &packed, None) else {
                     return Ok(None);
                 };
+                let Ok(text) = String::from_utf8(members.iter().flat_map(|(_, t)| t.to_vec()).collect())
+                else {
+                    return Ok(None);
+                };
+                pieces.seed(
+                    &format!("{folder}/{kind}"),
+                    &[codec],
+                    members.into_iter().map(|(member, text)| (text, vec![member])).collect(),
+                );
                 documents.push(text);
             }
             let [primary, filelists, other] = &documents[..] else {
@@ -251,6 +279,7 @@ impl Publisher<'_> {
             seq: state.published_seq,
             release_sha256: expected.to_string(),
             packages,
+            pieces,
         }))
     }
 }
@@ -258,12 +287,16 @@ impl Publisher<'_> {
 /// A repodata document's text, decompressed by its extension (`.zst`, else gzip).
 pub(crate) fn unpack_document(href: &str, packed: &[u8]) -> std::io::Result<String> {
     let mut text = String::new();
+    // Documents are concatenated pieces (gzip members, zstd frames): read them all.
     if href.ends_with(".zst") {
-        ruzstd::decoding::StreamingDecoder::new(packed)
-            .map_err(std::io::Error::other)?
-            .read_to_string(&mut text)?;
+        let mut rest = packed;
+        while !rest.is_empty() {
+            let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut rest)
+                .map_err(std::io::Error::other)?;
+            frame.read_to_string(&mut text)?;
+        }
     } else {
-        flate2::read::GzDecoder::new(packed).read_to_string(&mut text)?;
+        flate2::read::MultiGzDecoder::new(packed).read_to_string(&mut text)?;
     }
     Ok(text)
 }

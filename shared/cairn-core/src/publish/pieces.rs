@@ -1,0 +1,472 @@
+//! Indexes compressed piece by piece, so that a publication compresses only the
+//! pieces that changed.
+//!
+//! gzip members, xz streams and zstd frames may be concatenated: apt, dnf (librepo
+//! and libsolv) and the usual tools decompress such a file as the concatenation of its
+//! parts (tests/e2e/test_pieces.py checks apt and dnf on multi-piece indexes). An index
+//! is cut after the packages whose file name hashes to a boundary ([`ends_piece`]),
+//! about one in [`PIECE_SPAN`], so adding or removing a package changes the one piece
+//! that holds it and leaves every other piece's text, and so its compressed bytes, as
+//! they were. A warm worker keeps each index's pieces ([`Pieces`]) and compresses
+//! again only those whose text it has not compressed before.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// About this many packages per piece.
+pub(crate) const PIECE_SPAN: u64 = 128;
+/// A piece ends after this many packages at most, whatever the names.
+const MAX_PIECE_PACKAGES: usize = 4 * PIECE_SPAN as usize;
+
+/// Whether a piece ends after the package stored as `filename`: FNV-1a of the name,
+/// so the boundaries are the same in every process and every run.
+pub(crate) fn ends_piece(filename: &str) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in filename.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash % PIECE_SPAN == 0
+}
+
+/// A compressed encoding of an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Codec {
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Codec {
+    fn compress(self, text: &[u8]) -> Bytes {
+        Bytes::from(match self {
+            Codec::Gzip => cairn_deb::gzip(text),
+            Codec::Xz => cairn_deb::xz(text),
+            Codec::Zstd => cairn_deb::zstd(text),
+        })
+    }
+}
+
+/// Collects an index's text into pieces: items are appended with [`Self::push`] and
+/// a piece is closed after an item that [`ends_piece`] (or after the cap).
+#[derive(Default)]
+pub(crate) struct Cutter {
+    pieces: Vec<Bytes>,
+    current: Vec<u8>,
+    items: usize,
+}
+
+impl Cutter {
+    /// Appends `text`, the item of package `filename`.
+    pub(crate) fn push(&mut self, filename: &str, text: &[&str]) {
+        for t in text {
+            self.current.extend_from_slice(t.as_bytes());
+        }
+        self.items += 1;
+        if ends_piece(filename) || self.items >= MAX_PIECE_PACKAGES {
+            self.close();
+        }
+    }
+
+    /// Appends `text` as a piece of its own (a document's head or tail).
+    pub(crate) fn own_piece(&mut self, text: &str) {
+        self.close();
+        self.current.extend_from_slice(text.as_bytes());
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if !self.current.is_empty() {
+            self.pieces.push(Bytes::from(std::mem::take(&mut self.current)));
+        }
+        self.items = 0;
+    }
+
+    /// The pieces, at least one (an empty index is one empty piece).
+    pub(crate) fn finish(mut self) -> Vec<Bytes> {
+        self.close();
+        if self.pieces.is_empty() {
+            self.pieces.push(Bytes::new());
+        }
+        self.pieces
+    }
+}
+
+/// One piece and its compressed forms, in the order of the codecs asked for.
+#[derive(Debug, Clone)]
+struct Piece {
+    text: Bytes,
+    packed: Vec<Bytes>,
+}
+
+/// The pieces of every index a warm worker built last, by index (e.g.
+/// `main/binary-amd64/Packages`, `x86_64/primary`).
+#[derive(Debug, Clone, Default)]
+pub struct Pieces {
+    by_index: HashMap<String, (Vec<Codec>, Vec<Piece>)>,
+    /// Pieces compressed and reused so far, for the publication report.
+    pub(crate) compressed: usize,
+    pub(crate) reused: usize,
+}
+
+/// An index, whole and in each encoding.
+pub(crate) struct Packed {
+    /// The text.
+    pub(crate) text: Bytes,
+    /// One body per codec asked for, in that order.
+    pub(crate) packed: Vec<Bytes>,
+    /// Pieces compressed by this call (the others were reused).
+    #[cfg(test)]
+    compressed: usize,
+}
+
+impl Pieces {
+    /// Packs the index `name` from `pieces` in each of `codecs`: the pieces this
+    /// worker packed for that index last time are reused, the others compressed
+    /// (on `threads` threads), and the set kept for next time.
+    pub(crate) fn pack(
+        &mut self,
+        name: &str,
+        pieces: Vec<Bytes>,
+        codecs: &[Codec],
+        threads: usize,
+    ) -> Packed {
+        let mut known: HashMap<&[u8], &Piece> = HashMap::new();
+        if let Some((previous_codecs, previous)) = self.by_index.get(name)
+            && previous_codecs == codecs
+        {
+            for piece in previous {
+                known.insert(piece.text.as_ref(), piece);
+            }
+        }
+        let mut built: Vec<Option<Piece>> = pieces
+            .iter()
+            .map(|text| known.get(text.as_ref()).map(|p| (*p).clone()))
+            .collect();
+        let missing: Vec<usize> = (0..pieces.len()).filter(|&i| built[i].is_none()).collect();
+        let compressed = missing.len();
+        self.compressed += compressed;
+        self.reused += pieces.len() - compressed;
+        let threads = threads.clamp(1, missing.len().max(1));
+        let done: Vec<(usize, Vec<Bytes>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (pieces, missing) = (&pieces, &missing);
+                    scope.spawn(move || {
+                        missing
+                            .iter()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|&i| (i, codecs.iter().map(|c| c.compress(&pieces[i])).collect()))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("compression does not panic"))
+                .collect()
+        });
+        for (i, packed) in done {
+            built[i] = Some(Piece {
+                text: pieces[i].clone(),
+                packed,
+            });
+        }
+        let built: Vec<Piece> = built
+            .into_iter()
+            .map(|p| p.expect("every piece is reused or compressed"))
+            .collect();
+        let join = |part: &dyn Fn(&Piece) -> &Bytes| {
+            let mut out = Vec::with_capacity(built.iter().map(|p| part(p).len()).sum());
+            for p in &built {
+                out.extend_from_slice(part(p));
+            }
+            Bytes::from(out)
+        };
+        let text = join(&|p| &p.text);
+        let packed = (0..codecs.len()).map(|c| join(&|p| &p.packed[c])).collect();
+        self.by_index
+            .insert(name.to_string(), (codecs.to_vec(), built));
+        Packed {
+            text,
+            packed,
+            #[cfg(test)]
+            compressed,
+        }
+    }
+}
+
+impl Pieces {
+    /// Seeds index `name` with pieces read back from its published files (a cold
+    /// worker's baseline): each piece's text and its member in each of `codecs`.
+    pub(crate) fn seed(&mut self, name: &str, codecs: &[Codec], read: Vec<(Bytes, Vec<Bytes>)>) {
+        let pieces = read
+            .into_iter()
+            .map(|(text, packed)| Piece { text, packed })
+            .collect();
+        self.by_index
+            .insert(name.to_string(), (codecs.to_vec(), pieces));
+    }
+}
+
+/// Largest piece text accepted when reading pieces back (a bound on what one
+/// member may claim to hold; real pieces are tens of kilobytes).
+const MAX_PIECE_TEXT: u64 = 256 << 20;
+
+/// A published file of `codec` split into its members, with each member's text:
+/// decoded for gzip and zstd, taken from `texts` (the pieces' texts, from another
+/// encoding of the same index) for xz, whose streams are found from their footers
+/// and checked against the uncompressed sizes their indexes record. `None` when
+/// the file is not a sequence of whole members (or disagrees with `texts`).
+pub(crate) fn split(codec: Codec, file: &Bytes, texts: Option<&[Bytes]>) -> Option<Vec<(Bytes, Bytes)>> {
+    let members = match codec {
+        Codec::Gzip => split_gzip(file)?,
+        Codec::Zstd => split_zstd(file)?,
+        Codec::Xz => {
+            let texts = texts?;
+            let streams = xz_streams(file)?;
+            if streams.len() != texts.len() {
+                return None;
+            }
+            streams
+                .into_iter()
+                .zip(texts)
+                .map(|((range, size), text)| {
+                    (size == text.len() as u64).then(|| (file.slice(range), text.clone()))
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
+    };
+    match texts {
+        Some(texts) if texts.len() != members.len() => None,
+        Some(texts) if members.iter().zip(texts).any(|((_, t), text)| t != text) => None,
+        _ => Some(members),
+    }
+}
+
+fn split_gzip(file: &Bytes) -> Option<Vec<(Bytes, Bytes)>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < file.len() {
+        let rest = &file[offset..];
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        let mut text = Vec::new();
+        decoder
+            .by_ref()
+            .take(MAX_PIECE_TEXT + 1)
+            .read_to_end(&mut text)
+            .ok()?;
+        if text.len() as u64 > MAX_PIECE_TEXT {
+            return None;
+        }
+        let used = rest.len() - decoder.into_inner().len();
+        if used == 0 {
+            return None;
+        }
+        out.push((file.slice(offset..offset + used), Bytes::from(text)));
+        offset += used;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn split_zstd(file: &Bytes) -> Option<Vec<(Bytes, Bytes)>> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < file.len() {
+        let rest = &file[offset..];
+        let used = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
+        let size = zstd::zstd_safe::get_frame_content_size(rest).ok()??;
+        if used == 0 || used > rest.len() || size > MAX_PIECE_TEXT {
+            return None;
+        }
+        let text = zstd::bulk::decompress(&rest[..used], size as usize).ok()?;
+        if text.len() as u64 != size {
+            return None;
+        }
+        out.push((file.slice(offset..offset + used), Bytes::from(text)));
+        offset += used;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The xz streams of `file`, first to last: each one's byte range and the
+/// uncompressed size its index records. Read backwards, footer to header, as the
+/// format allows (xz-file-format 1.2.1, sections 2.1.2 and 4).
+fn xz_streams(file: &[u8]) -> Option<Vec<(std::ops::Range<usize>, u64)>> {
+    const HEADER_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
+    let mut streams = Vec::new();
+    let mut end = file.len();
+    while end > 0 {
+        // Stream padding: zero bytes, a multiple of four.
+        while end >= 4 && file[end - 4..end] == [0; 4] {
+            end -= 4;
+        }
+        let footer = file.get(end.checked_sub(12)?..end)?;
+        if &footer[10..12] != b"YZ" {
+            return None;
+        }
+        let backward = (u32::from_le_bytes(footer[4..8].try_into().ok()?) as usize + 1) * 4;
+        let index_start = end.checked_sub(12 + backward)?;
+        let index = &file[index_start..end - 12];
+        if index.first() != Some(&0) {
+            return None;
+        }
+        let (records, mut pos) = varint(index, 1)?;
+        let (mut blocks, mut size) = (0usize, 0u64);
+        for _ in 0..records {
+            let (unpadded, next) = varint(index, pos)?;
+            let (uncompressed, next) = varint(index, next)?;
+            pos = next;
+            blocks = blocks.checked_add(usize::try_from(unpadded.checked_add(3)? / 4 * 4).ok()?)?;
+            size = size.checked_add(uncompressed)?;
+        }
+        let start = index_start.checked_sub(blocks)?.checked_sub(12)?;
+        if file[start..start + 6] != HEADER_MAGIC {
+            return None;
+        }
+        streams.push((start..end, size));
+        end = start;
+    }
+    streams.reverse();
+    (!streams.is_empty()).then_some(streams)
+}
+
+/// A multibyte integer of the xz format at `pos`: its value and the next position.
+fn varint(data: &[u8], mut pos: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for shift in (0..63).step_by(7) {
+        let byte = *data.get(pos)?;
+        pos += 1;
+        value |= u64::from(byte & 0x7F) << shift;
+        if byte & 0x80 == 0 {
+            return Some((value, pos));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn pieces_of(names: &[String]) -> Vec<Bytes> {
+        let mut cut = Cutter::default();
+        for (i, name) in names.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "\n" };
+            cut.push(name, &[sep, "Package: ", name, "\nVersion: 1\n"]);
+        }
+        cut.finish()
+    }
+
+    fn unpack(codec: Codec, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        match codec {
+            Codec::Gzip => {
+                flate2::read::MultiGzDecoder::new(body)
+                    .read_to_end(&mut out)
+                    .expect("gzip");
+            }
+            Codec::Xz => {
+                let stream = liblzma::stream::Stream::new_stream_decoder(u64::MAX, liblzma::stream::CONCATENATED)
+                    .expect("decoder");
+                liblzma::read::XzDecoder::new_stream(body, stream)
+                    .read_to_end(&mut out)
+                    .expect("xz");
+            }
+            Codec::Zstd => out = zstd::stream::decode_all(body).expect("zstd"),
+        }
+        out
+    }
+
+    #[test]
+    fn concatenated_pieces_decompress_to_the_text_and_only_changed_pieces_are_compressed() {
+        let codecs = [Codec::Gzip, Codec::Xz, Codec::Zstd];
+        let mut names: Vec<String> = (0..2000).map(|i| format!("pkg-{i:05}_1_all.deb")).collect();
+        names.sort();
+        let mut pieces = Pieces::default();
+        let first = pieces.pack("idx", pieces_of(&names), &codecs, 2);
+        let count = pieces_of(&names).len();
+        assert!(count > 5, "2,000 packages make several pieces: {count}");
+        assert_eq!(first.compressed, count);
+        for (codec, body) in codecs.iter().zip(&first.packed) {
+            assert_eq!(unpack(*codec, body), first.text, "{codec:?}");
+        }
+        // One package more in the first piece (not a boundary itself: that splits its
+        // piece in two; nor in a piece the cap ended, whose end then moves): one piece
+        // compressed again, the output equals a fresh build's byte for byte.
+        let added = (0..)
+            .map(|k| format!("pkg-00000-{k}_1_all.deb"))
+            .find(|n| !ends_piece(n))
+            .expect("some name is no boundary");
+        names.push(added);
+        names.sort();
+        let second = pieces.pack("idx", pieces_of(&names), &codecs, 2);
+        assert_eq!(second.compressed, 1);
+        let fresh = Pieces::default().pack("idx", pieces_of(&names), &codecs, 1);
+        assert_eq!(second.text, fresh.text);
+        assert_eq!(second.packed, fresh.packed);
+        for (codec, body) in codecs.iter().zip(&second.packed) {
+            assert_eq!(unpack(*codec, body), second.text, "{codec:?}");
+        }
+        // The same again: nothing to compress.
+        assert_eq!(pieces.pack("idx", pieces_of(&names), &codecs, 2).compressed, 0);
+        // Other codecs for the same index reuse nothing.
+        assert_eq!(
+            pieces.pack("idx", pieces_of(&names), &[Codec::Gzip], 2).compressed,
+            pieces_of(&names).len()
+        );
+    }
+
+    #[test]
+    fn published_files_split_back_into_the_pieces_they_were_packed_from() {
+        let codecs = [Codec::Gzip, Codec::Xz, Codec::Zstd];
+        let names: Vec<String> = (0..1500).map(|i| format!("pkg-{i:05}_1_all.deb")).collect();
+        let parts = pieces_of(&names);
+        let packed = Pieces::default().pack("idx", parts.clone(), &codecs, 2);
+        let [gz, xz, zst] = [0, 1, 2].map(|i| packed.packed[i].clone());
+        let from_gz = split(Codec::Gzip, &gz, None).expect("gzip members");
+        let texts: Vec<Bytes> = from_gz.iter().map(|(_, t)| t.clone()).collect();
+        assert_eq!(texts, parts);
+        let from_zst = split(Codec::Zstd, &zst, Some(&texts)).expect("zstd frames");
+        let from_xz = split(Codec::Xz, &xz, Some(&texts)).expect("xz streams");
+        // Seeded with them, a worker compresses nothing for the same index.
+        let mut seeded = Pieces::default();
+        seeded.seed(
+            "idx",
+            &codecs,
+            (0..texts.len())
+                .map(|i| {
+                    let members = vec![from_gz[i].0.clone(), from_xz[i].0.clone(), from_zst[i].0.clone()];
+                    (texts[i].clone(), members)
+                })
+                .collect(),
+        );
+        let again = seeded.pack("idx", parts.clone(), &codecs, 2);
+        assert_eq!(again.compressed, 0);
+        assert_eq!(again.packed, packed.packed);
+        // A file that is not whole members, or disagrees with the texts: no split.
+        let cut = gz.slice(..gz.len() - 1);
+        assert!(split(Codec::Gzip, &cut, None).is_none());
+        assert!(split(Codec::Xz, &xz.slice(1..), Some(&texts)).is_none());
+        assert!(split(Codec::Xz, &xz, Some(&texts[1..])).is_none());
+        assert!(split(Codec::Zstd, &zst.slice(..zst.len() - 2), Some(&texts)).is_none());
+        let mut other = texts.clone();
+        other[0] = Bytes::from_static(b"other");
+        assert!(split(Codec::Zstd, &zst, Some(&other)).is_none());
+    }
+
+    #[test]
+    fn boundaries_depend_on_names_only_and_are_capped() {
+        // No name ends a piece: the cap does.
+        let names: Vec<String> = (0..5000)
+            .map(|i| format!("p{i}"))
+            .filter(|n| !ends_piece(n))
+            .take(2 * MAX_PIECE_PACKAGES + 1)
+            .collect();
+        assert_eq!(pieces_of(&names).len(), 3);
+        assert_eq!(Cutter::default().finish(), vec![Bytes::new()]);
+    }
+}
