@@ -138,7 +138,10 @@ mod tests {
         );
         assert!(d.sha512.starts_with("ddaf35a193617aba"));
         let listed = ListedDigests::of(b"abc");
-        assert_eq!((listed.size, &listed.md5, &listed.sha256), (3, &d.md5, &d.sha256));
+        assert_eq!(
+            (listed.size, &listed.md5, &listed.sha256),
+            (3, &d.md5, &d.sha256)
+        );
         assert_eq!(sha256_hex(b"abc"), d.sha256);
     }
 }

@@ -32,7 +32,7 @@ pub use inspect::{
     inspect_rpm,
 };
 pub use repodata::{
-    CHANGELOG_LIMIT, RepomdEntry, document_frame, filelists_document, is_primary_file, other_document,
-    primary_document, repomd_xml,
+    CHANGELOG_LIMIT, RepomdEntry, document_frame, filelists_document, is_primary_file,
+    other_document, primary_document, repomd_xml,
 };
 pub use vercmp::rpmvercmp;

@@ -262,7 +262,9 @@ fn frame(root_open: &str, root: &str) -> (String, String) {
 pub fn document_frame(kind: &str, count: usize) -> Option<(String, String)> {
     Some(match kind {
         "primary" => frame(
-            &format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{count}\">\n"),
+            &format!(
+                "<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{count}\">\n"
+            ),
             "metadata",
         ),
         "filelists" => frame(

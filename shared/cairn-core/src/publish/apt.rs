@@ -7,8 +7,8 @@ use crate::package::{IndexEntry, PublishedPackage};
 use crate::ports::{RepoState, SignError, StoreError};
 use crate::repo::{DistConfig, RepoPath};
 use bytes::Bytes;
-use futures::future::join_all;
 use cairn_deb::{IndexFile, ListedDigests, ReleaseFields, render_release, sha256_hex};
+use futures::future::join_all;
 use std::collections::BTreeMap;
 
 /// The architecture Cairn records source packages under; their index is `main/source`.
@@ -272,7 +272,10 @@ impl Publisher<'_> {
             let Some(digest) = listed.get(format!("{path}.{extension}").as_str()) else {
                 return Ok(None);
             };
-            keys.push((format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}"), *digest));
+            keys.push((
+                format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}"),
+                *digest,
+            ));
         }
         let bodies = join_all(keys.iter().map(|(key, _)| self.store.get(key))).await;
         let mut files = Vec::new();

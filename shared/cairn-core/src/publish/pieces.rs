@@ -21,12 +21,27 @@ const MAX_PIECE_PACKAGES: usize = 4 * PIECE_SPAN as usize;
 /// Whether a piece ends after the package stored as `filename`: FNV-1a of the name,
 /// so the boundaries are the same in every process and every run.
 pub(crate) fn ends_piece(filename: &str) -> bool {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in filename.bytes() {
-        hash ^= u64::from(byte);
+    fnv1a(filename.as_bytes(), 0) % PIECE_SPAN == 0
+}
+
+/// FNV-1a (64 bits) of `bytes`, its offset basis mixed with `salt`.
+fn fnv1a<'a>(bytes: impl IntoIterator<Item = &'a u8>, salt: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    hash % PIECE_SPAN == 0
+    hash
+}
+
+/// A piece's length and its first and last 64 bytes, FNV-1a: pieces that differ
+/// almost always differ there (a changed piece's package count moves its end).
+fn fingerprint(text: &[u8]) -> u64 {
+    let ends = text.len().min(64);
+    fnv1a(
+        text[..ends].iter().chain(&text[text.len() - ends..]),
+        text.len() as u64,
+    )
 }
 
 /// A compressed encoding of an index.
@@ -77,7 +92,8 @@ impl Cutter {
 
     fn close(&mut self) {
         if !self.current.is_empty() {
-            self.pieces.push(Bytes::from(std::mem::take(&mut self.current)));
+            self.pieces
+                .push(Bytes::from(std::mem::take(&mut self.current)));
         }
         self.items = 0;
     }
@@ -131,17 +147,28 @@ impl Pieces {
         codecs: &[Codec],
         threads: usize,
     ) -> Packed {
-        let mut known: HashMap<&[u8], &Piece> = HashMap::new();
+        // Looked up by a fingerprint of their ends, then compared whole: hashing
+        // every byte took more time than the rest of a warm publication's build.
+        let mut known: HashMap<u64, Vec<&Piece>> = HashMap::new();
         if let Some((previous_codecs, previous)) = self.by_index.get(name)
             && previous_codecs == codecs
         {
             for piece in previous {
-                known.insert(piece.text.as_ref(), piece);
+                known
+                    .entry(fingerprint(&piece.text))
+                    .or_default()
+                    .push(piece);
             }
         }
         let mut built: Vec<Option<Piece>> = pieces
             .iter()
-            .map(|text| known.get(text.as_ref()).map(|p| (*p).clone()))
+            .map(|text| {
+                known
+                    .get(&fingerprint(text))?
+                    .iter()
+                    .find(|p| p.text == text)
+                    .map(|p| (*p).clone())
+            })
             .collect();
         let missing: Vec<usize> = (0..pieces.len()).filter(|&i| built[i].is_none()).collect();
         let compressed = missing.len();
@@ -219,7 +246,11 @@ const MAX_PIECE_TEXT: u64 = 256 << 20;
 /// encoding of the same index) for xz, whose streams are found from their footers
 /// and checked against the uncompressed sizes their indexes record. `None` when
 /// the file is not a sequence of whole members (or disagrees with `texts`).
-pub(crate) fn split(codec: Codec, file: &Bytes, texts: Option<&[Bytes]>) -> Option<Vec<(Bytes, Bytes)>> {
+pub(crate) fn split(
+    codec: Codec,
+    file: &Bytes,
+    texts: Option<&[Bytes]>,
+) -> Option<Vec<(Bytes, Bytes)>> {
     let members = match codec {
         Codec::Gzip => split_gzip(file)?,
         Codec::Zstd => split_zstd(file)?,
@@ -370,8 +401,11 @@ mod tests {
                     .expect("gzip");
             }
             Codec::Xz => {
-                let stream = liblzma::stream::Stream::new_stream_decoder(u64::MAX, liblzma::stream::CONCATENATED)
-                    .expect("decoder");
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    u64::MAX,
+                    liblzma::stream::CONCATENATED,
+                )
+                .expect("decoder");
                 liblzma::read::XzDecoder::new_stream(body, stream)
                     .read_to_end(&mut out)
                     .expect("xz");
@@ -412,10 +446,15 @@ mod tests {
             assert_eq!(unpack(*codec, body), second.text, "{codec:?}");
         }
         // The same again: nothing to compress.
-        assert_eq!(pieces.pack("idx", pieces_of(&names), &codecs, 2).compressed, 0);
+        assert_eq!(
+            pieces.pack("idx", pieces_of(&names), &codecs, 2).compressed,
+            0
+        );
         // Other codecs for the same index reuse nothing.
         assert_eq!(
-            pieces.pack("idx", pieces_of(&names), &[Codec::Gzip], 2).compressed,
+            pieces
+                .pack("idx", pieces_of(&names), &[Codec::Gzip], 2)
+                .compressed,
             pieces_of(&names).len()
         );
     }
@@ -439,7 +478,11 @@ mod tests {
             &codecs,
             (0..texts.len())
                 .map(|i| {
-                    let members = vec![from_gz[i].0.clone(), from_xz[i].0.clone(), from_zst[i].0.clone()];
+                    let members = vec![
+                        from_gz[i].0.clone(),
+                        from_xz[i].0.clone(),
+                        from_zst[i].0.clone(),
+                    ];
                     (texts[i].clone(), members)
                 })
                 .collect(),

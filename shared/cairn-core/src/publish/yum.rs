@@ -10,9 +10,9 @@ use crate::ports::{RepoState, SignError, StoreError};
 use crate::repo::{DistConfig, MetadataCompression, RepoPath};
 use crate::verify::{between, unescape_xml};
 use bytes::Bytes;
-use futures::future::join_all;
 use cairn_deb::sha256_hex;
 use cairn_rpm::{RepomdEntry, document_frame, repomd_xml};
+use futures::future::join_all;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -88,8 +88,10 @@ impl Publisher<'_> {
                     cut.own_piece(&tail);
                     let packed =
                         pieces.pack(&format!("{folder}/{kind}"), cut.finish(), &[codec], threads);
-                    let [body]: [Bytes; 1] =
-                        packed.packed.try_into().expect("one body per codec asked for");
+                    let [body]: [Bytes; 1] = packed
+                        .packed
+                        .try_into()
+                        .expect("one body per codec asked for");
                     (kind, packed.text, body)
                 })
                 .collect();
@@ -194,11 +196,15 @@ impl Publisher<'_> {
         folders.push("SRPMS".into());
         folders.sort();
         folders.dedup();
+        let keys: Vec<String> = folders
+            .iter()
+            .map(|folder| format!("{dir}/{folder}/repodata/repomd.xml"))
+            .collect();
+        let bodies = join_all(keys.iter().map(|key| self.store.get(key))).await;
         let mut repomds = Vec::new();
         let mut all = String::new();
-        for folder in folders {
-            let key = format!("{dir}/{folder}/repodata/repomd.xml");
-            if let Some(body) = self.store.get(&key).await? {
+        for (folder, body) in folders.into_iter().zip(bodies) {
+            if let Some(body) = body? {
                 let Ok(text) = String::from_utf8(body.to_vec()) else {
                     return Ok(None);
                 };
@@ -209,10 +215,9 @@ impl Publisher<'_> {
         if sha256_hex(all.as_bytes()) != expected {
             return Ok(None);
         }
-        let mut packages = BTreeMap::new();
-        let mut pieces = Pieces::default();
-        for (folder, repomd) in repomds {
-            let mut located = Vec::with_capacity(3);
+        // Every folder's three documents, fetched at once.
+        let mut located = Vec::with_capacity(3 * repomds.len());
+        for (folder, repomd) in &repomds {
             for kind in ["primary", "filelists", "other"] {
                 let Some(block) = repomd.split(&format!("<data type=\"{kind}\">")).nth(1) else {
                     return Ok(None);
@@ -223,37 +228,64 @@ impl Publisher<'_> {
                 ) else {
                     return Ok(None);
                 };
-                located.push((kind, href, checksum));
+                located.push((folder.as_str(), kind, href, checksum));
             }
-            let keys: Vec<String> = located
-                .iter()
-                .map(|(_, href, _)| format!("{dir}/{folder}/{href}"))
+        }
+        let keys: Vec<String> = located
+            .iter()
+            .map(|(folder, _, href, _)| format!("{dir}/{folder}/{href}"))
+            .collect();
+        let bodies = join_all(keys.iter().map(|key| self.store.get(key))).await;
+        let mut fetched = Vec::with_capacity(located.len());
+        for (place, body) in located.into_iter().zip(bodies) {
+            let Some(body) = body? else {
+                return Ok(None);
+            };
+            fetched.push((place, body));
+        }
+        // Checked, split into their members (the pieces they were packed from, which
+        // this worker keeps) and decoded, on both cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let opened: Vec<Option<ReadDocument>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let fetched = &fetched;
+                    scope.spawn(move || {
+                        fetched
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| i % threads == t)
+                            .map(|(i, ((_, _, href, checksum), packed))| {
+                                (i, read_document(href, checksum, packed))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
-            let bodies = join_all(keys.iter().map(|key| self.store.get(key))).await;
+            let mut all: Vec<(usize, Option<ReadDocument>)> = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("reading a document does not panic"))
+                .collect();
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, d)| d).collect()
+        });
+        let mut pieces = Pieces::default();
+        let mut opened = opened.into_iter();
+        let mut texts = Vec::with_capacity(repomds.len());
+        for (folder, _) in &repomds {
             let mut documents = Vec::with_capacity(3);
-            for ((kind, href, checksum), packed) in located.into_iter().zip(bodies) {
-                let Some(packed) = packed? else {
+            for kind in ["primary", "filelists", "other"] {
+                let Some(Some((codec, text, members))) = opened.next() else {
                     return Ok(None);
                 };
-                if sha256_hex(&packed) != checksum {
-                    return Ok(None);
-                }
-                // Its members are the pieces it was packed from: this worker keeps them.
-                let codec = if href.ends_with(".zst") { Codec::Zstd } else { Codec::Gzip };
-                let Some(members) = split(codec, &packed, None) else {
-                    return Ok(None);
-                };
-                let Ok(text) = String::from_utf8(members.iter().flat_map(|(_, t)| t.to_vec()).collect())
-                else {
-                    return Ok(None);
-                };
-                pieces.seed(
-                    &format!("{folder}/{kind}"),
-                    &[codec],
-                    members.into_iter().map(|(member, text)| (text, vec![member])).collect(),
-                );
+                pieces.seed(&format!("{folder}/{kind}"), &[codec], members);
                 documents.push(text);
             }
+            texts.push(documents);
+        }
+        // Each package's three fragments, folder after folder, parsed on both cores.
+        let mut triples = Vec::new();
+        for documents in &texts {
             let [primary, filelists, other] = &documents[..] else {
                 return Ok(None);
             };
@@ -262,18 +294,40 @@ impl Publisher<'_> {
             if primary.len() != filelists.len() || primary.len() != other.len() {
                 return Ok(None);
             }
-            for ((p, f), o) in primary.into_iter().zip(filelists).zip(other) {
-                let Some(package) = published_from_primary(&dir, dist, p, f, o) else {
-                    return Ok(None);
-                };
-                let filename = package
-                    .pool_key
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                packages.entry(filename).or_insert(package);
-            }
+            triples.extend(primary.into_iter().zip(filelists).zip(other));
+        }
+        let per_thread = triples.len().div_ceil(threads).max(1);
+        let parsed: Vec<Option<PublishedPackage>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = triples
+                .chunks(per_thread)
+                .map(|chunk| {
+                    let dir = &dir;
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|((p, f), o)| published_from_primary(dir, dist, p, f, o))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("parsing a fragment does not panic"))
+                .collect()
+        });
+        let mut packages = BTreeMap::new();
+        for package in parsed {
+            let Some(package) = package else {
+                return Ok(None);
+            };
+            let filename = package
+                .pool_key
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            // A noarch package is in every folder: the first one read stands.
+            packages.entry(filename).or_insert(package);
         }
         Ok(Some(Snapshot {
             seq: state.published_seq,
@@ -282,6 +336,30 @@ impl Publisher<'_> {
             pieces,
         }))
     }
+}
+
+/// A published document read back: its codec, its text, and each member with its text.
+type ReadDocument = (Codec, String, Vec<(Bytes, Vec<Bytes>)>);
+
+/// A document as fetched, checked against the checksum `repomd.xml` gives and split
+/// into its members; `None` when it does not match or split.
+fn read_document(href: &str, checksum: &str, packed: &Bytes) -> Option<ReadDocument> {
+    if sha256_hex(packed) != checksum {
+        return None;
+    }
+    let codec = if href.ends_with(".zst") {
+        Codec::Zstd
+    } else {
+        Codec::Gzip
+    };
+    let members = split(codec, packed, None)?;
+    let texts: Vec<&[u8]> = members.iter().map(|(_, t)| t.as_ref()).collect();
+    let text = String::from_utf8(texts.concat()).ok()?;
+    let members = members
+        .into_iter()
+        .map(|(member, text)| (text, vec![member]))
+        .collect();
+    Some((codec, text, members))
 }
 
 /// A repodata document's text, decompressed by its extension (`.zst`, else gzip).
