@@ -1,7 +1,7 @@
 //! APT: `Packages` indexes (plain, gzip, xz, zstd) per architecture, `Release`,
 //! `InRelease`, `Release.gpg`, by-hash copies, the keyring and the suite's page.
 
-use super::pieces::{Codec, Cutter, Pieces, split};
+use super::pieces::{Codec, Cutter, Member, Pieces, split};
 use super::{Blob, Built, Publisher, Snapshot, rfc2822};
 use crate::package::{IndexEntry, PublishedPackage};
 use crate::ports::{RepoState, SignError, StoreError};
@@ -307,7 +307,7 @@ impl Publisher<'_> {
 }
 
 /// An index read back: its text, and each piece's text with its members.
-type ReadBack = (Bytes, Vec<(Bytes, Vec<Bytes>)>);
+type ReadBack = (Bytes, Vec<(Bytes, Vec<Member>)>);
 
 /// A source package as a `Sources` stanza describes it: its `.dsc` is the `Files`
 /// entry ending in `.dsc`.

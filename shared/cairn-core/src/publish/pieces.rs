@@ -1,9 +1,13 @@
 //! Indexes compressed piece by piece, so that a publication compresses only the
 //! pieces that changed.
 //!
-//! gzip members, xz streams and zstd frames may be concatenated: apt, dnf (librepo
-//! and libsolv) and the usual tools decompress such a file as the concatenation of its
-//! parts (tests/e2e/test_pieces.py checks apt and dnf on multi-piece indexes). An index
+//! gzip members and zstd frames may be concatenated: apt, dnf (librepo and libsolv)
+//! and the usual tools decompress such a file as the concatenation of its parts. apt
+//! reads only the first of concatenated xz streams (measured: a hash mismatch), so
+//! an `.xz` is one stream of many blocks, one block per piece, with the index and
+//! footer written anew each time (xz-file-format 1.2.1; liblzma's multi-threaded
+//! encoder writes the same shape). tests/e2e/test_pieces.py checks apt on every
+//! encoding of a multi-piece index, test_yum.py dnf on gzip and zstd. An index
 //! is cut after the packages whose file name hashes to a boundary ([`ends_piece`]),
 //! about one in [`PIECE_SPAN`], so adding or removing a package changes the one piece
 //! that holds it and leaves every other piece's text, and so its compressed bytes, as
@@ -53,12 +57,68 @@ pub(crate) enum Codec {
 }
 
 impl Codec {
-    fn compress(self, text: &[u8]) -> Bytes {
-        Bytes::from(match self {
-            Codec::Gzip => cairn_deb::gzip(text),
-            Codec::Xz => cairn_deb::xz(text),
-            Codec::Zstd => cairn_deb::zstd(text),
-        })
+    fn compress(self, text: &[u8]) -> Member {
+        match self {
+            Codec::Gzip => Member::whole(cairn_deb::gzip(text)),
+            Codec::Zstd => Member::whole(cairn_deb::zstd(text)),
+            // The one block of a one-block stream.
+            Codec::Xz => {
+                let stream = Bytes::from(cairn_deb::xz(text));
+                let (_, mut blocks) = xz_blocks(&stream).expect("liblzma writes a valid stream");
+                // No block for no text: the piece adds nothing to the stream.
+                if blocks.is_empty() {
+                    return Member::whole(Vec::new());
+                }
+                assert_eq!(
+                    blocks.len(),
+                    1,
+                    "liblzma's single-threaded encoder writes one block"
+                );
+                let (range, unpadded, _) = blocks.remove(0);
+                Member {
+                    bytes: stream.slice(range),
+                    unpadded,
+                }
+            }
+        }
+    }
+
+    /// The file whose pieces are `members` (with their texts' lengths).
+    fn join(self, members: &[(&Member, u64)]) -> Bytes {
+        let mut out =
+            Vec::with_capacity(members.iter().map(|(m, _)| m.bytes.len()).sum::<usize>() + 64);
+        if self == Codec::Xz {
+            out.extend_from_slice(&xz_header());
+        }
+        for (member, _) in members {
+            out.extend_from_slice(&member.bytes);
+        }
+        if self == Codec::Xz {
+            let records: Vec<(u64, u64)> = members
+                .iter()
+                .filter(|(m, _)| !m.bytes.is_empty())
+                .map(|(m, size)| (m.unpadded, *size))
+                .collect();
+            out.extend_from_slice(&xz_index_and_footer(&records));
+        }
+        Bytes::from(out)
+    }
+}
+
+/// A piece compressed: a gzip member, a zstd frame, or an xz block (with its
+/// padding and check) and its unpadded size, which the stream's index records.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Member {
+    pub(crate) bytes: Bytes,
+    pub(crate) unpadded: u64,
+}
+
+impl Member {
+    fn whole(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes: Bytes::from(bytes),
+            unpadded: 0,
+        }
     }
 }
 
@@ -112,7 +172,7 @@ impl Cutter {
 #[derive(Debug, Clone)]
 struct Piece {
     text: Bytes,
-    packed: Vec<Bytes>,
+    packed: Vec<Member>,
 }
 
 /// The pieces of every index a warm worker built last, by index (e.g.
@@ -175,7 +235,7 @@ impl Pieces {
         self.compressed += compressed;
         self.reused += pieces.len() - compressed;
         let threads = threads.clamp(1, missing.len().max(1));
-        let done: Vec<(usize, Vec<Bytes>)> = std::thread::scope(|scope| {
+        let done: Vec<(usize, Vec<Member>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let (pieces, missing) = (&pieces, &missing);
@@ -204,15 +264,19 @@ impl Pieces {
             .into_iter()
             .map(|p| p.expect("every piece is reused or compressed"))
             .collect();
-        let join = |part: &dyn Fn(&Piece) -> &Bytes| {
-            let mut out = Vec::with_capacity(built.iter().map(|p| part(p).len()).sum());
-            for p in &built {
-                out.extend_from_slice(part(p));
-            }
-            Bytes::from(out)
-        };
-        let text = join(&|p| &p.text);
-        let packed = (0..codecs.len()).map(|c| join(&|p| &p.packed[c])).collect();
+        let texts: Vec<&[u8]> = built.iter().map(|p| p.text.as_ref()).collect();
+        let text = Bytes::from(texts.concat());
+        let packed = codecs
+            .iter()
+            .enumerate()
+            .map(|(c, codec)| {
+                let members: Vec<(&Member, u64)> = built
+                    .iter()
+                    .map(|p| (&p.packed[c], p.text.len() as u64))
+                    .collect();
+                codec.join(&members)
+            })
+            .collect();
         self.by_index
             .insert(name.to_string(), (codecs.to_vec(), built));
         Packed {
@@ -227,7 +291,7 @@ impl Pieces {
 impl Pieces {
     /// Seeds index `name` with pieces read back from its published files (a cold
     /// worker's baseline): each piece's text and its member in each of `codecs`.
-    pub(crate) fn seed(&mut self, name: &str, codecs: &[Codec], read: Vec<(Bytes, Vec<Bytes>)>) {
+    pub(crate) fn seed(&mut self, name: &str, codecs: &[Codec], read: Vec<(Bytes, Vec<Member>)>) {
         let pieces = read
             .into_iter()
             .map(|(text, packed)| Piece { text, packed })
@@ -241,30 +305,42 @@ impl Pieces {
 /// member may claim to hold; real pieces are tens of kilobytes).
 const MAX_PIECE_TEXT: u64 = 256 << 20;
 
-/// A published file of `codec` split into its members, with each member's text:
+/// A published file of `codec` split into its pieces: each one's member and text,
 /// decoded for gzip and zstd, taken from `texts` (the pieces' texts, from another
-/// encoding of the same index) for xz, whose streams are found from their footers
-/// and checked against the uncompressed sizes their indexes record. `None` when
-/// the file is not a sequence of whole members (or disagrees with `texts`).
+/// encoding of the same index) for xz, whose blocks are found from the stream's
+/// index and checked against the uncompressed sizes it records. `None` when the
+/// file is not a sequence of whole members (or disagrees with `texts`).
 pub(crate) fn split(
     codec: Codec,
     file: &Bytes,
     texts: Option<&[Bytes]>,
-) -> Option<Vec<(Bytes, Bytes)>> {
+) -> Option<Vec<(Member, Bytes)>> {
     let members = match codec {
         Codec::Gzip => split_gzip(file)?,
         Codec::Zstd => split_zstd(file)?,
         Codec::Xz => {
             let texts = texts?;
-            let streams = xz_streams(file)?;
-            if streams.len() != texts.len() {
+            let (header, blocks) = xz_blocks(file)?;
+            // One block per piece with text (an empty piece has none).
+            let with_text = texts.iter().filter(|t| !t.is_empty()).count();
+            if header != xz_header() || blocks.len() != with_text {
                 return None;
             }
-            streams
-                .into_iter()
-                .zip(texts)
-                .map(|((range, size), text)| {
-                    (size == text.len() as u64).then(|| (file.slice(range), text.clone()))
+            let mut blocks = blocks.into_iter();
+            texts
+                .iter()
+                .map(|text| {
+                    if text.is_empty() {
+                        return Some((Member::whole(Vec::new()), text.clone()));
+                    }
+                    let (range, unpadded, size) = blocks.next()?;
+                    (size == text.len() as u64).then(|| {
+                        let member = Member {
+                            bytes: file.slice(range),
+                            unpadded,
+                        };
+                        (member, text.clone())
+                    })
                 })
                 .collect::<Option<Vec<_>>>()?
         }
@@ -276,7 +352,7 @@ pub(crate) fn split(
     }
 }
 
-fn split_gzip(file: &Bytes) -> Option<Vec<(Bytes, Bytes)>> {
+fn split_gzip(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
     use std::io::Read;
     let mut out = Vec::new();
     let mut offset = 0;
@@ -296,13 +372,17 @@ fn split_gzip(file: &Bytes) -> Option<Vec<(Bytes, Bytes)>> {
         if used == 0 {
             return None;
         }
-        out.push((file.slice(offset..offset + used), Bytes::from(text)));
+        let member = Member {
+            bytes: file.slice(offset..offset + used),
+            unpadded: 0,
+        };
+        out.push((member, Bytes::from(text)));
         offset += used;
     }
     (!out.is_empty()).then_some(out)
 }
 
-fn split_zstd(file: &Bytes) -> Option<Vec<(Bytes, Bytes)>> {
+fn split_zstd(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < file.len() {
@@ -316,52 +396,108 @@ fn split_zstd(file: &Bytes) -> Option<Vec<(Bytes, Bytes)>> {
         if text.len() as u64 != size {
             return None;
         }
-        out.push((file.slice(offset..offset + used), Bytes::from(text)));
+        let member = Member {
+            bytes: file.slice(offset..offset + used),
+            unpadded: 0,
+        };
+        out.push((member, Bytes::from(text)));
         offset += used;
     }
     (!out.is_empty()).then_some(out)
 }
 
-/// The xz streams of `file`, first to last: each one's byte range and the
-/// uncompressed size its index records. Read backwards, footer to header, as the
-/// format allows (xz-file-format 1.2.1, sections 2.1.2 and 4).
-fn xz_streams(file: &[u8]) -> Option<Vec<(std::ops::Range<usize>, u64)>> {
-    const HEADER_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
-    let mut streams = Vec::new();
-    let mut end = file.len();
-    while end > 0 {
-        // Stream padding: zero bytes, a multiple of four.
-        while end >= 4 && file[end - 4..end] == [0; 4] {
-            end -= 4;
-        }
-        let footer = file.get(end.checked_sub(12)?..end)?;
-        if &footer[10..12] != b"YZ" {
-            return None;
-        }
-        let backward = (u32::from_le_bytes(footer[4..8].try_into().ok()?) as usize + 1) * 4;
-        let index_start = end.checked_sub(12 + backward)?;
-        let index = &file[index_start..end - 12];
-        if index.first() != Some(&0) {
-            return None;
-        }
-        let (records, mut pos) = varint(index, 1)?;
-        let (mut blocks, mut size) = (0usize, 0u64);
-        for _ in 0..records {
-            let (unpadded, next) = varint(index, pos)?;
-            let (uncompressed, next) = varint(index, next)?;
-            pos = next;
-            blocks = blocks.checked_add(usize::try_from(unpadded.checked_add(3)? / 4 * 4).ok()?)?;
-            size = size.checked_add(uncompressed)?;
-        }
-        let start = index_start.checked_sub(blocks)?.checked_sub(12)?;
-        if file[start..start + 6] != HEADER_MAGIC {
-            return None;
-        }
-        streams.push((start..end, size));
-        end = start;
+/// xz stream flags: no reserved bits, CRC64 checks (what liblzma writes by default).
+const XZ_FLAGS: [u8; 2] = [0, 4];
+
+fn crc32(parts: &[&[u8]]) -> [u8; 4] {
+    let mut crc = flate2::Crc::new();
+    for part in parts {
+        crc.update(part);
     }
-    streams.reverse();
-    (!streams.is_empty()).then_some(streams)
+    crc.sum().to_le_bytes()
+}
+
+/// The stream header: magic, flags, their CRC32.
+fn xz_header() -> [u8; 12] {
+    let mut header = [
+        0xFD,
+        b'7',
+        b'z',
+        b'X',
+        b'Z',
+        0,
+        XZ_FLAGS[0],
+        XZ_FLAGS[1],
+        0,
+        0,
+        0,
+        0,
+    ];
+    header[8..].copy_from_slice(&crc32(&[&XZ_FLAGS]));
+    header
+}
+
+/// The index (one record per block: unpadded and uncompressed size) and the footer
+/// that end a stream.
+fn xz_index_and_footer(records: &[(u64, u64)]) -> Vec<u8> {
+    let mut index = vec![0u8];
+    put_varint(&mut index, records.len() as u64);
+    for (unpadded, size) in records {
+        put_varint(&mut index, *unpadded);
+        put_varint(&mut index, *size);
+    }
+    while index.len() % 4 != 0 {
+        index.push(0);
+    }
+    let crc = crc32(&[&index]);
+    index.extend_from_slice(&crc);
+    let backward = u32::try_from(index.len() / 4 - 1)
+        .expect("an index of a few thousand records")
+        .to_le_bytes();
+    index.extend_from_slice(&crc32(&[&backward, &XZ_FLAGS]));
+    index.extend_from_slice(&backward);
+    index.extend_from_slice(&XZ_FLAGS);
+    index.extend_from_slice(b"YZ");
+    index
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A one-stream xz file's header and blocks: each one's byte range (with padding
+/// and check), unpadded and uncompressed size, from the stream's index, which is
+/// found from the footer (xz-file-format 1.2.1, sections 2.1 and 4).
+fn xz_blocks(file: &[u8]) -> Option<([u8; 12], Vec<(std::ops::Range<usize>, u64, u64)>)> {
+    const HEADER_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
+    let header: [u8; 12] = file.get(..12)?.try_into().ok()?;
+    let end = file.len();
+    let footer = file.get(end.checked_sub(12)?..end)?;
+    if header[..6] != HEADER_MAGIC || &footer[10..12] != b"YZ" {
+        return None;
+    }
+    let backward = (u32::from_le_bytes(footer[4..8].try_into().ok()?) as usize + 1) * 4;
+    let index_start = end.checked_sub(12 + backward)?;
+    let index = &file[index_start..end - 12];
+    if index.first() != Some(&0) {
+        return None;
+    }
+    let (records, mut pos) = varint(index, 1)?;
+    let mut blocks = Vec::new();
+    let mut offset = 12usize;
+    for _ in 0..records {
+        let (unpadded, next) = varint(index, pos)?;
+        let (size, next) = varint(index, next)?;
+        pos = next;
+        let length = usize::try_from(unpadded.checked_add(3)? / 4 * 4).ok()?;
+        blocks.push((offset..offset.checked_add(length)?, unpadded, size));
+        offset += length;
+    }
+    (offset == index_start).then_some((header, blocks))
 }
 
 /// A multibyte integer of the xz format at `pos`: its value and the next position.
@@ -400,13 +536,9 @@ mod tests {
                     .read_to_end(&mut out)
                     .expect("gzip");
             }
+            // One stream, as apt reads it (it stops after the first).
             Codec::Xz => {
-                let stream = liblzma::stream::Stream::new_stream_decoder(
-                    u64::MAX,
-                    liblzma::stream::CONCATENATED,
-                )
-                .expect("decoder");
-                liblzma::read::XzDecoder::new_stream(body, stream)
+                liblzma::read::XzDecoder::new(body)
                     .read_to_end(&mut out)
                     .expect("xz");
             }
@@ -470,7 +602,7 @@ mod tests {
         let texts: Vec<Bytes> = from_gz.iter().map(|(_, t)| t.clone()).collect();
         assert_eq!(texts, parts);
         let from_zst = split(Codec::Zstd, &zst, Some(&texts)).expect("zstd frames");
-        let from_xz = split(Codec::Xz, &xz, Some(&texts)).expect("xz streams");
+        let from_xz = split(Codec::Xz, &xz, Some(&texts)).expect("xz blocks");
         // Seeded with them, a worker compresses nothing for the same index.
         let mut seeded = Pieces::default();
         seeded.seed(
@@ -511,5 +643,19 @@ mod tests {
             .collect();
         assert_eq!(pieces_of(&names).len(), 3);
         assert_eq!(Cutter::default().finish(), vec![Bytes::new()]);
+    }
+
+    #[test]
+    fn an_empty_index_is_a_valid_empty_file_in_every_encoding_and_splits_back() {
+        let codecs = [Codec::Gzip, Codec::Xz, Codec::Zstd];
+        let packed = Pieces::default().pack("idx", Cutter::default().finish(), &codecs, 1);
+        for (codec, body) in codecs.iter().zip(&packed.packed) {
+            assert_eq!(unpack(*codec, body), b"", "{codec:?}");
+        }
+        let texts = [Bytes::new()];
+        for (codec, body) in codecs.iter().zip(&packed.packed) {
+            let parts = split(*codec, body, Some(&texts)).expect("splits");
+            assert_eq!(parts.len(), 1, "{codec:?}");
+        }
     }
 }

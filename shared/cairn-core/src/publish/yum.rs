@@ -3,7 +3,7 @@
 //! `repomd.xml` and its armoured signature `repomd.xml.asc`; plus the public key, a
 //! `.repo` file and the page.
 
-use super::pieces::{Codec, Cutter, Pieces, split};
+use super::pieces::{Codec, Cutter, Member, Pieces, split};
 use super::{Blob, Built, Publisher, Snapshot};
 use crate::package::{IndexEntry, PublishedPackage, rpm_arch_dirs};
 use crate::ports::{RepoState, SignError, StoreError};
@@ -339,7 +339,7 @@ impl Publisher<'_> {
 }
 
 /// A published document read back: its codec, its text, and each member with its text.
-type ReadDocument = (Codec, String, Vec<(Bytes, Vec<Bytes>)>);
+type ReadDocument = (Codec, String, Vec<(Bytes, Vec<Member>)>);
 
 /// A document as fetched, checked against the checksum `repomd.xml` gives and split
 /// into its members; `None` when it does not match or split.
