@@ -43,13 +43,57 @@ pub struct Snapshot {
     pub pieces: Pieces,
 }
 
+impl Snapshot {
+    /// Roughly the bytes it holds: the index entries' text and the pieces.
+    fn weight(&self) -> usize {
+        let entries: usize = self
+            .packages
+            .values()
+            .map(|p| match &p.entry {
+                crate::package::IndexEntry::Deb { stanza } => stanza.len(),
+                crate::package::IndexEntry::Rpm {
+                    primary,
+                    filelists,
+                    other,
+                } => primary.len() + filelists.len() + other.len(),
+                crate::package::IndexEntry::Helm { entry, provenance } => {
+                    entry.len() + provenance.as_ref().map_or(0, String::len)
+                }
+            })
+            .sum();
+        entries + self.pieces.bytes()
+    }
+}
+
 /// Snapshots of recently published repositories, shared across invocations of a worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SnapshotCache {
     suites: Mutex<HashMap<RepoPath, Snapshot>>,
+    /// Bytes the snapshots may hold together (about; see [`Snapshot::weight`]).
+    budget: usize,
+}
+
+impl Default for SnapshotCache {
+    /// A quarter of the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, MB), else
+    /// 128 MiB: a 10,000-package APT suite with its pieces weighs about 17 MB.
+    fn default() -> Self {
+        let memory_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(512);
+        Self::with_budget(memory_mb / 4 * 1024 * 1024)
+    }
 }
 
 impl SnapshotCache {
+    /// A cache holding at most about `budget` bytes of snapshots (and always the last one).
+    pub fn with_budget(budget: usize) -> Self {
+        Self {
+            suites: Mutex::new(HashMap::new()),
+            budget,
+        }
+    }
+
     fn take(&self, repo: &RepoPath) -> Option<Snapshot> {
         self.suites
             .lock()
@@ -62,10 +106,15 @@ impl SnapshotCache {
             .suites
             .lock()
             .expect("snapshot cache lock is never poisoned");
-        if suites.len() >= SNAPSHOT_CACHE_SUITES {
-            // Any victim will do: a miss only costs one full read.
-            if let Some(victim) = suites.keys().next().cloned() {
-                suites.remove(&victim);
+        // Any victims will do: a miss only costs one read of the published indexes.
+        let mut weight: usize =
+            snapshot.weight() + suites.values().map(Snapshot::weight).sum::<usize>();
+        while !suites.is_empty() && (suites.len() >= SNAPSHOT_CACHE_SUITES || weight > self.budget)
+        {
+            if let Some(victim) = suites.keys().next().cloned()
+                && let Some(gone) = suites.remove(&victim)
+            {
+                weight -= gone.weight();
             }
         }
         suites.insert(repo.clone(), snapshot);
@@ -557,4 +606,47 @@ pub fn rfc2822(t: time::OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(&fmt)
         .expect("the format has only fields an OffsetDateTime has")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(bytes: usize) -> Snapshot {
+        let mut pieces = Pieces::default();
+        pieces.pack(
+            "idx",
+            vec![Bytes::from(vec![b'a'; bytes])],
+            &[pieces::Codec::Gzip],
+            1,
+        );
+        Snapshot {
+            pieces,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_snapshot_cache_keeps_to_its_budget_but_always_holds_the_last_one() {
+        let (one, two) = (
+            RepoPath::parse("release/1/ubuntu/jammy").expect("path"),
+            RepoPath::parse("release/1/ubuntu/noble").expect("path"),
+        );
+        let cache = SnapshotCache::with_budget(1500);
+        cache.put(&one, snapshot(1000));
+        cache.put(&two, snapshot(1000));
+        assert!(
+            cache.take(&one).is_none(),
+            "over budget: the other one goes"
+        );
+        assert!(cache.take(&two).is_some());
+        // One snapshot over the whole budget is still kept (it is the one in use).
+        cache.put(&one, snapshot(4000));
+        assert!(cache.take(&one).is_some());
+        // Within budget both stay.
+        let roomy = SnapshotCache::with_budget(1 << 20);
+        roomy.put(&one, snapshot(1000));
+        roomy.put(&two, snapshot(1000));
+        assert!(roomy.take(&one).is_some() && roomy.take(&two).is_some());
+    }
 }

@@ -289,6 +289,15 @@ impl Pieces {
 }
 
 impl Pieces {
+    /// Bytes held: every piece's text and members.
+    pub(crate) fn bytes(&self) -> usize {
+        self.by_index
+            .values()
+            .flat_map(|(_, pieces)| pieces)
+            .map(|p| p.text.len() + p.packed.iter().map(|m| m.bytes.len()).sum::<usize>())
+            .sum()
+    }
+
     /// Seeds index `name` with pieces read back from its published files (a cold
     /// worker's baseline): each piece's text and its member in each of `codecs`.
     pub(crate) fn seed(&mut self, name: &str, codecs: &[Codec], read: Vec<(Bytes, Vec<Member>)>) {
