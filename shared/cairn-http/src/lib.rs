@@ -67,5 +67,88 @@ pub fn rfc3339(secs: i64) -> String {
 /// Routes match API Gateway's `path`, which has no stage in it; the template sets
 /// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` so that lambda_http does not add it back.
 pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
-    lambda_http::run(router).await
+    lambda_http::run(router.layer(axum::middleware::from_fn(request_span))).await
+}
+
+/// Runs the request inside a `request` span, so that every line it logs names its
+/// operation (method and route), its path and, where the route names one, its
+/// repository, beside the runtime's request id.
+async fn request_span(req: Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("-", |p| p.as_str())
+        .to_string();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!(
+        "request",
+        operation = %format!("{} {route}", req.method()),
+        path = %path,
+        repository = %repository_of(&route, &path).unwrap_or_default(),
+    );
+    next.run(req).instrument(span).await
+}
+
+/// The repository a request's route names: `{kind}/{series}/{dist}/{ver}` (the upload
+/// and repository routes), `external/<name>` or `archive/<name>`.
+fn repository_of(route: &str, path: &str) -> Option<String> {
+    let route: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let path: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(at) = route.iter().position(|s| *s == "{kind}")
+        && route.get(at + 3) == Some(&"{ver}")
+    {
+        return path.get(at..at + 4).map(|parts| parts.join("/"));
+    }
+    match route[..] {
+        [
+            "v1",
+            "repositories",
+            kind @ ("external" | "archive"),
+            "{name}",
+            ..,
+        ] => Some(format!("{kind}/{}", path.get(3)?)),
+        ["v1", "archives", "{name}", ..] => Some(format!("archive/{}", path.get(2)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_of;
+
+    #[test]
+    fn the_repository_comes_from_the_route_s_parameters() {
+        for (route, path, repository) in [
+            (
+                "/{kind}/{series}/{dist}/{ver}",
+                "/release/2.11/ubuntu/jammy",
+                Some("release/2.11/ubuntu/jammy"),
+            ),
+            (
+                "/{kind}/{series}/{dist}/{ver}/{file}",
+                "/live/3.0/el/8/a.rpm",
+                Some("live/3.0/el/8"),
+            ),
+            (
+                "/v1/repositories/{kind}/{series}/{dist}/{ver}",
+                "/v1/repositories/r/1/d/v",
+                Some("r/1/d/v"),
+            ),
+            (
+                "/v1/repositories/external/{name}/events",
+                "/v1/repositories/external/ch/events",
+                Some("external/ch"),
+            ),
+            (
+                "/v1/archives/{name}/{tarball}",
+                "/v1/archives/tool/x.tar.gz",
+                Some("archive/tool"),
+            ),
+            ("/v1/tokens/{id}", "/v1/tokens/t1", None),
+            ("-", "/nothing/here", None),
+        ] {
+            assert_eq!(repository_of(route, path).as_deref(), repository, "{route}");
+        }
+    }
 }

@@ -478,10 +478,14 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// A block of an xz stream: its byte range (with padding and check), its unpadded
+/// and its uncompressed size.
+type XzBlock = (std::ops::Range<usize>, u64, u64);
+
 /// A one-stream xz file's header and blocks: each one's byte range (with padding
 /// and check), unpadded and uncompressed size, from the stream's index, which is
 /// found from the footer (xz-file-format 1.2.1, sections 2.1 and 4).
-fn xz_blocks(file: &[u8]) -> Option<([u8; 12], Vec<(std::ops::Range<usize>, u64, u64)>)> {
+fn xz_blocks(file: &[u8]) -> Option<([u8; 12], Vec<XzBlock>)> {
     const HEADER_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
     let header: [u8; 12] = file.get(..12)?.try_into().ok()?;
     let end = file.len();
