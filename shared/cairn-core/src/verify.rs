@@ -294,7 +294,7 @@ impl Verifier<'_> {
                 let Some(gz) = self.store.get(&format!("{base}/{href}")).await? else {
                     continue;
                 };
-                let Ok(primary) = crate::publish::unpack_document(href, &gz) else {
+                let Some(primary) = crate::publish::unpack_document(href, &gz) else {
                     report
                         .problems
                         .push(format!("{base}/{href}: not a readable compressed XML file"));

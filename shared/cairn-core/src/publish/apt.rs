@@ -1,7 +1,7 @@
 //! APT: `Packages` indexes (plain, gzip, xz, zstd) per architecture, `Release`,
 //! `InRelease`, `Release.gpg`, by-hash copies, the keyring and the suite's page.
 
-use super::pieces::{Codec, Cutter, Member, Pieces, split};
+use super::pieces::{Codec, Cutter, Member, Pieces, cores, split};
 use super::{Blob, Built, Publisher, Snapshot, rfc2822};
 use crate::package::{IndexEntry, PublishedPackage};
 use crate::ports::{RepoState, SignError, StoreError};
@@ -59,7 +59,7 @@ impl Publisher<'_> {
         by_dir.insert(SOURCE.to_string(), ("Sources", index_of(&|a| a == SOURCE)));
         // Compression dominates the build: only the pieces this worker has not
         // compressed before are, on both cores.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores();
         let compressed: Vec<(String, &str, [Bytes; 4])> = by_dir
             .into_iter()
             .map(|(dir, (base, text))| {

@@ -38,6 +38,40 @@ fn fnv1a<'a>(bytes: impl IntoIterator<Item = &'a u8>, salt: u64) -> u64 {
     hash
 }
 
+/// The cores this process may use.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` of every item, on up to `threads` threads (item `i` on thread `i % threads`,
+/// so large items next to each other are spread), in the items' order.
+pub(crate) fn on_threads<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    let f = &f;
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..items.len())
+                        .step_by(threads)
+                        .map(|i| (i, f(&items[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread does not panic"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// A piece's length and its first and last 64 bytes, FNV-1a: pieces that differ
 /// almost always differ there (a changed piece's package count moves its end).
 fn fingerprint(text: &[u8]) -> u64 {
@@ -234,25 +268,8 @@ impl Pieces {
         let compressed = missing.len();
         self.compressed += compressed;
         self.reused += pieces.len() - compressed;
-        let threads = threads.clamp(1, missing.len().max(1));
-        let done: Vec<(usize, Vec<Member>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (pieces, missing) = (&pieces, &missing);
-                    scope.spawn(move || {
-                        missing
-                            .iter()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|&i| (i, codecs.iter().map(|c| c.compress(&pieces[i])).collect()))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("compression does not panic"))
-                .collect()
+        let done = on_threads(&missing, threads, |&i| {
+            (i, codecs.iter().map(|c| c.compress(&pieces[i])).collect())
         });
         for (i, packed) in done {
             built[i] = Some(Piece {
@@ -361,24 +378,18 @@ pub(crate) fn split(
     }
 }
 
-fn split_gzip(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
-    use std::io::Read;
+/// `file` cut into members by `one`, which reads the member at the start of what it
+/// is given: its length in bytes and its text.
+fn split_members(
+    file: &Bytes,
+    one: impl Fn(&[u8]) -> Option<(usize, Vec<u8>)>,
+) -> Option<Vec<(Member, Bytes)>> {
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < file.len() {
         let rest = &file[offset..];
-        let mut decoder = flate2::bufread::GzDecoder::new(rest);
-        let mut text = Vec::new();
-        decoder
-            .by_ref()
-            .take(MAX_PIECE_TEXT + 1)
-            .read_to_end(&mut text)
-            .ok()?;
-        if text.len() as u64 > MAX_PIECE_TEXT {
-            return None;
-        }
-        let used = rest.len() - decoder.into_inner().len();
-        if used == 0 {
+        let (used, text) = one(rest)?;
+        if used == 0 || used > rest.len() || text.len() as u64 > MAX_PIECE_TEXT {
             return None;
         }
         let member = Member {
@@ -391,28 +402,30 @@ fn split_gzip(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
     (!out.is_empty()).then_some(out)
 }
 
+fn split_gzip(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
+    use std::io::Read;
+    split_members(file, |rest| {
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        let mut text = Vec::new();
+        decoder
+            .by_ref()
+            .take(MAX_PIECE_TEXT + 1)
+            .read_to_end(&mut text)
+            .ok()?;
+        Some((rest.len() - decoder.into_inner().len(), text))
+    })
+}
+
 fn split_zstd(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < file.len() {
-        let rest = &file[offset..];
+    split_members(file, |rest| {
         let used = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
         let size = zstd::zstd_safe::get_frame_content_size(rest).ok()??;
-        if used == 0 || used > rest.len() || size > MAX_PIECE_TEXT {
+        if used > rest.len() || size > MAX_PIECE_TEXT {
             return None;
         }
         let text = zstd::bulk::decompress(&rest[..used], size as usize).ok()?;
-        if text.len() as u64 != size {
-            return None;
-        }
-        let member = Member {
-            bytes: file.slice(offset..offset + used),
-            unpadded: 0,
-        };
-        out.push((member, Bytes::from(text)));
-        offset += used;
-    }
-    (!out.is_empty()).then_some(out)
+        (text.len() as u64 == size).then_some((used, text))
+    })
 }
 
 /// xz stream flags: no reserved bits, CRC64 checks (what liblzma writes by default).

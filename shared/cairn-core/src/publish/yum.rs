@@ -3,7 +3,7 @@
 //! `repomd.xml` and its armoured signature `repomd.xml.asc`; plus the public key, a
 //! `.repo` file and the page.
 
-use super::pieces::{Codec, Cutter, Member, Pieces, split};
+use super::pieces::{Codec, Cutter, Member, Pieces, cores, on_threads, split};
 use super::{Blob, Built, Publisher, Snapshot};
 use crate::package::{IndexEntry, PublishedPackage, rpm_arch_dirs};
 use crate::ports::{RepoState, SignError, StoreError};
@@ -14,7 +14,6 @@ use cairn_deb::sha256_hex;
 use cairn_rpm::{RepomdEntry, document_frame, repomd_xml};
 use futures::future::join_all;
 use std::collections::BTreeMap;
-use std::io::Read;
 
 /// One rendered document: its type, its text and the text compressed.
 type Rendered = (&'static str, Bytes, Bytes);
@@ -67,7 +66,7 @@ impl Publisher<'_> {
         let dir = repo.dir();
         // Compression is the bulk of the work: only the pieces this worker has not
         // compressed before are, on both cores.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores();
         let rendered: Vec<(String, Vec<Rendered>)> = folders
             .iter()
             .map(|(folder, docs)| {
@@ -245,29 +244,9 @@ impl Publisher<'_> {
         }
         // Checked, split into their members (the pieces they were packed from, which
         // this worker keeps) and decoded, on both cores.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let opened: Vec<Option<ReadDocument>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let fetched = &fetched;
-                    scope.spawn(move || {
-                        fetched
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| i % threads == t)
-                            .map(|(i, ((_, _, href, checksum), packed))| {
-                                (i, read_document(href, checksum, packed))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut all: Vec<(usize, Option<ReadDocument>)> = handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("reading a document does not panic"))
-                .collect();
-            all.sort_by_key(|(i, _)| *i);
-            all.into_iter().map(|(_, d)| d).collect()
+        let threads = cores();
+        let opened = on_threads(&fetched, threads, |((_, _, href, checksum), packed)| {
+            read_document(href, checksum, packed)
         });
         let mut pieces = Pieces::default();
         let mut opened = opened.into_iter();
@@ -296,24 +275,8 @@ impl Publisher<'_> {
             }
             triples.extend(primary.into_iter().zip(filelists).zip(other));
         }
-        let per_thread = triples.len().div_ceil(threads).max(1);
-        let parsed: Vec<Option<PublishedPackage>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = triples
-                .chunks(per_thread)
-                .map(|chunk| {
-                    let dir = &dir;
-                    scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|((p, f), o)| published_from_primary(dir, dist, p, f, o))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("parsing a fragment does not panic"))
-                .collect()
+        let parsed = on_threads(&triples, threads, |((p, f), o)| {
+            published_from_primary(&dir, dist, p, f, o)
         });
         let mut packages = BTreeMap::new();
         for package in parsed {
@@ -347,14 +310,9 @@ fn read_document(href: &str, checksum: &str, packed: &Bytes) -> Option<ReadDocum
     if sha256_hex(packed) != checksum {
         return None;
     }
-    let codec = if href.ends_with(".zst") {
-        Codec::Zstd
-    } else {
-        Codec::Gzip
-    };
+    let codec = codec_of(href);
     let members = split(codec, packed, None)?;
-    let texts: Vec<&[u8]> = members.iter().map(|(_, t)| t.as_ref()).collect();
-    let text = String::from_utf8(texts.concat()).ok()?;
+    let text = text_of(&members)?;
     let members = members
         .into_iter()
         .map(|(member, text)| (text, vec![member]))
@@ -362,21 +320,26 @@ fn read_document(href: &str, checksum: &str, packed: &Bytes) -> Option<ReadDocum
     Some((codec, text, members))
 }
 
-/// A repodata document's text, decompressed by its extension (`.zst`, else gzip).
-pub(crate) fn unpack_document(href: &str, packed: &[u8]) -> std::io::Result<String> {
-    let mut text = String::new();
-    // Documents are concatenated pieces (gzip members, zstd frames): read them all.
+/// A repodata document's codec, by its extension (`.zst`, else gzip).
+fn codec_of(href: &str) -> Codec {
     if href.ends_with(".zst") {
-        let mut rest = packed;
-        while !rest.is_empty() {
-            let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut rest)
-                .map_err(std::io::Error::other)?;
-            frame.read_to_string(&mut text)?;
-        }
+        Codec::Zstd
     } else {
-        flate2::read::MultiGzDecoder::new(packed).read_to_string(&mut text)?;
+        Codec::Gzip
     }
-    Ok(text)
+}
+
+/// The text of a document's members, in order.
+fn text_of(members: &[(Member, Bytes)]) -> Option<String> {
+    let texts: Vec<&[u8]> = members.iter().map(|(_, t)| t.as_ref()).collect();
+    String::from_utf8(texts.concat()).ok()
+}
+
+/// A repodata document's text: its members (gzip members or zstd frames, the
+/// pieces it was packed from) decoded one after the other. `None` when it is not
+/// such a sequence or not UTF-8.
+pub(crate) fn unpack_document(href: &str, packed: &Bytes) -> Option<String> {
+    text_of(&split(codec_of(href), packed, None)?)
 }
 
 /// The `<package` elements of a repodata document, exactly as they were concatenated
