@@ -44,6 +44,10 @@ def test_twenty_concurrent_uploads(stack, user, apt_for, tmp_path):
             break
         digest, size, rel = line.split()
         s, body = stack.repo_file(REPO, f"dists/bookworm/{rel}")
+        if "." not in rel.rsplit("/", 1)[1]:
+            # The plain text has no by-hash copy (apt fetches a compressed form).
+            assert s == 200 and hashlib.sha256(body).hexdigest() == digest, rel
+            continue
         s2, by_hash = stack.repo_file(REPO, f"dists/bookworm/{rel.rsplit('/', 1)[0]}"
                                              f"/by-hash/SHA256/{digest}")
         assert s2 == 200 and hashlib.sha256(by_hash).hexdigest() == digest, rel

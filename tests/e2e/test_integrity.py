@@ -8,6 +8,7 @@ Each test checks the end state a client sees (signed index vs the bytes served),
 status codes. Every test uses its own repositories (nobody else uploads there) and
 unique package names, so the file can run again against a stack holding earlier runs."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -72,12 +73,30 @@ def signed_release(stack, repo) -> str:
 
 
 def signed_index(stack, repo, rel) -> bytes:
-    """dists/<suite>/<rel> exactly as the signed Release names it (fetched by hash, so it
-    is the index of that Release even while a newer one is being written); None if the
-    Release does not name `rel`."""
+    """dists/<suite>/<rel> exactly as the signed Release names it (its gzip form fetched
+    by hash, so it is the index of that Release even while a newer one is being
+    written; the plain text has no by-hash copy); None if the Release does not name
+    `rel`."""
     release = signed_release(stack, repo)
     if release is None or "SHA256:\n" not in release:
         return None
+    suite = repo.split("/")[3]
+    listed = {}
+    for line in release.split("SHA256:\n", 1)[1].splitlines():
+        if not line.startswith(" "):
+            break
+        digest, size, name = line.split()
+        listed[name] = (digest, int(size))
+    if rel not in listed or f"{rel}.gz" not in listed:
+        return None
+    digest, size = listed[f"{rel}.gz"]
+    folder = rel.rsplit("/", 1)[0]
+    status, packed = stack.repo_file(repo, f"dists/{suite}/{folder}/by-hash/SHA256/{digest}")
+    assert status == 200, f"{repo}: by-hash copy of {rel}.gz missing ({status})"
+    assert sha(packed) == digest and len(packed) == size, f"{repo}: {rel}.gz by-hash mismatch"
+    body = gzip.decompress(packed)
+    assert (sha(body), len(body)) == listed[rel], f"{repo}: {rel}.gz does not hold {rel}"
+    return body
     suite = repo.split("/")[3]
     for line in release.split("SHA256:\n", 1)[1].splitlines():
         if not line.startswith(" "):

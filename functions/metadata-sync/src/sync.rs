@@ -87,6 +87,7 @@ impl Worker {
             base_url: &base_url,
             api_url: self.config.api_url.as_deref(),
             cache: &self.cache,
+            superseded_grace_secs: self.config.superseded_grace_secs,
         };
         let report = match publisher
             .sync(&repo, seq, time::OffsetDateTime::now_utc())
@@ -113,6 +114,7 @@ impl Worker {
             bytes_written = report.bytes_written,
             pieces_compressed = report.pieces_compressed,
             pieces_reused = report.pieces_reused,
+            superseded_pruned = report.superseded_pruned,
             "sync done"
         );
         if report.rebuilt {

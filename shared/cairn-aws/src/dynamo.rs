@@ -2,21 +2,24 @@
 //! Key layout: [`crate::keys`]; access patterns: `docs/data-model.md`.
 
 use crate::keys::{
-    FILE_PREFIX, PACKAGE_PREFIX, PK, SK, STATE_SK, TTL, UPLOAD_SK, USER_SK, change_sk, file_sk,
-    package_sk, repo_pk, upload_pk, user_pk,
+    FILE_PREFIX, PACKAGE_PREFIX, PK, SK, STATE_SK, SUPERSEDED_PREFIX, TTL, UPLOAD_SK, USER_SK,
+    change_sk, file_sk, package_sk, repo_pk, superseded_sk, upload_pk, user_pk,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::ReturnValue;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update,
+    WriteRequest,
+};
 use cairn_core::access::Role;
 use cairn_core::auth::UserRecord;
 use cairn_core::events::NewEvent;
 use cairn_core::package::{IndexEntry, PoolFile};
 use cairn_core::ports::{
-    Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, StoreError, UploadLedger,
-    UploadStatus, UploadTicket, UserDirectory,
+    Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, StoreError, Superseded,
+    UploadLedger, UploadStatus, UploadTicket, UserDirectory,
 };
 use cairn_core::{PackageRecord, PackageStatus, RepoPath};
 use serde::de::DeserializeOwned;
@@ -665,6 +668,16 @@ impl Catalog for DynamoCatalog {
                 .contains_key("published_at")
                 .then(|| get_n(&item, "published_at"))
                 .transpose()?,
+            referenced: match item.get("referenced") {
+                Some(AttributeValue::L(keys)) => {
+                    keys.iter().filter_map(|k| k.as_s().ok().cloned()).collect()
+                }
+                _ => Vec::new(),
+            },
+            swept_at: item
+                .contains_key("swept_at")
+                .then(|| get_n(&item, "swept_at"))
+                .transpose()?,
         })
     }
 
@@ -674,14 +687,19 @@ impl Catalog for DynamoCatalog {
         state: &RepoState,
         event: &NewEvent,
     ) -> Result<bool, StoreError> {
-        let update = Update::builder()
+        let swept = if state.swept_at.is_some() {
+            ", swept_at = :swept"
+        } else {
+            ""
+        };
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(repo_pk(repo)))
             .key(SK, s(STATE_SK))
-            .update_expression(
-                "SET published_seq = :seq, release_sha256 = :sha, published_at = :at \
-                 ADD publish_count :one",
-            )
+            .update_expression(format!(
+                "SET published_seq = :seq, release_sha256 = :sha, published_at = :at, \
+                 referenced = :refs{swept} ADD publish_count :one"
+            ))
             .condition_expression(
                 "attribute_not_exists(published_seq) OR published_seq < :seq \
                  OR attribute_not_exists(release_sha256)",
@@ -693,11 +711,86 @@ impl Catalog for DynamoCatalog {
             )
             .expression_attribute_values(":at", n(state.published_at.unwrap_or_default()))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(
+                ":refs",
+                AttributeValue::L(state.referenced.iter().map(s).collect()),
+            );
+        if let Some(at) = state.swept_at {
+            update = update.expression_attribute_values(":swept", n(at));
+        }
+        let update = update
             .build()
             .map_err(|e| StoreError::new("record publish", e))?;
         let change = TransactWriteItem::builder().update(update).build();
         self.commit_with_event(change, event, "TransactWriteItems publish")
             .await
+    }
+
+    async fn note_superseded(
+        &self,
+        repo: &RepoPath,
+        keys: &[String],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let requests = keys
+            .iter()
+            .map(|key| {
+                let put = PutRequest::builder()
+                    .item(PK, s(repo_pk(repo)))
+                    .item(SK, s(superseded_sk(key)))
+                    .item("key", s(key))
+                    .item("superseded_at", n(at))
+                    .build()
+                    .map_err(|e| StoreError::new("PutRequest", e))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn forget_superseded(&self, repo: &RepoPath, keys: &[String]) -> Result<(), StoreError> {
+        let requests = keys
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .key(PK, s(repo_pk(repo)))
+                    .key(SK, s(superseded_sk(key)))
+                    .build()
+                    .map_err(|e| StoreError::new("DeleteRequest", e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn superseded(
+        &self,
+        repo: &RepoPath,
+        before: i64,
+    ) -> Result<Vec<Superseded>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .filter_expression("superseded_at < :before")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(repo_pk(repo)))
+            .expression_attribute_values(":prefix", s(SUPERSEDED_PREFIX))
+            .expression_attribute_values(":before", n(before))
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = query.next().await {
+            let item = item.map_err(store_err("Query superseded"))?;
+            out.push(Superseded {
+                key: get_s(&item, "key")?,
+                at: get_n(&item, "superseded_at")?,
+            });
+        }
+        Ok(out)
     }
 
     async fn claim_file(

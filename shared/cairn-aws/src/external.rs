@@ -38,7 +38,7 @@ fn version_sk(v: &ChartVersion) -> String {
 
 impl DynamoCatalog {
     /// Writes `requests` in batches of 25, retrying what DynamoDB leaves unprocessed.
-    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(BATCH) {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;

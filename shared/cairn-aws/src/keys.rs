@@ -16,6 +16,8 @@ pub const PACKAGE_PREFIX: &str = "PKG#";
 pub const FILE_PREFIX: &str = "FILE#";
 /// Prefix of change-log sort keys inside a suite's partition.
 pub const CHANGE_PREFIX: &str = "CHG#";
+/// Prefix of superseded-object sort keys inside a suite's partition.
+pub const SUPERSEDED_PREFIX: &str = "GONE#";
 /// Sort key of a suite's publishing state.
 pub const STATE_SK: &str = "STATE";
 /// Sort key of a user item.
@@ -48,6 +50,11 @@ pub fn event_sk(seq: u64) -> String {
 /// Partition of one suite: its packages and its state.
 pub fn repo_pk(repo: &RepoPath) -> String {
     format!("REPO#{repo}")
+}
+
+/// Sort key of a superseded metadata object (its key in the repository bucket).
+pub fn superseded_sk(key: &str) -> String {
+    format!("{SUPERSEDED_PREFIX}{key}")
 }
 
 /// Sort key of one package file.

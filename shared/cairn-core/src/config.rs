@@ -10,6 +10,9 @@ pub const DEFAULT_MAX_API_UPLOAD: u64 = 4 * 1024 * 1024;
 /// How many days events stay in the log unless `CAIRN_EVENT_RETENTION_DAYS` says.
 pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 30;
 
+/// How long superseded metadata files stay unless `CAIRN_SUPERSEDED_GRACE_SECONDS` says.
+pub const DEFAULT_SUPERSEDED_GRACE_SECS: u64 = 86_400;
+
 /// Settings shared by every Cairn function.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +45,9 @@ pub struct Config {
     /// Paths where an upload to a path that is no repository creates it (public,
     /// owned by the uploader) instead of answering 404: `sandbox/*`. Empty: none.
     pub auto_create: Vec<crate::access::Pattern>,
+    /// Seconds a superseded index or repodata file stays in the bucket before it is
+    /// pruned (`CAIRN_SUPERSEDED_GRACE_SECONDS`, default a day).
+    pub superseded_grace_secs: i64,
 }
 
 /// A missing or malformed setting.
@@ -123,6 +129,14 @@ impl Config {
                 reason: e.to_string(),
             })?,
             dispatch_queue_url: get("CAIRN_DISPATCH_QUEUE_URL"),
+            superseded_grace_secs: i64::try_from(number(
+                "CAIRN_SUPERSEDED_GRACE_SECONDS",
+                DEFAULT_SUPERSEDED_GRACE_SECS,
+            )?)
+            .map_err(|e| ConfigError::Invalid {
+                name: "CAIRN_SUPERSEDED_GRACE_SECONDS",
+                reason: e.to_string(),
+            })?,
             auto_create: get("CAIRN_AUTO_CREATE_REPOSITORIES")
                 .unwrap_or_default()
                 .split([',', ' '])

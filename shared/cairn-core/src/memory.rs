@@ -6,7 +6,7 @@ use crate::events::{Event, EventLog, NewEvent, Subject};
 use crate::package::{PackageRecord, PackageStatus, PoolFile};
 use crate::ports::{
     Catalog, ChangeRecord, FileClaim, FileRecord, Release, RepoState, RepoStore, StoreError,
-    SyncQueue, UploadLedger, UploadStatus, UploadTicket, UploadUrls, UserDirectory,
+    Superseded, SyncQueue, UploadLedger, UploadStatus, UploadTicket, UploadUrls, UserDirectory,
 };
 use crate::repo::RepoPath;
 use crate::repositories::{Repository, RepositoryStore};
@@ -156,6 +156,7 @@ pub struct MemoryCatalog {
     tickets: Mutex<BTreeMap<String, UploadTicket>>,
     ticket_tokens: Mutex<BTreeMap<String, String>>,
     files: Mutex<BTreeMap<(String, String), FileRecord>>,
+    superseded: Mutex<BTreeMap<(String, String), i64>>,
     /// Sync requests sent, in order.
     pub sync_requests: Mutex<Vec<(RepoPath, u64)>>,
     /// The event log, in order.
@@ -507,8 +508,49 @@ impl Catalog for MemoryCatalog {
         s.publish_count += 1;
         s.release_sha256 = state.release_sha256.clone();
         s.published_at = state.published_at;
+        s.referenced = state.referenced.clone();
+        if state.swept_at.is_some() {
+            s.swept_at = state.swept_at;
+        }
         self.commit_event(event);
         Ok(true)
+    }
+
+    async fn note_superseded(
+        &self,
+        repo: &RepoPath,
+        keys: &[String],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut superseded = lock(&self.superseded);
+        for key in keys {
+            superseded.insert((repo.to_string(), key.clone()), at);
+        }
+        Ok(())
+    }
+
+    async fn forget_superseded(&self, repo: &RepoPath, keys: &[String]) -> Result<(), StoreError> {
+        let mut superseded = lock(&self.superseded);
+        for key in keys {
+            superseded.remove(&(repo.to_string(), key.clone()));
+        }
+        Ok(())
+    }
+
+    async fn superseded(
+        &self,
+        repo: &RepoPath,
+        before: i64,
+    ) -> Result<Vec<Superseded>, StoreError> {
+        let repo = repo.to_string();
+        Ok(lock(&self.superseded)
+            .iter()
+            .filter(|((r, _), at)| *r == repo && **at < before)
+            .map(|((_, key), at)| Superseded {
+                key: key.clone(),
+                at: *at,
+            })
+            .collect())
     }
 
     async fn claim_file(

@@ -137,6 +137,21 @@ pub struct RepoState {
     pub release_sha256: Option<String>,
     /// When the metadata was last published, seconds since the epoch.
     pub published_at: Option<i64>,
+    /// The content-addressed objects the published metadata names (APT `by-hash`
+    /// copies, YUM repodata files), sorted: what must not be pruned.
+    pub referenced: Vec<String>,
+    /// When superseded objects were last pruned, seconds since the epoch.
+    pub swept_at: Option<i64>,
+}
+
+/// A content-addressed object no publication names any more, waiting out the grace
+/// period before it is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superseded {
+    /// Its key in the repository bucket.
+    pub key: String,
+    /// When the publication that stopped naming it was recorded, seconds since the epoch.
+    pub at: i64,
 }
 
 /// One entry of a suite's change log: the files one upload (or re-sync) touched.
@@ -251,6 +266,18 @@ pub trait Catalog: Send + Sync {
         state: &RepoState,
         event: &NewEvent,
     ) -> Result<bool, StoreError>;
+    /// Notes `keys` as superseded at `at` (a key noted again gets the later time).
+    async fn note_superseded(
+        &self,
+        repo: &RepoPath,
+        keys: &[String],
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// Forgets that `keys` were superseded (they are named again, or gone).
+    async fn forget_superseded(&self, repo: &RepoPath, keys: &[String]) -> Result<(), StoreError>;
+    /// The repository's objects superseded before `before` (seconds since the epoch).
+    async fn superseded(&self, repo: &RepoPath, before: i64)
+    -> Result<Vec<Superseded>, StoreError>;
     /// Claims the pool object `file.key` of `repo` for package `owner`: succeeds if
     /// nobody claimed the key, or every claim is for the same SHA-256 and the object
     /// is not being deleted. Idempotent for the same owner.

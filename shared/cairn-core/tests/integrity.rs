@@ -123,6 +123,7 @@ impl World {
             base_url: "https://repo.example",
             api_url: None,
             cache: &self.cache,
+            superseded_grace_secs: 3600,
         }
         .sync(&repo(), seq, time::OffsetDateTime::UNIX_EPOCH)
         .await

@@ -97,6 +97,7 @@ impl World {
             base_url: "https://repo.example",
             api_url: None,
             cache: &cache,
+            superseded_grace_secs: 3600,
         };
         let seq = self
             .catalog

@@ -98,6 +98,7 @@ fn publisher<'a>(
         base_url: "https://repo.example",
         api_url: None,
         cache,
+        superseded_grace_secs: 3600,
     }
 }
 
@@ -299,7 +300,8 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
     let release = std::str::from_utf8(&release).expect("utf8");
     assert!(release.contains("Architectures: amd64 arm64\n"));
     assert!(release.contains("Date: Thu, 01 Jan 1970 00:00:00 UTC\n"));
-    // Every file the Release names exists with the stated size, also by hash.
+    // Every file the Release names exists with the stated size, the compressed ones
+    // also by hash (the plain text has no by-hash copy).
     for line in release
         .split("SHA256:\n")
         .nth(1)
@@ -314,13 +316,15 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
             .object(&format!("release/1/ubuntu/dists/jammy/{path}"))
             .expect("named index exists");
         assert_eq!(body.len().to_string(), size);
-        let dir = path.rsplit_once('/').expect("in a dir").0;
-        assert!(
+        let (dir, name) = path.rsplit_once('/').expect("in a dir");
+        assert_eq!(
             store
                 .object(&format!(
                     "release/1/ubuntu/dists/jammy/{dir}/by-hash/SHA256/{digest}"
                 ))
-                .is_some()
+                .is_some(),
+            name.contains('.'),
+            "{path}"
         );
     }
     // Architecture: all goes into every architecture's index.
@@ -344,8 +348,9 @@ async fn publish_writes_indexes_before_release_and_inrelease_last() {
         .expect("verified");
     assert!(verified.ok(), "{:?}", verified.problems);
     assert_eq!(verified.signatures_checked, 2);
-    // (2 architectures + Sources) x 4 index variants x (canonical + by-hash) + 2 packages.
-    assert_eq!(verified.files_checked, 26);
+    // (2 architectures + Sources) x (4 index variants by name + the 3 compressed ones
+    // by hash) + 2 packages.
+    assert_eq!(verified.files_checked, 23);
     store
         .put(
             "release/1/ubuntu/dists/jammy/InRelease",
@@ -743,5 +748,163 @@ async fn yum_cold_worker_reads_the_published_repodata_back() {
     assert_eq!(
         ["aarch64", "SRPMS", "x86_64"].map(repomd).to_vec(),
         from_published
+    );
+}
+
+fn by_hash_keys(store: &MemoryStore) -> std::collections::BTreeSet<String> {
+    store
+        .objects
+        .lock()
+        .expect("lock")
+        .keys()
+        .filter(|k| k.contains("/by-hash/"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn superseded_indexes_outlive_the_grace_period_then_go() {
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = supported();
+    let cache = cairn_core::publish::SnapshotCache::default();
+    let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
+    let publisher = Publisher {
+        superseded_grace_secs: 100,
+        ..publisher(&catalog, &store, &supported, &cache)
+    };
+    ingest(&catalog, &store, "hello", "amd64", b"one")
+        .await
+        .expect("stored");
+    publisher
+        .sync(&repo(), 1, at(1000))
+        .await
+        .expect("published");
+    let first = by_hash_keys(&store);
+    assert_eq!(first.len(), 9, "3 indexes x 3 compressed forms: {first:?}");
+
+    // A second publication writes the by-hash copies of the changed index only; the
+    // first one's stay for clients that read its Release.
+    ingest(&catalog, &store, "tool", "amd64", b"two")
+        .await
+        .expect("stored");
+    store.writes.lock().expect("lock").clear();
+    publisher
+        .sync(&repo(), 2, at(1010))
+        .await
+        .expect("published");
+    let written: Vec<String> = store.writes.lock().expect("lock").clone();
+    let by_hash_written: Vec<&String> =
+        written.iter().filter(|k| k.contains("/by-hash/")).collect();
+    assert_eq!(by_hash_written.len(), 3, "{by_hash_written:?}");
+    assert!(by_hash_written.iter().all(|k| k.contains("/binary-amd64/")));
+    let second = by_hash_keys(&store);
+    assert_eq!(second.len(), 12);
+    let superseded_first: Vec<&String> = first
+        .iter()
+        .filter(|k| k.contains("/binary-amd64/"))
+        .collect();
+
+    // Within the grace period nothing goes.
+    ingest(&catalog, &store, "more", "amd64", b"three")
+        .await
+        .expect("stored");
+    let report = publisher
+        .sync(&repo(), 3, at(1090))
+        .await
+        .expect("published");
+    assert_eq!(report.superseded_pruned, 0);
+    assert!(superseded_first.iter().all(|k| store.object(k).is_some()));
+
+    // After it, what the first publication alone named goes; what the second one
+    // named (superseded at 1090) and what the current one names stay.
+    ingest(&catalog, &store, "last", "amd64", b"four")
+        .await
+        .expect("stored");
+    let report = publisher
+        .sync(&repo(), 4, at(1115))
+        .await
+        .expect("published");
+    assert_eq!(report.superseded_pruned, 3);
+    assert!(superseded_first.iter().all(|k| store.object(k).is_none()));
+    // The unchanged arm64 and source copies, and the amd64 ones of publications 2-4.
+    assert_eq!(by_hash_keys(&store).len(), 6 + 3 * 3);
+    let verified = Verifier {
+        store: &store,
+        keys: &FakeCheck,
+    }
+    .verify(&repo(), cairn_core::repo::RepoFormat::Deb, &[])
+    .await
+    .expect("verified");
+    assert!(verified.ok(), "{:?}", verified.problems);
+}
+
+#[tokio::test]
+async fn an_index_named_again_is_not_pruned_for_its_old_supersession() {
+    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
+    let supported = supported();
+    let cache = cairn_core::publish::SnapshotCache::default();
+    let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
+    let publisher = Publisher {
+        superseded_grace_secs: 100,
+        ..publisher(&catalog, &store, &supported, &cache)
+    };
+    ingest(&catalog, &store, "hello", "amd64", b"one")
+        .await
+        .expect("stored");
+    publisher
+        .sync(&repo(), 1, at(1000))
+        .await
+        .expect("published");
+    let first = by_hash_keys(&store);
+    ingest(&catalog, &store, "tool", "amd64", b"two")
+        .await
+        .expect("stored");
+    publisher
+        .sync(&repo(), 2, at(1010))
+        .await
+        .expect("published");
+    // Deleting the second package brings the first publication's indexes back, byte
+    // for byte: they are named again at 1020.
+    let ingestor = Ingestor {
+        catalog: &catalog,
+        store: &store,
+        queue: &catalog,
+        supported: &supported,
+    };
+    let seq = ingestor
+        .delete(&repo(), "tool_1.0_amd64.deb")
+        .await
+        .expect("deleted")
+        .expect("a change");
+    publisher
+        .sync(&repo(), seq, at(1020))
+        .await
+        .expect("published");
+    let state = catalog.repo_state(&repo()).await.expect("state");
+    assert_eq!(
+        state.referenced,
+        first.iter().cloned().collect::<Vec<_>>(),
+        "the same indexes again"
+    );
+    // The old note (superseded at 1010) is gone: long after it, they stay.
+    let expired = catalog.superseded(&repo(), 5000).await.expect("notes");
+    assert!(
+        expired.iter().all(|s| !first.contains(&s.key)),
+        "{expired:?}"
+    );
+    ingest(&catalog, &store, "hello", "arm64", b"five")
+        .await
+        .expect("stored");
+    let report = publisher
+        .sync(&repo(), seq + 1, at(1200))
+        .await
+        .expect("published");
+    assert!(
+        report.superseded_pruned > 0,
+        "the second publication's copies went"
+    );
+    assert!(
+        first.iter().all(|k| store.object(k).is_some()),
+        "named again: kept"
     );
 }

@@ -413,6 +413,7 @@ async fn bench_sync(
             } else {
                 &cold_cache
             },
+            superseded_grace_secs: 3600,
         };
         let name = format!(
             "bench-new-{}-{round}",
@@ -606,6 +607,7 @@ async fn bench_build(
         base_url: "https://repo.example",
         api_url: None,
         cache: &cache,
+        superseded_grace_secs: 3600,
     };
     let mut totals = Vec::new();
     for _ in 0..rounds {

@@ -86,11 +86,16 @@ impl Publisher<'_> {
             let dir = format!("main/{index_dir}");
             for ((name, content_type), body) in names.into_iter().zip(bodies) {
                 let digests = ListedDigests::of(&body);
-                by_hash.push(Blob::new(
-                    format!("{suite_dir}/{dir}/by-hash/SHA256/{}", digests.sha256),
-                    body.clone(),
-                    content_type,
-                ));
+                // apt fetches an index uncompressed only when no compressed form is
+                // listed, so, as in Debian's archive, the plain text has no by-hash
+                // copy: a quarter of the bytes each publication writes.
+                if name != base {
+                    by_hash.push(Blob::addressed(
+                        format!("{suite_dir}/{dir}/by-hash/SHA256/{}", digests.sha256),
+                        body.clone(),
+                        content_type,
+                    ));
+                }
                 canonical.push(Blob::new(
                     format!("{suite_dir}/{dir}/{name}"),
                     body,
@@ -203,12 +208,9 @@ impl Publisher<'_> {
         let mut packages = BTreeMap::new();
         let mut pieces = Pieces::default();
         for (path, digest) in &listed {
-            let Some(dir) = path
-                .strip_suffix("/Packages")
-                .or_else(|| path.strip_suffix("/Sources"))
-            else {
+            if !path.ends_with("/Packages") && !path.ends_with("/Sources") {
                 continue;
-            };
+            }
             // From the compressed forms, which also give this worker their pieces;
             // else (an index published before pieces, say) from the text.
             let index = match self.read_pieces(&suite_dir, path, &listed).await? {
@@ -217,8 +219,10 @@ impl Publisher<'_> {
                     text
                 }
                 None => {
-                    let key = format!("{suite_dir}/{dir}/by-hash/SHA256/{digest}");
-                    let Some(index) = self.store.get(&key).await? else {
+                    // The plain text has no by-hash copy; its name may hold a newer
+                    // text (a sync that failed before its Release), which the digest
+                    // check below refuses.
+                    let Some(index) = self.store.get(&format!("{suite_dir}/{path}")).await? else {
                         return Ok(None);
                     };
                     index

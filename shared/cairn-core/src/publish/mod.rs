@@ -188,6 +188,8 @@ pub struct PublishReport {
     pub pieces_compressed: usize,
     /// Index pieces it reused, compressed by this worker's last sync.
     pub pieces_reused: usize,
+    /// Superseded content-addressed objects this sync deleted (grace period over).
+    pub superseded_pruned: usize,
 }
 
 /// The publisher service.
@@ -209,6 +211,10 @@ pub struct Publisher<'a> {
     pub api_url: Option<&'a str>,
     /// Snapshots kept between invocations.
     pub cache: &'a SnapshotCache,
+    /// How long a content-addressed object outlives the last publication naming it,
+    /// in seconds: long enough for any client that read that publication's entry
+    /// point to fetch what it names.
+    pub superseded_grace_secs: i64,
 }
 
 /// One object to write.
@@ -216,6 +222,9 @@ pub(crate) struct Blob {
     pub(crate) key: String,
     pub(crate) body: Bytes,
     pub(crate) content_type: &'static str,
+    /// Named by its content's digest: never rewritten with other bytes, written only
+    /// when the last publication did not name it, pruned once superseded.
+    pub(crate) addressed: bool,
 }
 
 impl Blob {
@@ -224,6 +233,19 @@ impl Blob {
             key,
             body: body.into(),
             content_type,
+            addressed: false,
+        }
+    }
+
+    /// An object whose key holds its content's digest (see [`Blob::addressed`]).
+    pub(crate) fn addressed(
+        key: String,
+        body: impl Into<Bytes>,
+        content_type: &'static str,
+    ) -> Self {
+        Self {
+            addressed: true,
+            ..Self::new(key, body, content_type)
         }
     }
 }
@@ -323,24 +345,58 @@ impl Publisher<'_> {
             })
             .map(|b| (b.key.clone(), cairn_deb::sha256_hex(&b.body)))
             .collect();
+        // Content-addressed objects the last publication named are in the bucket
+        // already (the pruning below never takes a named one) and hold these bytes.
+        let previous: BTreeSet<&str> = state.referenced.iter().map(String::as_str).collect();
+        let mut referenced: Vec<String> = built
+            .phases
+            .iter()
+            .flatten()
+            .filter(|b| b.addressed)
+            .map(|b| b.key.clone())
+            .collect();
+        referenced.sort();
+        referenced.dedup();
+        let named_again: Vec<String> = referenced
+            .iter()
+            .filter(|k| !previous.contains(k.as_str()))
+            .cloned()
+            .collect();
         let bytes_written = built
             .phases
             .iter()
             .flatten()
+            .filter(|b| !(b.addressed && previous.contains(b.key.as_str())))
             .map(|b| b.body.len() as u64)
             .sum();
         let started = Instant::now();
-        for phase in built.phases {
-            self.write_all(phase).await?;
-        }
+        let writes = async {
+            for phase in built.phases {
+                let phase = phase
+                    .into_iter()
+                    .filter(|b| !(b.addressed && previous.contains(b.key.as_str())))
+                    .collect();
+                self.write_all(phase).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        // An object named again must not be pruned for an old supersession: its note
+        // goes before the publication naming it is recorded.
+        futures::try_join!(writes, self.catalog.forget_superseded(repo, &named_again))?;
         let write_ms = started.elapsed().as_millis();
 
+        let now_secs = now.unix_timestamp();
+        let sweep_due = state
+            .swept_at
+            .is_none_or(|at| now_secs - at >= self.superseded_grace_secs / 8);
         let new_state = RepoState {
             change_seq: state.change_seq,
             published_seq: target_seq,
             publish_count: state.publish_count + 1,
             release_sha256: Some(built.metadata_sha256.clone()),
-            published_at: Some(now.unix_timestamp()),
+            published_at: Some(now_secs),
+            referenced: referenced.clone(),
+            swept_at: sweep_due.then_some(now_secs),
         };
         let package_count = packages.len();
         let (added, removed) = match changed {
@@ -376,6 +432,27 @@ impl Publisher<'_> {
             .record_publish(repo, &new_state, &event)
             .await?;
         let record_ms = started.elapsed().as_millis();
+        // What stops being named now is pruned a grace period from now. A sync that
+        // lost to a newer one notes what it wrote: the pruning spares whatever the
+        // publication of the day names.
+        let unnamed: Vec<String> = if recorded {
+            let current: BTreeSet<&str> = referenced.iter().map(String::as_str).collect();
+            previous
+                .iter()
+                .filter(|k| !current.contains(*k))
+                .map(|k| k.to_string())
+                .collect()
+        } else {
+            named_again
+        };
+        self.catalog
+            .note_superseded(repo, &unnamed, now_secs)
+            .await?;
+        let superseded_pruned = if recorded && sweep_due {
+            self.prune_superseded(repo, &referenced, now_secs).await?
+        } else {
+            0
+        };
         if recorded {
             self.cache.put(
                 repo,
@@ -427,7 +504,39 @@ impl Publisher<'_> {
             bytes_written,
             pieces_compressed,
             pieces_reused,
+            superseded_pruned,
         })
+    }
+
+    /// Deletes the content-addressed objects superseded more than the grace period
+    /// before `now` that the current publication (`referenced`) does not name, and
+    /// forgets them. Runs inside a sync, after its publication is recorded: the
+    /// repository's syncs never overlap (one queue message group per repository), so
+    /// no publication naming one of them can be in the making. Returns how many
+    /// objects went.
+    async fn prune_superseded(
+        &self,
+        repo: &RepoPath,
+        referenced: &[String],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let expired = self
+            .catalog
+            .superseded(repo, now - self.superseded_grace_secs)
+            .await?;
+        let doomed: Vec<&str> = expired
+            .iter()
+            .map(|s| s.key.as_str())
+            .filter(|k| referenced.binary_search_by(|r| r.as_str().cmp(k)).is_err())
+            .collect();
+        for chunk in doomed.chunks(32) {
+            let results = join_all(chunk.iter().map(|key| self.store.delete(key))).await;
+            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
+        let pruned = doomed.len();
+        let keys: Vec<String> = expired.into_iter().map(|s| s.key).collect();
+        self.catalog.forget_superseded(repo, &keys).await?;
+        Ok(pruned)
     }
 
     /// Applies the repository's retention policy: keeps the newest K versions of each

@@ -109,7 +109,7 @@ impl Publisher<'_> {
                 let checksum = sha256_hex(&packed);
                 let href = format!("repodata/{checksum}-{kind}.xml.{extension}");
                 let size = packed.len() as u64;
-                data_files.push(Blob::new(
+                data_files.push(Blob::addressed(
                     format!("{dir}/{folder}/{href}"),
                     packed,
                     content_type,
