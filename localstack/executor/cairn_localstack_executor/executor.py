@@ -320,6 +320,8 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         # (pid -> (resident KiB when killed, limit KiB))
         self._watchdog: MemoryWatchdog | None = None
         self._oom_killed: dict[int, tuple[int, int]] = {}
+        # milliseconds the last start took, until the next REPORT line carries it
+        self._init_ms: float | None = None
 
     # -- RuntimeExecutor API --------------------------------------------------------------
     def start(self, env_vars: dict[str, str]) -> None:
@@ -423,10 +425,14 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             if self._stopped.is_set():
                 raise LambdaRuntimeException("execution environment stopped")
             self.api.reset()
+            spawned = time.monotonic()
             self._spawn()
             init_future = self.api.init_future
         try:
             init_future.result(timeout=init_timeout)
+            # Lambda's "Init Duration": process start to the first /next call, reported
+            # with the first invocation (tests/bench/coldstart.sh reads it).
+            self._init_ms = (time.monotonic() - spawned) * 1000
         except FutureTimeout:
             self._kill(graceful=False)
             raise LambdaRuntimeException(
@@ -666,6 +672,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             f"Billed Duration: {int(duration_ms) + 1} ms\t"
             f"Memory Size: {self.function_version.config.memory_size} MB"
         )
+        init_ms, self._init_ms = self._init_ms, None
+        if init_ms is not None:
+            report += f"\tInit Duration: {init_ms:.2f} ms"
         max_used = self._max_memory_used_mb(self.proc)
         if max_used is not None:
             report += f"\tMax Memory Used: {max_used} MB"

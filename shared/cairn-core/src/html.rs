@@ -182,9 +182,13 @@ const LIVE_SCRIPT: &str = r#"(function () {
 }());
 "#;
 
+/// Packages a repository page lists (the first ones by file name).
+pub const PAGE_ROWS: usize = 1000;
+
 /// Renders a repository page: a title, the usage block (already HTML) and the
-/// packages, each linking to its file under `base_url`. With `live`, the page also
-/// lists the subject's recent events and follows the event stream.
+/// packages (at most [`PAGE_ROWS`]), each linking to its file under `base_url`. With
+/// `live`, the page also lists the subject's recent events and follows the event
+/// stream.
 pub fn repo_page(
     title: &str,
     usage_html: &str,
@@ -206,7 +210,9 @@ table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border
         title = escape(title),
         count = packages.len(),
     );
-    for p in packages.values() {
+    // A page of tens of thousands of rows helps nobody and costs every publication
+    // its rendering and a write of megabytes: the first rows by file name, then a count.
+    for p in packages.values().take(PAGE_ROWS) {
         let _ = writeln!(
             out,
             "<tr><td><a href=\"{url}\">{name}</a></td><td>{version}</td><td>{arch}</td><td>{size}</td></tr>",
@@ -217,7 +223,16 @@ table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border
             size = p.size,
         );
     }
-    out.push_str("</table>\n</section>\n");
+    out.push_str("</table>\n");
+    if packages.len() > PAGE_ROWS {
+        let _ = writeln!(
+            out,
+            "<p id=\"unlisted\">{} more packages are not listed on this page; the package \
+manager's index and the API's listing name them all.</p>",
+            packages.len() - PAGE_ROWS
+        );
+    }
+    out.push_str("</section>\n");
     if let Some(live) = live {
         let _ = write!(
             out,
@@ -236,6 +251,33 @@ table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border
 mod tests {
     use super::*;
     use crate::package::IndexEntry;
+
+    #[test]
+    fn a_page_lists_the_first_rows_and_counts_the_rest() {
+        let packages: BTreeMap<String, PublishedPackage> = (0..PAGE_ROWS + 5)
+            .map(|n| {
+                let name = format!("p{n:05}");
+                (
+                    format!("{name}_1_all.deb"),
+                    PublishedPackage {
+                        name: name.clone(),
+                        version: "1".into(),
+                        architecture: "all".into(),
+                        size: 1,
+                        pool_key: format!("pool/{name}_1_all.deb"),
+                        entry: IndexEntry::Deb {
+                            stanza: String::new(),
+                        },
+                    },
+                )
+            })
+            .collect();
+        let page = repo_page("t", "", "https://r", &packages, None);
+        assert!(page.contains(&format!("<h2>{} packages</h2>", PAGE_ROWS + 5)));
+        assert_eq!(page.matches("<tr><td>").count(), PAGE_ROWS);
+        assert!(page.contains(">p00999<") && !page.contains(">p01000<"));
+        assert!(page.contains("5 more packages are not listed on this page"));
+    }
 
     #[test]
     fn escapes_package_supplied_text() {
