@@ -1,7 +1,7 @@
 //! APT: `Packages` indexes (plain, gzip, xz, zstd) per architecture, `Release`,
 //! `InRelease`, `Release.gpg`, by-hash copies, the keyring and the suite's page.
 
-use super::pieces::{Codec, Cutter, Member, Pieces, cores, split};
+use super::pieces::{Codec, Cutter, Member, Pieces, cores, on_threads, split};
 use super::{Blob, Built, Publisher, Snapshot, rfc2822};
 use crate::package::{IndexEntry, PublishedPackage};
 use crate::ports::{RepoState, SignError, StoreError};
@@ -234,12 +234,19 @@ impl Publisher<'_> {
             let Ok(index) = std::str::from_utf8(&index) else {
                 return Ok(None);
             };
-            for stanza in index.split("\n\n").filter(|s| !s.trim().is_empty()) {
-                let parsed = if path.ends_with("/Sources") {
+            let stanzas: Vec<&str> = index
+                .split("\n\n")
+                .filter(|s| !s.trim().is_empty())
+                .collect();
+            let sources = path.ends_with("/Sources");
+            let parsed = on_threads(&stanzas, cores(), |stanza| {
+                if sources {
                     published_from_sources_stanza(repo, stanza)
                 } else {
                     published_from_stanza(repo, stanza)
-                };
+                }
+            });
+            for parsed in parsed {
                 let Some(package) = parsed else {
                     return Ok(None);
                 };

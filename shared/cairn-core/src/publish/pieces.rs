@@ -343,6 +343,22 @@ pub(crate) fn split(
 ) -> Option<Vec<(Member, Bytes)>> {
     let members = match codec {
         Codec::Gzip => split_gzip(file)?,
+        // Beside the texts another codec gave, frame sizes say enough: the file's
+        // digest was checked against the signed listing, so it holds what was
+        // published, and the sizes say its frames are the same pieces.
+        Codec::Zstd if let Some(texts) = texts => {
+            let frames = zstd_frames(file)?;
+            if frames.len() != texts.len() {
+                return None;
+            }
+            frames
+                .into_iter()
+                .zip(texts)
+                .map(|((member, size), text)| {
+                    (size == text.len() as u64).then(|| (member, text.clone()))
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
         Codec::Zstd => split_zstd(file)?,
         Codec::Xz => {
             let texts = texts?;
@@ -414,6 +430,27 @@ fn split_gzip(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
             .ok()?;
         Some((rest.len() - decoder.into_inner().len(), text))
     })
+}
+
+/// A file's zstd frames with their content sizes, without decoding them.
+fn zstd_frames(file: &Bytes) -> Option<Vec<(Member, u64)>> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < file.len() {
+        let rest = &file[offset..];
+        let used = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
+        let size = zstd::zstd_safe::get_frame_content_size(rest).ok()??;
+        if used == 0 || used > rest.len() || size > MAX_PIECE_TEXT {
+            return None;
+        }
+        let member = Member {
+            bytes: file.slice(offset..offset + used),
+            unpadded: 0,
+        };
+        out.push((member, size));
+        offset += used;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn split_zstd(file: &Bytes) -> Option<Vec<(Member, Bytes)>> {
