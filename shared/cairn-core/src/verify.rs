@@ -393,6 +393,10 @@ pub(crate) fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a s
 
 /// Undoes the XML escapes of attribute values and text.
 pub(crate) fn unescape_xml(s: &str) -> String {
+    // Most values have no escape at all (a cold YUM read unescapes every package's).
+    if !s.contains('&') {
+        return s.to_string();
+    }
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")

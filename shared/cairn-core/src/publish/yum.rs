@@ -102,11 +102,18 @@ impl Publisher<'_> {
         let mut repomds = Vec::new();
         let mut signatures = Vec::new();
         let mut all_repomd = String::new();
+        // Every document's two checksums (megabytes of text), on both cores.
+        let all: Vec<&Rendered> = rendered.iter().flat_map(|(_, docs)| docs).collect();
+        let mut checksums = on_threads(&all, threads, |(_, open, packed)| {
+            (sha256_hex(open), sha256_hex(packed))
+        })
+        .into_iter();
         for (folder, documents) in rendered {
             let mut entries = Vec::new();
             for (kind, open, packed) in documents {
-                let open_checksum = sha256_hex(&open);
-                let checksum = sha256_hex(&packed);
+                let (open_checksum, checksum) = checksums
+                    .next()
+                    .expect("one pair of checksums per document");
                 let href = format!("repodata/{checksum}-{kind}.xml.{extension}");
                 let size = packed.len() as u64;
                 data_files.push(Blob::addressed(
