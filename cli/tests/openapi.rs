@@ -4,13 +4,17 @@
 //! but not described, fails here).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The workspace root, from where `cargo test` runs this (not where it was compiled:
+/// a binary built in another checkout sharing the target directory stays fresh).
+fn root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .expect("workspace root")
+        .to_path_buf()
 }
 
 fn generated() -> serde_json::Value {

@@ -145,6 +145,13 @@ pub struct PublishedPackage {
     pub entry: IndexEntry,
 }
 
+impl PublishedPackage {
+    /// The file name it is published under (the last path component of its pool key).
+    pub fn file_name(&self) -> &str {
+        self.pool_key.rsplit('/').next().unwrap_or(&self.pool_key)
+    }
+}
+
 impl From<PackageRecord> for PublishedPackage {
     fn from(r: PackageRecord) -> Self {
         Self {

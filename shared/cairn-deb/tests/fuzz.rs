@@ -281,7 +281,12 @@ fn unpack(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus")
+    // Where `cargo test` runs it from (it sets the variable at run time too), not
+    // where it was compiled: a test binary built in another checkout sharing the
+    // target directory stays fresh for cargo and must still find this corpus.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("fuzz/corpus")
 }
 
 /// Everything in the corpus directory, plus the seeds as built today (so the

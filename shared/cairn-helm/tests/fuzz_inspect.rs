@@ -122,7 +122,12 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus")
+    // Where `cargo test` runs it from (it sets the variable at run time too), not
+    // where it was compiled: a test binary built in another checkout sharing the
+    // target directory stays fresh for cargo and must still find this corpus.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("fuzz/corpus")
 }
 
 /// The corpus files, read from disk: the fuzz runs start from what is checked in.

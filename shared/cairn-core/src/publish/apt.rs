@@ -250,13 +250,7 @@ impl Publisher<'_> {
                 let Some(package) = parsed else {
                     return Ok(None);
                 };
-                let name = package
-                    .pool_key
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                packages.insert(name, package);
+                packages.insert(package.file_name().to_string(), package);
             }
         }
         Ok(Some(Snapshot {

@@ -68,7 +68,8 @@ impl Snapshot {
 /// Snapshots of recently published repositories, shared across invocations of a worker.
 #[derive(Debug)]
 pub struct SnapshotCache {
-    suites: Mutex<HashMap<RepoPath, Snapshot>>,
+    /// Each snapshot with its weight, weighed once when it is put.
+    suites: Mutex<HashMap<RepoPath, (Snapshot, usize)>>,
     /// Bytes the snapshots may hold together (about; see [`Snapshot::weight`]).
     budget: usize,
 }
@@ -99,6 +100,7 @@ impl SnapshotCache {
             .lock()
             .expect("snapshot cache lock is never poisoned")
             .remove(repo)
+            .map(|(snapshot, _)| snapshot)
     }
 
     fn put(&self, repo: &RepoPath, snapshot: Snapshot) {
@@ -107,17 +109,17 @@ impl SnapshotCache {
             .lock()
             .expect("snapshot cache lock is never poisoned");
         // Any victims will do: a miss only costs one read of the published indexes.
-        let mut weight: usize =
-            snapshot.weight() + suites.values().map(Snapshot::weight).sum::<usize>();
+        let own = snapshot.weight();
+        let mut weight: usize = own + suites.values().map(|(_, w)| w).sum::<usize>();
         while !suites.is_empty() && (suites.len() >= SNAPSHOT_CACHE_SUITES || weight > self.budget)
         {
             if let Some(victim) = suites.keys().next().cloned()
-                && let Some(gone) = suites.remove(&victim)
+                && let Some((_, gone)) = suites.remove(&victim)
             {
-                weight -= gone.weight();
+                weight -= gone;
             }
         }
-        suites.insert(repo.clone(), snapshot);
+        suites.insert(repo.clone(), (snapshot, own));
     }
 }
 

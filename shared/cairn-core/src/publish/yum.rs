@@ -290,14 +290,10 @@ impl Publisher<'_> {
             let Some(package) = package else {
                 return Ok(None);
             };
-            let filename = package
-                .pool_key
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
             // A noarch package is in every folder: the first one read stands.
-            packages.entry(filename).or_insert(package);
+            packages
+                .entry(package.file_name().to_string())
+                .or_insert(package);
         }
         Ok(Some(Snapshot {
             seq: state.published_seq,
