@@ -224,8 +224,8 @@ pub(crate) struct Blob {
     pub(crate) key: String,
     pub(crate) body: Bytes,
     pub(crate) content_type: &'static str,
-    /// Named by its content's digest: never rewritten with other bytes, written only
-    /// when the last publication did not name it, pruned once superseded.
+    /// Named by its content's digest: never rewritten with other bytes, pruned once
+    /// no publication has named it for the grace period.
     pub(crate) addressed: bool,
 }
 
@@ -347,8 +347,10 @@ impl Publisher<'_> {
             })
             .map(|b| (b.key.clone(), cairn_deb::sha256_hex(&b.body)))
             .collect();
-        // Content-addressed objects the last publication named are in the bucket
-        // already (the pruning below never takes a named one) and hold these bytes.
+        // Every object is written, also content-addressed ones the last publication
+        // named: the state cannot vouch that they are still there (a repository's
+        // metadata is removed when it changes visibility or is deleted, and the state
+        // item outlives both).
         let previous: BTreeSet<&str> = state.referenced.iter().map(String::as_str).collect();
         let mut referenced: Vec<String> = built
             .phases
@@ -368,16 +370,11 @@ impl Publisher<'_> {
             .phases
             .iter()
             .flatten()
-            .filter(|b| !(b.addressed && previous.contains(b.key.as_str())))
             .map(|b| b.body.len() as u64)
             .sum();
         let started = Instant::now();
         let writes = async {
             for phase in built.phases {
-                let phase = phase
-                    .into_iter()
-                    .filter(|b| !(b.addressed && previous.contains(b.key.as_str())))
-                    .collect();
                 self.write_all(phase).await?;
             }
             Ok::<_, StoreError>(())
