@@ -751,6 +751,42 @@ async fn yum_cold_worker_reads_the_published_repodata_back() {
     );
 }
 
+/// Seconds since the epoch as a time.
+fn at(secs: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(secs).expect("time")
+}
+
+/// The ports of a pruning test, with `hello` (amd64) uploaded; its publisher keeps
+/// superseded copies 100 s.
+struct Pruning {
+    catalog: MemoryCatalog,
+    store: MemoryStore,
+    supported: SupportedRepos,
+    cache: cairn_core::publish::SnapshotCache,
+}
+
+impl Pruning {
+    async fn new() -> Self {
+        let fixture = Self {
+            catalog: MemoryCatalog::default(),
+            store: MemoryStore::default(),
+            supported: supported(),
+            cache: cairn_core::publish::SnapshotCache::default(),
+        };
+        ingest(&fixture.catalog, &fixture.store, "hello", "amd64", b"one")
+            .await
+            .expect("stored");
+        fixture
+    }
+
+    fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            superseded_grace_secs: 100,
+            ..publisher(&self.catalog, &self.store, &self.supported, &self.cache)
+        }
+    }
+}
+
 fn by_hash_keys(store: &MemoryStore) -> std::collections::BTreeSet<String> {
     store
         .objects
@@ -764,34 +800,26 @@ fn by_hash_keys(store: &MemoryStore) -> std::collections::BTreeSet<String> {
 
 #[tokio::test]
 async fn superseded_indexes_outlive_the_grace_period_then_go() {
-    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
-    let supported = supported();
-    let cache = cairn_core::publish::SnapshotCache::default();
-    let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
-    let publisher = Publisher {
-        superseded_grace_secs: 100,
-        ..publisher(&catalog, &store, &supported, &cache)
-    };
-    ingest(&catalog, &store, "hello", "amd64", b"one")
-        .await
-        .expect("stored");
+    let fixture = Pruning::new().await;
+    let (catalog, store) = (&fixture.catalog, &fixture.store);
+    let publisher = fixture.publisher();
     publisher
         .sync(&repo(), 1, at(1000))
         .await
         .expect("published");
-    let first = by_hash_keys(&store);
+    let first = by_hash_keys(store);
     assert_eq!(first.len(), 9, "3 indexes x 3 compressed forms: {first:?}");
 
     // A second publication changes the amd64 index; the first one's copies stay for
     // clients that read its Release.
-    ingest(&catalog, &store, "tool", "amd64", b"two")
+    ingest(catalog, store, "tool", "amd64", b"two")
         .await
         .expect("stored");
     publisher
         .sync(&repo(), 2, at(1010))
         .await
         .expect("published");
-    let second = by_hash_keys(&store);
+    let second = by_hash_keys(store);
     assert_eq!(second.len(), 12);
     let superseded_first: Vec<&String> = first
         .iter()
@@ -799,7 +827,7 @@ async fn superseded_indexes_outlive_the_grace_period_then_go() {
         .collect();
 
     // Within the grace period nothing goes.
-    ingest(&catalog, &store, "more", "amd64", b"three")
+    ingest(catalog, store, "more", "amd64", b"three")
         .await
         .expect("stored");
     let report = publisher
@@ -811,7 +839,7 @@ async fn superseded_indexes_outlive_the_grace_period_then_go() {
 
     // After it, what the first publication alone named goes; what the second one
     // named (superseded at 1090) and what the current one names stay.
-    ingest(&catalog, &store, "last", "amd64", b"four")
+    ingest(catalog, store, "last", "amd64", b"four")
         .await
         .expect("stored");
     let report = publisher
@@ -821,9 +849,9 @@ async fn superseded_indexes_outlive_the_grace_period_then_go() {
     assert_eq!(report.superseded_pruned, 3);
     assert!(superseded_first.iter().all(|k| store.object(k).is_none()));
     // The unchanged arm64 and source copies, and the amd64 ones of publications 2-4.
-    assert_eq!(by_hash_keys(&store).len(), 6 + 3 * 3);
+    assert_eq!(by_hash_keys(store).len(), 6 + 3 * 3);
     let verified = Verifier {
-        store: &store,
+        store,
         keys: &FakeCheck,
     }
     .verify(&repo(), cairn_core::repo::RepoFormat::Deb, &[])
@@ -832,44 +860,52 @@ async fn superseded_indexes_outlive_the_grace_period_then_go() {
     assert!(verified.ok(), "{:?}", verified.problems);
 }
 
-#[tokio::test]
-async fn an_index_named_again_is_not_pruned_for_its_old_supersession() {
-    let (catalog, store) = (MemoryCatalog::default(), MemoryStore::default());
-    let supported = supported();
-    let cache = cairn_core::publish::SnapshotCache::default();
+/// With `hello` (amd64) uploaded: publishes at 1000, uploads `tool` (amd64), publishes
+/// at 1010, then deletes `deleted` (one of the two). Returns the by-hash copies of the
+/// first publication and the deletion's change.
+async fn publish_twice_then_delete(
+    catalog: &MemoryCatalog,
+    store: &MemoryStore,
+    supported: &SupportedRepos,
+    publisher: &Publisher<'_>,
+    deleted: &str,
+) -> (std::collections::BTreeSet<String>, u64) {
     let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
-    let publisher = Publisher {
-        superseded_grace_secs: 100,
-        ..publisher(&catalog, &store, &supported, &cache)
-    };
-    ingest(&catalog, &store, "hello", "amd64", b"one")
-        .await
-        .expect("stored");
     publisher
         .sync(&repo(), 1, at(1000))
         .await
         .expect("published");
-    let first = by_hash_keys(&store);
-    ingest(&catalog, &store, "tool", "amd64", b"two")
+    let first = by_hash_keys(store);
+    ingest(catalog, store, "tool", "amd64", b"two")
         .await
         .expect("stored");
     publisher
         .sync(&repo(), 2, at(1010))
         .await
         .expect("published");
-    // Deleting the second package brings the first publication's indexes back, byte
-    // for byte: they are named again at 1020.
     let ingestor = Ingestor {
-        catalog: &catalog,
-        store: &store,
-        queue: &catalog,
-        supported: &supported,
+        catalog,
+        store,
+        queue: catalog,
+        supported,
     };
     let seq = ingestor
-        .delete(&repo(), "tool_1.0_amd64.deb")
+        .delete(&repo(), &format!("{deleted}_1.0_amd64.deb"))
         .await
         .expect("deleted")
         .expect("a change");
+    (first, seq)
+}
+
+#[tokio::test]
+async fn an_index_named_again_is_not_pruned_for_its_old_supersession() {
+    let fixture = Pruning::new().await;
+    let (catalog, store, supported) = (&fixture.catalog, &fixture.store, &fixture.supported);
+    let publisher = fixture.publisher();
+    // Deleting the second package brings the first publication's indexes back, byte
+    // for byte: they are named again at 1020.
+    let (first, seq) =
+        publish_twice_then_delete(catalog, store, supported, &publisher, "tool").await;
     publisher
         .sync(&repo(), seq, at(1020))
         .await
@@ -886,7 +922,7 @@ async fn an_index_named_again_is_not_pruned_for_its_old_supersession() {
         expired.iter().all(|s| !first.contains(&s.key)),
         "{expired:?}"
     );
-    ingest(&catalog, &store, "hello", "arm64", b"five")
+    ingest(catalog, store, "hello", "arm64", b"five")
         .await
         .expect("stored");
     let report = publisher
@@ -939,4 +975,96 @@ async fn every_index_is_written_again_even_if_the_last_publication_named_it() {
     .await
     .expect("verified");
     assert!(verified.ok(), "{:?}", verified.problems);
+}
+
+/// The bucket, but deleting a by-hash copy fails (S3 refusing, say).
+struct NoByHashDeletes<'a>(&'a MemoryStore);
+
+#[async_trait::async_trait]
+impl RepoStore for NoByHashDeletes<'_> {
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), cairn_core::StoreError> {
+        self.0.put(key, body, content_type).await
+    }
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<bool, cairn_core::StoreError> {
+        self.0.put_new(key, body, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, cairn_core::StoreError> {
+        self.0.get(key).await
+    }
+    async fn copy_from_staging(
+        &self,
+        staging_key: &str,
+        etag: &str,
+        key: &str,
+    ) -> Result<(), cairn_core::StoreError> {
+        self.0.copy_from_staging(staging_key, etag, key).await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<(), cairn_core::StoreError> {
+        self.0.copy(from, to).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), cairn_core::StoreError> {
+        if key.contains("/by-hash/") {
+            return Err(cairn_core::StoreError::new("DeleteObject", "refused"));
+        }
+        self.0.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, cairn_core::StoreError> {
+        self.0.list(prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_pruning_neither_fails_the_sync_nor_keeps_a_deleted_packages_files() {
+    let fixture = Pruning::new().await;
+    let (catalog, store, supported) = (&fixture.catalog, &fixture.store, &fixture.supported);
+    let publisher = fixture.publisher();
+    let pool_key = catalog
+        .get_package(&repo(), "hello_1.0_amd64.deb")
+        .await
+        .expect("read")
+        .expect("stored")
+        .pool_key;
+    let (_, seq) = publish_twice_then_delete(catalog, store, supported, &publisher, "hello").await;
+
+    // Past the grace period, with deletes of by-hash copies refused.
+    let refusing = NoByHashDeletes(store);
+    let report = Publisher {
+        store: &refusing,
+        ..publisher
+    }
+    .sync(&repo(), seq, at(1200))
+    .await
+    .expect("the publication stands");
+    assert_eq!(report.removed, ["hello_1.0_amd64.deb"]);
+    assert_eq!(report.superseded_pruned, 0);
+    assert!(
+        store.object(&pool_key).is_none(),
+        "the deleted package's file went"
+    );
+    let waiting = catalog.superseded(&repo(), 1200).await.expect("notes");
+    assert!(!waiting.is_empty(), "what was not pruned is still noted");
+
+    // The next publication prunes them.
+    ingest(catalog, store, "more", "amd64", b"three")
+        .await
+        .expect("stored");
+    let report = publisher
+        .sync(&repo(), seq + 1, at(1300))
+        .await
+        .expect("published");
+    assert!(report.superseded_pruned > 0);
+    assert!(
+        waiting.iter().all(|s| store.object(&s.key).is_none()),
+        "pruned at last"
+    );
 }

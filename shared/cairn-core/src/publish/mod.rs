@@ -444,14 +444,6 @@ impl Publisher<'_> {
         } else {
             named_again
         };
-        self.catalog
-            .note_superseded(repo, &unnamed, now_secs)
-            .await?;
-        let superseded_pruned = if recorded && sweep_due {
-            self.prune_superseded(repo, &referenced, now_secs).await?
-        } else {
-            0
-        };
         if recorded {
             self.cache.put(
                 repo,
@@ -489,6 +481,19 @@ impl Publisher<'_> {
             self.catalog.delete_package(repo, &record.filename).await?;
             removed.push(record.filename);
         }
+        // Last, and not worth failing the sync for (a retry would find the publication
+        // done and do nothing): a note lost leaves objects behind, it never deletes one
+        // too early; a pruning that failed is taken up by a later publication.
+        let superseded_pruned = match self
+            .retire_superseded(repo, &unnamed, recorded && sweep_due, &referenced, now_secs)
+            .await
+        {
+            Ok(pruned) => pruned,
+            Err(e) => {
+                tracing::warn!(repo = %repo, error = %e, "superseded metadata not noted or not pruned");
+                0
+            }
+        };
         Ok(PublishReport {
             rebuilt: true,
             baseline,
@@ -505,6 +510,23 @@ impl Publisher<'_> {
             pieces_reused,
             superseded_pruned,
         })
+    }
+
+    /// Notes `unnamed` as superseded now and, if `sweep`, prunes what is past the
+    /// grace period (see [`Publisher::prune_superseded`]). Returns how many went.
+    async fn retire_superseded(
+        &self,
+        repo: &RepoPath,
+        unnamed: &[String],
+        sweep: bool,
+        referenced: &[String],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        self.catalog.note_superseded(repo, unnamed, now).await?;
+        if !sweep {
+            return Ok(0);
+        }
+        self.prune_superseded(repo, referenced, now).await
     }
 
     /// Deletes the content-addressed objects superseded more than the grace period
