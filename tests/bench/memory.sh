@@ -4,7 +4,8 @@
 # setting runs `cairn-bench sync` (the metadata-sync Publisher, in process, against
 # the local stack) in a cgroup-v1 CPU quota of MEMORY/1769 of a core, and reads its
 # peak resident memory. LocalStack itself is not throttled, as S3 and DynamoDB are not
-# on Lambda. Needs root (a writable /sys/fs/cgroup/cpu) and the compare.sh package set.
+# on Lambda. Needs root (a writable /sys/fs/cgroup/cpu), GNU time (/usr/bin/time) and
+# the compare.sh package set.
 #
 #   tests/bench/memory.sh                     # APT, 10,000 packages, 128 MB .. 2 GB
 #   MEMORY_SIZES="256 512" MEMORY_FORMAT=rpm tests/bench/memory.sh
