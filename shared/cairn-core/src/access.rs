@@ -35,13 +35,17 @@ pub enum Action {
     Events,
     /// Issue, list and revoke the account's tokens.
     Tokens,
+    /// Define projects under a name, start, cancel and read their builds.
+    Builds,
+    /// Take build work as a worker (claim actions, report their results).
+    Worker,
     /// Everything.
     Admin,
 }
 
 impl Action {
     /// Every action, in the order the documentation lists them.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Action::Read,
         Action::Upload,
         Action::Delete,
@@ -50,6 +54,8 @@ impl Action {
         Action::Webhooks,
         Action::Events,
         Action::Tokens,
+        Action::Builds,
+        Action::Worker,
         Action::Admin,
     ];
 
@@ -64,6 +70,8 @@ impl Action {
             Action::Webhooks => "webhooks",
             Action::Events => "events",
             Action::Tokens => "tokens",
+            Action::Builds => "builds",
+            Action::Worker => "worker",
             Action::Admin => "admin",
         }
     }
@@ -73,7 +81,12 @@ impl Action {
     pub fn takes_pattern(self) -> bool {
         matches!(
             self,
-            Action::Read | Action::Upload | Action::Delete | Action::Repositories | Action::Archive
+            Action::Read
+                | Action::Upload
+                | Action::Delete
+                | Action::Repositories
+                | Action::Archive
+                | Action::Builds
         )
     }
 
@@ -354,6 +367,7 @@ impl Role {
                 Action::Webhooks,
                 Action::Events,
                 Action::Tokens,
+                Action::Builds,
             ],
             Role::Reader => &[Action::Read, Action::Events, Action::Tokens],
         };
@@ -381,6 +395,8 @@ impl fmt::Display for Denied {
             Action::Webhooks => "manage webhooks",
             Action::Events => "read the account's events",
             Action::Tokens => "manage tokens",
+            Action::Builds => "build the project",
+            Action::Worker => "take build work",
             Action::Admin => "administer Cairn",
         };
         let needed = if self.action.takes_pattern() {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 pub const MAX_EVENT_FILES: usize = 1000;
 
 /// The event types Cairn emits.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 11] = [
     "package.stored",
     "package.deleted",
     "repository.published",
@@ -25,6 +25,9 @@ pub const EVENT_TYPES: [&str; 8] = [
     "archive.created",
     "operation.finished",
     "webhook.disabled",
+    "build.started",
+    "build.action.finished",
+    "build.finished",
     "ping",
 ];
 
@@ -60,14 +63,19 @@ impl Subject {
         Subject(format!("webhook:{id}"))
     }
 
+    /// A project's builds' events.
+    pub fn build(project: &str) -> Self {
+        Subject(format!("build:{project}"))
+    }
+
     /// Reads `kind:name`; the kind must be one Cairn uses and the name non-empty.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (kind, name) = text
             .split_once(':')
             .ok_or_else(|| format!("subject {text:?} is not kind:name"))?;
-        if !matches!(kind, "repository" | "archive" | "operation" | "webhook") {
+        if !matches!(kind, "repository" | "archive" | "operation" | "webhook" | "build") {
             return Err(format!(
-                "subject kind {kind:?} is not one of repository, archive, operation, webhook"
+                "subject kind {kind:?} is not one of repository, archive, operation, webhook, build"
             ));
         }
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
@@ -258,9 +266,12 @@ impl Event {
 }
 
 /// Whether events about `subject` belong to one account (its `data.owner`): a
-/// webhook's and an operation's. Only their owner reads or receives them.
+/// webhook's, an operation's and a project's builds'. Only their owner reads or
+/// receives them.
 pub fn owner_only(subject: &str) -> bool {
-    subject.starts_with("webhook:") || subject.starts_with("operation:")
+    subject.starts_with("webhook:")
+        || subject.starts_with("operation:")
+        || subject.starts_with("build:")
 }
 
 /// Whether `kind` matches a filter entry: an exact type, `prefix.*`, or `*`.

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod auth;
 pub mod authorizer;
+pub mod builds;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -168,6 +168,12 @@ pub struct MemoryCatalog {
     cursor: Mutex<Option<u64>>,
     /// Deliveries queued, with their delay.
     pub queued: Mutex<Vec<(Delivery, u32)>>,
+    projects: Mutex<BTreeMap<String, crate::builds::Project>>,
+    builds: Mutex<BTreeMap<String, crate::builds::Build>>,
+    slots: Mutex<BTreeMap<String, crate::builds::Slots>>,
+    /// The worker queue: (queued at, job id) -> job.
+    jobs: Mutex<BTreeMap<(i64, String), crate::builds::Job>>,
+    logs: Mutex<BTreeMap<(String, usize, u64), Bytes>>,
 }
 
 impl MemoryCatalog {
@@ -976,5 +982,137 @@ pub mod external {
             }
             Ok(body)
         }
+    }
+}
+
+#[async_trait]
+impl crate::builds::BuildStore for MemoryCatalog {
+    async fn get_project(&self, name: &str) -> Result<Option<crate::builds::Project>, StoreError> {
+        Ok(lock(&self.projects).get(name).cloned())
+    }
+
+    async fn put_project(&self, project: &crate::builds::Project) -> Result<bool, StoreError> {
+        let mut projects = lock(&self.projects);
+        let current = projects.get(&project.name).map(|p| p.version);
+        if current.map_or(project.version != 1, |v| v + 1 != project.version) {
+            return Ok(false);
+        }
+        projects.insert(project.name.clone(), project.clone());
+        Ok(true)
+    }
+
+    async fn list_projects(&self) -> Result<Vec<crate::builds::Project>, StoreError> {
+        Ok(lock(&self.projects).values().cloned().collect())
+    }
+
+    async fn slots(&self, project: &str) -> Result<crate::builds::Slots, StoreError> {
+        Ok(lock(&self.slots).get(project).cloned().unwrap_or_default())
+    }
+
+    async fn get_build(&self, id: &str) -> Result<Option<crate::builds::Build>, StoreError> {
+        Ok(lock(&self.builds).get(id).cloned())
+    }
+
+    async fn list_builds(
+        &self,
+        project: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::builds::Build>, StoreError> {
+        let mut builds: Vec<_> = lock(&self.builds)
+            .values()
+            .filter(|b| b.project == project)
+            .cloned()
+            .collect();
+        builds.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        builds.truncate(limit);
+        Ok(builds)
+    }
+
+    async fn commit(&self, change: crate::builds::BuildChange<'_>) -> Result<bool, StoreError> {
+        use crate::builds::SlotChange;
+        // One lock order for every change: builds, slots, jobs, events.
+        let mut builds = lock(&self.builds);
+        let mut slots = lock(&self.slots);
+        let mut jobs = lock(&self.jobs);
+        let build = change.build;
+        let current = builds.get(&build.id).map(|b| b.version);
+        if current.map_or(build.version != 1, |v| v + 1 != build.version) {
+            return Ok(false);
+        }
+        if change
+            .unqueued
+            .iter()
+            .any(|j| !jobs.contains_key(&(j.queued_at, j.id.clone())))
+        {
+            return Ok(false);
+        }
+        let mut slot = slots.get(&build.project).cloned().unwrap_or_default();
+        match change.slot {
+            SlotChange::Keep => {}
+            SlotChange::Wait => slot.waiting.push(build.id.clone()),
+            SlotChange::TakeFirst { limit } => {
+                if slot.waiting.first() != Some(&build.id) || slot.running.len() >= limit as usize {
+                    return Ok(false);
+                }
+                slot.waiting.remove(0);
+                slot.running.push(build.id.clone());
+            }
+            SlotChange::DropFirst => {
+                if slot.waiting.first() != Some(&build.id) {
+                    return Ok(false);
+                }
+                slot.waiting.remove(0);
+            }
+            SlotChange::Release => slot.running.retain(|id| id != &build.id),
+        }
+        slots.insert(build.project.clone(), slot);
+        for job in &change.unqueued {
+            jobs.remove(&(job.queued_at, job.id.clone()));
+        }
+        for job in change.queued {
+            jobs.insert((job.queued_at, job.id.clone()), job);
+        }
+        builds.insert(build.id.clone(), build.clone());
+        for event in &change.events {
+            self.commit_event(event);
+        }
+        Ok(true)
+    }
+
+    async fn queued_jobs(&self, limit: usize) -> Result<Vec<crate::builds::Job>, StoreError> {
+        Ok(lock(&self.jobs).values().take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl crate::builds::LogStore for MemoryCatalog {
+    async fn put_chunk(
+        &self,
+        build: &str,
+        step: usize,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
+        lock(&self.logs).insert((build.to_string(), step, offset), bytes);
+        Ok(())
+    }
+
+    async fn chunk_offsets(&self, build: &str, step: usize) -> Result<Vec<u64>, StoreError> {
+        Ok(lock(&self.logs)
+            .keys()
+            .filter(|(b, s, _)| b == build && *s == step)
+            .map(|(_, _, o)| *o)
+            .collect())
+    }
+
+    async fn get_chunk(
+        &self,
+        build: &str,
+        step: usize,
+        offset: u64,
+    ) -> Result<Option<Bytes>, StoreError> {
+        Ok(lock(&self.logs)
+            .get(&(build.to_string(), step, offset))
+            .cloned())
     }
 }

@@ -106,19 +106,37 @@ impl TokenRequest {
                     .into(),
             );
         }
-        let id = random_hex(8);
-        let secret = random_hex(32);
-        let record = TokenRecord {
-            id: id.clone(),
-            owner: self.owner,
-            description: self.description,
-            scopes: self.scopes,
-            created_at: now,
+        Ok(mint(
+            &self.owner,
+            self.description,
+            self.scopes,
+            now,
             expires_at,
-            secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
-        };
-        Ok((record, format!("{TOKEN_PREFIX}{id}_{secret}")))
+        ))
     }
+}
+
+/// A new token for `owner` with these scopes and times: its record, and the token
+/// text to show once. Callers check what the token may be (see [`TokenRequest`]).
+pub fn mint(
+    owner: &str,
+    description: String,
+    scopes: Scopes,
+    created_at: i64,
+    expires_at: i64,
+) -> (TokenRecord, String) {
+    let id = random_hex(8);
+    let secret = random_hex(32);
+    let record = TokenRecord {
+        id: id.clone(),
+        owner: owner.to_string(),
+        description,
+        scopes,
+        created_at,
+        expires_at,
+        secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
+    };
+    (record, format!("{TOKEN_PREFIX}{id}_{secret}"))
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -121,14 +121,14 @@ impl Webhook {
         for subject in &self.subjects {
             let exact = subject.strip_suffix('*').unwrap_or(subject);
             let kind = exact.split(':').next().unwrap_or_default();
-            if !matches!(kind, "repository" | "archive" | "operation" | "webhook")
+            if !matches!(kind, "repository" | "archive" | "operation" | "webhook" | "build")
                 || !exact.contains(':')
                 || subject.len() > 300
                 || subject.chars().any(char::is_control)
             {
                 return invalid(format!(
                     "subject {subject:?} is not kind:name or kind:prefix* (kinds: repository, \
-                     archive, operation, webhook)"
+                     archive, operation, webhook, build)"
                 ));
             }
         }

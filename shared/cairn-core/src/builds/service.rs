@@ -1,0 +1,550 @@
+//! The build use cases: each reads what it changes, applies the rules of
+//! [`super::run`], and commits the record with its queue, slot and event changes only
+//! over the version it read, trying again when another change won.
+
+use super::run::Effects;
+use super::{
+    Beat, Build, BuildChange, BuildState, BuildStore, Job, LogStore, Project, ProjectSpec,
+    Refusal, SlotChange, SpecError, StepState, Trigger,
+};
+use crate::access::{Action, Denied, Scopes};
+use crate::auth::Principal;
+use crate::error::StoreError;
+use crate::events::{NewEvent, Subject};
+use crate::tokens::{TokenRecord, TokenStore};
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Attempts at a change that races others on one build or project.
+const CHANGE_ATTEMPTS: u32 = 20;
+/// Jobs of the queue a worker looks at per poll.
+const QUEUE_WINDOW: usize = 100;
+/// Largest log chunk, bytes.
+pub const MAX_LOG_CHUNK: usize = 1024 * 1024;
+/// Most of a log one read returns, bytes.
+pub const MAX_LOG_READ: usize = 4 * 1024 * 1024;
+/// A job token outlives its step's timeout by this much (it is revoked when the job
+/// ends; this bounds a token whose revocation failed).
+const JOB_TOKEN_MARGIN_SECS: i64 = 600;
+
+/// Why a build request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No such project, build or job (or not the caller's to see).
+    #[error("{0}")]
+    NotFound(String),
+    /// A definition or a request that does not hold up.
+    #[error("{0}")]
+    Invalid(String),
+    /// The definition's refusal, with its place.
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    /// The credential's scopes do not allow it.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// Allowed by scope, but not the caller's (another account's project).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The state does not allow it (a build already over, a job no longer running).
+    #[error(transparent)]
+    Conflict(#[from] Refusal),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job a worker took: what it runs and the credential it runs with.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job.
+    pub job: Job,
+    /// The build, after the claim.
+    pub build: Build,
+    /// The job token's text (`cairn_...`), shown to this worker only.
+    pub token: String,
+    /// The lease ends then unless the worker heartbeats (Unix milliseconds).
+    pub lease_until: i64,
+}
+
+/// A piece of a step's log.
+#[derive(Debug, Clone)]
+pub struct LogChunk {
+    /// The bytes from the requested offset on.
+    pub bytes: Bytes,
+    /// Where the next read starts.
+    pub next_offset: u64,
+    /// Whether the step is over and nothing follows.
+    pub complete: bool,
+}
+
+/// The build controller's use cases.
+pub struct Builds {
+    /// Projects, builds, the worker queue.
+    pub store: Arc<dyn BuildStore>,
+    /// Where job tokens are minted and revoked.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Build logs.
+    pub logs: Arc<dyn LogStore>,
+    /// How long a worker holds a job without a heartbeat, milliseconds.
+    pub lease_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Whether `caller` may act on `project`'s builds: the scope, and the project is the
+/// caller's (or the caller is an administrator).
+fn require_project(caller: &Principal, project: &Project) -> Result<(), BuildError> {
+    caller.require(Action::Builds, &project.name)?;
+    if project.owner != caller.name && !caller.is_admin() {
+        return Err(BuildError::Forbidden(format!(
+            "project {} belongs to another account",
+            project.name
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `caller` sees `build` (the owner's or an administrator's, within scope).
+fn sees(caller: &Principal, build: &Build) -> bool {
+    caller.scopes.allows(Action::Builds, &build.project)
+        && (build.owner == caller.name || caller.is_admin())
+}
+
+impl Builds {
+    /// Defines or redefines project `name`.
+    pub async fn define(
+        &self,
+        caller: &Principal,
+        name: &str,
+        spec: ProjectSpec,
+    ) -> Result<(Project, bool), BuildError> {
+        if !super::project::valid_name(name) {
+            return Err(BuildError::Invalid(
+                "a project name is lowercase letters, digits, '.', '_' and '-' (at most 64)"
+                    .into(),
+            ));
+        }
+        caller.require(Action::Builds, name)?;
+        let now = now_ms() / 1000;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let existing = self.store.get_project(name).await?;
+            let project = match existing {
+                Some(old) => {
+                    require_project(caller, &old)?;
+                    Project {
+                        spec: spec.clone(),
+                        updated_at: now,
+                        version: old.version + 1,
+                        ..old
+                    }
+                }
+                None => Project {
+                    name: name.to_string(),
+                    owner: caller.name.clone(),
+                    spec: spec.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    version: 1,
+                },
+            };
+            if self.store.put_project(&project).await? {
+                let created = project.version == 1;
+                return Ok((project, created));
+            }
+        }
+        Err(busy("define project"))
+    }
+
+    /// A project the caller may see.
+    pub async fn project(&self, caller: &Principal, name: &str) -> Result<Project, BuildError> {
+        match self.store.get_project(name).await? {
+            Some(p) if require_project(caller, &p).is_ok() => Ok(p),
+            _ => Err(BuildError::NotFound(format!("no project {name}"))),
+        }
+    }
+
+    /// The projects the caller may see.
+    pub async fn projects(&self, caller: &Principal) -> Result<Vec<Project>, BuildError> {
+        Ok(self
+            .store
+            .list_projects()
+            .await?
+            .into_iter()
+            .filter(|p| require_project(caller, p).is_ok())
+            .collect())
+    }
+
+    /// Starts a build of `project` with `overrides`: it waits for a slot, and starts
+    /// at once when one is free.
+    pub async fn start(
+        &self,
+        caller: &Principal,
+        project: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Build, BuildError> {
+        let project = self.project(caller, project).await?;
+        self.start_as(&project, overrides, Trigger {
+            kind: "api".into(),
+            by: caller.name.clone(),
+        })
+        .await
+    }
+
+    /// Starts a build of `project` for `trigger` (an API call, an event, a schedule).
+    pub async fn start_as(
+        &self,
+        project: &Project,
+        overrides: &BTreeMap<String, String>,
+        trigger: Trigger,
+    ) -> Result<Build, BuildError> {
+        let mut build = Build::plan(
+            &project.name,
+            &project.owner,
+            &project.spec,
+            overrides,
+            trigger,
+            now_ms(),
+        )?;
+        build.version = 1;
+        let change = BuildChange {
+            build: &build,
+            queued: Vec::new(),
+            unqueued: Vec::new(),
+            slot: SlotChange::Wait,
+            events: Vec::new(),
+        };
+        if !self.store.commit(change).await? {
+            return Err(busy("create build"));
+        }
+        self.promote(&project.name).await?;
+        Ok(self.store.get_build(&build.id).await?.unwrap_or(build))
+    }
+
+    /// Starts waiting builds of `project` while it has free slots; drops cancelled
+    /// ones from the head of the line.
+    pub async fn promote(&self, project: &str) -> Result<(), BuildError> {
+        let Some(definition) = self.store.get_project(project).await? else {
+            return Ok(());
+        };
+        let limit = definition.spec.concurrency;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let slots = self.store.slots(project).await?;
+            let Some(head) = slots.waiting.first() else {
+                return Ok(());
+            };
+            let Some(mut build) = self.store.get_build(head).await? else {
+                return Err(StoreError::new("promote", format!("waiting build {head} has no record")).into());
+            };
+            let (slot, effects) = if build.state != BuildState::Queued {
+                (SlotChange::DropFirst, Effects::default())
+            } else if slots.running.len() >= limit as usize {
+                return Ok(());
+            } else {
+                let effects = build.start(now_ms())?;
+                (SlotChange::TakeFirst { limit }, effects)
+            };
+            // A retry reads everything again, so a lost race costs one round.
+            self.commit(&mut build, effects, slot).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits `build` changed by `effects`; `Ok(false)` if another change won.
+    async fn commit(
+        &self,
+        build: &mut Build,
+        effects: Effects,
+        slot: SlotChange,
+    ) -> Result<bool, BuildError> {
+        build.version += 1;
+        let subject = Subject::build(&build.project);
+        let events = effects
+            .events
+            .iter()
+            .map(|(kind, data)| NewEvent::new(kind, subject.clone(), data.clone()))
+            .collect();
+        let slot = match slot {
+            SlotChange::Keep if effects.finished && build.started_at.is_some() => SlotChange::Release,
+            other => other,
+        };
+        let change = BuildChange {
+            build,
+            queued: effects.queued.clone(),
+            unqueued: effects.unqueued.clone(),
+            slot,
+            events,
+        };
+        if !self.store.commit(change).await? {
+            return Ok(false);
+        }
+        for token in &effects.revoked {
+            self.revoke(&build.owner, token).await;
+        }
+        if effects.finished {
+            // The slot is free: the next waiting build may start. A failure here
+            // leaves it to the controller's next tick.
+            if let Err(e) = Box::pin(self.promote(&build.project)).await {
+                tracing::warn!(project = %build.project, error = %e, "could not start the next build");
+            }
+        }
+        Ok(true)
+    }
+
+    async fn revoke(&self, owner: &str, token: &str) {
+        if let Err(e) = self.tokens.delete_token(owner, token).await {
+            // It still expires at its step's timeout.
+            tracing::warn!(token, error = %e, "could not revoke a job token");
+        }
+    }
+
+    /// Applies `change` to build `id` until it commits over the version it read.
+    async fn change<F>(&self, id: &str, mut change: F) -> Result<Build, BuildError>
+    where
+        F: FnMut(&mut Build) -> Result<Effects, BuildError>,
+    {
+        for _ in 0..CHANGE_ATTEMPTS {
+            let mut build = self
+                .store
+                .get_build(id)
+                .await?
+                .ok_or_else(|| BuildError::NotFound(format!("no build {id}")))?;
+            let before = build.clone();
+            let effects = change(&mut build)?;
+            if build == before {
+                return Ok(build);
+            }
+            if self.commit(&mut build, effects, SlotChange::Keep).await? {
+                return Ok(build);
+            }
+        }
+        Err(busy("change build"))
+    }
+
+    /// A build the caller may see.
+    pub async fn build(&self, caller: &Principal, id: &str) -> Result<Build, BuildError> {
+        match self.store.get_build(id).await? {
+            Some(b) if sees(caller, &b) => Ok(b),
+            _ => Err(BuildError::NotFound(format!("no build {id}"))),
+        }
+    }
+
+    /// A project's builds, newest first.
+    pub async fn builds(&self, caller: &Principal, project: &str, limit: usize) -> Result<Vec<Build>, BuildError> {
+        let project = self.project(caller, project).await?;
+        Ok(self.store.list_builds(&project.name, limit.clamp(1, 100)).await?)
+    }
+
+    /// Cancels a build.
+    pub async fn cancel(&self, caller: &Principal, id: &str) -> Result<Build, BuildError> {
+        self.build(caller, id).await?;
+        let by = caller.name.clone();
+        self.change(id, |b| Ok(b.cancel(&by, now_ms())?)).await
+    }
+
+    /// Gives a worker the oldest queued job its labels fit, with a token for that
+    /// job alone; `None` when there is none.
+    pub async fn claim(
+        &self,
+        worker: &Principal,
+        worker_name: &str,
+        labels: &[String],
+    ) -> Result<Option<Claimed>, BuildError> {
+        worker.require(Action::Worker, "")?;
+        let jobs = self.store.queued_jobs(QUEUE_WINDOW).await?;
+        for job in jobs.into_iter().filter(|j| j.fits(labels)) {
+            let Some(mut build) = self.store.get_build(&job.build).await? else {
+                continue;
+            };
+            let Some(index) = build.step_of(&job.id) else {
+                continue;
+            };
+            let now = now_ms();
+            let (record, token) = self.job_token(&build, index, &job.id, now)?;
+            let Ok(index) = build.claim(&job.id, worker_name, &record.id, now, self.lease_ms) else {
+                continue;
+            };
+            self.tokens.put_token(&record).await?;
+            let effects = Effects {
+                unqueued: vec![job.clone()],
+                ..Effects::default()
+            };
+            if self.commit(&mut build, effects, SlotChange::Keep).await? {
+                let lease_until = build.steps[index].lease_until.unwrap_or(now);
+                return Ok(Some(Claimed {
+                    job,
+                    build,
+                    token,
+                    lease_until,
+                }));
+            }
+            // Another worker took it (or the build changed): the token goes.
+            self.revoke(&record.owner, &record.id).await;
+        }
+        Ok(None)
+    }
+
+    /// The credential of one job: it acts for the project's owner, may report on that
+    /// job only, and holds only the scopes its step needs (upload to the repository it
+    /// publishes to, archive under its name).
+    fn job_token(&self, build: &Build, index: usize, job: &str, now_ms: i64) -> Result<(TokenRecord, String), BuildError> {
+        let texts = build.job_scopes(index);
+        let scopes = if texts.is_empty() {
+            Scopes::default()
+        } else {
+            Scopes::parse(&texts).map_err(BuildError::Invalid)?
+        };
+        let timeout = i64::try_from(build.steps[index].action.timeout).unwrap_or(i64::MAX / 2);
+        let now = now_ms / 1000;
+        Ok(crate::tokens::mint(
+            &build.owner,
+            format!("job {job} of build {}", build.id),
+            scopes,
+            now,
+            now.saturating_add(timeout).saturating_add(JOB_TOKEN_MARGIN_SECS),
+        ))
+    }
+
+    /// The running step of build `id` that job `job` holds, if `caller` is that job's
+    /// token.
+    fn held(build: &Build, caller: &Principal, job: &str) -> Result<usize, BuildError> {
+        let index = build
+            .step_of(job)
+            .ok_or_else(|| BuildError::NotFound(format!("no job {job} in build {}", build.id)))?;
+        let step = &build.steps[index];
+        if caller.token.is_none() || step.job_token != caller.token {
+            return Err(BuildError::Forbidden(format!(
+                "only job {job}'s own token reports on it"
+            )));
+        }
+        Ok(index)
+    }
+
+    /// A worker's heartbeat for `job`.
+    pub async fn heartbeat(&self, caller: &Principal, build: &str, job: &str) -> Result<Beat, BuildError> {
+        let mut beat = Beat::Cancel;
+        let lease = self.lease_ms;
+        self.change(build, |b| {
+            Self::held(b, caller, job)?;
+            beat = b.heartbeat(job, now_ms(), lease)?;
+            Ok(Effects::default())
+        })
+        .await?;
+        Ok(beat)
+    }
+
+    /// A worker reports `job`'s end.
+    pub async fn report(
+        &self,
+        caller: &Principal,
+        build: &str,
+        job: &str,
+        exit_code: i32,
+        error: Option<String>,
+        stderr_tail: &str,
+        outputs: Value,
+    ) -> Result<Build, BuildError> {
+        self.change(build, |b| {
+            Self::held(b, caller, job)?;
+            Ok(b.report(job, exit_code, error.clone(), stderr_tail, outputs.clone(), now_ms())?)
+        })
+        .await
+    }
+
+    /// Stores a chunk of `job`'s log that starts at byte `offset`.
+    pub async fn append_log(
+        &self,
+        caller: &Principal,
+        build: &str,
+        job: &str,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<(), BuildError> {
+        if bytes.len() > MAX_LOG_CHUNK {
+            return Err(BuildError::Invalid(format!(
+                "a log chunk is at most {} KiB",
+                MAX_LOG_CHUNK / 1024
+            )));
+        }
+        let record = self
+            .store
+            .get_build(build)
+            .await?
+            .ok_or_else(|| BuildError::NotFound(format!("no build {build}")))?;
+        let index = Self::held(&record, caller, job)?;
+        if record.steps[index].state != StepState::Running {
+            return Err(Refusal::NotRunning(job.to_string()).into());
+        }
+        self.logs.put_chunk(build, index, offset, bytes).await?;
+        Ok(())
+    }
+
+    /// Step `step`'s log from byte `offset`, at most [`MAX_LOG_READ`] bytes.
+    pub async fn read_log(
+        &self,
+        caller: &Principal,
+        build: &str,
+        step: usize,
+        offset: u64,
+    ) -> Result<LogChunk, BuildError> {
+        let record = self.build(caller, build).await?;
+        let state = record
+            .steps
+            .get(step)
+            .ok_or_else(|| BuildError::NotFound(format!("build {build} has no step {step}")))?
+            .state;
+        let over = !matches!(state, StepState::Pending | StepState::Queued | StepState::Running);
+        let offsets = self.logs.chunk_offsets(build, step).await?;
+        // The chunk that holds `offset`: the last that starts at or before it.
+        let first = offsets.iter().rposition(|o| *o <= offset).unwrap_or(0);
+        let mut out = Vec::new();
+        let mut next = offset;
+        for start in offsets.iter().skip(first) {
+            if *start > next || out.len() >= MAX_LOG_READ {
+                break; // a gap (a chunk still on its way) or enough for one read
+            }
+            let Some(chunk) = self.logs.get_chunk(build, step, *start).await? else {
+                break;
+            };
+            let end = start + chunk.len() as u64;
+            if end <= next {
+                continue;
+            }
+            let from = usize::try_from(next - start).unwrap_or(0);
+            let room = MAX_LOG_READ - out.len();
+            let piece = &chunk[from..chunk.len().min(from + room)];
+            out.extend_from_slice(piece);
+            next += piece.len() as u64;
+        }
+        let complete = over && offsets.last().is_none_or(|last| {
+            next >= *last && out.len() < MAX_LOG_READ
+        });
+        Ok(LogChunk {
+            bytes: Bytes::from(out),
+            next_offset: next,
+            complete,
+        })
+    }
+
+    /// The controller's look at a build: a lost worker's step goes to another, a step
+    /// past its timeout fails; waiting builds start when a slot is free. Returns
+    /// whether the build still needs looking at.
+    pub async fn tick(&self, id: &str) -> Result<bool, BuildError> {
+        let build = self.change(id, |b| Ok(b.expire(now_ms()))).await?;
+        if build.state == BuildState::Queued {
+            self.promote(&build.project).await?;
+        }
+        let build = self.store.get_build(id).await?;
+        Ok(build.is_some_and(|b| !b.state.is_terminal()))
+    }
+}
+
+fn busy(what: &str) -> BuildError {
+    BuildError::Store(StoreError::new(
+        what,
+        "too many concurrent changes to one build or project; try again",
+    ))
+}
