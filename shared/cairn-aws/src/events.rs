@@ -85,12 +85,45 @@ impl DynamoCatalog {
         event: &NewEvent,
         operation: &str,
     ) -> Result<bool, StoreError> {
-        let data = serde_json::to_string(&event.data)
-            .map_err(|e| StoreError::new(operation, format!("event data: {e}")))?;
+        self.commit_with_events(vec![change], std::slice::from_ref(event), operation)
+            .await
+    }
+
+    /// Commits `changes` and `events` together, the events at consecutive log
+    /// positions in order. `Ok(false)`: a change's condition did not hold, and nothing
+    /// was written. Without events, the changes alone.
+    pub(crate) async fn commit_with_events(
+        &self,
+        changes: Vec<TransactWriteItem>,
+        events: &[NewEvent],
+        operation: &str,
+    ) -> Result<bool, StoreError> {
+        if events.is_empty() {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(changes))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(true),
+                Err(e) => match cancellation_codes(&e) {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::caused_by(operation, e)),
+                },
+            };
+        }
+        let mut data = Vec::with_capacity(events.len());
+        for event in events {
+            data.push(
+                serde_json::to_string(&event.data)
+                    .map_err(|e| StoreError::new(operation, format!("event data: {e}")))?,
+            );
+        }
         let expires = now_secs() + self.event_ttl_secs;
+        let count = events.len() as u64;
         for attempt in 0..COMMIT_ATTEMPTS {
             let head = self.event_head().await?;
-            let next = head + 1;
             let condition = if head == 0 {
                 "attribute_not_exists(seq) OR seq = :cur"
             } else {
@@ -103,48 +136,49 @@ impl DynamoCatalog {
                 .update_expression("SET seq = :next")
                 .condition_expression(condition)
                 .expression_attribute_values(":cur", n(head))
-                .expression_attribute_values(":next", n(next))
+                .expression_attribute_values(":next", n(head + count))
                 .build()
                 .map_err(|e| StoreError::new(operation, e))?;
-            let entry = |pk: String| {
+            let entry = |pk: String, seq: u64, event: &NewEvent, data: &str| {
                 Put::builder()
                     .table_name(&self.table)
                     .item(PK, s(pk))
-                    .item(SK, s(event_sk(next)))
-                    .item("seq", n(next))
+                    .item(SK, s(event_sk(seq)))
+                    .item("seq", n(seq))
                     .item("id", s(&event.id))
                     .item("type", s(&event.kind))
                     .item("subject", s(event.subject.as_str()))
                     .item("time_ms", n(event.time_ms))
-                    .item("data", s(&data))
+                    .item("data", s(data))
                     .item(TTL, n(expires))
                     .build()
                     .map_err(|e| StoreError::new(operation, e))
             };
+            let mut items = changes.clone();
+            items.push(TransactWriteItem::builder().update(counter).build());
+            for (i, (event, data)) in events.iter().zip(&data).enumerate() {
+                let seq = head + 1 + i as u64;
+                for pk in [EVENTS_PK.to_string(), subject_pk(event.subject.as_str())] {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .put(entry(pk, seq, event, data)?)
+                            .build(),
+                    );
+                }
+            }
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(change.clone())
-                .transact_items(TransactWriteItem::builder().update(counter).build())
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .put(entry(EVENTS_PK.to_string())?)
-                        .build(),
-                )
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .put(entry(subject_pk(event.subject.as_str()))?)
-                        .build(),
-                )
+                .set_transact_items(Some(items))
                 .send()
                 .await;
             let cancelled = match result {
                 Ok(_) => {
-                    self.nudge_dispatcher(next).await;
+                    self.nudge_dispatcher(head + count).await;
                     return Ok(true);
                 }
                 Err(e) => match cancellation_codes(&e) {
-                    Some(codes) => self.why_cancelled(&codes, head).await?,
+                    Some(codes) => self.why_cancelled(&codes, changes.len(), head).await?,
                     None => return Err(StoreError::caused_by(operation, e)),
                 },
             };
@@ -177,14 +211,30 @@ impl DynamoCatalog {
         }
     }
 
-    /// Reads the cancellation reasons (change, counter, log, subject log). Without
-    /// reasons, a counter that has not moved means the change's condition failed.
-    async fn why_cancelled(&self, codes: &[&str], head: u64) -> Result<Cancelled, StoreError> {
-        match codes.first() {
-            Some(&"ConditionalCheckFailed") => Ok(Cancelled::Change),
-            Some(_) => Ok(Cancelled::Retry),
-            None if self.event_head().await? == head => Ok(Cancelled::Change),
-            None => Ok(Cancelled::Retry),
+    /// Reads the cancellation reasons (the `changes` changes, counter, log, subject
+    /// log). Without reasons, a counter that has not moved means a change's condition
+    /// failed.
+    async fn why_cancelled(
+        &self,
+        codes: &[&str],
+        changes: usize,
+        head: u64,
+    ) -> Result<Cancelled, StoreError> {
+        if codes.is_empty() {
+            return if self.event_head().await? == head {
+                Ok(Cancelled::Change)
+            } else {
+                Ok(Cancelled::Retry)
+            };
+        }
+        if codes
+            .iter()
+            .take(changes)
+            .any(|c| *c == "ConditionalCheckFailed")
+        {
+            Ok(Cancelled::Change)
+        } else {
+            Ok(Cancelled::Retry)
         }
     }
 }

@@ -147,6 +147,42 @@ pub const APPS_PK: &str = "APPS";
 /// Sort-key prefix of apps: `APP#<app>#<repository>#<storage id>`.
 pub const APP_PREFIX: &str = "APP#";
 
+/// Partition of every build project (one item each, its slots with it).
+pub const PROJECTS_PK: &str = "PROJECTS";
+/// Prefix of a project's sort key (then its name).
+pub const PROJECT_PREFIX: &str = "PROJECT#";
+/// Sort key of a build's own item.
+pub const BUILD_SK: &str = "BUILD";
+/// Prefix of the sort keys of a project's build listing (then creation time and id).
+pub const BUILD_PREFIX: &str = "BUILD#";
+/// Partition of the worker queue: one item per job waiting for a worker.
+pub const JOBQ_PK: &str = "JOBQ";
+
+/// Partition of one build.
+pub fn build_pk(id: &str) -> String {
+    format!("BUILD#{id}")
+}
+
+/// Partition of one project's build listing.
+pub fn project_builds_pk(project: &str) -> String {
+    format!("PROJECT#{project}")
+}
+
+/// Sort key of a build in its project's listing; zero-padded so keys sort by time.
+pub fn project_build_sk(created_ms: i64, id: &str) -> String {
+    format!("{BUILD_PREFIX}{created_ms:015}#{id}")
+}
+
+/// Sort key of a job in the worker queue; zero-padded so the oldest come first.
+pub fn job_sk(queued_ms: i64, id: &str) -> String {
+    format!("{queued_ms:015}#{id}")
+}
+
+/// Key of one chunk of a build step's log in the build bucket.
+pub fn log_key(build: &str, step: usize, offset: u64) -> String {
+    format!("logs/{build}/{step:03}/{offset:015}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,6 +141,28 @@ impl From<Denied> for ApiError {
     }
 }
 
+impl From<cairn_core::builds::BuildError> for ApiError {
+    fn from(e: cairn_core::builds::BuildError) -> Self {
+        use cairn_core::builds::BuildError;
+        match e {
+            BuildError::NotFound(m) => ApiError::not_found(m),
+            BuildError::Invalid(m) => ApiError::bad_request(m),
+            BuildError::Spec(spec) => {
+                let mut error = ApiError::bad_request(spec.to_string())
+                    .with("path", serde_json::json!(spec.path));
+                if let Some(line) = spec.line {
+                    error = error.with("line", serde_json::json!(line));
+                }
+                error
+            }
+            BuildError::Denied(d) => d.into(),
+            BuildError::Forbidden(m) => ApiError::new(403, m),
+            BuildError::Conflict(refusal) => ApiError::conflict(refusal.to_string()),
+            BuildError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
         match e {

@@ -120,3 +120,12 @@ pub trait LogStore: Send + Sync {
     /// One chunk.
     async fn get_chunk(&self, build: &str, step: usize, offset: u64) -> Result<Option<bytes::Bytes>, StoreError>;
 }
+
+/// The controller's clock: a running build is looked at again after a delay (lost
+/// workers, timeouts, waiting builds).
+#[async_trait]
+pub trait Ticks: Send + Sync {
+    /// Asks for a look at build `id` later; a failure is logged, not returned (the
+    /// next request about the build asks again).
+    async fn schedule(&self, id: &str);
+}

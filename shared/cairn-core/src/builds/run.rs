@@ -76,6 +76,10 @@ pub struct Step {
     pub pipeline: String,
     /// The action, parameters substituted.
     pub action: Action,
+    /// Its parameters where they differ from the build's (resolved references, an
+    /// include's own): see [`Build::step_parameters`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
     /// Its state.
     pub state: StepState,
     /// The job that runs it now (a new one per attempt).
@@ -237,12 +241,19 @@ impl Build {
         trigger: Trigger,
         now: i64,
     ) -> Result<Self, SpecError> {
+        let mut parameters = spec.parameters.clone();
+        parameters.extend(overrides.clone());
         let steps = spec
             .steps(overrides)?
             .into_iter()
             .map(|planned| Step {
                 pipeline: planned.pipeline,
                 action: planned.action,
+                parameters: planned
+                    .parameters
+                    .into_iter()
+                    .filter(|(k, v)| parameters.get(k) != Some(v))
+                    .collect(),
                 state: StepState::Pending,
                 job: None,
                 job_token: None,
@@ -258,8 +269,6 @@ impl Build {
                 outputs: Value::Null,
             })
             .collect();
-        let mut parameters = spec.parameters.clone();
-        parameters.extend(overrides.clone());
         Ok(Build {
             id: new_id("bld_"),
             project: project.to_string(),
@@ -274,6 +283,15 @@ impl Build {
             error: None,
             version: 0,
         })
+    }
+
+    /// The parameters step `index` runs with (a script's environment).
+    pub fn step_parameters(&self, index: usize) -> BTreeMap<String, String> {
+        let mut parameters = self.parameters.clone();
+        if let Some(step) = self.steps.get(index) {
+            parameters.extend(step.parameters.clone());
+        }
+        parameters
     }
 
     fn summary(&self) -> Value {
