@@ -20,8 +20,10 @@ use cairn_sign::PgpVerifier;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 
+mod builds;
 mod remote;
 mod repos;
+mod worker;
 
 #[derive(Parser)]
 #[command(version, about = "Cairn command-line tool")]
@@ -116,6 +118,79 @@ enum Command {
     /// Print the OpenAPI 3.1 document of every API route (JSON), generated from the
     /// route descriptions in the code (docs/openapi.json is its output).
     Openapi,
+    /// Define or update a build project from its YAML file (checked here first:
+    /// a mistake is shown with its line).
+    Apply {
+        /// The project file.
+        file: std::path::PathBuf,
+        /// The project's name (default: the file's `project:`).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Start, follow, list and cancel builds.
+    #[command(subcommand)]
+    Build(BuildCommand),
+    /// Run a build worker: take jobs from the API (needs a token with the `worker`
+    /// scope), run them, stream their output, report their exit codes.
+    Worker {
+        /// The worker's name in build records (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// A label the worker has (repeat): `arch=amd64`, `dpkg`; it takes jobs
+        /// that ask for no label it lacks.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Where build workspaces go.
+        #[arg(long, default_value = "cairn-work")]
+        workdir: std::path::PathBuf,
+        /// Stop after one job.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BuildCommand {
+    /// Build a project; prints the build's id.
+    Start {
+        /// The project.
+        project: String,
+        /// A parameter's value (repeat): `version=1.2`.
+        #[arg(long = "param")]
+        parameters: Vec<String>,
+        /// Follow the build to its end; exit 1 unless it succeeded.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait, print the steps' logs as they come.
+        #[arg(long)]
+        log: bool,
+    },
+    /// Show a build (JSON): state, steps, exit codes, workers, outputs.
+    Show {
+        /// The build's id.
+        id: String,
+    },
+    /// A project's builds, newest first.
+    List {
+        /// The project.
+        project: String,
+    },
+    /// Print a step's log.
+    Log {
+        /// The build's id.
+        id: String,
+        /// The step (0-based).
+        #[arg(long, default_value_t = 0)]
+        step: usize,
+        /// Every step's log until the build ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Cancel a build.
+    Cancel {
+        /// The build's id.
+        id: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -507,6 +582,43 @@ async fn main() -> Result<()> {
         Command::Openapi => {
             println!("{}", openapi()?);
         }
+        Command::Apply { file, project } => {
+            remote_outcome(builds::apply(&file, project.as_deref()).await)
+        }
+        Command::Build(BuildCommand::Start {
+            project,
+            parameters,
+            wait,
+            log,
+        }) => remote_outcome(builds::start(&project, &parameters, wait, log).await),
+        Command::Build(BuildCommand::Show { id }) => remote_outcome(builds::show(&id).await),
+        Command::Build(BuildCommand::List { project }) => {
+            remote_outcome(builds::list(&project).await)
+        }
+        Command::Build(BuildCommand::Log { id, step, follow }) => {
+            remote_outcome(builds::log(&id, step, follow).await)
+        }
+        Command::Build(BuildCommand::Cancel { id }) => remote_outcome(builds::cancel(&id).await),
+        Command::Worker {
+            name,
+            labels,
+            workdir,
+            once,
+        } => {
+            let name = name
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+                .unwrap_or_else(|| "worker".into());
+            remote_outcome(
+                worker::run(worker::Worker {
+                    name,
+                    labels,
+                    workdir,
+                    once,
+                })
+                .await,
+            )
+        }
         Command::Fsck(args) => {
             if !fsck(args).await? {
                 std::process::exit(1);
@@ -584,6 +696,7 @@ fn openapi() -> Result<String> {
         tokens_api::openapi(),
         repositories_api::openapi(),
         files_api::openapi(),
+        builds_api::openapi(),
     ] {
         doc.merge(group);
     }

@@ -27,7 +27,7 @@ impl Failure {
         }
     }
 
-    fn network(message: impl Into<String>) -> Self {
+    pub(crate) fn network(message: impl Into<String>) -> Self {
         Self {
             code: 4,
             message: message.into(),
@@ -122,13 +122,13 @@ impl Login {
 
 /// An API client with one credential.
 pub struct Api {
-    base: String,
+    pub(crate) base: String,
     auth: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Api {
-    fn new(base: &str, auth: String) -> Outcome<Self> {
+    pub(crate) fn new(base: &str, auth: String) -> Outcome<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cairn-cli/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
@@ -143,13 +143,18 @@ impl Api {
         })
     }
 
+    /// The `authorization` header it sends.
+    pub(crate) fn auth(&self) -> &str {
+        &self.auth
+    }
+
     /// A client with the stored login.
     pub fn logged_in() -> Outcome<Self> {
         let login = Login::load()?;
         Self::new(&login.api, format!("Bearer {}", login.token))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Outcome<(u16, Value)> {
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Outcome<(u16, Value)> {
         let response = request
             .header("authorization", &self.auth)
             .send()
@@ -394,7 +399,11 @@ type Sync = (String, u64);
 /// `cairn push`: each file, one request each (multipart, or presigned above the
 /// limit); then, with `--wait`, until every repository's signed index lists them.
 pub async fn push(p: Push) -> Outcome {
-    let api = Api::logged_in()?;
+    push_with(&Api::logged_in()?, p).await
+}
+
+/// `push` with the credential of `api` (a build job's token, say).
+pub(crate) async fn push_with(api: &Api, p: Push) -> Outcome {
     let repo = p.repo.trim_matches('/').to_string();
     let terminal = std::io::stderr().is_terminal();
     let mut syncs: Vec<Sync> = Vec::new();

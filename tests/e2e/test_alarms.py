@@ -61,7 +61,7 @@ def visible_maximum(queue: str) -> float:
 def test_every_dead_letter_queue_has_an_alarm_that_fires():
     queues = dead_letter_queues()
     assert set(queues) == {"sync", "ingest", "archive", "index", "callback", "dispatch",
-                           "delivery"}
+                           "delivery", "build"}
     alarms = {role: alarm_for(queue_name(url)) for role, url in queues.items()}
     for role, alarm in alarms.items():
         assert alarm["Namespace"] == "AWS/SQS", role

@@ -1,0 +1,444 @@
+//! `cairn worker`: a pull-based build worker (Ick's worker-manager). It asks the
+//! builds API for a job its labels fit, runs the action with the token minted for
+//! that job alone, streams the output as it comes, heartbeats, and reports the exit
+//! code and the end of stderr. A cancelled build (or a job given to another worker)
+//! stops the action: its whole process group is killed.
+//!
+//! Each build has a workspace folder under `--workdir`, kept while the worker runs,
+//! so the steps of a build that this worker runs see each other's files.
+
+use crate::remote::{Api, Failure, Outcome, Push, push_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+/// Bytes of output gathered before a chunk is sent anyway.
+const CHUNK: usize = 512 * 1024;
+/// How often gathered output is sent.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// End of stderr kept for the report.
+const STDERR_TAIL: usize = 2048;
+
+/// What `cairn worker` was asked to be.
+pub struct Worker {
+    /// Its name in build records.
+    pub name: String,
+    /// What it has (`arch=amd64`, `dpkg`).
+    pub labels: Vec<String>,
+    /// Where workspaces go.
+    pub workdir: PathBuf,
+    /// Stop after one job.
+    pub once: bool,
+}
+
+/// `cairn worker`: takes jobs until stopped (or one, with `--once`).
+pub async fn run(worker: Worker) -> Outcome {
+    let api = Api::logged_in()?;
+    std::fs::create_dir_all(&worker.workdir)
+        .map_err(|e| Failure::usage(format!("{}: {e}", worker.workdir.display())))?;
+    eprintln!("worker {} polling {} (labels: {})", worker.name, api.base, worker.labels.join(","));
+    loop {
+        let asked = api
+            .request(
+                Method::POST,
+                "/v1/work",
+                Some(&json!({"worker": worker.name, "labels": worker.labels})),
+            )
+            .await;
+        match asked {
+            Ok((200, job)) => {
+                execute(&api, &worker, &job).await;
+                if worker.once {
+                    return Ok(());
+                }
+            }
+            Ok((204, _)) => {}
+            Ok((status @ (401 | 403), answer)) => {
+                return Err(Failure::answer(status, &answer, "take work (needs the worker scope)"));
+            }
+            Ok((status, answer)) => {
+                eprintln!("worker: {}", Failure::answer(status, &answer, "take work").message);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => {
+                eprintln!("worker: {}", e.message);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// One job: its action run, its output streamed, its end reported.
+async fn execute(api: &Api, worker: &Worker, job: &Value) {
+    let text = |k: &str| job[k].as_str().unwrap_or_default().to_string();
+    let (build, id) = (text("build"), text("job"));
+    let Ok(job_api) = Api::new(&api.base, format!("Bearer {}", text("token"))) else {
+        return;
+    };
+    let base = format!("/v1/builds/{build}/jobs/{id}");
+    let workspace = worker.workdir.join(&build);
+    let action = &job["action"];
+    let kind = action["action"].as_str().unwrap_or("?");
+    eprintln!("job {id}: build {build} step {} ({kind})", job["step"]);
+    let mut log = LogStream::new(&job_api, &base);
+    let outcome = match std::fs::create_dir_all(&workspace) {
+        Err(e) => Ended::Failed(format!("workspace {}: {e}", workspace.display())),
+        Ok(()) => match kind {
+            "shell" => {
+                let beat = Duration::from_secs(job["heartbeat_seconds"].as_u64().unwrap_or(20).max(1));
+                shell(&job_api, &base, &workspace, job, beat, &mut log).await
+            }
+            "publish" => publish(&job_api, &workspace, action, &mut log).await,
+            other => Ended::Failed(format!(
+                "this worker does not run {other} actions yet (shell and publish only)"
+            )),
+        },
+    };
+    log.flush().await;
+    let (exit_code, error, outputs) = match outcome {
+        Ended::Exited(code) => (code, None, Value::Null),
+        Ended::Done(outputs) => (0, None, outputs),
+        Ended::Failed(why) => (1, Some(why), Value::Null),
+        Ended::Stopped(why) => {
+            eprintln!("job {id}: stopped: {why}");
+            return;
+        }
+    };
+    let report = json!({
+        "exit_code": exit_code, "error": error, "outputs": outputs,
+        "stderr_tail": String::from_utf8_lossy(&log.stderr_tail).into_owned(),
+    });
+    for attempt in 0..5u64 {
+        match job_api.request(Method::POST, &format!("{base}/result"), Some(&report)).await {
+            Ok((200, _)) => {
+                eprintln!("job {id}: reported exit code {exit_code}");
+                return;
+            }
+            Ok((status, answer)) if status < 500 => {
+                eprintln!("job {id}: {}", Failure::answer(status, &answer, "report").message);
+                return;
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1 << attempt)).await,
+        }
+    }
+}
+
+/// How an action ended.
+enum Ended {
+    /// Its command exited with this code.
+    Exited(i32),
+    /// A built-in action succeeded with these outputs.
+    Done(Value),
+    /// It could not run or a built-in action failed: why.
+    Failed(String),
+    /// The job is no longer this worker's (cancelled, or given to another): nothing
+    /// is reported.
+    Stopped(String),
+}
+
+/// The job's output on its way to the log: gathered, sent in chunks at their offsets.
+struct LogStream<'a> {
+    api: &'a Api,
+    path: String,
+    sent: u64,
+    pending: Vec<u8>,
+    stderr_tail: Vec<u8>,
+}
+
+impl<'a> LogStream<'a> {
+    fn new(api: &'a Api, base: &str) -> Self {
+        Self {
+            api,
+            path: format!("{base}/log"),
+            sent: 0,
+            pending: Vec::new(),
+            stderr_tail: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], stderr: bool) {
+        self.pending.extend_from_slice(bytes);
+        if stderr {
+            self.stderr_tail.extend_from_slice(bytes);
+            let excess = self.stderr_tail.len().saturating_sub(STDERR_TAIL);
+            self.stderr_tail.drain(..excess);
+        }
+    }
+
+    async fn line(&mut self, text: &str) {
+        self.push(format!("{text}\n").as_bytes(), false);
+        self.flush().await;
+    }
+
+    /// Sends what is gathered (in chunks of at most [`CHUNK`]), trying each a few times.
+    async fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            let take = self.pending.len().min(CHUNK);
+            let chunk: Vec<u8> = self.pending[..take].to_vec();
+            let mut stored = false;
+            for attempt in 0..5u64 {
+                let sent = self
+                    .api
+                    .http
+                    .post(format!("{}{}?offset={}", self.api.base, self.path, self.sent))
+                    .header("authorization", self.api.auth())
+                    .header("content-type", "application/octet-stream")
+                    .body(chunk.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().as_u16() == 204 => {
+                        stored = true;
+                        break;
+                    }
+                    Ok(r) if r.status().is_client_error() => break,
+                    _ => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
+                }
+            }
+            if !stored {
+                eprintln!("log chunk at {} was not stored", self.sent);
+            }
+            self.sent += take as u64;
+            self.pending.drain(..take);
+        }
+    }
+}
+
+/// Runs a `shell` action: `sh -e -c script` in the workspace, parameters as
+/// environment, in a process group of its own so a stop kills all of it.
+async fn shell(
+    api: &Api,
+    base: &str,
+    workspace: &Path,
+    job: &Value,
+    beat: Duration,
+    log: &mut LogStream<'_>,
+) -> Ended {
+    let script = job["action"]["script"].as_str().unwrap_or_default();
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-e")
+        .arg("-c")
+        .arg(script)
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for (name, value) in job["parameters"].as_object().into_iter().flatten() {
+        command.env(name, value.as_str().unwrap_or_default());
+    }
+    let text = |k: &str| job[k].as_str().unwrap_or_default().to_string();
+    command
+        .env("CAIRN_BUILD", text("build"))
+        .env("CAIRN_JOB", text("job"))
+        .env("CAIRN_PROJECT", text("project"))
+        .env("CAIRN_STEP", job["step"].to_string())
+        .env("CAIRN_WORKSPACE", workspace);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ended::Failed(format!("could not start sh: {e}")),
+    };
+    let pgid = child.id();
+    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, bool)>(64);
+    for (pipe, stderr) in [
+        (child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), false),
+        (child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), true),
+    ] {
+        let Some(mut pipe) = pipe else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 || tx.send((buf[..n].to_vec(), stderr)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut heartbeat = tokio::time::interval(beat);
+    heartbeat.tick().await;
+    let mut open = true;
+    let status = loop {
+        tokio::select! {
+            piece = rx.recv(), if open => match piece {
+                Some((bytes, stderr)) => {
+                    log.push(&bytes, stderr);
+                    if log.pending.len() >= CHUNK {
+                        log.flush().await;
+                    }
+                }
+                None => open = false,
+            },
+            _ = flush.tick() => log.flush().await,
+            _ = heartbeat.tick() => {
+                if let Some(why) = beat_once(api, base).await {
+                    kill_group(pgid).await;
+                    let _ = child.wait().await;
+                    return Ended::Stopped(why);
+                }
+            }
+            status = child.wait(), if !open => break status,
+        }
+    };
+    match status {
+        Ok(status) => Ended::Exited(status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + status.signal().unwrap_or(0)
+        })),
+        Err(e) => Ended::Failed(format!("waiting for sh: {e}")),
+    }
+}
+
+/// One heartbeat; `Some(why)` when the worker must stop.
+async fn beat_once(api: &Api, base: &str) -> Option<String> {
+    match api.request(Method::POST, &format!("{base}/heartbeat"), None).await {
+        Ok((200, answer)) if answer["state"] == "cancel" => Some("the build was cancelled".into()),
+        Ok((200, _)) => None,
+        Ok((status @ (401 | 403 | 404 | 409), answer)) => {
+            Some(Failure::answer(status, &answer, "heartbeat").message)
+        }
+        // A passing failure: the lease outlasts a few missed beats.
+        Ok(_) | Err(_) => None,
+    }
+}
+
+async fn kill_group(pgid: Option<u32>) {
+    if let Some(pgid) = pgid {
+        let _ = tokio::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{pgid}"))
+            .status()
+            .await;
+    }
+}
+
+/// Runs a `publish` action: uploads the workspace files its globs match, with the
+/// job's token (which may upload to that repository only).
+async fn publish(api: &Api, workspace: &Path, action: &Value, log: &mut LogStream<'_>) -> Ended {
+    let repository = action["repository"].as_str().unwrap_or_default().to_string();
+    let mut files = Vec::new();
+    for pattern in action["files"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        match glob(workspace, pattern) {
+            Ok(found) if found.is_empty() => {
+                return Ended::Failed(format!("publish: no file matches {pattern}"));
+            }
+            Ok(found) => files.extend(found),
+            Err(e) => return Ended::Failed(format!("publish: {pattern}: {e}")),
+        }
+    }
+    files.sort();
+    files.dedup();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix(workspace).ok())
+        .map(|f| f.display().to_string())
+        .collect();
+    log.line(&format!("publishing {} to {repository}", names.join(", "))).await;
+    let pushed = push_with(
+        api,
+        Push {
+            files,
+            repo: repository.clone(),
+            product: None,
+            presign_above: 3 * 1024 * 1024,
+            wait: None,
+        },
+    )
+    .await;
+    match pushed {
+        Ok(()) => {
+            log.line("published").await;
+            Ended::Done(json!({"repository": repository, "published": names}))
+        }
+        Err(f) => {
+            log.line(&f.message).await;
+            Ended::Failed(format!("publish: {}", f.message))
+        }
+    }
+}
+
+/// The regular files under `root` that `pattern` matches: `/`-separated parts, each
+/// literal or with `*` and `?`, never leaving `root` (no `..`, no symbolic links).
+fn glob(root: &Path, pattern: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut current = vec![root.to_path_buf()];
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let mut next = Vec::new();
+        for dir in &current {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if kind.is_symlink() || !wildcard(part, &name) {
+                    continue;
+                }
+                if (last && kind.is_file()) || (!last && kind.is_dir()) {
+                    next.push(entry.path());
+                }
+            }
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
+/// Whether `name` matches `pattern` (`*` any run, `?` one character).
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_within_the_workspace_only() {
+        let root = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(root.path().join("out/sub")).expect("dirs");
+        for f in ["out/a_1.0_amd64.deb", "out/b.deb", "out/notes.txt", "out/sub/c.deb"] {
+            std::fs::write(root.path().join(f), "x").expect("file");
+        }
+        let names = |pattern: &str| {
+            let mut found: Vec<String> = glob(root.path(), pattern)
+                .expect("glob")
+                .iter()
+                .map(|p| p.strip_prefix(root.path()).expect("inside").display().to_string())
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(names("out/*.deb"), ["out/a_1.0_amd64.deb", "out/b.deb"]);
+        assert_eq!(names("*/*/?.deb"), ["out/sub/c.deb"]);
+        assert_eq!(names("out/b.deb"), ["out/b.deb"]);
+        assert!(names("out/*.rpm").is_empty());
+        assert!(wildcard("a*b*c", "aXXbYc") && !wildcard("a*b", "ab c") && wildcard("*", ""));
+    }
+}
