@@ -15,8 +15,10 @@ pub async fn apply(file: &Path, name: Option<&str>) -> Outcome {
         .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
     let doc = cairn_core::builds::yaml::load(&text)
         .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    cairn_core::builds::ProjectSpec::from_located(&doc)
-        .map_err(|e| Failure { code: 1, message: format!("{}: {e}", file.display()) })?;
+    cairn_core::builds::ProjectSpec::from_located(&doc).map_err(|e| Failure {
+        code: 1,
+        message: format!("{}: {e}", file.display()),
+    })?;
     let name = match (name, doc.value["project"].as_str()) {
         (Some(n), _) | (None, Some(n)) => n.to_string(),
         (None, None) => {
@@ -37,7 +39,13 @@ pub async fn apply(file: &Path, name: Option<&str>) -> Outcome {
     match status {
         201 => eprintln!("project {name} defined"),
         200 => eprintln!("project {name} updated (version {})", answer["version"]),
-        _ => return Err(Failure::answer(status, &answer, &format!("apply {}", file.display()))),
+        _ => {
+            return Err(Failure::answer(
+                status,
+                &answer,
+                &format!("apply {}", file.display()),
+            ));
+        }
     }
     Ok(())
 }
@@ -75,7 +83,13 @@ async fn follow(api: &Api, id: &str, log: bool) -> Outcome {
     let mut offsets: Vec<u64> = Vec::new();
     loop {
         let build = api
-            .expect(Method::GET, &format!("/v1/builds/{id}"), None, 200, "show build")
+            .expect(
+                Method::GET,
+                &format!("/v1/builds/{id}"),
+                None,
+                200,
+                "show build",
+            )
             .await?;
         if log {
             let steps = build["steps"].as_array().map_or(0, Vec::len);
@@ -90,11 +104,20 @@ async fn follow(api: &Api, id: &str, log: bool) -> Outcome {
         }
         let state = build["state"].as_str().unwrap_or("?");
         if matches!(state, "succeeded" | "failed" | "cancelled") {
-            eprintln!("build {id}: {state}{}", build["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default());
+            eprintln!(
+                "build {id}: {state}{}",
+                build["error"]
+                    .as_str()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
             return if state == "succeeded" {
                 Ok(())
             } else {
-                Err(Failure { code: 1, message: format!("build {id} {state}") })
+                Err(Failure {
+                    code: 1,
+                    message: format!("build {id} {state}"),
+                })
             };
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -106,7 +129,10 @@ async fn print_log(api: &Api, id: &str, step: usize, mut offset: u64) -> Outcome
     loop {
         let response = api
             .http
-            .get(format!("{}/v1/builds/{id}/log?step={step}&offset={offset}", api.base))
+            .get(format!(
+                "{}/v1/builds/{id}/log?step={step}&offset={offset}",
+                api.base
+            ))
             .header("authorization", api.auth())
             .send()
             .await
@@ -118,7 +144,10 @@ async fn print_log(api: &Api, id: &str, step: usize, mut offset: u64) -> Outcome
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(offset);
-        let bytes = response.bytes().await.map_err(|e| Failure::network(e.to_string()))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::network(e.to_string()))?;
         if status != 200 {
             let answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             return Err(Failure::answer(status, &answer, "read log"));
@@ -137,9 +166,18 @@ async fn print_log(api: &Api, id: &str, step: usize, mut offset: u64) -> Outcome
 pub async fn show(id: &str) -> Outcome {
     let api = Api::logged_in()?;
     let build = api
-        .expect(Method::GET, &format!("/v1/builds/{id}"), None, 200, "show build")
+        .expect(
+            Method::GET,
+            &format!("/v1/builds/{id}"),
+            None,
+            200,
+            "show build",
+        )
         .await?;
-    println!("{}", serde_json::to_string_pretty(&build).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&build).unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -147,7 +185,13 @@ pub async fn show(id: &str) -> Outcome {
 pub async fn list(project: &str) -> Outcome {
     let api = Api::logged_in()?;
     let answer = api
-        .expect(Method::GET, &format!("/v1/builds?project={project}"), None, 200, "list builds")
+        .expect(
+            Method::GET,
+            &format!("/v1/builds?project={project}"),
+            None,
+            200,
+            "list builds",
+        )
         .await?;
     for build in answer["builds"].as_array().into_iter().flatten() {
         println!(
@@ -173,7 +217,13 @@ pub async fn log(id: &str, step: usize, follow_build: bool) -> Outcome {
 pub async fn cancel(id: &str) -> Outcome {
     let api = Api::logged_in()?;
     let build = api
-        .expect(Method::POST, &format!("/v1/builds/{id}/cancel"), None, 200, "cancel build")
+        .expect(
+            Method::POST,
+            &format!("/v1/builds/{id}/cancel"),
+            None,
+            200,
+            "cancel build",
+        )
         .await?;
     eprintln!("build {id}: {}", build["state"].as_str().unwrap_or("?"));
     Ok(())

@@ -607,7 +607,11 @@ async fn main() -> Result<()> {
         } => {
             let name = name
                 .or_else(|| std::env::var("HOSTNAME").ok())
-                .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
                 .unwrap_or_else(|| "worker".into());
             remote_outcome(
                 worker::run(worker::Worker {

@@ -40,7 +40,12 @@ pub async fn run(worker: Worker) -> Outcome {
     let api = Api::logged_in()?;
     std::fs::create_dir_all(&worker.workdir)
         .map_err(|e| Failure::usage(format!("{}: {e}", worker.workdir.display())))?;
-    eprintln!("worker {} polling {} (labels: {})", worker.name, api.base, worker.labels.join(","));
+    eprintln!(
+        "worker {} polling {} (labels: {})",
+        worker.name,
+        api.base,
+        worker.labels.join(",")
+    );
     loop {
         let asked = api
             .request(
@@ -58,10 +63,17 @@ pub async fn run(worker: Worker) -> Outcome {
             }
             Ok((204, _)) => {}
             Ok((status @ (401 | 403), answer)) => {
-                return Err(Failure::answer(status, &answer, "take work (needs the worker scope)"));
+                return Err(Failure::answer(
+                    status,
+                    &answer,
+                    "take work (needs the worker scope)",
+                ));
             }
             Ok((status, answer)) => {
-                eprintln!("worker: {}", Failure::answer(status, &answer, "take work").message);
+                eprintln!(
+                    "worker: {}",
+                    Failure::answer(status, &answer, "take work").message
+                );
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
             Err(e) => {
@@ -85,19 +97,41 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
     let kind = action["action"].as_str().unwrap_or("?");
     eprintln!("job {id}: build {build} step {} ({kind})", job["step"]);
     let mut log = LogStream::new(&job_api, &base);
+    // Heartbeats run beside the action, whatever it is; a stop ends the action.
+    let beat = Duration::from_secs(job["heartbeat_seconds"].as_u64().unwrap_or(20).max(1));
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(None::<String>);
+    let heart = {
+        let (api, path) = (
+            Api::new(&api.base, format!("Bearer {}", text("token"))),
+            format!("{base}/heartbeat"),
+        );
+        tokio::spawn(async move {
+            let Ok(api) = api else { return };
+            let mut ticks = tokio::time::interval(beat);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Some(why) = beat_once(&api, &path).await {
+                    let _ = stop_tx.send(Some(why));
+                    return;
+                }
+            }
+        })
+    };
     let outcome = match std::fs::create_dir_all(&workspace) {
         Err(e) => Ended::Failed(format!("workspace {}: {e}", workspace.display())),
         Ok(()) => match kind {
-            "shell" => {
-                let beat = Duration::from_secs(job["heartbeat_seconds"].as_u64().unwrap_or(20).max(1));
-                shell(&job_api, &base, &workspace, job, beat, &mut log).await
-            }
-            "publish" => publish(&job_api, &workspace, action, &mut log).await,
+            "shell" => shell(&workspace, job, &mut stop, &mut log).await,
+            "publish" => tokio::select! {
+                ended = publish(&job_api, &workspace, action, &mut log) => ended,
+                why = stopped(&mut stop) => Ended::Stopped(why),
+            },
             other => Ended::Failed(format!(
                 "this worker does not run {other} actions yet (shell and publish only)"
             )),
         },
     };
+    heart.abort();
     log.flush().await;
     let (exit_code, error, outputs) = match outcome {
         Ended::Exited(code) => (code, None, Value::Null),
@@ -113,13 +147,19 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
         "stderr_tail": String::from_utf8_lossy(&log.stderr_tail).into_owned(),
     });
     for attempt in 0..5u64 {
-        match job_api.request(Method::POST, &format!("{base}/result"), Some(&report)).await {
+        match job_api
+            .request(Method::POST, &format!("{base}/result"), Some(&report))
+            .await
+        {
             Ok((200, _)) => {
                 eprintln!("job {id}: reported exit code {exit_code}");
                 return;
             }
             Ok((status, answer)) if status < 500 => {
-                eprintln!("job {id}: {}", Failure::answer(status, &answer, "report").message);
+                eprintln!(
+                    "job {id}: {}",
+                    Failure::answer(status, &answer, "report").message
+                );
                 return;
             }
             _ => tokio::time::sleep(Duration::from_secs(1 << attempt)).await,
@@ -184,7 +224,10 @@ impl<'a> LogStream<'a> {
                 let sent = self
                     .api
                     .http
-                    .post(format!("{}{}?offset={}", self.api.base, self.path, self.sent))
+                    .post(format!(
+                        "{}{}?offset={}",
+                        self.api.base, self.path, self.sent
+                    ))
                     .header("authorization", self.api.auth())
                     .header("content-type", "application/octet-stream")
                     .body(chunk.clone())
@@ -208,14 +251,25 @@ impl<'a> LogStream<'a> {
     }
 }
 
+/// Waits until the heartbeat says stop; the reason.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(why) = stop.borrow_and_update().clone() {
+            return why;
+        }
+        if stop.changed().await.is_err() {
+            // The heartbeat task ended without a stop: never stop for it.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Runs a `shell` action: `sh -e -c script` in the workspace, parameters as
 /// environment, in a process group of its own so a stop kills all of it.
 async fn shell(
-    api: &Api,
-    base: &str,
     workspace: &Path,
     job: &Value,
-    beat: Duration,
+    stop: &mut tokio::sync::watch::Receiver<Option<String>>,
     log: &mut LogStream<'_>,
 ) -> Ended {
     let script = job["action"]["script"].as_str().unwrap_or_default();
@@ -247,8 +301,20 @@ async fn shell(
     let pgid = child.id();
     let (tx, mut rx) = mpsc::channel::<(Vec<u8>, bool)>(64);
     for (pipe, stderr) in [
-        (child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), false),
-        (child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), true),
+        (
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            false,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            true,
+        ),
     ] {
         let Some(mut pipe) = pipe else { continue };
         let tx = tx.clone();
@@ -263,8 +329,6 @@ async fn shell(
     }
     drop(tx);
     let mut flush = tokio::time::interval(FLUSH_EVERY);
-    let mut heartbeat = tokio::time::interval(beat);
-    heartbeat.tick().await;
     let mut open = true;
     let status = loop {
         tokio::select! {
@@ -278,12 +342,10 @@ async fn shell(
                 None => open = false,
             },
             _ = flush.tick() => log.flush().await,
-            _ = heartbeat.tick() => {
-                if let Some(why) = beat_once(api, base).await {
-                    kill_group(pgid).await;
-                    let _ = child.wait().await;
-                    return Ended::Stopped(why);
-                }
+            why = stopped(stop) => {
+                kill_group(pgid).await;
+                let _ = child.wait().await;
+                return Ended::Stopped(why);
             }
             status = child.wait(), if !open => break status,
         }
@@ -299,7 +361,10 @@ async fn shell(
 
 /// One heartbeat; `Some(why)` when the worker must stop.
 async fn beat_once(api: &Api, base: &str) -> Option<String> {
-    match api.request(Method::POST, &format!("{base}/heartbeat"), None).await {
+    match api
+        .request(Method::POST, &format!("{base}/heartbeat"), None)
+        .await
+    {
         Ok((200, answer)) if answer["state"] == "cancel" => Some("the build was cancelled".into()),
         Ok((200, _)) => None,
         Ok((status @ (401 | 403 | 404 | 409), answer)) => {
@@ -323,9 +388,17 @@ async fn kill_group(pgid: Option<u32>) {
 /// Runs a `publish` action: uploads the workspace files its globs match, with the
 /// job's token (which may upload to that repository only).
 async fn publish(api: &Api, workspace: &Path, action: &Value, log: &mut LogStream<'_>) -> Ended {
-    let repository = action["repository"].as_str().unwrap_or_default().to_string();
+    let repository = action["repository"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut files = Vec::new();
-    for pattern in action["files"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for pattern in action["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         match glob(workspace, pattern) {
             Ok(found) if found.is_empty() => {
                 return Ended::Failed(format!("publish: no file matches {pattern}"));
@@ -341,7 +414,8 @@ async fn publish(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
         .filter_map(|f| f.strip_prefix(workspace).ok())
         .map(|f| f.display().to_string())
         .collect();
-    log.line(&format!("publishing {} to {repository}", names.join(", "))).await;
+    log.line(&format!("publishing {} to {repository}", names.join(", ")))
+        .await;
     let pushed = push_with(
         api,
         Push {
@@ -369,12 +443,17 @@ async fn publish(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
 /// literal or with `*` and `?`, never leaving `root` (no `..`, no symbolic links).
 fn glob(root: &Path, pattern: &str) -> std::io::Result<Vec<PathBuf>> {
     let mut current = vec![root.to_path_buf()];
-    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = pattern
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         let mut next = Vec::new();
         for dir in &current {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
             for entry in entries {
                 let entry = entry?;
                 let kind = entry.file_type()?;
@@ -423,14 +502,24 @@ mod tests {
     fn globs_match_within_the_workspace_only() {
         let root = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(root.path().join("out/sub")).expect("dirs");
-        for f in ["out/a_1.0_amd64.deb", "out/b.deb", "out/notes.txt", "out/sub/c.deb"] {
+        for f in [
+            "out/a_1.0_amd64.deb",
+            "out/b.deb",
+            "out/notes.txt",
+            "out/sub/c.deb",
+        ] {
             std::fs::write(root.path().join(f), "x").expect("file");
         }
         let names = |pattern: &str| {
             let mut found: Vec<String> = glob(root.path(), pattern)
                 .expect("glob")
                 .iter()
-                .map(|p| p.strip_prefix(root.path()).expect("inside").display().to_string())
+                .map(|p| {
+                    p.strip_prefix(root.path())
+                        .expect("inside")
+                        .display()
+                        .to_string()
+                })
                 .collect();
             found.sort();
             found

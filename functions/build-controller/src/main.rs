@@ -20,7 +20,9 @@ async fn main() -> Result<(), Error> {
     let table = env("CAIRN_TABLE").ok_or("CAIRN_TABLE is not set")?;
     let bucket = env("CAIRN_BUILD_BUCKET").ok_or("CAIRN_BUILD_BUCKET is not set")?;
     let queue = env("CAIRN_BUILD_QUEUE_URL").ok_or("CAIRN_BUILD_QUEUE_URL is not set")?;
-    let lease_secs: u64 = env("CAIRN_BUILD_LEASE_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(60);
+    let lease_secs: u64 = env("CAIRN_BUILD_LEASE_SECONDS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let clients = Clients::load().await;
     let catalog = Arc::new(
         DynamoCatalog::new(clients.dynamodb.clone(), table)

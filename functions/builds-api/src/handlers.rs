@@ -92,7 +92,10 @@ pub async fn put_project(
     }
     .map_err(cairn_core::builds::BuildError::from)?;
     let (project, created) = app.builds.define(&caller, &name, spec).await?;
-    Ok(json(if created { 201 } else { 200 }, &project_view(&project)))
+    Ok(json(
+        if created { 201 } else { 200 },
+        &project_view(&project),
+    ))
 }
 
 /// `GET /v1/projects/{name}`.
@@ -108,7 +111,10 @@ pub async fn show_project(
     Caller(caller): Caller,
     PathParams(name): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    Ok(json(200, &project_view(&app.builds.project(&caller, &name).await?)))
+    Ok(json(
+        200,
+        &project_view(&app.builds.project(&caller, &name).await?),
+    ))
 }
 
 /// `GET /v1/projects`.
@@ -118,8 +124,17 @@ pub async fn show_project(
     responses((status = 200, description = "`{\"projects\": [...]}`", body = Object), Refusals),
     security(("basic" = [])),
 )]
-pub async fn list_projects(State(app): AppState, Caller(caller): Caller) -> Result<Response, ApiError> {
-    let projects: Vec<Value> = app.builds.projects(&caller).await?.iter().map(project_view).collect();
+pub async fn list_projects(
+    State(app): AppState,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    let projects: Vec<Value> = app
+        .builds
+        .projects(&caller)
+        .await?
+        .iter()
+        .map(project_view)
+        .collect();
     Ok(json(200, &json!({"projects": projects})))
 }
 
@@ -154,9 +169,13 @@ pub async fn start_build(
     let request: StartBuild = if bytes.iter().all(u8::is_ascii_whitespace) {
         StartBuild::default()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?
     };
-    let build = app.builds.start(&caller, &name, &request.parameters).await?;
+    let build = app
+        .builds
+        .start(&caller, &name, &request.parameters)
+        .await?;
     app.ticks.schedule(&build.id).await;
     Ok(json(201, &build_view(&build)))
 }
@@ -189,7 +208,10 @@ pub async fn list_builds(
         .builds
         .builds(&caller, &query.project, query.limit.unwrap_or(20))
         .await?;
-    Ok(json(200, &json!({"builds": builds.iter().map(build_view).collect::<Vec<_>>()})))
+    Ok(json(
+        200,
+        &json!({"builds": builds.iter().map(build_view).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `GET /v1/builds/{id}`.
@@ -205,7 +227,10 @@ pub async fn show_build(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    Ok(json(200, &build_view(&app.builds.build(&caller, &id).await?)))
+    Ok(json(
+        200,
+        &build_view(&app.builds.build(&caller, &id).await?),
+    ))
 }
 
 /// `POST /v1/builds/{id}/cancel`.
@@ -223,7 +248,10 @@ pub async fn cancel_build(
     Caller(caller): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    Ok(json(200, &build_view(&app.builds.cancel(&caller, &id).await?)))
+    Ok(json(
+        200,
+        &build_view(&app.builds.cancel(&caller, &id).await?),
+    ))
 }
 
 /// `GET /v1/builds/{id}/log` query.
@@ -256,13 +284,24 @@ pub async fn read_log(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let chunk = app
         .builds
-        .read_log(&caller, &id, query.step.unwrap_or(0), query.offset.unwrap_or(0))
+        .read_log(
+            &caller,
+            &id,
+            query.step.unwrap_or(0),
+            query.offset.unwrap_or(0),
+        )
         .await?;
     debug_assert!(chunk.bytes.len() <= MAX_LOG_READ);
     let mut response = chunk.bytes.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert("cairn-log-next-offset", HeaderValue::from(chunk.next_offset));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "cairn-log-next-offset",
+        HeaderValue::from(chunk.next_offset),
+    );
     headers.insert(
         "cairn-log-complete",
         HeaderValue::from_static(if chunk.complete { "true" } else { "false" }),
@@ -310,17 +349,25 @@ pub async fn claim(
         || request.worker.len() > 64
         || !request.worker.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(ApiError::bad_request("worker: 1 to 64 printable characters, no spaces"));
+        return Err(ApiError::bad_request(
+            "worker: 1 to 64 printable characters, no spaces",
+        ));
     }
     if request.labels.len() > 50 || request.labels.iter().any(|l| l.len() > 64) {
-        return Err(ApiError::bad_request("labels: at most 50, each at most 64 characters"));
+        return Err(ApiError::bad_request(
+            "labels: at most 50, each at most 64 characters",
+        ));
     }
     let wait = request
         .wait
         .map_or(app.max_wait, |s| Duration::from_secs(s).min(app.max_wait));
     let started = Instant::now();
     loop {
-        if let Some(claimed) = app.builds.claim(&caller, &request.worker, &request.labels).await? {
+        if let Some(claimed) = app
+            .builds
+            .claim(&caller, &request.worker, &request.labels)
+            .await?
+        {
             let step = &claimed.build.steps[claimed.job.step];
             let parameters = claimed.build.step_parameters(claimed.job.step);
             return Ok(json(
@@ -364,10 +411,12 @@ pub async fn heartbeat(
     Caller(caller): Caller,
     PathParams(path): PathParams<JobPath>,
 ) -> Result<Response, ApiError> {
-    Ok(match app.builds.heartbeat(&caller, &path.id, &path.job).await? {
-        Beat::Continue(until) => json(200, &json!({"state": "continue", "lease_until": until})),
-        Beat::Cancel => json(200, &json!({"state": "cancel"})),
-    })
+    Ok(
+        match app.builds.heartbeat(&caller, &path.id, &path.job).await? {
+            Beat::Continue(until) => json(200, &json!({"state": "continue", "lease_until": until})),
+            Beat::Cancel => json(200, &json!({"state": "cancel"})),
+        },
+    )
 }
 
 /// `POST /v1/builds/{id}/jobs/{job}/log` query.
@@ -397,7 +446,12 @@ pub async fn append_log(
     body: Body,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let bytes = read_body(body, MAX_LOG_CHUNK, ": send the log in chunks of at most 1 MiB").await?;
+    let bytes = read_body(
+        body,
+        MAX_LOG_CHUNK,
+        ": send the log in chunks of at most 1 MiB",
+    )
+    .await?;
     app.builds
         .append_log(&caller, &path.id, &path.job, query.offset, bytes)
         .await?;
@@ -440,13 +494,19 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let result = body.value;
     if result.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR) {
-        return Err(ApiError::bad_request(format!("error: at most {MAX_ERROR} bytes")));
+        return Err(ApiError::bad_request(format!(
+            "error: at most {MAX_ERROR} bytes"
+        )));
     }
     if result.stderr_tail.len() > MAX_STDERR_TAIL {
-        return Err(ApiError::bad_request(format!("stderr_tail: at most {MAX_STDERR_TAIL} bytes")));
+        return Err(ApiError::bad_request(format!(
+            "stderr_tail: at most {MAX_STDERR_TAIL} bytes"
+        )));
     }
     if serde_json::to_vec(&result.outputs).map_or(0, |v| v.len()) > MAX_OUTPUTS {
-        return Err(ApiError::bad_request(format!("outputs: at most {MAX_OUTPUTS} bytes of JSON")));
+        return Err(ApiError::bad_request(format!(
+            "outputs: at most {MAX_OUTPUTS} bytes of JSON"
+        )));
     }
     let build = app
         .builds

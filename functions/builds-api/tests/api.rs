@@ -97,25 +97,60 @@ pipelines:
 async fn a_worker_takes_a_job_streams_its_log_and_reports() {
     let (app, clock) = world().await;
     let yaml = "application/yaml";
-    let (status, body, _) = call(&app, "PUT", "/v1/projects/hello", ALICE, yaml,
-        "pipelines:\n  - name: p\n    actions:\n      - action: compile\n").await;
+    let (status, body, _) = call(
+        &app,
+        "PUT",
+        "/v1/projects/hello",
+        ALICE,
+        yaml,
+        "pipelines:\n  - name: p\n    actions:\n      - action: compile\n",
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["line"], 4, "{body}");
-    assert!(body["detail"].as_str().is_some_and(|d| d.contains("unknown action \"compile\"")), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("unknown action \"compile\"")),
+        "{body}"
+    );
     let (status, _, _) = call(&app, "PUT", "/v1/projects/hello", ALICE, yaml, PROJECT).await;
     assert_eq!(status, 201);
     let (status, _, _) = call(&app, "PUT", "/v1/projects/hello", ALICE, yaml, PROJECT).await;
     assert_eq!(status, 200, "redefined");
-    let (status, build, _) = call(&app, "POST", "/v1/projects/hello/builds", ALICE, "application/json",
-        json!({"parameters": {"greeting": "hi"}}).to_string()).await;
+    let (status, build, _) = call(
+        &app,
+        "POST",
+        "/v1/projects/hello/builds",
+        ALICE,
+        "application/json",
+        json!({"parameters": {"greeting": "hi"}}).to_string(),
+    )
+    .await;
     assert_eq!(status, 201, "{build}");
     let id = build["id"].as_str().expect("id").to_string();
     assert_eq!(clock.0.lock().expect("lock").as_slice(), [id.clone()]);
     // Only a worker credential takes work.
     let work = json!({"worker": "w1", "labels": ["dpkg"], "wait": 0}).to_string();
-    let (status, _, _) = call(&app, "POST", "/v1/work", ALICE, "application/json", work.clone()).await;
+    let (status, _, _) = call(
+        &app,
+        "POST",
+        "/v1/work",
+        ALICE,
+        "application/json",
+        work.clone(),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, job, _) = call(&app, "POST", "/v1/work", OPS, "application/json", work.clone()).await;
+    let (status, job, _) = call(
+        &app,
+        "POST",
+        "/v1/work",
+        OPS,
+        "application/json",
+        work.clone(),
+    )
+    .await;
     assert_eq!(status, 200, "{job}");
     assert_eq!(job["parameters"]["greeting"], "hi");
     assert_eq!(job["action"]["script"], "echo $greeting");
@@ -123,34 +158,97 @@ async fn a_worker_takes_a_job_streams_its_log_and_reports() {
     assert_eq!(status, 204, "one job, taken once");
     let token = format!("Bearer {}", job["token"].as_str().expect("token"));
     let base = format!("/v1/builds/{id}/jobs/{}", job["job"].as_str().expect("job"));
-    let (status, beat, _) = call(&app, "POST", &format!("{base}/heartbeat"), &token, "application/json", "").await;
+    let (status, beat, _) = call(
+        &app,
+        "POST",
+        &format!("{base}/heartbeat"),
+        &token,
+        "application/json",
+        "",
+    )
+    .await;
     assert_eq!((status, beat["state"].as_str()), (200, Some("continue")));
     for (offset, chunk) in [(0, "hi\n"), (3, "there\n")] {
-        let (status, _, _) = call(&app, "POST", &format!("{base}/log?offset={offset}"), &token, "application/octet-stream", chunk).await;
+        let (status, _, _) = call(
+            &app,
+            "POST",
+            &format!("{base}/log?offset={offset}"),
+            &token,
+            "application/octet-stream",
+            chunk,
+        )
+        .await;
         assert_eq!(status, 204);
     }
-    let (status, log, headers) = call(&app, "GET", &format!("/v1/builds/{id}/log?step=0&offset=1"), ALICE, "", "").await;
+    let (status, log, headers) = call(
+        &app,
+        "GET",
+        &format!("/v1/builds/{id}/log?step=0&offset=1"),
+        ALICE,
+        "",
+        "",
+    )
+    .await;
     assert_eq!((status, log.as_str()), (200, Some("i\nthere\n")));
-    assert_eq!(headers["cairn-log-complete"], "false", "the step still runs");
+    assert_eq!(
+        headers["cairn-log-complete"], "false",
+        "the step still runs"
+    );
     assert_eq!(headers["cairn-log-next-offset"], "9");
     // The job's token is for the job: not for the owner's other business.
     let (status, _, _) = call(&app, "GET", "/v1/projects/hello", &token, "", "").await;
     assert_eq!(status, 404);
-    let (status, after, _) = call(&app, "POST", &format!("{base}/result"), &token, "application/json",
-        json!({"exit_code": 3, "stderr_tail": "boom"}).to_string()).await;
+    let (status, after, _) = call(
+        &app,
+        "POST",
+        &format!("{base}/result"),
+        &token,
+        "application/json",
+        json!({"exit_code": 3, "stderr_tail": "boom"}).to_string(),
+    )
+    .await;
     assert_eq!(status, 200, "{after}");
     assert_eq!(after["state"], "failed");
     assert_eq!(after["steps"][0]["exit_code"], 3);
     assert_eq!(after["steps"][0]["stderr_tail"], "boom");
-    assert!(after["steps"][0].get("job_token").is_none(), "no credentials in the record");
+    assert!(
+        after["steps"][0].get("job_token").is_none(),
+        "no credentials in the record"
+    );
     // Reported once; the token is gone.
-    let (status, _, _) = call(&app, "POST", &format!("{base}/result"), &token, "application/json",
-        json!({"exit_code": 0}).to_string()).await;
+    let (status, _, _) = call(
+        &app,
+        "POST",
+        &format!("{base}/result"),
+        &token,
+        "application/json",
+        json!({"exit_code": 0}).to_string(),
+    )
+    .await;
     assert_eq!(status, 401);
-    let (_, _, headers) = call(&app, "GET", &format!("/v1/builds/{id}/log?step=0&offset=9"), ALICE, "", "").await;
+    let (_, _, headers) = call(
+        &app,
+        "GET",
+        &format!("/v1/builds/{id}/log?step=0&offset=9"),
+        ALICE,
+        "",
+        "",
+    )
+    .await;
     assert_eq!(headers["cairn-log-complete"], "true");
     let (status, list, _) = call(&app, "GET", "/v1/builds?project=hello", ALICE, "", "").await;
-    assert_eq!((status, list["builds"].as_array().map(Vec::len)), (200, Some(1)));
-    let (status, _, _) = call(&app, "POST", &format!("/v1/builds/{id}/cancel"), ALICE, "", "").await;
+    assert_eq!(
+        (status, list["builds"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, _, _) = call(
+        &app,
+        "POST",
+        &format!("/v1/builds/{id}/cancel"),
+        ALICE,
+        "",
+        "",
+    )
+    .await;
     assert_eq!(status, 409, "over already");
 }

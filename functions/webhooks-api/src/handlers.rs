@@ -55,9 +55,16 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
-/// The event types that are an account's own (its operations' and webhooks'): only
-/// a credential with the `events` scope subscribes to them, as only it reads them.
-const OWN_EVENT_TYPES: [&str; 2] = ["operation.finished", "webhook.disabled"];
+/// The event types that are an account's own (its operations', webhooks' and
+/// builds'): only a credential with the `events` scope subscribes to them, as only it
+/// reads them.
+const OWN_EVENT_TYPES: [&str; 5] = [
+    "operation.finished",
+    "webhook.disabled",
+    "build.started",
+    "build.action.finished",
+    "build.finished",
+];
 
 fn require_events_for(caller: &Principal, patterns: &[String]) -> Result<(), ApiError> {
     if patterns

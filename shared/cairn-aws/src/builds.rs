@@ -36,17 +36,19 @@ fn slots_of(item: &Item) -> Slots {
         _ => Vec::new(),
     };
     let waiting = match item.get("waiting") {
-        Some(AttributeValue::L(ids)) => ids
-            .iter()
-            .filter_map(|v| v.as_s().ok().cloned())
-            .collect(),
+        Some(AttributeValue::L(ids)) => ids.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
         _ => Vec::new(),
     };
     Slots { running, waiting }
 }
 
 impl DynamoCatalog {
-    fn slot_update(&self, project: &str, id: &str, slot: &SlotChange) -> Result<Option<Update>, StoreError> {
+    fn slot_update(
+        &self,
+        project: &str,
+        id: &str,
+        slot: &SlotChange,
+    ) -> Result<Option<Update>, StoreError> {
         let op = "slot change";
         let base = Update::builder()
             .table_name(&self.table)
@@ -83,10 +85,15 @@ impl DynamoCatalog {
 #[async_trait]
 impl BuildStore for DynamoCatalog {
     async fn get_project(&self, name: &str) -> Result<Option<Project>, StoreError> {
-        get_item(&self.client, &self.table, PROJECTS_PK.to_string(), &project_sk(name))
-            .await?
-            .map(|item| from_doc(&item))
-            .transpose()
+        get_item(
+            &self.client,
+            &self.table,
+            PROJECTS_PK.to_string(),
+            &project_sk(name),
+        )
+        .await?
+        .map(|item| from_doc(&item))
+        .transpose()
     }
 
     async fn put_project(&self, project: &Project) -> Result<bool, StoreError> {
@@ -111,16 +118,25 @@ impl BuildStore for DynamoCatalog {
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        query_docs(&self.client, &self.table, PROJECTS_PK.to_string(), PROJECT_PREFIX).await
+        query_docs(
+            &self.client,
+            &self.table,
+            PROJECTS_PK.to_string(),
+            PROJECT_PREFIX,
+        )
+        .await
     }
 
     async fn slots(&self, project: &str) -> Result<Slots, StoreError> {
-        Ok(
-            get_item(&self.client, &self.table, PROJECTS_PK.to_string(), &project_sk(project))
-                .await?
-                .map(|item| slots_of(&item))
-                .unwrap_or_default(),
+        Ok(get_item(
+            &self.client,
+            &self.table,
+            PROJECTS_PK.to_string(),
+            &project_sk(project),
         )
+        .await?
+        .map(|item| slots_of(&item))
+        .unwrap_or_default())
     }
 
     async fn get_build(&self, id: &str) -> Result<Option<Build>, StoreError> {
@@ -240,7 +256,13 @@ impl S3Logs {
 
 #[async_trait]
 impl LogStore for S3Logs {
-    async fn put_chunk(&self, build: &str, step: usize, offset: u64, bytes: Bytes) -> Result<(), StoreError> {
+    async fn put_chunk(
+        &self,
+        build: &str,
+        step: usize,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
         let key = log_key(build, step, offset);
         self.client
             .put_object()
@@ -265,7 +287,8 @@ impl LogStore for S3Logs {
             .send();
         let mut offsets = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StoreError::caused_by(format!("ListObjectsV2 {prefix}"), e))?;
+            let page =
+                page.map_err(|e| StoreError::caused_by(format!("ListObjectsV2 {prefix}"), e))?;
             for object in page.contents() {
                 if let Some(offset) = object
                     .key()
@@ -280,9 +303,21 @@ impl LogStore for S3Logs {
         Ok(offsets)
     }
 
-    async fn get_chunk(&self, build: &str, step: usize, offset: u64) -> Result<Option<Bytes>, StoreError> {
+    async fn get_chunk(
+        &self,
+        build: &str,
+        step: usize,
+        offset: u64,
+    ) -> Result<Option<Bytes>, StoreError> {
         let key = log_key(build, step, offset);
-        match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let body = out
                     .body
@@ -296,7 +331,6 @@ impl LogStore for S3Logs {
         }
     }
 }
-
 
 /// The controller's clock: a message per look at a build, delayed on the build queue.
 pub struct SqsTicks {

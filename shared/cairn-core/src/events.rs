@@ -73,7 +73,10 @@ impl Subject {
         let (kind, name) = text
             .split_once(':')
             .ok_or_else(|| format!("subject {text:?} is not kind:name"))?;
-        if !matches!(kind, "repository" | "archive" | "operation" | "webhook" | "build") {
+        if !matches!(
+            kind,
+            "repository" | "archive" | "operation" | "webhook" | "build"
+        ) {
             return Err(format!(
                 "subject kind {kind:?} is not one of repository, archive, operation, webhook, build"
             ));

@@ -121,8 +121,10 @@ impl Webhook {
         for subject in &self.subjects {
             let exact = subject.strip_suffix('*').unwrap_or(subject);
             let kind = exact.split(':').next().unwrap_or_default();
-            if !matches!(kind, "repository" | "archive" | "operation" | "webhook" | "build")
-                || !exact.contains(':')
+            if !matches!(
+                kind,
+                "repository" | "archive" | "operation" | "webhook" | "build"
+            ) || !exact.contains(':')
                 || subject.len() > 300
                 || subject.chars().any(char::is_control)
             {

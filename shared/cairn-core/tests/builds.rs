@@ -3,9 +3,7 @@
 
 use cairn_core::access::Role;
 use cairn_core::auth::{Authenticator, Principal, UserRecord};
-use cairn_core::builds::{
-    Beat, BuildError, BuildState, Builds, ProjectSpec, StepState,
-};
+use cairn_core::builds::{Beat, BuildError, BuildState, Builds, ProjectSpec, StepState};
 use cairn_core::events::EventLog;
 use cairn_core::memory::MemoryCatalog;
 use cairn_core::ports::UserDirectory;
@@ -18,7 +16,9 @@ fn spec(text: &str) -> ProjectSpec {
 }
 
 fn refusal(text: &str) -> String {
-    ProjectSpec::from_yaml(text).expect_err("refused").to_string()
+    ProjectSpec::from_yaml(text)
+        .expect_err("refused")
+        .to_string()
 }
 
 #[test]
@@ -58,18 +58,35 @@ pipelines:
     let kinds: Vec<_> = steps.iter().map(|s| s.action.kind.type_name()).collect();
     assert_eq!(kinds, ["archive", "shell", "publish"]);
     let json = serde_json::to_value(&steps[0].action).expect("json");
-    assert_eq!(json["ref"], "v2.0", "the include's parameter, through another");
+    assert_eq!(
+        json["ref"], "v2.0",
+        "the include's parameter, through another"
+    );
     assert_eq!(steps[1].action.timeout, 120);
-    assert_eq!(steps[1].parameters["version"], "1.10", "YAML scalars stay text");
+    assert_eq!(
+        steps[1].parameters["version"], "1.10",
+        "YAML scalars stay text"
+    );
     let json = serde_json::to_value(&steps[1].action).expect("json");
-    assert_eq!(json["script"], "echo ${version}", "the shell expands its environment");
+    assert_eq!(
+        json["script"], "echo ${version}",
+        "the shell expands its environment"
+    );
     let overridden = project
         .steps(&BTreeMap::from([("version".to_string(), "3".to_string())]))
         .expect("steps");
-    assert_eq!(serde_json::to_value(&overridden[0].action).expect("json")["ref"], "v2.0");
+    assert_eq!(
+        serde_json::to_value(&overridden[0].action).expect("json")["ref"],
+        "v2.0"
+    );
     assert_eq!(overridden[1].parameters["tag"], "v3");
     let unknown = project.steps(&BTreeMap::from([("nope".to_string(), "x".to_string())]));
-    assert!(unknown.expect_err("refused").to_string().contains("not a parameter"));
+    assert!(
+        unknown
+            .expect_err("refused")
+            .to_string()
+            .contains("not a parameter")
+    );
 }
 
 #[test]
@@ -89,23 +106,33 @@ fn bad_project_files_are_refused_with_their_line() {
             "line 4: pipelines[0].actions[0].script: is required",
         ),
         (
-            format!("{base}      - action: pipeline\n        pipeline: q\n  - name: q\n    actions:\n      - action: pipeline\n        pipeline: p\n"),
+            format!(
+                "{base}      - action: pipeline\n        pipeline: q\n  - name: q\n    actions:\n      - action: pipeline\n        pipeline: p\n"
+            ),
             "pipelines include each other in a loop: p -> q -> p",
         ),
         (
-            format!("parameters:\n  a: ${{b}}\n  b: x${{a}}\n{base}      - action: shell\n        script: x\n"),
+            format!(
+                "parameters:\n  a: ${{b}}\n  b: x${{a}}\n{base}      - action: shell\n        script: x\n"
+            ),
             "line 2: parameters.a: parameters refer to each other in a loop: a -> b -> a",
         ),
         (
-            format!("parameters:\n  a: ${{nope}}\n{base}      - action: shell\n        script: x\n"),
+            format!(
+                "parameters:\n  a: ${{nope}}\n{base}      - action: shell\n        script: x\n"
+            ),
             "line 2: parameters.a: refers to ${nope}, which is no parameter",
         ),
         (
-            format!("parameters:\n  a: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n  b: ${{a}}${{a}}\n  c: ${{b}}${{b}}\n  d: ${{c}}${{c}}\n  e: ${{d}}${{d}}\n  f: ${{e}}${{e}}\n  g: ${{f}}${{f}}\n  h: ${{g}}${{g}}\n{base}      - action: shell\n        script: x\n"),
+            format!(
+                "parameters:\n  a: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n  b: ${{a}}${{a}}\n  c: ${{b}}${{b}}\n  d: ${{c}}${{c}}\n  e: ${{d}}${{d}}\n  f: ${{e}}${{e}}\n  g: ${{f}}${{f}}\n  h: ${{g}}${{g}}\n{base}      - action: shell\n        script: x\n"
+            ),
             "expands to more than 4096 bytes",
         ),
         (
-            format!("{base}      - action: publish\n        repository: r\n        files: [../etc/passwd]\n"),
+            format!(
+                "{base}      - action: publish\n        repository: r\n        files: [../etc/passwd]\n"
+            ),
             "line 6: pipelines[0].actions[0].files[0]: \"../etc/passwd\" is not a relative path",
         ),
         (
@@ -124,10 +151,16 @@ fn bad_project_files_are_refused_with_their_line() {
             "pipelines: []\n".to_string(),
             "line 1: pipelines: between 1 and 20 pipelines",
         ),
-        ("pipelines:\n  - name: p\n    actions: [\n".to_string(), "YAML syntax"),
+        (
+            "pipelines:\n  - name: p\n    actions: [\n".to_string(),
+            "YAML syntax",
+        ),
     ] {
         let error = refusal(&text);
-        assert!(error.contains(expected), "{text}\n=> {error}\nwanted {expected}");
+        assert!(
+            error.contains(expected),
+            "{text}\n=> {error}\nwanted {expected}"
+        );
     }
     // Includes that multiply past the step limit.
     let mut text = String::from("pipelines:\n  - name: a\n    actions:\n");
@@ -137,10 +170,16 @@ fn bad_project_files_are_refused_with_their_line() {
     for (name, inner) in [("b", "a"), ("c", "b")] {
         text.push_str(&format!("  - name: {name}\n    actions:\n"));
         for _ in 0..8 {
-            text.push_str(&format!("      - action: pipeline\n        pipeline: {inner}\n"));
+            text.push_str(&format!(
+                "      - action: pipeline\n        pipeline: {inner}\n"
+            ));
         }
     }
-    assert!(refusal(&text).contains("more than 50 steps"), "{}", refusal(&text));
+    assert!(
+        refusal(&text).contains("more than 50 steps"),
+        "{}",
+        refusal(&text)
+    );
 }
 
 struct World {
@@ -203,8 +242,15 @@ pipelines:
 #[tokio::test]
 async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
     let w = world(60_000).await;
-    w.builds.define(&w.alice, "hello", spec(TWO_STEPS)).await.expect("defined");
-    let build = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
     assert_eq!(build.state, BuildState::Running);
     assert_eq!(build.steps[0].state, StepState::Queued);
     // A worker without the label a job asks for gets nothing; the worker scope is needed.
@@ -212,13 +258,38 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
         w.builds.claim(&w.alice, "w", &[]).await,
         Err(BuildError::Denied(_))
     ));
-    let first = w.builds.claim(&w.worker, "w1", &[]).await.expect("claim").expect("a job");
-    assert!(w.builds.claim(&w.worker, "w2", &[]).await.expect("claim").is_none(), "taken once");
+    let first = w
+        .builds
+        .claim(&w.worker, "w1", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert!(
+        w.builds
+            .claim(&w.worker, "w2", &[])
+            .await
+            .expect("claim")
+            .is_none(),
+        "taken once"
+    );
     let job1 = w.job_principal(&first.token).await;
     assert!(job1.scopes.is_empty(), "a shell job needs no scope");
     assert_eq!(
-        w.builds.heartbeat(&job1, &build.id, &first.job.id).await.expect("beat"),
-        Beat::Continue(w.builds.store.get_build(&build.id).await.expect("read").expect("there").steps[0].lease_until.expect("lease"))
+        w.builds
+            .heartbeat(&job1, &build.id, &first.job.id)
+            .await
+            .expect("beat"),
+        Beat::Continue(
+            w.builds
+                .store
+                .get_build(&build.id)
+                .await
+                .expect("read")
+                .expect("there")
+                .steps[0]
+                .lease_until
+                .expect("lease")
+        )
     );
     w.builds
         .append_log(&job1, &build.id, &first.job.id, 0, "one\n".into())
@@ -227,12 +298,31 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
     // Another principal (the owner's own password) cannot report on the job.
     let refused = w
         .builds
-        .report(&w.alice, &build.id, &first.job.id, 0, None, "", serde_json::Value::Null)
+        .report(
+            &w.alice,
+            &build.id,
+            &first.job.id,
+            0,
+            None,
+            "",
+            serde_json::Value::Null,
+        )
         .await;
-    assert!(matches!(refused, Err(BuildError::Forbidden(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(BuildError::Forbidden(_))),
+        "{refused:?}"
+    );
     let after = w
         .builds
-        .report(&job1, &build.id, &first.job.id, 0, None, "", serde_json::Value::Null)
+        .report(
+            &job1,
+            &build.id,
+            &first.job.id,
+            0,
+            None,
+            "",
+            serde_json::Value::Null,
+        )
         .await
         .expect("reported");
     assert_eq!(after.steps[0].state, StepState::Succeeded);
@@ -240,22 +330,64 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
     // The job's token is gone with its job.
     let (id, _) = cairn_core::tokens::parse_token(&first.token).expect("shape");
     assert!(w.catalog.get_token(id).await.expect("read").is_none());
-    assert!(w.builds.heartbeat(&job1, &build.id, &first.job.id).await.is_err());
+    assert!(
+        w.builds
+            .heartbeat(&job1, &build.id, &first.job.id)
+            .await
+            .is_err()
+    );
     // The publish job's token may upload to its repository and nowhere else.
-    let second = w.builds.claim(&w.worker, "w2", &[]).await.expect("claim").expect("a job");
+    let second = w
+        .builds
+        .claim(&w.worker, "w2", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
     let job2 = w.job_principal(&second.token).await;
-    assert!(job2.scopes.allows(cairn_core::access::Action::Upload, "release/2.11/ubuntu/jammy"));
-    assert!(!job2.scopes.allows(cairn_core::access::Action::Upload, "release/3.0/el/9"));
+    assert!(job2.scopes.allows(
+        cairn_core::access::Action::Upload,
+        "release/2.11/ubuntu/jammy"
+    ));
+    assert!(
+        !job2
+            .scopes
+            .allows(cairn_core::access::Action::Upload, "release/3.0/el/9")
+    );
     assert!(!job2.scopes.allows_any(cairn_core::access::Action::Builds));
     // The first job's token cannot report on the second job.
-    assert!(w.builds.report(&job1, &build.id, &second.job.id, 0, None, "", serde_json::Value::Null).await.is_err());
+    assert!(
+        w.builds
+            .report(
+                &job1,
+                &build.id,
+                &second.job.id,
+                0,
+                None,
+                "",
+                serde_json::Value::Null
+            )
+            .await
+            .is_err()
+    );
     let done = w
         .builds
-        .report(&job2, &build.id, &second.job.id, 0, None, "", serde_json::json!({"published": ["a.deb"]}))
+        .report(
+            &job2,
+            &build.id,
+            &second.job.id,
+            0,
+            None,
+            "",
+            serde_json::json!({"published": ["a.deb"]}),
+        )
         .await
         .expect("reported");
     assert_eq!(done.state, BuildState::Succeeded);
-    let log = w.builds.read_log(&w.alice, &build.id, 0, 0).await.expect("log");
+    let log = w
+        .builds
+        .read_log(&w.alice, &build.id, 0, 0)
+        .await
+        .expect("log");
     assert_eq!((&log.bytes[..], log.complete), (&b"one\n"[..], true));
     let kinds: Vec<String> = w
         .catalog
@@ -267,50 +399,124 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
         .collect();
     assert_eq!(
         kinds,
-        ["build.started", "build.action.finished", "build.action.finished", "build.finished"]
+        [
+            "build.started",
+            "build.action.finished",
+            "build.action.finished",
+            "build.finished"
+        ]
     );
 }
 
 #[tokio::test]
 async fn a_failing_command_stops_the_build_with_its_exit_code_and_is_not_retried() {
     let w = world(60_000).await;
-    w.builds.define(&w.alice, "hello", spec(TWO_STEPS)).await.expect("defined");
-    let build = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
-    let job = w.builds.claim(&w.worker, "w1", &[]).await.expect("claim").expect("a job");
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let job = w
+        .builds
+        .claim(&w.worker, "w1", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
     let principal = w.job_principal(&job.token).await;
     let failed = w
         .builds
-        .report(&principal, &build.id, &job.job.id, 2, None, &format!("{}the end", "x".repeat(5000)), serde_json::Value::Null)
+        .report(
+            &principal,
+            &build.id,
+            &job.job.id,
+            2,
+            None,
+            &format!("{}the end", "x".repeat(5000)),
+            serde_json::Value::Null,
+        )
         .await
         .expect("reported");
     assert_eq!(failed.state, BuildState::Failed);
     assert_eq!(failed.steps[0].exit_code, Some(2));
-    assert!(failed.steps[0].stderr_tail.as_deref().is_some_and(|t| t.ends_with("the end") && t.len() <= 2048));
+    assert!(
+        failed.steps[0]
+            .stderr_tail
+            .as_deref()
+            .is_some_and(|t| t.ends_with("the end") && t.len() <= 2048)
+    );
     assert_eq!(failed.steps[1].state, StepState::Skipped);
     assert_eq!(failed.error.as_deref(), Some("step 1 (shell) exited 2"));
-    assert!(w.builds.claim(&w.worker, "w2", &[]).await.expect("claim").is_none());
+    assert!(
+        w.builds
+            .claim(&w.worker, "w2", &[])
+            .await
+            .expect("claim")
+            .is_none()
+    );
     assert!(w.builds.tick(&build.id).await.is_ok_and(|more| !more));
 }
 
 #[tokio::test]
 async fn a_cancelled_build_tells_its_worker_and_refuses_the_late_report() {
     let w = world(60_000).await;
-    w.builds.define(&w.alice, "hello", spec(TWO_STEPS)).await.expect("defined");
-    let build = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
-    let job = w.builds.claim(&w.worker, "w1", &[]).await.expect("claim").expect("a job");
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let job = w
+        .builds
+        .claim(&w.worker, "w1", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
     let principal = w.job_principal(&job.token).await;
-    let cancelled = w.builds.cancel(&w.alice, &build.id).await.expect("cancelled");
+    let cancelled = w
+        .builds
+        .cancel(&w.alice, &build.id)
+        .await
+        .expect("cancelled");
     assert_eq!(cancelled.state, BuildState::Cancelled);
     assert_eq!(cancelled.steps[0].state, StepState::Cancelled);
     assert_eq!(
-        w.builds.heartbeat(&principal, &build.id, &job.job.id).await.expect("beat"),
+        w.builds
+            .heartbeat(&principal, &build.id, &job.job.id)
+            .await
+            .expect("beat"),
         Beat::Cancel
     );
-    assert!(w.builds.report(&principal, &build.id, &job.job.id, 0, None, "", serde_json::Value::Null).await.is_err());
-    assert!(matches!(w.builds.cancel(&w.alice, &build.id).await, Err(BuildError::Conflict(_))));
+    assert!(
+        w.builds
+            .report(
+                &principal,
+                &build.id,
+                &job.job.id,
+                0,
+                None,
+                "",
+                serde_json::Value::Null
+            )
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        w.builds.cancel(&w.alice, &build.id).await,
+        Err(BuildError::Conflict(_))
+    ));
     // Another account neither sees nor cancels it.
     let mallory = Principal::with_role("mallory", Role::Uploader);
-    assert!(matches!(w.builds.cancel(&mallory, &build.id).await, Err(BuildError::NotFound(_))));
+    assert!(matches!(
+        w.builds.cancel(&mallory, &build.id).await,
+        Err(BuildError::NotFound(_))
+    ));
     assert!(matches!(
         w.builds.define(&mallory, "hello", spec(TWO_STEPS)).await,
         Err(BuildError::Forbidden(_))
@@ -320,48 +526,135 @@ async fn a_cancelled_build_tells_its_worker_and_refuses_the_late_report() {
 #[tokio::test]
 async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_report() {
     let w = world(30).await;
-    w.builds.define(&w.alice, "hello", spec(TWO_STEPS)).await.expect("defined");
-    let build = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
-    let lost = w.builds.claim(&w.worker, "w1", &[]).await.expect("claim").expect("a job");
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let lost = w
+        .builds
+        .claim(&w.worker, "w1", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
     let lost_principal = w.job_principal(&lost.token).await;
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     assert!(w.builds.tick(&build.id).await.expect("tick"));
-    let again = w.builds.claim(&w.worker, "w2", &[]).await.expect("claim").expect("requeued");
+    let again = w
+        .builds
+        .claim(&w.worker, "w2", &[])
+        .await
+        .expect("claim")
+        .expect("requeued");
     assert_eq!(again.job.step, 0);
     assert_ne!(again.job.id, lost.job.id);
-    assert!(w.builds.report(&lost_principal, &build.id, &lost.job.id, 0, None, "", serde_json::Value::Null).await.is_err());
-    let record = w.builds.store.get_build(&build.id).await.expect("read").expect("there");
-    assert_eq!((record.steps[0].attempts, record.steps[0].worker.as_deref()), (2, Some("w2")));
+    assert!(
+        w.builds
+            .report(
+                &lost_principal,
+                &build.id,
+                &lost.job.id,
+                0,
+                None,
+                "",
+                serde_json::Value::Null
+            )
+            .await
+            .is_err()
+    );
+    let record = w
+        .builds
+        .store
+        .get_build(&build.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(
+        (record.steps[0].attempts, record.steps[0].worker.as_deref()),
+        (2, Some("w2"))
+    );
     // Lost three times: the step fails, and says why.
     for worker in ["w3"] {
         tokio::time::sleep(std::time::Duration::from_millis(60)).await;
         w.builds.tick(&build.id).await.expect("tick");
-        w.builds.claim(&w.worker, worker, &[]).await.expect("claim").expect("requeued");
+        w.builds
+            .claim(&w.worker, worker, &[])
+            .await
+            .expect("claim")
+            .expect("requeued");
     }
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     assert!(!w.builds.tick(&build.id).await.expect("tick"));
-    let record = w.builds.store.get_build(&build.id).await.expect("read").expect("there");
+    let record = w
+        .builds
+        .store
+        .get_build(&build.id)
+        .await
+        .expect("read")
+        .expect("there");
     assert_eq!(record.state, BuildState::Failed);
-    assert!(record.error.as_deref().is_some_and(|e| e.contains("lost its worker 3 times")), "{:?}", record.error);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("lost its worker 3 times")),
+        "{:?}",
+        record.error
+    );
 }
 
 #[tokio::test]
 async fn builds_beyond_the_project_s_concurrency_wait_for_a_slot() {
     let w = world(60_000).await;
     let text = format!("concurrency: 1\n{TWO_STEPS}");
-    w.builds.define(&w.alice, "hello", spec(&text)).await.expect("defined");
-    let first = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
-    let second = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
-    let third = w.builds.start(&w.alice, "hello", &BTreeMap::new()).await.expect("started");
+    w.builds
+        .define(&w.alice, "hello", spec(&text))
+        .await
+        .expect("defined");
+    let first = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let second = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let third = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
     assert_eq!(
         (first.state, second.state, third.state),
         (BuildState::Running, BuildState::Queued, BuildState::Queued)
     );
     // A waiting build cancelled keeps no one waiting.
-    w.builds.cancel(&w.alice, &second.id).await.expect("cancelled");
-    w.builds.cancel(&w.alice, &first.id).await.expect("cancelled");
-    let third = w.builds.store.get_build(&third.id).await.expect("read").expect("there");
-    assert_eq!(third.state, BuildState::Running, "the slot went to the next one waiting");
+    w.builds
+        .cancel(&w.alice, &second.id)
+        .await
+        .expect("cancelled");
+    w.builds
+        .cancel(&w.alice, &first.id)
+        .await
+        .expect("cancelled");
+    let third = w
+        .builds
+        .store
+        .get_build(&third.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(
+        third.state,
+        BuildState::Running,
+        "the slot went to the next one waiting"
+    );
     let listed = w.builds.builds(&w.alice, "hello", 10).await.expect("list");
     assert_eq!(listed.len(), 3);
 }

@@ -114,11 +114,22 @@ pub trait BuildStore: Send + Sync {
 pub trait LogStore: Send + Sync {
     /// Stores the chunk of step `step`'s log that starts at byte `offset`
     /// (again: the same bytes overwrite themselves).
-    async fn put_chunk(&self, build: &str, step: usize, offset: u64, bytes: bytes::Bytes) -> Result<(), StoreError>;
+    async fn put_chunk(
+        &self,
+        build: &str,
+        step: usize,
+        offset: u64,
+        bytes: bytes::Bytes,
+    ) -> Result<(), StoreError>;
     /// The start offsets of the stored chunks, ascending.
     async fn chunk_offsets(&self, build: &str, step: usize) -> Result<Vec<u64>, StoreError>;
     /// One chunk.
-    async fn get_chunk(&self, build: &str, step: usize, offset: u64) -> Result<Option<bytes::Bytes>, StoreError>;
+    async fn get_chunk(
+        &self,
+        build: &str,
+        step: usize,
+        offset: u64,
+    ) -> Result<Option<bytes::Bytes>, StoreError>;
 }
 
 /// The controller's clock: a running build is looked at again after a delay (lost

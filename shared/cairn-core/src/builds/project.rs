@@ -198,9 +198,14 @@ fn valid_parameter(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && !bytes[0].is_ascii_digit()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
         && !name.starts_with("CAIRN_")
-        && !matches!(name, "PATH" | "HOME" | "SHELL" | "IFS" | "PWD" | "ENV" | "LD_PRELOAD" | "LD_LIBRARY_PATH")
+        && !matches!(
+            name,
+            "PATH" | "HOME" | "SHELL" | "IFS" | "PWD" | "ENV" | "LD_PRELOAD" | "LD_LIBRARY_PATH"
+        )
 }
 
 impl ProjectSpec {
@@ -224,10 +229,17 @@ impl ProjectSpec {
         if size > MAX_PROJECT_JSON {
             return Err(err(
                 "",
-                format!("the definition is larger than {} KiB", MAX_PROJECT_JSON / 1024),
+                format!(
+                    "the definition is larger than {} KiB",
+                    MAX_PROJECT_JSON / 1024
+                ),
             ));
         }
-        let top = object(value, "", &["project", "parameters", "pipelines", "run", "concurrency"])?;
+        let top = object(
+            value,
+            "",
+            &["project", "parameters", "pipelines", "run", "concurrency"],
+        )?;
         let parameters = string_map(top.get("parameters"), "parameters", true)?;
         let pipelines_value = top
             .get("pipelines")
@@ -268,9 +280,7 @@ impl ProjectSpec {
                 u32::try_from(n)
                     .ok()
                     .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                    .ok_or_else(|| {
-                        err("concurrency", format!("between 1 and {MAX_CONCURRENCY}"))
-                    })?
+                    .ok_or_else(|| err("concurrency", format!("between 1 and {MAX_CONCURRENCY}")))?
             }
         };
         let spec = ProjectSpec {
@@ -311,12 +321,18 @@ impl ProjectSpec {
     }
 
     fn pipeline(&self, name: &str) -> Option<(usize, &Pipeline)> {
-        self.pipelines.iter().enumerate().find(|(_, p)| p.name == name)
+        self.pipelines
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.name == name)
     }
 
     /// The steps of a build with `overrides` over the project's parameters: includes
     /// expanded, `${name}` replaced.
-    pub fn steps(&self, overrides: &BTreeMap<String, String>) -> Result<Vec<PlannedStep>, SpecError> {
+    pub fn steps(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Vec<PlannedStep>, SpecError> {
         for (name, value) in overrides {
             if !self.parameters.contains_key(name) {
                 return Err(err(
@@ -355,7 +371,10 @@ impl ProjectSpec {
             chain.push(name.to_string());
             return Err(err(
                 &format!("pipelines[{index}]"),
-                format!("pipelines include each other in a loop: {}", chain.join(" -> ")),
+                format!(
+                    "pipelines include each other in a loop: {}",
+                    chain.join(" -> ")
+                ),
             ));
         }
         if chain.len() >= MAX_INCLUDE_DEPTH {
@@ -451,7 +470,10 @@ fn resolve_one(
         visiting.push(name.to_string());
         return Err(err(
             &format!("parameters.{}", visiting[0]),
-            format!("parameters refer to each other in a loop: {}", visiting.join(" -> ")),
+            format!(
+                "parameters refer to each other in a loop: {}",
+                visiting.join(" -> ")
+            ),
         ));
     }
     let Some(raw) = parameters.get(name) else {
@@ -513,7 +535,11 @@ fn pieces(text: &str) -> Vec<Piece<'_>> {
 }
 
 /// `text` with `${name}` replaced by resolved parameters.
-fn substitute(text: &str, parameters: &BTreeMap<String, String>, path: &str) -> Result<String, SpecError> {
+fn substitute(
+    text: &str,
+    parameters: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<String, SpecError> {
     let mut out = String::new();
     for piece in pieces(text) {
         match piece {
@@ -529,7 +555,10 @@ fn substitute(text: &str, parameters: &BTreeMap<String, String>, path: &str) -> 
             },
         }
         if out.len() > MAX_PARAMETER_BYTES {
-            return Err(err(path, format!("expands to more than {MAX_PARAMETER_BYTES} bytes")));
+            return Err(err(
+                path,
+                format!("expands to more than {MAX_PARAMETER_BYTES} bytes"),
+            ));
         }
     }
     Ok(out)
@@ -622,7 +651,10 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
         None => {
             return Err(err(
                 path,
-                format!("an action needs `action:`, one of {}", ACTION_TYPES.join(", ")),
+                format!(
+                    "an action needs `action:`, one of {}",
+                    ACTION_TYPES.join(", ")
+                ),
             ));
         }
     };
@@ -635,7 +667,10 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
         other => {
             return Err(err(
                 &format!("{path}.action"),
-                format!("unknown action {other:?}: one of {}", ACTION_TYPES.join(", ")),
+                format!(
+                    "unknown action {other:?}: one of {}",
+                    ACTION_TYPES.join(", ")
+                ),
             ));
         }
     };
@@ -646,7 +681,10 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
             allowed.extend(own);
             return Err(err(
                 &format!("{path}.{key}"),
-                format!("unknown field for a {type_name} action: one of {}", allowed.join(", ")),
+                format!(
+                    "unknown field for a {type_name} action: one of {}",
+                    allowed.join(", ")
+                ),
             ));
         }
     }
@@ -674,7 +712,8 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
         "publish" => {
             let files_path = format!("{path}.files");
             let files = string_list(
-                map.get("files").ok_or_else(|| err(&files_path, "names the files to publish"))?,
+                map.get("files")
+                    .ok_or_else(|| err(&files_path, "names the files to publish"))?,
                 &files_path,
             )?;
             if files.is_empty() || files.len() > 100 {
@@ -723,7 +762,8 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
         }
         _ => {
             let pipeline = text("pipeline")?;
-            let parameters = string_map(map.get("parameters"), &format!("{path}.parameters"), false)?;
+            let parameters =
+                string_map(map.get("parameters"), &format!("{path}.parameters"), false)?;
             ActionKind::Pipeline {
                 pipeline,
                 parameters,
@@ -735,7 +775,10 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
         (_, Some(_)) => {
             let name = text("name")?;
             if name.len() > 100 || name.chars().any(char::is_control) {
-                return Err(err(&format!("{path}.name"), "at most 100 characters of text"));
+                return Err(err(
+                    &format!("{path}.name"),
+                    "at most 100 characters of text",
+                ));
             }
             Some(name)
         }
@@ -793,14 +836,25 @@ fn workspace_path(text: &str, path: &str) -> Result<String, SpecError> {
     Ok(text.to_string())
 }
 
-fn object<'a>(value: &'a Value, path: &str, allowed: &[&str]) -> Result<&'a Map<String, Value>, SpecError> {
+fn object<'a>(
+    value: &'a Value,
+    path: &str,
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, SpecError> {
     let Value::Object(map) = value else {
         return Err(err(path, "is a map"));
     };
     for key in map.keys() {
         if !allowed.contains(&key.as_str()) {
-            let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-            return Err(err(&at, format!("unknown field: one of {}", allowed.join(", "))));
+            let at = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            return Err(err(
+                &at,
+                format!("unknown field: one of {}", allowed.join(", ")),
+            ));
         }
     }
     Ok(map)

@@ -319,7 +319,11 @@ impl Build {
 
     /// Queues the next pending step, or ends the build when none is left.
     fn advance(&mut self, now: i64, effects: &mut Effects) {
-        match self.steps.iter().position(|s| s.state == StepState::Pending) {
+        match self
+            .steps
+            .iter()
+            .position(|s| s.state == StepState::Pending)
+        {
             Some(index) => effects.queued.push(self.queue(index, now)),
             None => self.finish(BuildState::Succeeded, None, now, effects),
         }
@@ -344,7 +348,13 @@ impl Build {
         job
     }
 
-    fn finish(&mut self, state: BuildState, error: Option<String>, now: i64, effects: &mut Effects) {
+    fn finish(
+        &mut self,
+        state: BuildState,
+        error: Option<String>,
+        now: i64,
+        effects: &mut Effects,
+    ) {
         self.state = state;
         self.error = error;
         self.finished_at = Some(now);
@@ -355,17 +365,24 @@ impl Build {
         }
         effects.finished = true;
         let mut data = self.summary();
-        data["steps"] = json!(self.steps.iter().map(|s| json!({
-            "pipeline": s.pipeline, "action": s.action.kind.type_name(),
-            "state": s.state, "exit_code": s.exit_code,
-        })).collect::<Vec<_>>());
+        data["steps"] = json!(
+            self.steps
+                .iter()
+                .map(|s| json!({
+                    "pipeline": s.pipeline, "action": s.action.kind.type_name(),
+                    "state": s.state, "exit_code": s.exit_code,
+                }))
+                .collect::<Vec<_>>()
+        );
         data["duration_ms"] = json!(now - self.started_at.unwrap_or(self.created_at));
         effects.events.push(("build.finished", data));
     }
 
     /// The step job `job` runs, if it is that step's current job.
     pub fn step_of(&self, job: &str) -> Option<usize> {
-        self.steps.iter().position(|s| s.job.as_deref() == Some(job))
+        self.steps
+            .iter()
+            .position(|s| s.job.as_deref() == Some(job))
     }
 
     /// A worker takes the queued job `job`: it holds it until `lease_ms` from now.
@@ -379,7 +396,9 @@ impl Build {
     ) -> Result<usize, Refusal> {
         let index = self
             .step_of(job)
-            .filter(|i| self.steps[*i].state == StepState::Queued && self.state == BuildState::Running)
+            .filter(|i| {
+                self.steps[*i].state == StepState::Queued && self.state == BuildState::Running
+            })
             .ok_or_else(|| Refusal::NotRunning(job.to_string()))?;
         let step = &mut self.steps[index];
         step.state = StepState::Running;
@@ -401,7 +420,9 @@ impl Build {
     /// cancellation.
     pub fn heartbeat(&mut self, job: &str, now: i64, lease_ms: i64) -> Result<Beat, Refusal> {
         if self.state == BuildState::Cancelled
-            && self.step_of(job).is_some_and(|i| self.steps[i].state == StepState::Cancelled)
+            && self
+                .step_of(job)
+                .is_some_and(|i| self.steps[i].state == StepState::Cancelled)
         {
             return Ok(Beat::Cancel);
         }
@@ -437,13 +458,19 @@ impl Build {
             StepState::Failed
         };
         effects.revoked.extend(step.job_token.clone());
-        effects.events.push(("build.action.finished", self.step_event(index)));
+        effects
+            .events
+            .push(("build.action.finished", self.step_event(index)));
         if self.steps[index].state == StepState::Succeeded {
             self.advance(now, &mut effects);
         } else {
             let why = match error {
                 Some(e) => format!("step {} ({}) failed: {e}", index + 1, self.step_name(index)),
-                None => format!("step {} ({}) exited {exit_code}", index + 1, self.step_name(index)),
+                None => format!(
+                    "step {} ({}) exited {exit_code}",
+                    index + 1,
+                    self.step_name(index)
+                ),
             };
             self.finish(BuildState::Failed, Some(why), now, &mut effects);
         }
@@ -516,12 +543,18 @@ impl Build {
         if self.state != BuildState::Running {
             return effects;
         }
-        let Some(index) = self.steps.iter().position(|s| s.state == StepState::Running) else {
+        let Some(index) = self
+            .steps
+            .iter()
+            .position(|s| s.state == StepState::Running)
+        else {
             return effects;
         };
         let step = &self.steps[index];
         let timeout_ms = i64::try_from(step.action.timeout).unwrap_or(i64::MAX / 2000) * 1000;
-        let timed_out = step.started_at.is_some_and(|t| now >= t.saturating_add(timeout_ms));
+        let timed_out = step
+            .started_at
+            .is_some_and(|t| now >= t.saturating_add(timeout_ms));
         let lost = step.lease_until.is_some_and(|t| now >= t);
         if !timed_out && !lost {
             return effects;
@@ -544,7 +577,9 @@ impl Build {
         step.error = Some(why.clone());
         step.finished_at = Some(now);
         step.lease_until = None;
-        effects.events.push(("build.action.finished", self.step_event(index)));
+        effects
+            .events
+            .push(("build.action.finished", self.step_event(index)));
         let message = format!("step {} ({}) {why}", index + 1, self.step_name(index));
         self.finish(BuildState::Failed, Some(message), now, &mut effects);
         effects

@@ -4,8 +4,8 @@
 
 use super::run::Effects;
 use super::{
-    Beat, Build, BuildChange, BuildState, BuildStore, Job, LogStore, Project, ProjectSpec,
-    Refusal, SlotChange, SpecError, StepState, Trigger,
+    Beat, Build, BuildChange, BuildState, BuildStore, Job, LogStore, Project, ProjectSpec, Refusal,
+    SlotChange, SpecError, StepState, Trigger,
 };
 use crate::access::{Action, Denied, Scopes};
 use crate::auth::Principal;
@@ -124,8 +124,7 @@ impl Builds {
     ) -> Result<(Project, bool), BuildError> {
         if !super::project::valid_name(name) {
             return Err(BuildError::Invalid(
-                "a project name is lowercase letters, digits, '.', '_' and '-' (at most 64)"
-                    .into(),
+                "a project name is lowercase letters, digits, '.', '_' and '-' (at most 64)".into(),
             ));
         }
         caller.require(Action::Builds, name)?;
@@ -187,10 +186,14 @@ impl Builds {
         overrides: &BTreeMap<String, String>,
     ) -> Result<Build, BuildError> {
         let project = self.project(caller, project).await?;
-        self.start_as(&project, overrides, Trigger {
-            kind: "api".into(),
-            by: caller.name.clone(),
-        })
+        self.start_as(
+            &project,
+            overrides,
+            Trigger {
+                kind: "api".into(),
+                by: caller.name.clone(),
+            },
+        )
         .await
     }
 
@@ -237,7 +240,11 @@ impl Builds {
                 return Ok(());
             };
             let Some(mut build) = self.store.get_build(head).await? else {
-                return Err(StoreError::new("promote", format!("waiting build {head} has no record")).into());
+                return Err(StoreError::new(
+                    "promote",
+                    format!("waiting build {head} has no record"),
+                )
+                .into());
             };
             let (slot, effects) = if build.state != BuildState::Queued {
                 (SlotChange::DropFirst, Effects::default())
@@ -268,7 +275,9 @@ impl Builds {
             .map(|(kind, data)| NewEvent::new(kind, subject.clone(), data.clone()))
             .collect();
         let slot = match slot {
-            SlotChange::Keep if effects.finished && build.started_at.is_some() => SlotChange::Release,
+            SlotChange::Keep if effects.finished && build.started_at.is_some() => {
+                SlotChange::Release
+            }
             other => other,
         };
         let change = BuildChange {
@@ -333,9 +342,17 @@ impl Builds {
     }
 
     /// A project's builds, newest first.
-    pub async fn builds(&self, caller: &Principal, project: &str, limit: usize) -> Result<Vec<Build>, BuildError> {
+    pub async fn builds(
+        &self,
+        caller: &Principal,
+        project: &str,
+        limit: usize,
+    ) -> Result<Vec<Build>, BuildError> {
         let project = self.project(caller, project).await?;
-        Ok(self.store.list_builds(&project.name, limit.clamp(1, 100)).await?)
+        Ok(self
+            .store
+            .list_builds(&project.name, limit.clamp(1, 100))
+            .await?)
     }
 
     /// Cancels a build.
@@ -364,7 +381,8 @@ impl Builds {
             };
             let now = now_ms();
             let (record, token) = self.job_token(&build, index, &job.id, now)?;
-            let Ok(index) = build.claim(&job.id, worker_name, &record.id, now, self.lease_ms) else {
+            let Ok(index) = build.claim(&job.id, worker_name, &record.id, now, self.lease_ms)
+            else {
                 continue;
             };
             self.tokens.put_token(&record).await?;
@@ -390,7 +408,13 @@ impl Builds {
     /// The credential of one job: it acts for the project's owner, may report on that
     /// job only, and holds only the scopes its step needs (upload to the repository it
     /// publishes to, archive under its name).
-    fn job_token(&self, build: &Build, index: usize, job: &str, now_ms: i64) -> Result<(TokenRecord, String), BuildError> {
+    fn job_token(
+        &self,
+        build: &Build,
+        index: usize,
+        job: &str,
+        now_ms: i64,
+    ) -> Result<(TokenRecord, String), BuildError> {
         let texts = build.job_scopes(index);
         let scopes = if texts.is_empty() {
             Scopes::default()
@@ -404,7 +428,8 @@ impl Builds {
             format!("job {job} of build {}", build.id),
             scopes,
             now,
-            now.saturating_add(timeout).saturating_add(JOB_TOKEN_MARGIN_SECS),
+            now.saturating_add(timeout)
+                .saturating_add(JOB_TOKEN_MARGIN_SECS),
         ))
     }
 
@@ -424,7 +449,12 @@ impl Builds {
     }
 
     /// A worker's heartbeat for `job`.
-    pub async fn heartbeat(&self, caller: &Principal, build: &str, job: &str) -> Result<Beat, BuildError> {
+    pub async fn heartbeat(
+        &self,
+        caller: &Principal,
+        build: &str,
+        job: &str,
+    ) -> Result<Beat, BuildError> {
         let mut beat = Beat::Cancel;
         let lease = self.lease_ms;
         self.change(build, |b| {
@@ -449,7 +479,14 @@ impl Builds {
     ) -> Result<Build, BuildError> {
         self.change(build, |b| {
             Self::held(b, caller, job)?;
-            Ok(b.report(job, exit_code, error.clone(), stderr_tail, outputs.clone(), now_ms())?)
+            Ok(b.report(
+                job,
+                exit_code,
+                error.clone(),
+                stderr_tail,
+                outputs.clone(),
+                now_ms(),
+            )?)
         })
         .await
     }
@@ -496,7 +533,10 @@ impl Builds {
             .get(step)
             .ok_or_else(|| BuildError::NotFound(format!("build {build} has no step {step}")))?
             .state;
-        let over = !matches!(state, StepState::Pending | StepState::Queued | StepState::Running);
+        let over = !matches!(
+            state,
+            StepState::Pending | StepState::Queued | StepState::Running
+        );
         let offsets = self.logs.chunk_offsets(build, step).await?;
         // The chunk that holds `offset`: the last that starts at or before it.
         let first = offsets.iter().rposition(|o| *o <= offset).unwrap_or(0);
@@ -519,9 +559,10 @@ impl Builds {
             out.extend_from_slice(piece);
             next += piece.len() as u64;
         }
-        let complete = over && offsets.last().is_none_or(|last| {
-            next >= *last && out.len() < MAX_LOG_READ
-        });
+        let complete = over
+            && offsets
+                .last()
+                .is_none_or(|last| next >= *last && out.len() < MAX_LOG_READ);
         Ok(LogChunk {
             bytes: Bytes::from(out),
             next_offset: next,

@@ -195,8 +195,14 @@ pipelines:
         files: [a.deb, ~]
 ";
         let doc = load(text).expect("reads");
-        assert_eq!(doc.value["parameters"], json!({"version": "1.10", "debug": "yes"}));
-        assert_eq!(doc.value["pipelines"][0]["actions"][1]["files"], json!(["a.deb", null]));
+        assert_eq!(
+            doc.value["parameters"],
+            json!({"version": "1.10", "debug": "yes"})
+        );
+        assert_eq!(
+            doc.value["pipelines"][0]["actions"][1]["files"],
+            json!(["a.deb", null])
+        );
         assert_eq!(doc.line_of("parameters.debug"), Some(3));
         assert_eq!(doc.line_of("pipelines[0]"), Some(5));
         assert_eq!(doc.line_of("pipelines[0].actions[1].action"), Some(10));
