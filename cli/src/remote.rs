@@ -419,7 +419,7 @@ pub(crate) async fn push_with(api: &Api, p: Push) -> Outcome {
             .len();
         let result = if size > p.presign_above {
             push_presigned(
-                &api,
+                api,
                 &repo,
                 &name,
                 file,
@@ -429,7 +429,7 @@ pub(crate) async fn push_with(api: &Api, p: Push) -> Outcome {
             )
             .await
         } else {
-            push_form(&api, &repo, &name, file, p.product.as_deref()).await
+            push_form(api, &repo, &name, file, p.product.as_deref()).await
         };
         match result {
             Ok(mut s) => syncs.append(&mut s),
@@ -442,7 +442,7 @@ pub(crate) async fn push_with(api: &Api, p: Push) -> Outcome {
         }
     }
     if let Some(limit) = p.wait {
-        wait_published(&api, &syncs, limit, terminal).await?;
+        wait_published(api, &syncs, limit, terminal).await?;
     }
     match refused {
         Some(f) => Err(Failure {

@@ -375,13 +375,21 @@ async fn beat_once(api: &Api, base: &str) -> Option<String> {
     }
 }
 
+/// Kills the action's process group (the shell and everything it started). Only a
+/// group of its own: never 1 (kill(-1) is every process) nor this worker's.
 async fn kill_group(pgid: Option<u32>) {
-    if let Some(pgid) = pgid {
-        let _ = tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{pgid}"))
-            .status()
-            .await;
+    let own = std::process::id();
+    let Some(pgid) = pgid.filter(|p| *p > 1 && *p != own) else {
+        return;
+    };
+    let Some(pid) = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        eprintln!("could not kill process group {pgid}: {e}");
     }
 }
 

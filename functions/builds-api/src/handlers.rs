@@ -514,10 +514,12 @@ pub async fn report(
             &caller,
             &path.id,
             &path.job,
-            result.exit_code,
-            result.error,
-            &result.stderr_tail,
-            result.outputs,
+            cairn_core::builds::JobReport {
+                exit_code: result.exit_code,
+                error: result.error,
+                stderr_tail: result.stderr_tail,
+                outputs: result.outputs,
+            },
         )
         .await?;
     Ok(json(200, &build_view(&build)))

@@ -129,7 +129,7 @@ async fn a_worker_takes_a_job_streams_its_log_and_reports() {
     .await;
     assert_eq!(status, 201, "{build}");
     let id = build["id"].as_str().expect("id").to_string();
-    assert_eq!(clock.0.lock().expect("lock").as_slice(), [id.clone()]);
+    assert_eq!(*clock.0.lock().expect("lock"), vec![id.clone()]);
     // Only a worker credential takes work.
     let work = json!({"worker": "w1", "labels": ["dpkg"], "wait": 0}).to_string();
     let (status, _, _) = call(

@@ -3,7 +3,7 @@
 
 use cairn_core::access::Role;
 use cairn_core::auth::{Authenticator, Principal, UserRecord};
-use cairn_core::builds::{Beat, BuildError, BuildState, Builds, ProjectSpec, StepState};
+use cairn_core::builds::{Beat, BuildError, BuildState, Builds, JobReport, ProjectSpec, StepState};
 use cairn_core::events::EventLog;
 use cairn_core::memory::MemoryCatalog;
 use cairn_core::ports::UserDirectory;
@@ -302,10 +302,12 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
             &w.alice,
             &build.id,
             &first.job.id,
-            0,
-            None,
-            "",
-            serde_json::Value::Null,
+            JobReport {
+                exit_code: 0,
+                error: None,
+                stderr_tail: "".into(),
+                outputs: serde_json::Value::Null,
+            },
         )
         .await;
     assert!(
@@ -318,10 +320,12 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
             &job1,
             &build.id,
             &first.job.id,
-            0,
-            None,
-            "",
-            serde_json::Value::Null,
+            JobReport {
+                exit_code: 0,
+                error: None,
+                stderr_tail: "".into(),
+                outputs: serde_json::Value::Null,
+            },
         )
         .await
         .expect("reported");
@@ -361,10 +365,12 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
                 &job1,
                 &build.id,
                 &second.job.id,
-                0,
-                None,
-                "",
-                serde_json::Value::Null
+                JobReport {
+                    exit_code: 0,
+                    error: None,
+                    stderr_tail: "".into(),
+                    outputs: serde_json::Value::Null
+                }
             )
             .await
             .is_err()
@@ -375,10 +381,12 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
             &job2,
             &build.id,
             &second.job.id,
-            0,
-            None,
-            "",
-            serde_json::json!({"published": ["a.deb"]}),
+            JobReport {
+                exit_code: 0,
+                error: None,
+                stderr_tail: "".into(),
+                outputs: serde_json::json!({"published": ["a.deb"]}),
+            },
         )
         .await
         .expect("reported");
@@ -433,10 +441,12 @@ async fn a_failing_command_stops_the_build_with_its_exit_code_and_is_not_retried
             &principal,
             &build.id,
             &job.job.id,
-            2,
-            None,
-            &format!("{}the end", "x".repeat(5000)),
-            serde_json::Value::Null,
+            JobReport {
+                exit_code: 2,
+                error: None,
+                stderr_tail: format!("{}the end", "x".repeat(5000)),
+                outputs: serde_json::Value::Null,
+            },
         )
         .await
         .expect("reported");
@@ -499,10 +509,12 @@ async fn a_cancelled_build_tells_its_worker_and_refuses_the_late_report() {
                 &principal,
                 &build.id,
                 &job.job.id,
-                0,
-                None,
-                "",
-                serde_json::Value::Null
+                JobReport {
+                    exit_code: 0,
+                    error: None,
+                    stderr_tail: "".into(),
+                    outputs: serde_json::Value::Null
+                }
             )
             .await
             .is_err()
@@ -558,10 +570,12 @@ async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_repo
                 &lost_principal,
                 &build.id,
                 &lost.job.id,
-                0,
-                None,
-                "",
-                serde_json::Value::Null
+                JobReport {
+                    exit_code: 0,
+                    error: None,
+                    stderr_tail: "".into(),
+                    outputs: serde_json::Value::Null
+                }
             )
             .await
             .is_err()

@@ -15,7 +15,7 @@ pub mod service;
 pub mod yaml;
 
 pub use project::{ProjectSpec, SpecError};
-pub use run::{Beat, Build, BuildState, Job, Refusal, Step, StepState, Trigger};
+pub use run::{Beat, Build, BuildState, Job, JobReport, Refusal, Step, StepState, Trigger};
 pub use service::{BuildError, Builds, Claimed, LogChunk};
 
 use crate::error::StoreError;

@@ -307,13 +307,13 @@ impl ProjectSpec {
         // Every pipeline is checked, also those only other pipelines include.
         for (i, pipeline) in self.pipelines.iter().enumerate() {
             for (j, action) in pipeline.actions.iter().enumerate() {
-                if let ActionKind::Pipeline { pipeline: name, .. } = &action.kind {
-                    if self.pipeline(name).is_none() {
-                        return Err(err(
-                            &format!("pipelines[{i}].actions[{j}].pipeline"),
-                            format!("no pipeline named {name:?}"),
-                        ));
-                    }
+                if let ActionKind::Pipeline { pipeline: name, .. } = &action.kind
+                    && self.pipeline(name).is_none()
+                {
+                    return Err(err(
+                        &format!("pipelines[{i}].actions[{j}].pipeline"),
+                        format!("no pipeline named {name:?}"),
+                    ));
                 }
             }
         }

@@ -185,6 +185,19 @@ impl Job {
     }
 }
 
+/// What a worker reports at a job's end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobReport {
+    /// The action's exit code (0: success).
+    pub exit_code: i32,
+    /// Why it failed when the action could not run (no exit code of its own).
+    pub error: Option<String>,
+    /// The end of its stderr.
+    pub stderr_tail: String,
+    /// What it produced.
+    pub outputs: Value,
+}
+
 /// Why a change does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -434,20 +447,18 @@ impl Build {
 
     /// The worker of `job` reports its end: exit code, stderr tail and outputs. A
     /// non-zero exit fails the build (never retried); zero queues the next step.
-    pub fn report(
-        &mut self,
-        job: &str,
-        exit_code: i32,
-        error: Option<String>,
-        stderr_tail: &str,
-        outputs: Value,
-        now: i64,
-    ) -> Result<Effects, Refusal> {
+    pub fn report(&mut self, job: &str, report: JobReport, now: i64) -> Result<Effects, Refusal> {
+        let JobReport {
+            exit_code,
+            error,
+            stderr_tail,
+            outputs,
+        } = report;
         let index = self.running_step(job)?;
         let mut effects = Effects::default();
         let step = &mut self.steps[index];
         step.exit_code = Some(exit_code);
-        step.stderr_tail = (!stderr_tail.is_empty()).then(|| tail(stderr_tail, STDERR_TAIL_BYTES));
+        step.stderr_tail = (!stderr_tail.is_empty()).then(|| tail(&stderr_tail, STDERR_TAIL_BYTES));
         step.outputs = outputs;
         step.finished_at = Some(now);
         step.lease_until = None;

@@ -4,8 +4,8 @@
 
 use super::run::Effects;
 use super::{
-    Beat, Build, BuildChange, BuildState, BuildStore, Job, LogStore, Project, ProjectSpec, Refusal,
-    SlotChange, SpecError, StepState, Trigger,
+    Beat, Build, BuildChange, BuildState, BuildStore, Job, JobReport, LogStore, Project,
+    ProjectSpec, Refusal, SlotChange, SpecError, StepState, Trigger,
 };
 use crate::access::{Action, Denied, Scopes};
 use crate::auth::Principal;
@@ -13,7 +13,6 @@ use crate::error::StoreError;
 use crate::events::{NewEvent, Subject};
 use crate::tokens::{TokenRecord, TokenStore};
 use bytes::Bytes;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -472,21 +471,11 @@ impl Builds {
         caller: &Principal,
         build: &str,
         job: &str,
-        exit_code: i32,
-        error: Option<String>,
-        stderr_tail: &str,
-        outputs: Value,
+        report: JobReport,
     ) -> Result<Build, BuildError> {
         self.change(build, |b| {
             Self::held(b, caller, job)?;
-            Ok(b.report(
-                job,
-                exit_code,
-                error.clone(),
-                stderr_tail,
-                outputs.clone(),
-                now_ms(),
-            )?)
+            Ok(b.report(job, report.clone(), now_ms())?)
         })
         .await
     }
