@@ -103,7 +103,7 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
     let heart = {
         let (api, path) = (
             Api::new(&api.base, format!("Bearer {}", text("token"))),
-            format!("{base}/heartbeat"),
+            base.clone(),
         );
         tokio::spawn(async move {
             let Ok(api) = api else { return };
@@ -359,7 +359,8 @@ async fn shell(
     }
 }
 
-/// One heartbeat; `Some(why)` when the worker must stop.
+/// One heartbeat of the job whose routes start with `base`; `Some(why)` when the
+/// worker must stop.
 async fn beat_once(api: &Api, base: &str) -> Option<String> {
     match api
         .request(Method::POST, &format!("{base}/heartbeat"), None)
