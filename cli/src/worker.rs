@@ -108,7 +108,6 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
         tokio::spawn(async move {
             let Ok(api) = api else { return };
             let mut ticks = tokio::time::interval(beat);
-            ticks.tick().await;
             loop {
                 ticks.tick().await;
                 if let Some(why) = beat_once(&api, &path).await {

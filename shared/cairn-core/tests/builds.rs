@@ -554,14 +554,39 @@ async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_repo
         .expect("claim")
         .expect("a job");
     let lost_principal = w.job_principal(&lost.token).await;
+    w.builds
+        .heartbeat(&lost_principal, &build.id, &lost.job.id)
+        .await
+        .expect("acknowledged");
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     assert!(w.builds.tick(&build.id).await.expect("tick"));
+    // A claim nobody acknowledges (a poll whose worker went away) costs no attempt.
+    w.builds
+        .claim(&w.worker, "ghost", &[])
+        .await
+        .expect("claim")
+        .expect("requeued");
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    assert!(w.builds.tick(&build.id).await.expect("tick"));
+    let record = w
+        .builds
+        .store
+        .get_build(&build.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(record.steps[0].attempts, 1, "{:?}", record.steps[0]);
     let again = w
         .builds
         .claim(&w.worker, "w2", &[])
         .await
         .expect("claim")
         .expect("requeued");
+    let again_principal = w.job_principal(&again.token).await;
+    w.builds
+        .heartbeat(&again_principal, &build.id, &again.job.id)
+        .await
+        .expect("acknowledged");
     assert_eq!(again.job.step, 0);
     assert_ne!(again.job.id, lost.job.id);
     assert!(
@@ -595,11 +620,17 @@ async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_repo
     for worker in ["w3"] {
         tokio::time::sleep(std::time::Duration::from_millis(60)).await;
         w.builds.tick(&build.id).await.expect("tick");
-        w.builds
+        let job = w
+            .builds
             .claim(&w.worker, worker, &[])
             .await
             .expect("claim")
             .expect("requeued");
+        let principal = w.job_principal(&job.token).await;
+        w.builds
+            .heartbeat(&principal, &build.id, &job.job.id)
+            .await
+            .expect("acknowledged");
     }
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     assert!(!w.builds.tick(&build.id).await.expect("tick"));

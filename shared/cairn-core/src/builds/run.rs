@@ -91,9 +91,13 @@ pub struct Step {
     /// The worker that holds or held it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
-    /// Workers it was given to so far.
+    /// Workers that took it so far (a claim its worker never acknowledged with a
+    /// heartbeat does not count: see [`Build::expire`]).
     #[serde(default)]
     pub attempts: u32,
+    /// Whether the current worker acknowledged the job (its first heartbeat).
+    #[serde(default)]
+    pub acked: bool,
     /// The command's exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
@@ -272,6 +276,7 @@ impl Build {
                 job_token: None,
                 worker: None,
                 attempts: 0,
+                acked: false,
                 exit_code: None,
                 error: None,
                 stderr_tail: None,
@@ -356,6 +361,7 @@ impl Build {
         step.job = Some(job.id.clone());
         step.job_token = None;
         step.worker = None;
+        step.acked = false;
         step.lease_until = None;
         step.queued_at = Some(now);
         job
@@ -442,6 +448,7 @@ impl Build {
         let index = self.running_step(job)?;
         let until = now + lease_ms;
         self.steps[index].lease_until = Some(until);
+        self.steps[index].acked = true;
         Ok(Beat::Continue(until))
     }
 
@@ -548,7 +555,9 @@ impl Build {
     }
 
     /// Applies the clock: a running step whose worker stopped heartbeating goes to
-    /// another worker (up to [`MAX_ATTEMPTS`]); one past its timeout fails.
+    /// another worker (up to [`MAX_ATTEMPTS`]); one past its timeout fails. A claim
+    /// that was never acknowledged (the answer to a poll whose worker had gone away)
+    /// goes back to the queue without counting as an attempt.
     pub fn expire(&mut self, now: i64) -> Effects {
         let mut effects = Effects::default();
         if self.state != BuildState::Running {
@@ -572,6 +581,16 @@ impl Build {
         }
         effects.revoked.extend(step.job_token.clone());
         let worker = step.worker.clone().unwrap_or_default();
+        if !timed_out && !step.acked {
+            let job = self.queue(index, now);
+            let step = &mut self.steps[index];
+            step.attempts = step.attempts.saturating_sub(1);
+            step.error = Some(format!(
+                "worker {worker} never acknowledged the job (it went away while it polled); requeued"
+            ));
+            effects.queued.push(job);
+            return effects;
+        }
         if !timed_out && step.attempts < MAX_ATTEMPTS {
             let job = self.queue(index, now);
             self.steps[index].error = Some(format!("worker {worker} stopped responding; retried"));
