@@ -125,8 +125,12 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
                 ended = publish(&job_api, &workspace, action, &mut log) => ended,
                 why = stopped(&mut stop) => Ended::Stopped(why),
             },
+            "archive" => tokio::select! {
+                ended = archive(&job_api, &workspace, action, &mut log) => ended,
+                why = stopped(&mut stop) => Ended::Stopped(why),
+            },
             other => Ended::Failed(format!(
-                "this worker does not run {other} actions yet (shell and publish only)"
+                "this worker does not run {other} actions yet (shell, archive and publish only)"
             )),
         },
     };
@@ -445,6 +449,135 @@ async fn publish(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
             Ended::Failed(format!("publish: {}", f.message))
         }
     }
+}
+
+/// Runs an `archive` action: freezes the ref with Cairn's source archive (the job's
+/// token may archive under that name only), then unpacks the archived tree into the
+/// workspace folder `into`. Its outputs are the provenance: name, tag, commit, tree,
+/// SWHID and origin.
+async fn archive(api: &Api, workspace: &Path, action: &Value, log: &mut LogStream<'_>) -> Ended {
+    let text = |k: &str| action[k].as_str().unwrap_or_default().to_string();
+    let (name, origin, reference, into) = (text("name"), text("origin"), text("ref"), text("into"));
+    log.line(&format!("archiving {origin} {reference} as {name}"))
+        .await;
+    let body = json!({"name": name, "url": origin, "ref": reference});
+    let mut answer = match api.request(Method::POST, "/v1/archives", Some(&body)).await {
+        Ok((200, answer)) => answer,
+        Ok((202, pending)) => match wait_operation(api, &pending).await {
+            Ok(answer) => answer,
+            Err(why) => return Ended::Failed(why),
+        },
+        Ok((status, answer)) => {
+            return Ended::Failed(Failure::answer(status, &answer, "archive").message);
+        }
+        Err(e) => return Ended::Failed(format!("archive: {}", e.message)),
+    };
+    let tarball = answer["tarball"].as_str().unwrap_or_default().to_string();
+    log.line(&format!(
+        "archived: tag {} ({}), unpacking into {into}",
+        answer["tag"].as_str().unwrap_or("?"),
+        answer["swhid"].as_str().unwrap_or("?")
+    ))
+    .await;
+    let bytes = match fetch(api, &tarball).await {
+        Ok(bytes) => bytes,
+        Err(why) => return Ended::Failed(format!("archive: tarball {tarball}: {why}")),
+    };
+    let target = workspace.join(&into);
+    let unpacked = tokio::task::spawn_blocking(move || unpack(&bytes, &target)).await;
+    match unpacked {
+        Ok(Ok(files)) => log.line(&format!("{files} files")).await,
+        Ok(Err(e)) => return Ended::Failed(format!("archive: unpacking the tarball: {e}")),
+        Err(e) => return Ended::Failed(format!("archive: unpacking the tarball: {e}")),
+    }
+    if let Some(map) = answer.as_object_mut() {
+        map.retain(|k, _| {
+            [
+                "name", "tag", "commit", "tree", "swhid", "origin", "created",
+            ]
+            .contains(&k.as_str())
+        });
+    }
+    Ended::Done(answer)
+}
+
+/// Follows an archive request that answered 202 until its operation ends; the
+/// operation's result.
+async fn wait_operation(api: &Api, pending: &Value) -> Result<Value, String> {
+    let path = pending["operation"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        match api.request(Method::GET, &path, None).await {
+            Ok((200, op)) => match op["status"].as_str() {
+                Some("succeeded") => return Ok(op["result"].clone()),
+                Some("failed" | "cancelled") => {
+                    return Err(format!(
+                        "archive: operation {}: {}",
+                        op["status"], op["result"]
+                    ));
+                }
+                _ => {}
+            },
+            Ok((status, answer)) => {
+                return Err(Failure::answer(status, &answer, "archive operation").message);
+            }
+            Err(e) => return Err(e.message),
+        }
+    }
+    Err("archive: the operation did not end within 10 minutes".into())
+}
+
+/// GET of a URL (the archive's tarball: public, or the API's read path), with the
+/// job's token, following redirects to presigned URLs; at most 1 GiB.
+async fn fetch(api: &Api, url: &str) -> Result<Vec<u8>, String> {
+    let mut url = url.to_string();
+    for _ in 0..3 {
+        let mut request = api.http.get(&url);
+        if url.starts_with(&api.base) {
+            request = request.header("authorization", api.auth());
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        if status.is_redirection() {
+            url = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or("a redirect without a location")?
+                .to_string();
+            continue;
+        }
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        if response.content_length().is_some_and(|n| n > 1 << 30) {
+            return Err("larger than 1 GiB".into());
+        }
+        return response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string());
+    }
+    Err("too many redirects".into())
+}
+
+/// Unpacks a `.tar.gz` into `target` (entries that would leave it are refused by the
+/// tar crate); the number of files.
+fn unpack(bytes: &[u8], target: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(target)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files = 0;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.unpack_in(target)? && entry.header().entry_type().is_file() {
+            files += 1;
+        }
+    }
+    Ok(files)
 }
 
 /// The regular files under `root` that `pattern` matches: `/`-separated parts, each

@@ -1,6 +1,6 @@
 """Builds (docs/builds.md) against the deployed stack with real `cairn worker` processes:
-a project file with a mistake is refused with its line; a build makes a .deb on a
-worker with dpkg-deb, publishes it, a webhook receiver hears build.finished and
+a project file with a mistake is refused with its line; a build archives a git ref
+from an allow-listed origin, makes a .deb of it on a worker with dpkg-deb, publishes it, a webhook receiver hears build.finished and
 repository.published, and a real apt-get installs the package; a failing command stops
 the build with its exit code and stderr; a cancelled build's action is killed; a worker
 killed mid-action loses its job to another worker; a job's token ends with its job; a
@@ -145,14 +145,20 @@ parameters:
   package: NAME
   version: "1.0"
   repo: REPO
+  origin: ORIGIN
 pipelines:
   - name: build
     actions:
+      - action: archive
+        origin: ${origin}
+        ref: v${version}
+        name: ${package}
       - action: shell
         name: dpkg-deb
         labels: [dpkg]
         script: |
           mkdir -p pkg/DEBIAN pkg/usr/share/$package out
+          cp src/greeting.txt pkg/usr/share/$package/greeting.txt
           echo "built by cairn build $CAIRN_BUILD" > pkg/usr/share/$package/README
           printf 'Package: %s\\nVersion: %s\\nArchitecture: all\\nMaintainer: e2e <e2e@example.org>\\nDescription: built by a Cairn build\\n' "$package" "$version" > pkg/DEBIAN/control
           dpkg-deb --build --root-owner-group pkg "out/${package}_${version}_all.deb"
@@ -178,20 +184,28 @@ def apt_install(apt, package):
                    "-oDPkg::Chroot-Directory=/", package)
 
 
-def test_a_build_makes_a_deb_on_a_worker_publishes_it_and_apt_installs_it(
-        stack, user, workers, callback_receiver, hooks, apt_for):  # noqa: F811
+def test_a_build_archives_makes_a_deb_on_a_worker_publishes_it_and_apt_installs_it(
+        stack, user, workers, git_origin, callback_receiver, hooks, apt_for):  # noqa: F811
     rx = callback_receiver
     project, package = f"hello-{run_id()}", f"cairn-built-{run_id()}"
+    greeting = f"hello from {package}\n"
+    _, origin = git_origin.make_origin(package, {"greeting.txt": greeting})
+    git_origin.tag(package, "v1.0")
     path = rx.new_path("builds")
     _, secret = hooks(rx.url(path), ["build.*", "repository.published"],
                       [f"build:{project}", f"repository:{REPO}"])
-    text = DEB_PROJECT.replace("NAME", package).replace("REPO", REPO)
+    text = DEB_PROJECT.replace("NAME", package).replace("REPO", REPO).replace("ORIGIN", origin)
     assert put_project(stack, user, project, text)[0] == 201
     workers.start("w-deb", "dpkg", "arch=amd64")
     build_id = start(stack, user, project)
     done = wait_build(stack, user, build_id)
     assert done["state"] == "succeeded", json.dumps(done, indent=1)
-    shell, publish = done["steps"]
+    archived, shell, publish = done["steps"]
+    # Provenance: the archived tree's tag and SWHID, the build, the worker.
+    tree = git_origin.tree_of(package, "v1.0")
+    assert archived["outputs"]["swhid"] == f"swh:1:dir:{tree}", archived
+    assert archived["outputs"]["tag"].startswith("cairn-") and archived["worker"] == "w-deb"
+    assert archived["outputs"]["origin"]["ref"] == "v1.0"
     assert (shell["exit_code"], shell["worker"], shell["state"]) == (0, "w-deb", "succeeded")
     assert publish["outputs"]["published"] == [f"out/{package}_1.0_all.deb"]
     assert publish["outputs"]["repository"] == REPO
@@ -210,13 +224,15 @@ def test_a_build_makes_a_deb_on_a_worker_publishes_it_and_apt_installs_it(
     hit, finished = kinds["build.finished"][0]
     assert verified(secret, hit)["data"]["build"] == build_id
     assert finished["data"]["state"] == "succeeded"
-    assert "build.started" in kinds and len(kinds["build.action.finished"]) == 2
+    assert "build.started" in kinds and len(kinds["build.action.finished"]) == 3
     # A real apt-get installs what the build made.
     apt = apt_for(REPO, name=package)
     apt.update()
     apt_install(apt, package)
     readme = apt.root / f"root/usr/share/{package}/README"
     assert readme.read_text().strip() == f"built by cairn build {build_id}"
+    installed = apt.root / f"root/usr/share/{package}/greeting.txt"
+    assert installed.read_text() == greeting, "the archived tree is what was built"
 
 
 def test_a_failing_command_stops_the_build_with_its_exit_code_and_stderr(
