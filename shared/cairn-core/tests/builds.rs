@@ -80,6 +80,12 @@ pipelines:
         "v2.0"
     );
     assert_eq!(overridden[1].parameters["tag"], "v3");
+    // As stored (JSON), and back: an archive's name is not a step's title.
+    let stored = serde_json::to_string(&project).expect("json");
+    assert_eq!(
+        serde_json::from_str::<ProjectSpec>(&stored).expect("reads back"),
+        project
+    );
     let unknown = project.steps(&BTreeMap::from([("nope".to_string(), "x".to_string())]));
     assert!(
         unknown

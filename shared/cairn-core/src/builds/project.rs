@@ -72,8 +72,10 @@ pub struct Action {
     /// What it does.
     #[serde(flatten)]
     pub kind: ActionKind,
-    /// A name for logs and the build's record (default: the action type).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A name for logs and the build's record (default: the action type): `name:` in
+    /// a project file, `title` when stored, since an archive action's `name` is the
+    /// archive's.
+    #[serde(default, rename = "title", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Labels a worker must have to take it (`arch=amd64`, `dpkg`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
