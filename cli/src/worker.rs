@@ -565,16 +565,40 @@ async fn fetch(api: &Api, url: &str) -> Result<Vec<u8>, String> {
     Err("too many redirects".into())
 }
 
-/// Unpacks a `.tar.gz` into `target` (entries that would leave it are refused by the
-/// tar crate); the number of files.
+/// Unpacks an archive's `.tar.gz` (every entry under one `<name>-<tag>/` folder) so
+/// that the tree's files land in `target`, which must not exist yet; the number of
+/// files. Entries are unpacked by the tar crate's `unpack_in` (nothing may leave the
+/// folder, through `..` or a symbolic link) into a scratch folder beside `target`,
+/// whose one top folder then becomes `target`.
 fn unpack(bytes: &[u8], target: &Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(target)?;
+    use std::io::{Error, ErrorKind};
+    if target.exists() {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("{} exists already", target.display()),
+        ));
+    }
+    let parent = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".cairn-unpack-")
+        .tempdir_in(parent)?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files = 0;
     for entry in archive.entries()? {
         let mut entry = entry?;
-        if entry.unpack_in(target)? && entry.header().entry_type().is_file() {
+        if entry.unpack_in(scratch.path())? && entry.header().entry_type().is_file() {
             files += 1;
+        }
+    }
+    let tops: Vec<_> = std::fs::read_dir(scratch.path())?.collect::<Result<_, _>>()?;
+    match &tops[..] {
+        [top] if top.file_type()?.is_dir() => std::fs::rename(top.path(), target)?,
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                "the tarball does not hold one top folder",
+            ));
         }
     }
     Ok(files)
@@ -638,6 +662,47 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (path, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            // set_path refuses `..`; write the name as a hostile tarball would.
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_cksum();
+            builder.append(&header, *data).expect("entry");
+        }
+        builder.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    #[test]
+    fn an_archived_tree_lands_in_its_folder_and_nowhere_else() {
+        let root = tempfile::tempdir().expect("tmp");
+        let good = tarball(&[("demo-cairn-1/a.txt", b"a"), ("demo-cairn-1/d/b.txt", b"b")]);
+        let target = root.path().join("src");
+        assert_eq!(unpack(&good, &target).expect("unpacked"), 2);
+        assert_eq!(std::fs::read(target.join("d/b.txt")).expect("file"), b"b");
+        assert!(
+            unpack(&good, &target).is_err(),
+            "an existing folder is not overwritten"
+        );
+        let hostile = tarball(&[("demo-cairn-1/../../escape.txt", b"x")]);
+        let _ = unpack(&hostile, &root.path().join("other"));
+        assert!(!root.path().join("escape.txt").exists());
+        assert!(
+            !root
+                .path()
+                .parent()
+                .expect("parent")
+                .join("escape.txt")
+                .exists()
+        );
+    }
 
     #[test]
     fn globs_match_within_the_workspace_only() {

@@ -209,7 +209,7 @@ def test_a_build_archives_makes_a_deb_on_a_worker_publishes_it_and_apt_installs_
     assert (shell["exit_code"], shell["worker"], shell["state"]) == (0, "w-deb", "succeeded")
     assert publish["outputs"]["published"] == [f"out/{package}_1.0_all.deb"]
     assert publish["outputs"]["repository"] == REPO
-    log, _, complete = read_log(stack, user, build_id, 0)
+    log, _, complete = read_log(stack, user, build_id, 1)
     assert complete and b"dpkg-deb: building package" in log and b"built" in log, log
     # The webhook receiver hears the build's events and the publication of its package.
     def heard():
