@@ -23,7 +23,7 @@ const MAX_ERROR: usize = 1000;
 /// Longest stderr tail a worker reports, bytes.
 const MAX_STDERR_TAIL: usize = 8 * 1024;
 /// Largest outputs document a worker reports, bytes of JSON.
-const MAX_OUTPUTS: usize = 16 * 1024;
+const MAX_OUTPUTS: usize = cairn_core::builds::run::MAX_OUTPUTS_BYTES;
 
 fn project_view(project: &Project) -> Value {
     json!({

@@ -709,3 +709,70 @@ async fn builds_beyond_the_project_s_concurrency_wait_for_a_slot() {
     let listed = w.builds.builds(&w.alice, "hello", 10).await.expect("list");
     assert_eq!(listed.len(), 3);
 }
+
+#[tokio::test]
+async fn a_build_too_large_for_one_record_is_refused_before_it_starts() {
+    let w = world(60_000).await;
+    let script = "x".repeat(60 * 1024);
+    let text = format!(
+        "pipelines:\n  - name: big\n    actions:\n      - action: shell\n        script: {script}\n  - name: all\n    actions:\n      - action: pipeline\n        pipeline: big\n      - action: pipeline\n        pipeline: big\n      - action: pipeline\n        pipeline: big\nrun: [all]\n"
+    );
+    w.builds
+        .define(&w.alice, "big", spec(&text))
+        .await
+        .expect("the definition itself is small enough");
+    let refused = w.builds.start(&w.alice, "big", &BTreeMap::new()).await;
+    assert!(
+        matches!(&refused, Err(BuildError::Spec(e)) if e.message.contains("more than 150 KiB")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_log_chunk_that_never_came_is_skipped_once_the_step_is_over() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let job = w
+        .builds
+        .claim(&w.worker, "w1", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
+    let principal = w.job_principal(&job.token).await;
+    for (offset, bytes) in [(0, "ab"), (10, "xy")] {
+        w.builds
+            .append_log(&principal, &build.id, &job.job.id, offset, bytes.into())
+            .await
+            .expect("stored");
+    }
+    let read = w
+        .builds
+        .read_log(&w.alice, &build.id, 0, 0)
+        .await
+        .expect("log");
+    assert_eq!(
+        (&read.bytes[..], read.next_offset, read.complete),
+        (&b"ab"[..], 2, false)
+    );
+    w.builds
+        .report(&principal, &build.id, &job.job.id, JobReport::default())
+        .await
+        .expect("reported");
+    let read = w
+        .builds
+        .read_log(&w.alice, &build.id, 0, 2)
+        .await
+        .expect("log");
+    assert_eq!(
+        (&read.bytes[..], read.next_offset, read.complete),
+        (&b"xy"[..], 12, true)
+    );
+}

@@ -14,6 +14,12 @@ use std::collections::BTreeMap;
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Longest stderr tail kept in the record, bytes.
 pub const STDERR_TAIL_BYTES: usize = 2048;
+/// Largest outputs document of one step, bytes of JSON.
+pub const MAX_OUTPUTS_BYTES: usize = 2048;
+/// Largest planned build record, bytes of JSON. With each of at most
+/// [`super::project::MAX_STEPS`] steps' stderr tail and outputs, a record stays
+/// under DynamoDB's 400 KB item limit.
+pub const MAX_PLANNED_BYTES: usize = 150 * 1024;
 
 /// Where a build is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,7 +293,7 @@ impl Build {
                 outputs: Value::Null,
             })
             .collect();
-        Ok(Build {
+        let build = Build {
             id: new_id("bld_"),
             project: project.to_string(),
             owner: owner.to_string(),
@@ -300,7 +306,21 @@ impl Build {
             finished_at: None,
             error: None,
             version: 0,
-        })
+        };
+        let size = serde_json::to_vec(&build).map_or(usize::MAX, |b| b.len());
+        if size > MAX_PLANNED_BYTES {
+            return Err(SpecError {
+                path: "pipelines".into(),
+                message: format!(
+                    "a build's steps (includes expanded) take {} KiB, more than {} KiB: \
+                     include long scripts fewer times, or keep them in the source tree",
+                    size / 1024,
+                    MAX_PLANNED_BYTES / 1024
+                ),
+                line: None,
+            });
+        }
+        Ok(build)
     }
 
     /// The parameters step `index` runs with (a script's environment).

@@ -532,8 +532,15 @@ impl Builds {
         let mut out = Vec::new();
         let mut next = offset;
         for start in offsets.iter().skip(first) {
-            if *start > next || out.len() >= MAX_LOG_READ {
-                break; // a gap (a chunk still on its way) or enough for one read
+            if out.len() >= MAX_LOG_READ {
+                break;
+            }
+            if *start > next {
+                if !over {
+                    break; // a chunk still on its way
+                }
+                // The step is over: a chunk its worker never stored is not coming.
+                next = *start;
             }
             let Some(chunk) = self.logs.get_chunk(build, step, *start).await? else {
                 break;
