@@ -20,6 +20,7 @@ use cairn_sign::PgpVerifier;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 
+mod artifacts;
 mod builds;
 mod remote;
 mod repos;
@@ -130,6 +131,10 @@ enum Command {
     /// Start, follow, list and cancel builds.
     #[command(subcommand)]
     Build(BuildCommand),
+    /// Store, fetch, list and delete a project's artifacts (content-addressed:
+    /// the same bytes are stored once).
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
     /// Run a build worker: take jobs from the API (needs a token with the `worker`
     /// scope), run them, stream their output, report their exit codes.
     Worker {
@@ -190,6 +195,42 @@ enum BuildCommand {
     Cancel {
         /// The build's id.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArtifactCommand {
+    /// Upload a file as a project's artifact (nothing is sent if the project has
+    /// these bytes already).
+    Put {
+        /// The project.
+        project: String,
+        /// The artifact's name.
+        name: String,
+        /// The file.
+        file: std::path::PathBuf,
+    },
+    /// Download an artifact, checking its SHA-256.
+    Get {
+        /// The project.
+        project: String,
+        /// The artifact's name.
+        name: String,
+        /// Where to write it (default: its name, in this folder).
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// A project's artifacts: name, size, SHA-256, the build that saved it.
+    List {
+        /// The project.
+        project: String,
+    },
+    /// Forget an artifact's name (its bytes go when their retention ends).
+    Delete {
+        /// The project.
+        project: String,
+        /// The artifact's name.
+        name: String,
     },
 }
 
@@ -599,6 +640,20 @@ async fn main() -> Result<()> {
             remote_outcome(builds::log(&id, step, follow).await)
         }
         Command::Build(BuildCommand::Cancel { id }) => remote_outcome(builds::cancel(&id).await),
+        Command::Artifact(command) => remote_outcome(match command {
+            ArtifactCommand::Put {
+                project,
+                name,
+                file,
+            } => artifacts::put(&project, &name, &file).await,
+            ArtifactCommand::Get {
+                project,
+                name,
+                output,
+            } => artifacts::get(&project, &name, output.as_deref()).await,
+            ArtifactCommand::List { project } => artifacts::list(&project).await,
+            ArtifactCommand::Delete { project, name } => artifacts::delete(&project, &name).await,
+        }),
         Command::Worker {
             name,
             labels,

@@ -4,8 +4,9 @@
 //! code and the end of stderr. A cancelled build (or a job given to another worker)
 //! stops the action: its whole process group is killed.
 //!
-//! Each build has a workspace folder under `--workdir`, kept while the worker runs,
-//! so the steps of a build that this worker runs see each other's files.
+//! Each build has a workspace folder under `--workdir`. A step that a later step
+//! follows saves it into the project's artifact store; the next step's worker
+//! restores it from there unless its folder is that workspace already.
 
 use crate::remote::{Api, Failure, Outcome, Push, push_with};
 use reqwest::Method;
@@ -117,8 +118,12 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
             }
         })
     };
-    let outcome = match std::fs::create_dir_all(&workspace) {
-        Err(e) => Ended::Failed(format!("workspace {}: {e}", workspace.display())),
+    let prepared = tokio::select! {
+        ready = prepare_workspace(&job_api, &worker.workdir, job, &workspace, &mut log) => ready,
+        why = stopped(&mut stop) => Err(format!("stopped: {why}")),
+    };
+    let outcome = match prepared {
+        Err(e) => Ended::Failed(format!("workspace: {e}")),
         Ok(()) => match kind {
             "shell" => shell(&workspace, job, &mut stop, &mut log).await,
             "publish" => tokio::select! {
@@ -129,10 +134,34 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
                 ended = archive(&job_api, &workspace, action, &mut log) => ended,
                 why = stopped(&mut stop) => Ended::Stopped(why),
             },
-            other => Ended::Failed(format!(
-                "this worker does not run {other} actions yet (shell, archive and publish only)"
-            )),
+            "artifact" => tokio::select! {
+                ended = artifact(&job_api, &workspace, job, &mut log) => ended,
+                why = stopped(&mut stop) => Ended::Stopped(why),
+            },
+            other => Ended::Failed(format!("this worker does not run {other} actions")),
         },
+    };
+    // A later step (perhaps on another worker) starts from the workspace this one left.
+    let succeeded = matches!(outcome, Ended::Exited(0) | Ended::Done(_));
+    let mut saved = None;
+    let outcome = if !succeeded {
+        outcome
+    } else if job["save_workspace"] == true {
+        let saving = tokio::select! {
+            saving = save_workspace(&job_api, &worker.workdir, job, &workspace, &mut log) => saving,
+            why = stopped(&mut stop) => Err(format!("stopped: {why}")),
+        };
+        match saving {
+            Ok(blob) => {
+                saved = Some(blob);
+                outcome
+            }
+            Err(e) => Ended::Failed(format!("saving the workspace: {e}")),
+        }
+    } else {
+        // The build's last step: its workspace is not needed any more.
+        let _ = std::fs::remove_dir_all(&workspace);
+        outcome
     };
     heart.abort();
     log.flush().await;
@@ -145,10 +174,13 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
             return;
         }
     };
-    let report = json!({
+    let mut report = json!({
         "exit_code": exit_code, "error": error, "outputs": outputs,
         "stderr_tail": String::from_utf8_lossy(&log.stderr_tail).into_owned(),
     });
+    if let Some((sha256, size)) = saved {
+        report["workspace"] = json!({"sha256": sha256, "size": size});
+    }
     for attempt in 0..5u64 {
         match job_api
             .request(Method::POST, &format!("{base}/result"), Some(&report))
@@ -395,6 +427,227 @@ async fn kill_group(pgid: Option<u32>) {
     if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
         eprintln!("could not kill process group {pgid}: {e}");
     }
+}
+
+/// Where a worker notes which saved workspace a build's folder holds as it is.
+fn marker(workdir: &Path, build: &str) -> PathBuf {
+    workdir.join(format!(".{build}.workspace"))
+}
+
+/// Makes the build's folder the workspace the earlier steps left: kept if it is
+/// that one already (this worker saved it), else emptied and restored from the
+/// artifact store (or left empty before the first step).
+async fn prepare_workspace(
+    api: &Api,
+    workdir: &Path,
+    job: &Value,
+    workspace: &Path,
+    log: &mut LogStream<'_>,
+) -> Result<(), String> {
+    let build = job["build"].as_str().unwrap_or_default();
+    let saved = &job["workspace"];
+    let expected = saved["sha256"].as_str().unwrap_or_default();
+    let marker = marker(workdir, build);
+    let have = std::fs::read_to_string(&marker).ok();
+    // From here on the folder changes: it is no longer what was saved.
+    let _ = std::fs::remove_file(&marker);
+    if have.as_deref() == Some(expected) && workspace.is_dir() {
+        return Ok(());
+    }
+    if workspace.exists() {
+        std::fs::remove_dir_all(workspace).map_err(|e| format!("{}: {e}", workspace.display()))?;
+    }
+    std::fs::create_dir_all(workspace).map_err(|e| format!("{}: {e}", workspace.display()))?;
+    if expected.is_empty() {
+        return Ok(());
+    }
+    log.line(&format!(
+        "restoring the workspace saved after step {} ({:.1} MiB, sha256:{expected})",
+        saved["step"],
+        saved["size"].as_f64().unwrap_or(0.0) / 1048576.0
+    ))
+    .await;
+    let tarball = workdir.join(format!(".{build}.restore.tar.gz"));
+    crate::artifacts::download(api, &saved["download"], expected, &tarball).await?;
+    let (from, into) = (tarball.clone(), workspace.to_path_buf());
+    let unpacked = tokio::task::spawn_blocking(move || crate::artifacts::unpack_into(&from, &into))
+        .await
+        .map_err(|e| e.to_string());
+    let _ = std::fs::remove_file(&tarball);
+    let files = unpacked?.map_err(|e| format!("unpacking: {e}"))?;
+    log.line(&format!("{files} files restored")).await;
+    Ok(())
+}
+
+/// Saves the build's folder as a blob of the project's artifact store (nothing is
+/// sent if the project has the same bytes); its SHA-256 and size.
+async fn save_workspace(
+    api: &Api,
+    workdir: &Path,
+    job: &Value,
+    workspace: &Path,
+    log: &mut LogStream<'_>,
+) -> Result<(String, u64), String> {
+    let build = job["build"].as_str().unwrap_or_default();
+    let project = job["project"].as_str().unwrap_or_default();
+    let tarball = workdir.join(format!(".{build}.save.tar.gz"));
+    let (root, out) = (workspace.to_path_buf(), tarball.clone());
+    let packed = tokio::task::spawn_blocking(move || {
+        crate::artifacts::pack(&root, &crate::artifacts::top_level(&root)?, &out)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let files = match packed {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tarball);
+            return Err(format!("packing: {e}"));
+        }
+    };
+    let stored = crate::artifacts::store(api, project, &tarball).await;
+    let _ = std::fs::remove_file(&tarball);
+    let stored = stored.map_err(|f| f.message)?;
+    log.line(&format!(
+        "workspace saved: {files} files, {:.1} MiB, sha256:{}{}",
+        stored.size as f64 / 1048576.0,
+        stored.sha256,
+        if stored.deduplicated {
+            " (stored already)"
+        } else {
+            ""
+        }
+    ))
+    .await;
+    let _ = std::fs::write(marker(workdir, build), &stored.sha256);
+    Ok((stored.sha256, stored.size))
+}
+
+/// Runs an `artifact` action: `save` packs workspace paths (files, folders, globs)
+/// into a blob of the project's artifact store and names it; `restore` unpacks the
+/// named artifact into the workspace.
+async fn artifact(api: &Api, workspace: &Path, job: &Value, log: &mut LogStream<'_>) -> Ended {
+    let action = &job["action"];
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let (op, name, project) = (
+        text(action, "op"),
+        text(action, "artifact"),
+        text(job, "project"),
+    );
+    let scratch = match tempfile::Builder::new()
+        .prefix(".cairn-artifact-")
+        .tempdir_in(workspace.parent().unwrap_or(Path::new(".")))
+    {
+        Ok(dir) => dir,
+        Err(e) => return Ended::Failed(format!("artifact: scratch folder: {e}")),
+    };
+    let tarball = scratch.path().join("artifact.tar.gz");
+    if op == "save" {
+        let mut paths = Vec::new();
+        for pattern in action["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let literal = workspace.join(pattern);
+            let found = if !pattern.contains(['*', '?']) && literal.symlink_metadata().is_ok() {
+                Ok(vec![literal])
+            } else {
+                glob(workspace, pattern)
+            };
+            match found {
+                Ok(found) if found.is_empty() => {
+                    return Ended::Failed(format!("artifact: no file matches {pattern}"));
+                }
+                Ok(found) => paths.extend(
+                    found
+                        .iter()
+                        .filter_map(|f| f.strip_prefix(workspace).ok().map(Path::to_path_buf)),
+                ),
+                Err(e) => return Ended::Failed(format!("artifact: {pattern}: {e}")),
+            }
+        }
+        let (root, out) = (workspace.to_path_buf(), tarball.clone());
+        let files =
+            match tokio::task::spawn_blocking(move || crate::artifacts::pack(&root, &paths, &out))
+                .await
+            {
+                Ok(Ok(files)) => files,
+                Ok(Err(e)) => return Ended::Failed(format!("artifact: packing: {e}")),
+                Err(e) => return Ended::Failed(format!("artifact: packing: {e}")),
+            };
+        let stored = match crate::artifacts::store(api, &project, &tarball).await {
+            Ok(stored) => stored,
+            Err(f) => return Ended::Failed(format!("artifact: {}", f.message)),
+        };
+        let named = api
+            .request(
+                Method::PUT,
+                &format!("/v1/projects/{project}/artifacts/{name}"),
+                Some(&json!({"sha256": stored.sha256, "build": job["build"]})),
+            )
+            .await;
+        match named {
+            Ok((200, _)) => {}
+            Ok((status, answer)) => {
+                return Ended::Failed(Failure::answer(status, &answer, "artifact").message);
+            }
+            Err(f) => return Ended::Failed(format!("artifact: {}", f.message)),
+        }
+        log.line(&format!(
+            "saved {name}: {files} files, {:.1} MiB, sha256:{}{}",
+            stored.size as f64 / 1048576.0,
+            stored.sha256,
+            if stored.deduplicated {
+                " (stored already)"
+            } else {
+                ""
+            }
+        ))
+        .await;
+        return Ended::Done(json!({
+            "artifact": name, "sha256": stored.sha256, "size": stored.size,
+            "files": files, "deduplicated": stored.deduplicated,
+        }));
+    }
+    let found = api
+        .request(
+            Method::GET,
+            &format!("/v1/projects/{project}/artifacts/{name}"),
+            None,
+        )
+        .await;
+    let artifact = match found {
+        Ok((200, artifact)) => artifact,
+        Ok((status, answer)) => {
+            return Ended::Failed(Failure::answer(status, &answer, "artifact").message);
+        }
+        Err(f) => return Ended::Failed(format!("artifact: {}", f.message)),
+    };
+    let sha256 = text(&artifact, "sha256");
+    if let Err(e) = crate::artifacts::download(api, &artifact["download"], &sha256, &tarball).await
+    {
+        return Ended::Failed(format!("artifact: download {name}: {e}"));
+    }
+    let (from, into) = (tarball.clone(), workspace.to_path_buf());
+    let files = match tokio::task::spawn_blocking(move || {
+        crate::artifacts::unpack_into(&from, &into)
+    })
+    .await
+    {
+        Ok(Ok(files)) => files,
+        Ok(Err(e)) => {
+            return Ended::Failed(format!(
+                "artifact: {name} is not a .tar.gz this worker can unpack: {e}"
+            ));
+        }
+        Err(e) => return Ended::Failed(format!("artifact: unpacking: {e}")),
+    };
+    log.line(&format!("restored {name}: {files} files (sha256:{sha256})"))
+        .await;
+    Ended::Done(json!({
+        "artifact": name, "sha256": sha256, "size": artifact["size"], "files": files,
+    }))
 }
 
 /// Runs a `publish` action: uploads the workspace files its globs match, with the

@@ -31,7 +31,11 @@ async fn main() -> Result<(), Error> {
     let builds = Builds {
         store: catalog.clone(),
         tokens: catalog,
-        logs: Arc::new(S3Logs::new(clients.s3.clone(), bucket)),
+        logs: Arc::new(S3Logs::new(clients.s3.clone(), bucket.clone())),
+        blobs: Arc::new(cairn_aws::artifacts::S3Blobs::new(
+            clients.s3.clone(),
+            bucket,
+        )),
         lease_ms: i64::try_from(lease_secs * 1000).unwrap_or(60_000),
     };
     let ticks = SqsTicks::new(clients.sqs.clone(), queue, lease_secs);

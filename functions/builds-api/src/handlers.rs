@@ -329,8 +329,10 @@ pub struct WorkRequest {
     description = "Long-polls for the oldest queued job whose labels the worker has. The \
         answer carries the action, its parameters and a token for this job alone: it \
         reports on the job, and may do what the step needs (upload to the repository it \
-        publishes to), until the job ends. Heartbeat before `lease_until` or the job goes to \
-        another worker. 204: no job within the wait. Needs the `worker` scope.",
+        publishes to, the project's artifacts), until the job ends. Heartbeat before \
+        `lease_until` or the job goes to another worker. `workspace`: the workspace the \
+        earlier steps left (SHA-256 and a download URL), `save_workspace`: whether a later \
+        step needs this one's. 204: no job within the wait. Needs the `worker` scope.",
     request_body = WorkRequest,
     responses(
         (status = 200, description = "A job", body = Object),
@@ -368,17 +370,37 @@ pub async fn claim(
             .claim(&caller, &request.worker, &request.labels)
             .await?
         {
-            let step = &claimed.build.steps[claimed.job.step];
-            let parameters = claimed.build.step_parameters(claimed.job.step);
+            let build = &claimed.build;
+            let step = &build.steps[claimed.job.step];
+            let parameters = build.step_parameters(claimed.job.step);
+            // The workspace the previous steps left, for a worker that does not have it.
+            let workspace = match &build.workspace {
+                Some(saved) => {
+                    let download = app
+                        .builds
+                        .blobs
+                        .get_url(
+                            &build.project,
+                            &saved.sha256,
+                            cairn_core::builds::artifacts::DOWNLOAD_URL_SECS,
+                        )
+                        .await?;
+                    json!({"sha256": saved.sha256, "size": saved.size, "step": saved.step,
+                           "download": download})
+                }
+                None => Value::Null,
+            };
             return Ok(json(
                 200,
                 &json!({
-                    "job": claimed.job.id, "build": claimed.build.id,
-                    "project": claimed.build.project, "step": claimed.job.step,
+                    "job": claimed.job.id, "build": build.id,
+                    "project": build.project, "step": claimed.job.step,
                     "attempt": step.attempts, "pipeline": step.pipeline,
                     "action": step.action, "parameters": parameters,
                     "token": claimed.token, "lease_until": claimed.lease_until,
                     "heartbeat_seconds": (app.builds.lease_ms / 3000).max(1),
+                    "workspace": workspace,
+                    "save_workspace": build.more_after(claimed.job.step),
                 }),
             ));
         }
@@ -473,6 +495,19 @@ pub struct JobResult {
     #[serde(default)]
     #[schema(value_type = Object)]
     outputs: Value,
+    /// The workspace the step left, uploaded as a blob of the project (see
+    /// `POST /v1/projects/{name}/blobs`), for the next step's worker.
+    workspace: Option<SavedWorkspace>,
+}
+
+/// A workspace saved as a blob.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavedWorkspace {
+    /// The blob's SHA-256, lowercase hex.
+    sha256: String,
+    /// Its size, bytes.
+    size: u64,
 }
 
 /// `POST /v1/builds/{id}/jobs/{job}/result`: the job's end.
@@ -519,6 +554,7 @@ pub async fn report(
                 error: result.error,
                 stderr_tail: result.stderr_tail,
                 outputs: result.outputs,
+                workspace: result.workspace.map(|w| (w.sha256, w.size)),
             },
         )
         .await?;

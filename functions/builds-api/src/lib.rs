@@ -6,13 +6,17 @@
 //! /v1/builds/{id}/cancel`, `GET /v1/builds/{id}/log`. Workers (a credential with the
 //! `worker` scope): `POST /v1/work` long-polls for a job and receives it with a token
 //! for that job alone, which then heartbeats, streams the log and reports the result
-//! under `/v1/builds/{id}/jobs/{job}/`.
+//! under `/v1/builds/{id}/jobs/{job}/`. Artifacts (the `artifacts:<project>`
+//! scope): `POST /v1/projects/{name}/blobs` answers where to upload bytes (or that
+//! they are stored), `PUT|GET|DELETE /v1/projects/{name}/artifacts/{artifact}` name,
+//! read and forget them.
 
+mod artifacts;
 mod handlers;
 
 use axum::Router;
 use cairn_core::auth::Accounts;
-use cairn_core::builds::{Builds, Ticks};
+use cairn_core::builds::{Artifacts, Builds, Ticks};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +28,8 @@ pub struct App {
     pub users: Arc<dyn Accounts>,
     /// The build controller's use cases.
     pub builds: Builds,
+    /// The artifact store's.
+    pub artifacts: Artifacts,
     /// Longest a worker's poll waits for a job.
     pub max_wait: Duration,
     /// Tells the controller to look at a build (timeouts, lost workers) later.
@@ -53,6 +59,13 @@ fn routes() -> OpenApiRouter<Arc<App>> {
     .routes(routes!(handlers::heartbeat))
     .routes(routes!(handlers::append_log))
     .routes(routes!(handlers::report))
+    .routes(routes!(artifacts::upload_blob))
+    .routes(routes!(artifacts::list_artifacts))
+    .routes(routes!(
+        artifacts::put_artifact,
+        artifacts::show_artifact,
+        artifacts::delete_artifact
+    ))
 }
 
 /// The endpoint group's routes; every one needs credentials.

@@ -2,9 +2,10 @@
 //! documentation).
 
 use builds_api::{App, router};
+use cairn_aws::artifacts::S3Blobs;
 use cairn_aws::builds::{S3Logs, SqsTicks};
 use cairn_aws::{Clients, DynamoCatalog, init_tracing};
-use cairn_core::builds::Builds;
+use cairn_core::builds::{Artifacts, Builds};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,13 +23,22 @@ async fn main() -> Result<(), lambda_http::Error> {
         DynamoCatalog::new(clients.dynamodb.clone(), table)
             .with_dispatch_nudge(clients.sqs.clone(), env("CAIRN_DISPATCH_QUEUE_URL")),
     );
+    let blobs = Arc::new(S3Blobs::new(clients.s3.clone(), bucket.clone()));
     let app = App {
         users: catalog.clone(),
         builds: Builds {
             store: catalog.clone(),
-            tokens: catalog,
+            tokens: catalog.clone(),
             logs: Arc::new(S3Logs::new(clients.s3.clone(), bucket)),
+            blobs: blobs.clone(),
             lease_ms: i64::try_from(lease_secs * 1000).unwrap_or(60_000),
+        },
+        artifacts: Artifacts {
+            projects: catalog.clone(),
+            index: catalog,
+            blobs,
+            retention_days: i64::try_from(number("CAIRN_ARTIFACT_RETENTION_DAYS", 30))
+                .unwrap_or(30),
         },
         max_wait: Duration::from_secs(number("CAIRN_WORK_WAIT_SECONDS", 20)),
         ticks: Arc::new(SqsTicks::new(clients.sqs.clone(), queue, lease_secs)),

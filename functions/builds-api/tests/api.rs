@@ -7,7 +7,7 @@ use axum::http::{Request, header};
 use builds_api::{App, router};
 use cairn_core::access::Role;
 use cairn_core::auth::{UserRecord, hash_password};
-use cairn_core::builds::{Builds, Ticks};
+use cairn_core::builds::{Artifacts, Builds, Ticks};
 use cairn_core::memory::MemoryCatalog;
 use cairn_core::ports::UserDirectory;
 use serde_json::{Value, json};
@@ -48,8 +48,15 @@ async fn world() -> (axum::Router, Arc<Clock>) {
         builds: Builds {
             store: store.clone(),
             tokens: store.clone(),
-            logs: store,
+            logs: store.clone(),
+            blobs: store.clone(),
             lease_ms: 60_000,
+        },
+        artifacts: Artifacts {
+            projects: store.clone(),
+            index: store.clone(),
+            blobs: store,
+            retention_days: 30,
         },
         max_wait: Duration::from_secs(1),
         ticks: clock.clone(),

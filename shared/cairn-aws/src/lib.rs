@@ -2,6 +2,7 @@
 //! Lambda shares: tracing, configuration, SDK clients, the signing key.
 
 pub mod archives;
+pub mod artifacts;
 pub mod builds;
 pub mod dynamo;
 pub mod events;

@@ -37,6 +37,8 @@ pub enum Action {
     Tokens,
     /// Define projects under a name, start, cancel and read their builds.
     Builds,
+    /// Read and write a project's artifacts (the artifact store's names and blobs).
+    Artifacts,
     /// Take build work as a worker (claim actions, report their results).
     Worker,
     /// Everything.
@@ -45,7 +47,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the documentation lists them.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::Read,
         Action::Upload,
         Action::Delete,
@@ -55,6 +57,7 @@ impl Action {
         Action::Events,
         Action::Tokens,
         Action::Builds,
+        Action::Artifacts,
         Action::Worker,
         Action::Admin,
     ];
@@ -71,6 +74,7 @@ impl Action {
             Action::Events => "events",
             Action::Tokens => "tokens",
             Action::Builds => "builds",
+            Action::Artifacts => "artifacts",
             Action::Worker => "worker",
             Action::Admin => "admin",
         }
@@ -87,6 +91,7 @@ impl Action {
                 | Action::Repositories
                 | Action::Archive
                 | Action::Builds
+                | Action::Artifacts
         )
     }
 
@@ -368,6 +373,7 @@ impl Role {
                 Action::Events,
                 Action::Tokens,
                 Action::Builds,
+                Action::Artifacts,
             ],
             Role::Reader => &[Action::Read, Action::Events, Action::Tokens],
         };
@@ -396,6 +402,7 @@ impl fmt::Display for Denied {
             Action::Events => "read the account's events",
             Action::Tokens => "manage tokens",
             Action::Builds => "build the project",
+            Action::Artifacts => "use the artifacts of project",
             Action::Worker => "take build work",
             Action::Admin => "administer Cairn",
         };

@@ -174,6 +174,9 @@ pub struct MemoryCatalog {
     /// The worker queue: (queued at, job id) -> job.
     jobs: Mutex<BTreeMap<(i64, String), crate::builds::Job>>,
     logs: Mutex<BTreeMap<(String, usize, u64), Bytes>>,
+    artifacts: Mutex<BTreeMap<(String, String), crate::builds::Artifact>>,
+    /// Blobs of the artifact store: (project, sha256) -> bytes.
+    pub blobs: Mutex<BTreeMap<(String, String), Bytes>>,
 }
 
 impl MemoryCatalog {
@@ -1114,5 +1117,110 @@ impl crate::builds::LogStore for MemoryCatalog {
         Ok(lock(&self.logs)
             .get(&(build.to_string(), step, offset))
             .cloned())
+    }
+}
+
+#[async_trait]
+impl crate::builds::ArtifactIndex for MemoryCatalog {
+    async fn get_artifact(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<crate::builds::Artifact>, StoreError> {
+        Ok(lock(&self.artifacts)
+            .get(&(project.to_string(), name.to_string()))
+            .cloned())
+    }
+
+    async fn put_artifact(&self, artifact: &crate::builds::Artifact) -> Result<(), StoreError> {
+        lock(&self.artifacts).insert(
+            (artifact.project.clone(), artifact.name.clone()),
+            artifact.clone(),
+        );
+        Ok(())
+    }
+
+    async fn list_artifacts(
+        &self,
+        project: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::builds::Artifact>, StoreError> {
+        Ok(lock(&self.artifacts)
+            .values()
+            .filter(|a| a.project == project)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_artifact(&self, project: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.artifacts)
+            .remove(&(project.to_string(), name.to_string()))
+            .is_some())
+    }
+}
+
+/// Blobs in a map: an upload URL is `memory://<project>/<sha256>`, which a test
+/// fulfils with [`MemoryCatalog::store_blob`].
+#[async_trait]
+impl crate::builds::Blobs for MemoryCatalog {
+    async fn stat(
+        &self,
+        project: &str,
+        sha256: &str,
+    ) -> Result<Option<crate::builds::BlobInfo>, StoreError> {
+        Ok(lock(&self.blobs)
+            .get(&(project.to_string(), sha256.to_string()))
+            .map(|b| crate::builds::BlobInfo {
+                size: b.len() as u64,
+                age_secs: 0,
+            }))
+    }
+
+    async fn put_url(
+        &self,
+        project: &str,
+        sha256: &str,
+        size: u64,
+        ttl_secs: u64,
+    ) -> Result<crate::builds::Presigned, StoreError> {
+        Ok(crate::builds::Presigned {
+            method: "PUT".into(),
+            url: format!("memory://{project}/{sha256}"),
+            headers: [("content-length".to_string(), size.to_string())].into(),
+            expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + ttl_secs as i64,
+        })
+    }
+
+    async fn get_url(
+        &self,
+        project: &str,
+        sha256: &str,
+        ttl_secs: u64,
+    ) -> Result<crate::builds::Presigned, StoreError> {
+        Ok(crate::builds::Presigned {
+            method: "GET".into(),
+            url: format!("memory://{project}/{sha256}"),
+            headers: BTreeMap::new(),
+            expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + ttl_secs as i64,
+        })
+    }
+
+    async fn refresh(&self, _project: &str, _sha256: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl MemoryCatalog {
+    /// Stores `bytes` as a blob of `project`, as an upload to its URL would; its
+    /// SHA-256 (tests).
+    pub fn store_blob(&self, project: &str, bytes: &[u8]) -> String {
+        use sha2::Digest;
+        let sha256 = hex::encode(sha2::Sha256::digest(bytes));
+        lock(&self.blobs).insert(
+            (project.to_string(), sha256.clone()),
+            Bytes::copy_from_slice(bytes),
+        );
+        sha256
     }
 }

@@ -211,6 +211,7 @@ async fn world(lease_ms: i64) -> World {
         store: catalog.clone(),
         tokens: catalog.clone(),
         logs: catalog.clone(),
+        blobs: catalog.clone(),
         lease_ms,
     };
     World {
@@ -279,7 +280,15 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
         "taken once"
     );
     let job1 = w.job_principal(&first.token).await;
-    assert!(job1.scopes.is_empty(), "a shell job needs no scope");
+    assert!(
+        job1.scopes
+            .allows(cairn_core::access::Action::Artifacts, "hello")
+            && !job1
+                .scopes
+                .allows(cairn_core::access::Action::Artifacts, "other")
+            && !job1.scopes.allows_any(cairn_core::access::Action::Upload),
+        "a shell job may use its project's artifacts, nothing more"
+    );
     assert_eq!(
         w.builds
             .heartbeat(&job1, &build.id, &first.job.id)
@@ -313,6 +322,7 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
                 error: None,
                 stderr_tail: "".into(),
                 outputs: serde_json::Value::Null,
+                workspace: None,
             },
         )
         .await;
@@ -331,6 +341,7 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
                 error: None,
                 stderr_tail: "".into(),
                 outputs: serde_json::Value::Null,
+                workspace: None,
             },
         )
         .await
@@ -375,7 +386,8 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
                     exit_code: 0,
                     error: None,
                     stderr_tail: "".into(),
-                    outputs: serde_json::Value::Null
+                    outputs: serde_json::Value::Null,
+                    workspace: None,
                 }
             )
             .await
@@ -392,6 +404,7 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
                 error: None,
                 stderr_tail: "".into(),
                 outputs: serde_json::json!({"published": ["a.deb"]}),
+                workspace: None,
             },
         )
         .await
@@ -452,6 +465,7 @@ async fn a_failing_command_stops_the_build_with_its_exit_code_and_is_not_retried
                 error: None,
                 stderr_tail: format!("{}the end", "x".repeat(5000)),
                 outputs: serde_json::Value::Null,
+                workspace: None,
             },
         )
         .await
@@ -519,7 +533,8 @@ async fn a_cancelled_build_tells_its_worker_and_refuses_the_late_report() {
                     exit_code: 0,
                     error: None,
                     stderr_tail: "".into(),
-                    outputs: serde_json::Value::Null
+                    outputs: serde_json::Value::Null,
+                    workspace: None,
                 }
             )
             .await
@@ -605,7 +620,8 @@ async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_repo
                     exit_code: 0,
                     error: None,
                     stderr_tail: "".into(),
-                    outputs: serde_json::Value::Null
+                    outputs: serde_json::Value::Null,
+                    workspace: None,
                 }
             )
             .await

@@ -147,6 +147,7 @@ impl From<cairn_core::builds::BuildError> for ApiError {
         match e {
             BuildError::NotFound(m) => ApiError::not_found(m),
             BuildError::Invalid(m) => ApiError::bad_request(m),
+            BuildError::TooLarge(m) => ApiError::too_large(m),
             BuildError::Spec(spec) => {
                 let mut error = ApiError::bad_request(spec.to_string())
                     .with("path", serde_json::json!(spec.path));

@@ -9,13 +9,17 @@
 //!   cancel, tick) over the [`BuildStore`] port, each change conditional on the
 //!   version it read and committed with its events and queue changes at once.
 
+pub mod artifacts;
 pub mod project;
 pub mod run;
 pub mod service;
 pub mod yaml;
 
+pub use artifacts::{Artifact, ArtifactIndex, Artifacts, BlobInfo, Blobs, Presigned, Upload};
 pub use project::{ProjectSpec, SpecError};
-pub use run::{Beat, Build, BuildState, Job, JobReport, Refusal, Step, StepState, Trigger};
+pub use run::{
+    Beat, Build, BuildState, Job, JobReport, Refusal, Step, StepState, Trigger, Workspace,
+};
 pub use service::{BuildError, Builds, Claimed, LogChunk};
 
 use crate::error::StoreError;

@@ -740,6 +740,13 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
                     ));
                 }
             };
+            if !artifact.contains('$') && !super::artifacts::valid_name(&artifact) {
+                return Err(err(
+                    &format!("{path}.{op}"),
+                    "an artifact name is letters, digits, '.', '_', '-' and '+', starting with a \
+                     letter or digit, at most 128 bytes",
+                ));
+            }
             let paths = match map.get("paths") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(v) => string_list(v, &format!("{path}.paths"))?,

@@ -167,8 +167,23 @@ pub struct Build {
     /// Why it failed or was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The workspace as the last step that saved one left it: a blob of the
+    /// project's artifact store, which the next step's worker restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
     /// Bumped by every change; a change applies only to the version it read.
     pub version: u64,
+}
+
+/// A saved workspace: a `.tar.gz` blob of the project's artifact store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// The blob's SHA-256.
+    pub sha256: String,
+    /// Its size, bytes.
+    pub size: u64,
+    /// The step after which it was saved.
+    pub step: usize,
 }
 
 /// A step waiting for a worker: what the worker queue holds.
@@ -206,6 +221,9 @@ pub struct JobReport {
     pub stderr_tail: String,
     /// What it produced.
     pub outputs: Value,
+    /// The workspace it left, saved as a blob (SHA-256, size), when a later step
+    /// may need it.
+    pub workspace: Option<(String, u64)>,
 }
 
 /// Why a change does not apply.
@@ -305,6 +323,7 @@ impl Build {
             started_at: None,
             finished_at: None,
             error: None,
+            workspace: None,
             version: 0,
         };
         let size = serde_json::to_vec(&build).map_or(usize::MAX, |b| b.len());
@@ -480,6 +499,7 @@ impl Build {
             error,
             stderr_tail,
             outputs,
+            workspace,
         } = report;
         let index = self.running_step(job)?;
         let mut effects = Effects::default();
@@ -500,6 +520,13 @@ impl Build {
             .events
             .push(("build.action.finished", self.step_event(index)));
         if self.steps[index].state == StepState::Succeeded {
+            if let Some((sha256, size)) = workspace {
+                self.workspace = Some(Workspace {
+                    sha256,
+                    size,
+                    step: index,
+                });
+            }
             self.advance(now, &mut effects);
         } else {
             let why = match error {
@@ -635,14 +662,26 @@ impl Build {
         effects
     }
 
-    /// The scopes a job of step `index` needs beyond reporting on itself: uploading to
-    /// the repository it publishes to, archiving under the name it archives.
+    /// The scopes a job of step `index` needs beyond reporting on itself: its
+    /// project's artifacts, uploading to the repository it publishes to, archiving
+    /// under the name it archives.
     pub fn job_scopes(&self, index: usize) -> Vec<String> {
+        // Every step may restore and save the workspace and artifacts of its project.
+        let mut scopes = vec![format!("artifacts:{}", self.project)];
         match &self.steps[index].action.kind {
-            ActionKind::Publish { repository, .. } => vec![format!("upload:{repository}")],
-            ActionKind::Archive { name, .. } => vec![format!("archive:{name}")],
-            _ => Vec::new(),
+            ActionKind::Publish { repository, .. } => scopes.push(format!("upload:{repository}")),
+            ActionKind::Archive { name, .. } => scopes.push(format!("archive:{name}")),
+            _ => {}
         }
+        scopes
+    }
+
+    /// Whether a step after `index` is still to run (and may need the workspace).
+    pub fn more_after(&self, index: usize) -> bool {
+        self.steps
+            .iter()
+            .skip(index + 1)
+            .any(|s| s.state == StepState::Pending)
     }
 }
 

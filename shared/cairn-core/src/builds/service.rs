@@ -37,6 +37,9 @@ pub enum BuildError {
     /// A definition or a request that does not hold up.
     #[error("{0}")]
     Invalid(String),
+    /// A request past a size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The definition's refusal, with its place.
     #[error("{0}")]
     Spec(#[from] SpecError),
@@ -86,6 +89,8 @@ pub struct Builds {
     pub tokens: Arc<dyn TokenStore>,
     /// Build logs.
     pub logs: Arc<dyn LogStore>,
+    /// The artifact store's blobs (saved workspaces).
+    pub blobs: Arc<dyn super::Blobs>,
     /// How long a worker holds a job without a heartbeat, milliseconds.
     pub lease_ms: i64,
 }
@@ -473,6 +478,26 @@ impl Builds {
         job: &str,
         report: JobReport,
     ) -> Result<Build, BuildError> {
+        if let Some((sha256, size)) = &report.workspace {
+            // The next step restores it: it must be stored whole, in this project.
+            let record = self
+                .store
+                .get_build(build)
+                .await?
+                .ok_or_else(|| BuildError::NotFound(format!("no build {build}")))?;
+            Self::held(&record, caller, job)?;
+            let stored = if super::artifacts::valid_sha256(sha256) {
+                self.blobs.stat(&record.project, sha256).await?
+            } else {
+                None
+            };
+            if stored.is_none_or(|b| b.size != *size) {
+                return Err(BuildError::Invalid(format!(
+                    "workspace: project {} has no blob sha256:{sha256} of {size} bytes: upload it first",
+                    record.project
+                )));
+            }
+        }
         self.change(build, |b| {
             Self::held(b, caller, job)?;
             Ok(b.report(job, report.clone(), now_ms())?)
