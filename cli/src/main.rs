@@ -20,11 +20,7 @@ use cairn_sign::PgpVerifier;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 
-mod artifacts;
-mod builds;
-mod remote;
-mod repos;
-mod worker;
+use cairn::{artifacts, builds, remote, repos, worker};
 
 #[derive(Parser)]
 #[command(version, about = "Cairn command-line tool")]

@@ -85,6 +85,29 @@ pub async fn run(worker: Worker) -> Outcome {
     }
 }
 
+/// Runs one job that a runner was given (a claim's answer, token included) as a
+/// worker would, with the API at `api_base` and workspaces under `workdir`, then
+/// deletes the job's workspace (the next step may run anywhere): the build-step
+/// Lambda's way in.
+pub async fn run_job(api_base: &str, workdir: &Path, job: &Value) -> Outcome {
+    std::fs::create_dir_all(workdir)
+        .map_err(|e| Failure::usage(format!("{}: {e}", workdir.display())))?;
+    let api = Api::new(api_base, String::new())?;
+    let runner = Worker {
+        name: "lambda".into(),
+        labels: Vec::new(),
+        workdir: workdir.to_path_buf(),
+        once: true,
+    };
+    execute(&api, &runner, job).await;
+    let build = job["build"].as_str().unwrap_or_default();
+    if !build.is_empty() {
+        let _ = std::fs::remove_dir_all(workdir.join(build));
+        let _ = std::fs::remove_file(marker(workdir, build));
+    }
+    Ok(())
+}
+
 /// One job: its action run, its output streamed, its end reported.
 async fn execute(api: &Api, worker: &Worker, job: &Value) {
     let text = |k: &str| job[k].as_str().unwrap_or_default().to_string();

@@ -5,6 +5,8 @@
      one pipeline is 10 `shell: "true"` steps, on one worker. Overhead = the build's
      wall time (created -> finished) minus the time its steps ran on the worker
      (started -> finished of each step), per build and per step.
+  A'. the same on the build-step Lambda: overhead = wall time minus the time the
+     Lambda held each step (which includes its start, the workspace restore and save).
   B. concurrency: --concurrent builds of a 2-step project (concurrency 50) started at
      once, --workers workers. Checks every build succeeded and no action ran twice
      (each script appends its job id to a file: no id twice, one line per step), and
@@ -102,6 +104,28 @@ def main():
             overheads.append(wall - ran)
         print(f"A. 10 no-op steps on 1 worker, {args.sequential} builds: wall median "
               f"{statistics.median(walls) / 1000:.2f} s, overhead median "
+              f"{statistics.median(overheads) / 1000:.2f} s "
+              f"({statistics.median(overheads) / 10:.0f} ms per step), max "
+              f"{max(overheads) / 1000:.2f} s")
+
+        # A'. the same on the build-step Lambda (dispatched by the controller).
+        project = f"bench-noop-lambda-{stamp}"
+        steps = "".join("      - action: shell\n        runner: lambda\n        script: 'true'\n"
+                        for _ in range(10))
+        call(args.api, user, "PUT", f"/v1/projects/{project}",
+             f"pipelines:\n  - name: p\n    actions:\n{steps}".encode(), "application/yaml")
+        overheads, walls = [], []
+        for _ in range(args.sequential):
+            build_id = call(args.api, user, "POST", f"/v1/projects/{project}/builds", {})["id"]
+            b = wait_all(args.api, user, [build_id], 300)[build_id]
+            assert b["state"] == "succeeded", b
+            assert {s["worker"] for s in b["steps"]} == {"lambda"}, b
+            wall = b["finished_at"] - b["created_at"]
+            ran = sum(s["finished_at"] - s["started_at"] for s in b["steps"])
+            walls.append(wall)
+            overheads.append(wall - ran)
+        print(f"A'. 10 no-op steps on the build-step Lambda, {args.sequential} builds: wall "
+              f"median {statistics.median(walls) / 1000:.2f} s, overhead median "
               f"{statistics.median(overheads) / 1000:.2f} s "
               f"({statistics.median(overheads) / 10:.0f} ms per step), max "
               f"{max(overheads) / 1000:.2f} s")

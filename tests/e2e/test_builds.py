@@ -366,3 +366,26 @@ def test_a_50_mb_log_is_stored_whole_and_readable_while_its_step_runs(stack, use
     assert done["state"] == "succeeded", done
     _, end, complete = read_log(stack, user, build_id, 0, size)
     assert (end, complete) == (size, True)
+
+
+def test_short_steps_run_on_the_build_step_lambda_with_the_workspace_carried(
+        stack, user, workers):
+    project = f"lambda-{run_id()}"
+    text = ("pipelines:\n  - name: p\n    actions:\n"
+            "      - action: shell\n        runner: lambda\n"
+            "        script: |\n          echo made on lambda > a.txt\n"
+            "          echo to the log; echo a warning >&2\n"
+            "      - action: shell\n        labels: [after-lambda]\n"
+            "        script: test \"$(cat a.txt)\" = 'made on lambda' && echo worker > b.txt\n"
+            "      - action: shell\n        runner: lambda\n"
+            "        script: test \"$(cat b.txt)\" = worker && exit 3\n")
+    assert put_project(stack, user, project, text)[0] == 201
+    workers.start("w-after-lambda", "after-lambda")
+    done = wait_build(stack, user, start(stack, user, project))
+    steps = done["steps"]
+    assert [s["worker"] for s in steps] == ["lambda", "w-after-lambda", "lambda"], steps
+    assert done["state"] == "failed" and done["error"] == "step 3 (shell) exited 3", done
+    assert [s["exit_code"] for s in steps] == [0, 0, 3]
+    log, _, complete = read_log(stack, user, done["id"], 0)
+    assert complete and b"to the log" in log and b"a warning" in log, log
+    assert steps[0]["stderr_tail"].strip() == "a warning"

@@ -176,7 +176,7 @@ pub async fn start_build(
         .builds
         .start(&caller, &name, &request.parameters)
         .await?;
-    app.ticks.schedule(&build.id).await;
+    app.builds.ticks.schedule(&build.id).await;
     Ok(json(201, &build_view(&build)))
 }
 
@@ -348,11 +348,12 @@ pub async fn claim(
 ) -> Result<Response, ApiError> {
     let request = body.value;
     if request.worker.is_empty()
+        || request.worker == cairn_core::builds::service::LAMBDA_RUNNER
         || request.worker.len() > 64
         || !request.worker.bytes().all(|b| b.is_ascii_graphic())
     {
         return Err(ApiError::bad_request(
-            "worker: 1 to 64 printable characters, no spaces",
+            "worker: 1 to 64 printable characters, no spaces, not `lambda`",
         ));
     }
     if request.labels.len() > 50 || request.labels.iter().any(|l| l.len() > 64) {
@@ -370,39 +371,7 @@ pub async fn claim(
             .claim(&caller, &request.worker, &request.labels)
             .await?
         {
-            let build = &claimed.build;
-            let step = &build.steps[claimed.job.step];
-            let parameters = build.step_parameters(claimed.job.step);
-            // The workspace the previous steps left, for a worker that does not have it.
-            let workspace = match &build.workspace {
-                Some(saved) => {
-                    let download = app
-                        .builds
-                        .blobs
-                        .get_url(
-                            &build.project,
-                            &saved.sha256,
-                            cairn_core::builds::artifacts::DOWNLOAD_URL_SECS,
-                        )
-                        .await?;
-                    json!({"sha256": saved.sha256, "size": saved.size, "step": saved.step,
-                           "download": download})
-                }
-                None => Value::Null,
-            };
-            return Ok(json(
-                200,
-                &json!({
-                    "job": claimed.job.id, "build": build.id,
-                    "project": build.project, "step": claimed.job.step,
-                    "attempt": step.attempts, "pipeline": step.pipeline,
-                    "action": step.action, "parameters": parameters,
-                    "token": claimed.token, "lease_until": claimed.lease_until,
-                    "heartbeat_seconds": (app.builds.lease_ms / 3000).max(1),
-                    "workspace": workspace,
-                    "save_workspace": build.more_after(claimed.job.step),
-                }),
-            ));
+            return Ok(json(200, &app.builds.job_answer(&claimed).await?));
         }
         if started.elapsed() + Duration::from_secs(1) > wait {
             return Ok(axum::http::StatusCode::NO_CONTENT.into_response());

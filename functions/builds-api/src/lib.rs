@@ -16,7 +16,7 @@ mod handlers;
 
 use axum::Router;
 use cairn_core::auth::Accounts;
-use cairn_core::builds::{Artifacts, Builds, Ticks};
+use cairn_core::builds::{Artifacts, Builds};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,8 +32,6 @@ pub struct App {
     pub artifacts: Artifacts,
     /// Longest a worker's poll waits for a job.
     pub max_wait: Duration,
-    /// Tells the controller to look at a build (timeouts, lost workers) later.
-    pub ticks: Arc<dyn Ticks>,
 }
 
 impl cairn_http::HasUsers for App {

@@ -31,6 +31,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             tokens: catalog.clone(),
             logs: Arc::new(S3Logs::new(clients.s3.clone(), bucket)),
             blobs: blobs.clone(),
+            ticks: Arc::new(SqsTicks::new(clients.sqs.clone(), queue, lease_secs)),
             lease_ms: i64::try_from(lease_secs * 1000).unwrap_or(60_000),
         },
         artifacts: Artifacts {
@@ -41,7 +42,6 @@ async fn main() -> Result<(), lambda_http::Error> {
                 .unwrap_or(30),
         },
         max_wait: Duration::from_secs(number("CAIRN_WORK_WAIT_SECONDS", 20)),
-        ticks: Arc::new(SqsTicks::new(clients.sqs.clone(), queue, lease_secs)),
     };
     cairn_http::serve(router(Arc::new(app))).await
 }

@@ -26,6 +26,8 @@ impl Ticks for Clock {
     async fn schedule(&self, id: &str) {
         self.0.lock().expect("lock").push(id.to_string());
     }
+
+    async fn dispatch(&self, _id: &str) {}
 }
 
 async fn world() -> (axum::Router, Arc<Clock>) {
@@ -50,6 +52,7 @@ async fn world() -> (axum::Router, Arc<Clock>) {
             tokens: store.clone(),
             logs: store.clone(),
             blobs: store.clone(),
+            ticks: clock.clone(),
             lease_ms: 60_000,
         },
         artifacts: Artifacts {
@@ -59,7 +62,6 @@ async fn world() -> (axum::Router, Arc<Clock>) {
             retention_days: 30,
         },
         max_wait: Duration::from_secs(1),
-        ticks: clock.clone(),
     };
     (router(Arc::new(app)), clock)
 }

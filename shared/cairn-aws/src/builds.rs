@@ -355,6 +355,10 @@ impl SqsTicks {
 pub struct TickMessage {
     /// The build to look at.
     pub build: String,
+    /// Only give its queued build-step Lambda jobs to the build-step Lambda (no look
+    /// at leases, no next tick).
+    #[serde(default)]
+    pub dispatch: bool,
 }
 
 #[async_trait]
@@ -372,5 +376,49 @@ impl Ticks for SqsTicks {
         if let Err(e) = sent {
             tracing::warn!(build = id, error = %StoreError::caused_by("SendMessage tick", e), "could not schedule a look at the build");
         }
+    }
+
+    async fn dispatch(&self, id: &str) {
+        let body = serde_json::json!({"build": id, "dispatch": true}).to_string();
+        let sent = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(build = id, error = %StoreError::caused_by("SendMessage dispatch", e), "could not ask for a dispatch");
+        }
+    }
+}
+
+/// The build-step Lambda's queue: one message per job the controller took for it.
+pub struct SqsSteps {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsSteps {
+    /// Sends jobs to `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl cairn_core::builds::StepRunner for SqsSteps {
+    async fn run(&self, job: &serde_json::Value) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(job.to_string())
+            .send()
+            .await
+            .map_err(|e| StoreError::caused_by("SendMessage build step", e))?;
+        Ok(())
     }
 }

@@ -177,6 +177,8 @@ pub struct MemoryCatalog {
     artifacts: Mutex<BTreeMap<(String, String), crate::builds::Artifact>>,
     /// Blobs of the artifact store: (project, sha256) -> bytes.
     pub blobs: Mutex<BTreeMap<(String, String), Bytes>>,
+    /// Builds whose build-step Lambda jobs were asked to be dispatched, in order.
+    pub dispatched: Mutex<Vec<String>>,
 }
 
 impl MemoryCatalog {
@@ -1222,5 +1224,16 @@ impl MemoryCatalog {
             Bytes::copy_from_slice(bytes),
         );
         sha256
+    }
+}
+
+/// The controller's clock: looks are not scheduled (tests call `tick`); dispatch
+/// requests are recorded.
+#[async_trait]
+impl crate::builds::Ticks for MemoryCatalog {
+    async fn schedule(&self, _id: &str) {}
+
+    async fn dispatch(&self, id: &str) {
+        lock(&self.dispatched).push(id.to_string());
     }
 }

@@ -48,6 +48,7 @@ async fn world() -> World {
         tokens: catalog.clone(),
         logs: catalog.clone(),
         blobs: catalog.clone(),
+        ticks: catalog.clone(),
         lease_ms: 60_000,
     };
     let artifacts = Artifacts {

@@ -212,6 +212,7 @@ async fn world(lease_ms: i64) -> World {
         tokens: catalog.clone(),
         logs: catalog.clone(),
         blobs: catalog.clone(),
+        ticks: catalog.clone(),
         lease_ms,
     };
     World {
@@ -790,5 +791,109 @@ async fn a_log_chunk_that_never_came_is_skipped_once_the_step_is_over() {
     assert_eq!(
         (&read.bytes[..], read.next_offset, read.complete),
         (&b"xy"[..], 12, true)
+    );
+}
+
+#[tokio::test]
+async fn a_lambda_step_is_never_a_workers_and_the_controller_takes_it_once() {
+    let w = world(60_000).await;
+    let text = "\
+pipelines:
+  - name: p
+    actions:
+      - action: shell
+        runner: lambda
+        script: echo short
+      - action: shell
+        script: echo long
+";
+    w.builds
+        .define(&w.alice, "mixed", spec(text))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "mixed", &BTreeMap::new())
+        .await
+        .expect("started");
+    assert_eq!(
+        build.steps[0].action.timeout, 840,
+        "a Lambda step's default"
+    );
+    // Queuing it asked the controller to dispatch it; no worker may take it.
+    assert_eq!(
+        *w.catalog.dispatched.lock().expect("lock"),
+        std::slice::from_ref(&build.id)
+    );
+    assert!(
+        w.builds
+            .claim(&w.worker, "w1", &["runner=lambda".into()])
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let taken = w.builds.dispatch(&build.id).await.expect("dispatch");
+    assert_eq!(taken.len(), 1);
+    assert!(
+        w.builds
+            .dispatch(&build.id)
+            .await
+            .expect("again")
+            .is_empty(),
+        "taken once"
+    );
+    let answer = w.builds.job_answer(&taken[0]).await.expect("answer");
+    assert_eq!(answer["action"]["runner"], "lambda");
+    assert_eq!(answer["save_workspace"], true);
+    let job = w
+        .job_principal(answer["token"].as_str().expect("token"))
+        .await;
+    let after = w
+        .builds
+        .report(
+            &job,
+            &build.id,
+            &taken[0].job.id,
+            JobReport {
+                exit_code: 0,
+                error: None,
+                stderr_tail: String::new(),
+                outputs: serde_json::Value::Null,
+                workspace: None,
+            },
+        )
+        .await
+        .expect("reported");
+    assert_eq!(after.steps[0].worker.as_deref(), Some("lambda"));
+    // The next step is a worker's: no new dispatch, a worker takes it.
+    assert_eq!(w.catalog.dispatched.lock().expect("lock").len(), 1);
+    assert!(
+        w.builds
+            .claim(&w.worker, "w1", &[])
+            .await
+            .expect("claim")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_lambda_step_asks_for_no_labels_and_at_most_14_minutes() {
+    let action = |extra: &str| {
+        format!(
+            "pipelines:\n  - name: p\n    actions:\n      - action: shell\n        script: x\n{extra}"
+        )
+    };
+    assert!(
+        refusal(&action("        runner: lambda\n        labels: [dpkg]\n"))
+            .contains("asks for no labels")
+    );
+    assert!(
+        refusal(&action("        runner: lambda\n        timeout: 900\n"))
+            .contains("between 1 and 840")
+    );
+    assert!(refusal(&action("        runner: ec2\n")).contains("`worker` (default) or `lambda`"));
+    assert_eq!(
+        spec(&action("        runner: worker\n")).pipelines[0].actions[0].timeout,
+        3600
     );
 }

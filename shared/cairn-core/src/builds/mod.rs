@@ -16,6 +16,7 @@ pub mod service;
 pub mod yaml;
 
 pub use artifacts::{Artifact, ArtifactIndex, Artifacts, BlobInfo, Blobs, Presigned, Upload};
+pub use project::Runner;
 pub use project::{ProjectSpec, SpecError};
 pub use run::{
     Beat, Build, BuildState, Job, JobReport, Refusal, Step, StepState, Trigger, Workspace,
@@ -143,4 +144,15 @@ pub trait Ticks: Send + Sync {
     /// Asks for a look at build `id` later; a failure is logged, not returned (the
     /// next request about the build asks again).
     async fn schedule(&self, id: &str);
+    /// Asks the controller to give build `id`'s queued build-step Lambda jobs to the
+    /// build-step Lambda now; a failure is logged (the build's next look does it).
+    async fn dispatch(&self, id: &str);
+}
+
+/// Where the controller sends the jobs it took for the build-step Lambda.
+#[async_trait]
+pub trait StepRunner: Send + Sync {
+    /// Hands the job (the answer a worker's claim gets, token included) to the
+    /// build-step Lambda.
+    async fn run(&self, job: &serde_json::Value) -> Result<(), StoreError>;
 }

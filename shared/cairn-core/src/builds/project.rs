@@ -38,6 +38,9 @@ pub const MAX_CONCURRENCY: u32 = 50;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 3600;
 /// Longest timeout of an action, seconds (a day).
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Longest (and default) timeout of a step on the build-step Lambda, seconds: its
+/// 15 minutes, less time to save the workspace and report.
+pub const MAX_LAMBDA_TIMEOUT_SECS: u64 = 840;
 /// Largest project definition, bytes of JSON.
 pub const MAX_PROJECT_JSON: usize = 96 * 1024;
 
@@ -82,6 +85,27 @@ pub struct Action {
     pub labels: Vec<String>,
     /// Longest it may run, seconds.
     pub timeout: u64,
+    /// What runs it: a worker (default), or the build-step Lambda.
+    #[serde(default, skip_serializing_if = "Runner::is_worker")]
+    pub runner: Runner,
+}
+
+/// What runs a step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// A pull-based worker whose labels fit (`cairn worker`).
+    #[default]
+    Worker,
+    /// The build-step Lambda: short actions without labels, at most 14 minutes.
+    Lambda,
+}
+
+impl Runner {
+    /// Whether it is the default.
+    pub fn is_worker(&self) -> bool {
+        *self == Runner::Worker
+    }
 }
 
 /// What an action does.
@@ -641,7 +665,7 @@ fn read_pipeline(value: &Value, path: &str) -> Result<Pipeline, SpecError> {
     Ok(Pipeline { name, actions })
 }
 
-const COMMON_FIELDS: [&str; 4] = ["action", "name", "labels", "timeout"];
+const COMMON_FIELDS: [&str; 5] = ["action", "name", "labels", "timeout", "runner"];
 
 fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
     let Value::Object(map) = value else {
@@ -806,17 +830,38 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
             format!("at most {MAX_LABELS} labels of up to 64 printable characters"),
         ));
     }
+    let runner = match map.get("runner") {
+        None | Some(Value::Null) => Runner::Worker,
+        Some(Value::String(s)) if s == "worker" => Runner::Worker,
+        Some(Value::String(s)) if s == "lambda" => Runner::Lambda,
+        Some(_) => {
+            return Err(err(
+                &format!("{path}.runner"),
+                "`worker` (default) or `lambda`",
+            ));
+        }
+    };
+    if runner == Runner::Lambda && !labels.is_empty() {
+        return Err(err(
+            &format!("{path}.labels"),
+            "a step on the build-step Lambda asks for no labels (labels choose workers)",
+        ));
+    }
+    let (default, most) = match runner {
+        Runner::Worker => (DEFAULT_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
+        Runner::Lambda => (MAX_LAMBDA_TIMEOUT_SECS, MAX_LAMBDA_TIMEOUT_SECS),
+    };
     let timeout = match map.get("timeout") {
-        None | Some(Value::Null) => DEFAULT_TIMEOUT_SECS,
+        None | Some(Value::Null) => default,
         Some(v) => {
             let n = integer(v, &format!("{path}.timeout"))?;
             u64::try_from(n)
                 .ok()
-                .filter(|n| (1..=MAX_TIMEOUT_SECS).contains(n))
+                .filter(|n| (1..=most).contains(n))
                 .ok_or_else(|| {
                     err(
                         &format!("{path}.timeout"),
-                        format!("seconds, between 1 and {MAX_TIMEOUT_SECS}"),
+                        format!("seconds, between 1 and {most}"),
                     )
                 })?
         }
@@ -826,6 +871,7 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
         name,
         labels,
         timeout,
+        runner,
     })
 }
 

@@ -5,7 +5,7 @@
 //! the API and the tests apply the same rules; the store only makes each change
 //! conditional on the version it was computed from.
 
-use super::project::{Action, ActionKind, ProjectSpec, SpecError};
+use super::project::{Action, ActionKind, ProjectSpec, Runner, SpecError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -201,12 +201,17 @@ pub struct Job {
     pub labels: Vec<String>,
     /// When it was queued (Unix milliseconds).
     pub queued_at: i64,
+    /// What runs it: workers take only the jobs of workers; the controller gives
+    /// the others to the build-step Lambda.
+    #[serde(default, skip_serializing_if = "Runner::is_worker")]
+    pub runner: Runner,
 }
 
 impl Job {
-    /// Whether a worker with `labels` may take it: it has every label the job asks for.
+    /// Whether a worker with `labels` may take it: a worker's job, and the worker has
+    /// every label the job asks for.
     pub fn fits(&self, labels: &[String]) -> bool {
-        self.labels.iter().all(|l| labels.contains(l))
+        self.runner == Runner::Worker && self.labels.iter().all(|l| labels.contains(l))
     }
 }
 
@@ -395,6 +400,7 @@ impl Build {
             step: index,
             labels: step.action.labels.clone(),
             queued_at: now,
+            runner: step.action.runner,
         };
         step.state = StepState::Queued;
         step.job = Some(job.id.clone());
@@ -579,6 +585,7 @@ impl Build {
                         step: index,
                         labels: step.action.labels.clone(),
                         queued_at: step.queued_at.unwrap_or_default(),
+                        runner: step.action.runner,
                     }));
                     step.state = StepState::Cancelled;
                     step.finished_at = Some(now);
@@ -674,6 +681,23 @@ impl Build {
             _ => {}
         }
         scopes
+    }
+
+    /// The queued job of step `index`, as the worker queue holds it.
+    pub fn queued_job(&self, index: usize) -> Option<Job> {
+        let step = self.steps.get(index)?;
+        if step.state != StepState::Queued || self.state != BuildState::Running {
+            return None;
+        }
+        Some(Job {
+            id: step.job.clone()?,
+            build: self.id.clone(),
+            project: self.project.clone(),
+            step: index,
+            labels: step.action.labels.clone(),
+            queued_at: step.queued_at?,
+            runner: step.action.runner,
+        })
     }
 
     /// Whether a step after `index` is still to run (and may need the workspace).

@@ -13,9 +13,12 @@ use crate::error::StoreError;
 use crate::events::{NewEvent, Subject};
 use crate::tokens::{TokenRecord, TokenStore};
 use bytes::Bytes;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The runner name of the build-step Lambda in build records.
+pub const LAMBDA_RUNNER: &str = "lambda";
 /// Attempts at a change that races others on one build or project.
 const CHANGE_ATTEMPTS: u32 = 20;
 /// Jobs of the queue a worker looks at per poll.
@@ -91,6 +94,8 @@ pub struct Builds {
     pub logs: Arc<dyn LogStore>,
     /// The artifact store's blobs (saved workspaces).
     pub blobs: Arc<dyn super::Blobs>,
+    /// The controller's clock, and its call to give jobs to the build-step Lambda.
+    pub ticks: Arc<dyn super::Ticks>,
     /// How long a worker holds a job without a heartbeat, milliseconds.
     pub lease_ms: i64,
 }
@@ -297,6 +302,13 @@ impl Builds {
         for token in &effects.revoked {
             self.revoke(&build.owner, token).await;
         }
+        if effects
+            .queued
+            .iter()
+            .any(|j| j.runner == super::Runner::Lambda)
+        {
+            self.ticks.dispatch(&build.id).await;
+        }
         if effects.finished {
             // The slot is free: the next waiting build may start. A failure here
             // leaves it to the controller's next tick.
@@ -377,36 +389,97 @@ impl Builds {
         worker.require(Action::Worker, "")?;
         let jobs = self.store.queued_jobs(QUEUE_WINDOW).await?;
         for job in jobs.into_iter().filter(|j| j.fits(labels)) {
-            let Some(mut build) = self.store.get_build(&job.build).await? else {
-                continue;
-            };
-            let Some(index) = build.step_of(&job.id) else {
-                continue;
-            };
-            let now = now_ms();
-            let (record, token) = self.job_token(&build, index, &job.id, now)?;
-            let Ok(index) = build.claim(&job.id, worker_name, &record.id, now, self.lease_ms)
+            if let Some(claimed) = self.take(job, worker_name).await? {
+                return Ok(Some(claimed));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes the queued `job` for `runner` (a worker's name, or `lambda`) with a token
+    /// for that job alone; `None` if another runner took it first.
+    async fn take(&self, job: Job, runner: &str) -> Result<Option<Claimed>, BuildError> {
+        let Some(mut build) = self.store.get_build(&job.build).await? else {
+            return Ok(None);
+        };
+        let Some(index) = build.step_of(&job.id) else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let (record, token) = self.job_token(&build, index, &job.id, now)?;
+        let Ok(index) = build.claim(&job.id, runner, &record.id, now, self.lease_ms) else {
+            return Ok(None);
+        };
+        self.tokens.put_token(&record).await?;
+        let effects = Effects {
+            unqueued: vec![job.clone()],
+            ..Effects::default()
+        };
+        if self.commit(&mut build, effects, SlotChange::Keep).await? {
+            let lease_until = build.steps[index].lease_until.unwrap_or(now);
+            return Ok(Some(Claimed {
+                job,
+                build,
+                token,
+                lease_until,
+            }));
+        }
+        // Another runner took it (or the build changed): the token goes.
+        self.revoke(&record.owner, &record.id).await;
+        Ok(None)
+    }
+
+    /// The controller takes build `id`'s queued jobs that the build-step Lambda runs.
+    pub async fn dispatch(&self, id: &str) -> Result<Vec<Claimed>, BuildError> {
+        let Some(build) = self.store.get_build(id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut taken = Vec::new();
+        for index in 0..build.steps.len() {
+            let Some(job) = build
+                .queued_job(index)
+                .filter(|j| j.runner == super::Runner::Lambda)
             else {
                 continue;
             };
-            self.tokens.put_token(&record).await?;
-            let effects = Effects {
-                unqueued: vec![job.clone()],
-                ..Effects::default()
-            };
-            if self.commit(&mut build, effects, SlotChange::Keep).await? {
-                let lease_until = build.steps[index].lease_until.unwrap_or(now);
-                return Ok(Some(Claimed {
-                    job,
-                    build,
-                    token,
-                    lease_until,
-                }));
+            if let Some(claimed) = self.take(job, LAMBDA_RUNNER).await? {
+                taken.push(claimed);
             }
-            // Another worker took it (or the build changed): the token goes.
-            self.revoke(&record.owner, &record.id).await;
         }
-        Ok(None)
+        Ok(taken)
+    }
+
+    /// What a runner receives with a job: the action, its parameters, the job's token,
+    /// its lease, and the workspace the earlier steps left (with a download URL).
+    pub async fn job_answer(&self, claimed: &Claimed) -> Result<Value, BuildError> {
+        let build = &claimed.build;
+        let index = claimed.job.step;
+        let step = &build.steps[index];
+        let workspace = match &build.workspace {
+            Some(saved) => {
+                let download = self
+                    .blobs
+                    .get_url(
+                        &build.project,
+                        &saved.sha256,
+                        super::artifacts::DOWNLOAD_URL_SECS,
+                    )
+                    .await?;
+                json!({"sha256": saved.sha256, "size": saved.size, "step": saved.step,
+                       "download": download})
+            }
+            None => Value::Null,
+        };
+        Ok(json!({
+            "job": claimed.job.id, "build": build.id,
+            "project": build.project, "step": index,
+            "attempt": step.attempts, "pipeline": step.pipeline,
+            "action": step.action, "parameters": build.step_parameters(index),
+            "token": claimed.token, "lease_until": claimed.lease_until,
+            "heartbeat_seconds": (self.lease_ms / 3000).max(1),
+            "workspace": workspace,
+            "save_workspace": build.more_after(index),
+        }))
     }
 
     /// The credential of one job: it acts for the project's owner, may report on that
