@@ -121,7 +121,7 @@ def test_blobs_are_checked_stored_once_and_kept_to_their_project(stack, user, op
     assert status == 400, (status, raw[:300])
     status, body, _ = api_call(stack, "PUT", f"/v1/projects/{project}/artifacts/data",
                                {"sha256": sha}, user)
-    assert status == 400 and "upload it first" in body["error"], body
+    assert status == 400 and "upload it first" in body["detail"], body
     status, raw = put_blob(upload, data)
     assert status == 200, raw[:300]
     # The same bytes again: nothing to send.
@@ -174,7 +174,7 @@ def test_blobs_are_checked_stored_once_and_kept_to_their_project(stack, user, op
     # A workspace that was never uploaded is not accepted as the job's.
     status, body = bearer(stack, token, "POST", f"{base}/result",
                           {"exit_code": 0, "workspace": {"sha256": sha, "size": len(data)}})
-    assert status == 400 and "upload it first" in body["error"], body
+    assert status == 400 and "upload it first" in body["detail"], body
     assert bearer(stack, token, "POST", f"{base}/result", {"exit_code": 0})[0] == 200
     assert bearer(stack, token, "GET", f"/v1/projects/{other}/artifacts")[0] == 401
     assert wait_build(stack, user, build_id)["state"] == "succeeded"
