@@ -121,6 +121,12 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
     let kind = action["action"].as_str().unwrap_or("?");
     eprintln!("job {id}: build {build} step {} ({kind})", job["step"]);
     let mut log = LogStream::new(&job_api, &base);
+    // The job is this runner's only if its token still works: a job that ended or
+    // went to another runner (a late or repeated delivery) never starts.
+    if let Some(why) = beat_once(&job_api, &base).await {
+        eprintln!("job {id}: not started: {why}");
+        return;
+    }
     // Heartbeats run beside the action, whatever it is; a stop ends the action.
     let beat = Duration::from_secs(job["heartbeat_seconds"].as_u64().unwrap_or(20).max(1));
     let (stop_tx, mut stop) = tokio::sync::watch::channel(None::<String>);
@@ -408,6 +414,8 @@ async fn shell(
             status = child.wait(), if !open => break status,
         }
     };
+    // Nothing the step started outlives it (it would change the saved workspace).
+    kill_group(pgid).await;
     match status {
         Ok(status) => Ended::Exited(status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
@@ -447,8 +455,10 @@ async fn kill_group(pgid: Option<u32>) {
     else {
         return;
     };
-    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
-        eprintln!("could not kill process group {pgid}: {e}");
+    match rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        // Nothing left in the group.
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => eprintln!("could not kill process group {pgid}: {e}"),
     }
 }
 
@@ -573,7 +583,10 @@ async fn artifact(api: &Api, workspace: &Path, job: &Value, log: &mut LogStream<
             .filter_map(Value::as_str)
         {
             let literal = workspace.join(pattern);
-            let found = if !pattern.contains(['*', '?']) && literal.symlink_metadata().is_ok() {
+            let found = if !pattern.contains(['*', '?'])
+                && inside(workspace, pattern)
+                && literal.symlink_metadata().is_ok()
+            {
                 Ok(vec![literal])
             } else {
                 glob(workspace, pattern)
@@ -759,6 +772,11 @@ async fn archive(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
         Ok(bytes) => bytes,
         Err(why) => return Ended::Failed(format!("archive: tarball {tarball}: {why}")),
     };
+    if !inside(workspace, &into) {
+        return Ended::Failed(format!(
+            "archive: {into} leads out of the workspace (through a symbolic link)"
+        ));
+    }
     let target = workspace.join(&into);
     let unpacked = tokio::task::spawn_blocking(move || unpack(&bytes, &target)).await;
     match unpacked {
@@ -880,6 +898,33 @@ fn unpack(bytes: &[u8], target: &Path) -> std::io::Result<usize> {
     Ok(files)
 }
 
+/// Whether the workspace path `relative` stays inside `root`: relative, no `..`,
+/// and no folder on the way is a symbolic link (the last part may be one: it is
+/// packed as a link, never followed).
+fn inside(root: &Path, relative: &str) -> bool {
+    use std::path::Component;
+    let path = Path::new(relative);
+    let parts: Vec<_> = path.components().collect();
+    if parts
+        .iter()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return false;
+    }
+    let mut at = root.to_path_buf();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => return false,
+            Ok(meta) if !meta.is_dir() => return false,
+            // Not there yet (an archive's folder): nothing to follow.
+            Err(_) => return true,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
 /// The regular files under `root` that `pattern` matches: `/`-separated parts, each
 /// literal or with `*` and `?`, never leaving `root` (no `..`, no symbolic links).
 fn glob(root: &Path, pattern: &str) -> std::io::Result<Vec<PathBuf>> {
@@ -978,6 +1023,21 @@ mod tests {
                 .join("escape.txt")
                 .exists()
         );
+    }
+
+    #[test]
+    fn a_path_through_a_symbolic_link_is_not_inside() {
+        let root = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(root.path().join("real/sub")).expect("dirs");
+        std::os::unix::fs::symlink("/etc", root.path().join("out")).expect("link");
+        assert!(inside(root.path(), "real/sub/file") && inside(root.path(), "new/folder"));
+        assert!(
+            inside(root.path(), "out"),
+            "the link itself is packed as a link"
+        );
+        for bad in ["out/passwd", "../x", "/etc/passwd", "real/../../x"] {
+            assert!(!inside(root.path(), bad), "{bad}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
      one pipeline is 10 `shell: "true"` steps, on one worker. Overhead = the build's
      wall time (created -> finished) minus the time its steps ran on the worker
      (started -> finished of each step), per build and per step.
-  A'. the same on the build-step Lambda: overhead = wall time minus the time the
-     Lambda held each step (which includes its start, the workspace restore and save).
+  A'. 10 steps on the build-step Lambda, each restoring an empty tarball artifact
+     (scripts never run there): overhead = wall time minus the time the Lambda held
+     each step (which includes its start, the workspace restore and save).
   B. concurrency: --concurrent builds of a 2-step project (concurrency 50) started at
      once, --workers workers. Checks every build succeeded and no action ran twice
      (each script appends its job id to a file: no id twice, one line per step), and
@@ -109,11 +110,20 @@ def main():
               f"{max(overheads) / 1000:.2f} s")
 
         # A'. the same on the build-step Lambda (dispatched by the controller).
+        # Scripts never run there: each step restores an empty tarball artifact.
         project = f"bench-noop-lambda-{stamp}"
-        steps = "".join("      - action: shell\n        runner: lambda\n        script: 'true'\n"
+        steps = "".join("      - action: artifact\n        runner: lambda\n        restore: empty\n"
                         for _ in range(10))
         call(args.api, user, "PUT", f"/v1/projects/{project}",
              f"pipelines:\n  - name: p\n    actions:\n{steps}".encode(), "application/yaml")
+        empty = os.path.join(tmp, "empty.tar.gz")
+        subprocess.run(["tar", "-czf", empty, "-T", "/dev/null"], check=True)
+        token_env = dict(os.environ, CAIRN_API_URL=args.api, CAIRN_TOKEN=call(
+            args.api, user, "POST", "/v1/tokens",
+            {"scopes": [f"artifacts:{project}"], "description": "bench"})["token"])
+        token_env.pop("CAIRN_CONFIG", None)
+        subprocess.run([args.cli, "artifact", "put", project, "empty", empty], check=True,
+                       env=token_env, capture_output=True)
         overheads, walls = [], []
         for _ in range(args.sequential):
             build_id = call(args.api, user, "POST", f"/v1/projects/{project}/builds", {})["id"]

@@ -368,24 +368,36 @@ def test_a_50_mb_log_is_stored_whole_and_readable_while_its_step_runs(stack, use
     assert (end, complete) == (size, True)
 
 
-def test_short_steps_run_on_the_build_step_lambda_with_the_workspace_carried(
+def test_built_in_steps_run_on_the_build_step_lambda_with_the_workspace_carried(
         stack, user, workers):
     project = f"lambda-{run_id()}"
     text = ("pipelines:\n  - name: p\n    actions:\n"
-            "      - action: shell\n        runner: lambda\n"
-            "        script: |\n          echo made on lambda > a.txt\n"
-            "          echo to the log; echo a warning >&2\n"
             "      - action: shell\n        labels: [after-lambda]\n"
-            "        script: test \"$(cat a.txt)\" = 'made on lambda' && echo worker > b.txt\n"
-            "      - action: shell\n        runner: lambda\n"
-            "        script: test \"$(cat b.txt)\" = worker && exit 3\n")
+            "        script: mkdir -p d && echo made on a worker > d/a.txt\n"
+            "      - action: artifact\n        runner: lambda\n        save: made\n"
+            "        paths: [d]\n"
+            "      - action: shell\n        labels: [after-lambda]\n"
+            "        script: test \"$(cat d/a.txt)\" = 'made on a worker'\n"
+            "      - action: artifact\n        runner: lambda\n        restore: not-saved\n")
     assert put_project(stack, user, project, text)[0] == 201
+    # A script never runs on the shared Lambda.
+    status, body = put_project(stack, user, project, text.replace(
+        "artifact\n        runner: lambda\n        save: made\n        paths: [d]",
+        "shell\n        runner: lambda\n        script: env"))
+    assert status == 400 and "a shell step runs on a worker" in body["detail"], body
     workers.start("w-after-lambda", "after-lambda")
     done = wait_build(stack, user, start(stack, user, project))
     steps = done["steps"]
-    assert [s["worker"] for s in steps] == ["lambda", "w-after-lambda", "lambda"], steps
-    assert done["state"] == "failed" and done["error"] == "step 3 (shell) exited 3", done
-    assert [s["exit_code"] for s in steps] == [0, 0, 3]
-    log, _, complete = read_log(stack, user, done["id"], 0)
-    assert complete and b"to the log" in log and b"a warning" in log, log
-    assert steps[0]["stderr_tail"].strip() == "a warning"
+    assert [s["worker"] for s in steps] == ["w-after-lambda", "lambda", "w-after-lambda",
+                                            "lambda"], steps
+    assert done["state"] == "failed", done
+    assert [s["state"] for s in steps] == ["succeeded", "succeeded", "succeeded", "failed"]
+    assert "no artifact not-saved" in steps[3]["error"], steps[3]
+    assert steps[1]["outputs"]["files"] == 1, steps[1]
+    # The Lambda restored what the worker left, and its log says so.
+    log, _, complete = read_log(stack, user, done["id"], 1)
+    assert complete and b"restoring the workspace saved after step 0" in log, log
+    assert b"saved made: 1 files" in log, log
+    status, shown, _ = api_call(stack, "GET", f"/v1/projects/{project}/artifacts/made",
+                                user=user)
+    assert status == 200 and shown["build"] == done["id"], shown

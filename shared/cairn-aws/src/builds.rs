@@ -416,6 +416,9 @@ impl cairn_core::builds::StepRunner for SqsSteps {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(job.to_string())
+            // A FIFO queue, deduplicated by job: one job is never sent twice.
+            .message_group_id(job["job"].as_str().unwrap_or("job"))
+            .message_deduplication_id(job["job"].as_str().unwrap_or("job"))
             .send()
             .await
             .map_err(|e| StoreError::caused_by("SendMessage build step", e))?;

@@ -801,9 +801,9 @@ async fn a_lambda_step_is_never_a_workers_and_the_controller_takes_it_once() {
 pipelines:
   - name: p
     actions:
-      - action: shell
+      - action: artifact
         runner: lambda
-        script: echo short
+        restore: toolchain
       - action: shell
         script: echo long
 ";
@@ -842,6 +842,15 @@ pipelines:
             .is_empty(),
         "taken once"
     );
+    // A Lambda that never answered: its step goes back, and the attempt counts.
+    let mut silent = taken[0].build.clone();
+    let lease_end = silent.steps[0].lease_until.expect("lease");
+    let effects = silent.expire(lease_end + 1);
+    assert_eq!(effects.queued.len(), 1);
+    assert_eq!(
+        silent.steps[0].attempts, 1,
+        "counted, unlike a worker's lost poll"
+    );
     let answer = w.builds.job_answer(&taken[0]).await.expect("answer");
     assert_eq!(answer["action"]["runner"], "lambda");
     assert_eq!(answer["save_workspace"], true);
@@ -877,12 +886,16 @@ pipelines:
 }
 
 #[test]
-fn a_lambda_step_asks_for_no_labels_and_at_most_14_minutes() {
+fn a_lambda_step_is_a_built_in_action_with_no_labels_and_at_most_14_minutes() {
     let action = |extra: &str| {
         format!(
-            "pipelines:\n  - name: p\n    actions:\n      - action: shell\n        script: x\n{extra}"
+            "pipelines:\n  - name: p\n    actions:\n      - action: artifact\n        restore: x\n{extra}"
         )
     };
+    assert!(refusal(
+        "pipelines:\n  - name: p\n    actions:\n      - action: shell\n        script: x\n        runner: lambda\n"
+    )
+    .contains("a shell step runs on a worker"));
     assert!(
         refusal(&action("        runner: lambda\n        labels: [dpkg]\n"))
             .contains("asks for no labels")
@@ -895,5 +908,9 @@ fn a_lambda_step_asks_for_no_labels_and_at_most_14_minutes() {
     assert_eq!(
         spec(&action("        runner: worker\n")).pipelines[0].actions[0].timeout,
         3600
+    );
+    assert_eq!(
+        spec(&action("        runner: lambda\n")).pipelines[0].actions[0].timeout,
+        840
     );
 }

@@ -9,9 +9,10 @@
 //! a blob (the latest save wins).
 //!
 //! Blobs are a project's own: another project's blob of the same bytes is a separate
-//! object, so an upload never tells one project what another stores. Every use (an
-//! upload that found the blob, a name given to it, a workspace reported) restarts its
-//! retention; a name expires with the same retention, never after its blob.
+//! object, so an upload never tells one project what another stores. A use (an
+//! upload that found the blob, a name given to it) restarts its retention once it is
+//! a day old; a name expires when its blob's retention (as it stood when the name was
+//! given) ends, never after its blob.
 
 use super::{BuildError, BuildStore, Project};
 use crate::access::Action;
@@ -201,7 +202,7 @@ impl Artifacts {
             )));
         }
         if let Some(info) = self.blobs.stat(&project.name, sha256).await? {
-            self.keep(&project.name, sha256, info).await;
+            let info = self.keep(&project.name, sha256, info).await;
             return Ok(Upload::Stored { size: info.size });
         }
         let url = self
@@ -225,6 +226,8 @@ impl Artifacts {
         check_sha256(sha256)?;
         let info = self.blob(&project.name, sha256).await?;
         let created_at = now();
+        // The name expires with its blob's retention, counted from when the blob was
+        // written or last refreshed: never after the blob.
         let artifact = Artifact {
             project: project.name,
             name: name.to_string(),
@@ -233,7 +236,7 @@ impl Artifacts {
             build,
             saved_by: caller.name.clone(),
             created_at,
-            expires_at: created_at + self.retention_days * 86_400,
+            expires_at: created_at - info.age_secs + self.retention_days * 86_400,
         };
         self.index.put_artifact(&artifact).await?;
         Ok(artifact)
@@ -298,25 +301,32 @@ impl Artifacts {
         }
     }
 
-    /// Blob `sha256` of `project`, refreshed; refused if it is not stored whole.
+    /// Blob `sha256` of `project`, refreshed (its age is then 0); refused if it is
+    /// not stored whole.
     pub async fn blob(&self, project: &str, sha256: &str) -> Result<BlobInfo, BuildError> {
         let info = self.blobs.stat(project, sha256).await?.ok_or_else(|| {
             BuildError::Invalid(format!(
                 "project {project} has no blob sha256:{sha256}: upload it first"
             ))
         })?;
-        self.keep(project, sha256, info).await;
-        Ok(info)
+        Ok(self.keep(project, sha256, info).await)
     }
 
     /// Restarts a used blob's retention when it has run a while (a failure is logged:
-    /// the blob still has most of its retention left).
-    async fn keep(&self, project: &str, sha256: &str, info: BlobInfo) {
+    /// the blob still has most of its retention left); the blob as it is then.
+    async fn keep(&self, project: &str, sha256: &str, info: BlobInfo) -> BlobInfo {
         if info.age_secs < REFRESH_AFTER_SECS {
-            return;
+            return info;
         }
-        if let Err(e) = self.blobs.refresh(project, sha256).await {
-            tracing::warn!(project, sha256, error = %e, "could not refresh a blob");
+        match self.blobs.refresh(project, sha256).await {
+            Ok(()) => BlobInfo {
+                age_secs: 0,
+                ..info
+            },
+            Err(e) => {
+                tracing::warn!(project, sha256, error = %e, "could not refresh a blob");
+                info
+            }
         }
     }
 }

@@ -97,7 +97,9 @@ pub enum Runner {
     /// A pull-based worker whose labels fit (`cairn worker`).
     #[default]
     Worker,
-    /// The build-step Lambda: short actions without labels, at most 14 minutes.
+    /// The build-step Lambda: short built-in actions (archive, publish, artifact)
+    /// without labels, at most 14 minutes; never a script (its instances are shared
+    /// between projects).
     Lambda,
 }
 
@@ -841,6 +843,13 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
             ));
         }
     };
+    if runner == Runner::Lambda && matches!(kind, ActionKind::Shell { .. }) {
+        return Err(err(
+            &format!("{path}.runner"),
+            "a shell step runs on a worker: the build-step Lambda runs the built-in actions \
+             (archive, publish, artifact) only, since its instances are shared between projects",
+        ));
+    }
     if runner == Runner::Lambda && !labels.is_empty() {
         return Err(err(
             &format!("{path}.labels"),

@@ -635,7 +635,11 @@ impl Build {
         }
         effects.revoked.extend(step.job_token.clone());
         let worker = step.worker.clone().unwrap_or_default();
-        if !timed_out && !step.acked {
+        // An unacknowledged claim of a worker's poll does not count (the worker went
+        // away while it polled); the build-step Lambda was sent the job, so its
+        // silence counts like a lost worker's, or a broken function would requeue
+        // the step for ever.
+        if !timed_out && !step.acked && step.action.runner == Runner::Worker {
             let job = self.queue(index, now);
             let step = &mut self.steps[index];
             step.attempts = step.attempts.saturating_sub(1);
