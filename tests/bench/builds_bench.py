@@ -134,7 +134,7 @@ def main():
             ran = sum(s["finished_at"] - s["started_at"] for s in b["steps"])
             walls.append(wall)
             overheads.append(wall - ran)
-        print(f"A'. 10 no-op steps on the build-step Lambda, {args.sequential} builds: wall "
+        print(f"A'. 10 empty-artifact restores on the build-step Lambda, {args.sequential} builds: wall "
               f"median {statistics.median(walls) / 1000:.2f} s, overhead median "
               f"{statistics.median(overheads) / 1000:.2f} s "
               f"({statistics.median(overheads) / 10:.0f} ms per step), max "
