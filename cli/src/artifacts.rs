@@ -25,6 +25,22 @@ pub struct Stored {
     pub deduplicated: bool,
 }
 
+impl Stored {
+    /// `N files, S MiB, sha256:…`, and whether the store had them already (for logs).
+    pub fn describe(&self, files: usize) -> String {
+        format!(
+            "{files} files, {:.1} MiB, sha256:{}{}",
+            mib(self.size),
+            self.sha256,
+            if self.deduplicated {
+                " (stored already)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// The SHA-256 and size of a file.
 pub async fn digest(file: &Path) -> std::io::Result<(String, u64)> {
     let file = file.to_path_buf();

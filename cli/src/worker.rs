@@ -540,17 +540,8 @@ async fn save_workspace(
     let stored = crate::artifacts::store(api, project, &tarball).await;
     let _ = std::fs::remove_file(&tarball);
     let stored = stored.map_err(|f| f.message)?;
-    log.line(&format!(
-        "workspace saved: {files} files, {:.1} MiB, sha256:{}{}",
-        stored.size as f64 / 1048576.0,
-        stored.sha256,
-        if stored.deduplicated {
-            " (stored already)"
-        } else {
-            ""
-        }
-    ))
-    .await;
+    log.line(&format!("workspace saved: {}", stored.describe(files)))
+        .await;
     let _ = std::fs::write(marker(workdir, build), &stored.sha256);
     Ok((stored.sha256, stored.size))
 }
@@ -630,17 +621,8 @@ async fn artifact(api: &Api, workspace: &Path, job: &Value, log: &mut LogStream<
             }
             Err(f) => return Ended::Failed(format!("artifact: {}", f.message)),
         }
-        log.line(&format!(
-            "saved {name}: {files} files, {:.1} MiB, sha256:{}{}",
-            stored.size as f64 / 1048576.0,
-            stored.sha256,
-            if stored.deduplicated {
-                " (stored already)"
-            } else {
-                ""
-            }
-        ))
-        .await;
+        log.line(&format!("saved {name}: {}", stored.describe(files)))
+            .await;
         return Ended::Done(json!({
             "artifact": name, "sha256": stored.sha256, "size": stored.size,
             "files": files, "deduplicated": stored.deduplicated,

@@ -57,6 +57,23 @@ impl S3Blobs {
     }
 }
 
+/// What a client needs of a presigned request: its URL and the headers it was signed with.
+fn presigned(
+    method: &str,
+    request: &aws_sdk_s3::presigning::PresignedRequest,
+    ttl_secs: u64,
+) -> Presigned {
+    Presigned {
+        method: method.into(),
+        url: request.uri().to_string(),
+        headers: request
+            .headers()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect(),
+        expires_at: now() + i64::try_from(ttl_secs).unwrap_or(0),
+    }
+}
+
 fn presigning(ttl_secs: u64) -> Result<PresigningConfig, StoreError> {
     PresigningConfig::expires_in(Duration::from_secs(ttl_secs))
         .map_err(|e| StoreError::new("presign", e))
@@ -110,15 +127,7 @@ impl Blobs for S3Blobs {
             .presigned(presigning(ttl_secs)?)
             .await
             .map_err(|e| StoreError::caused_by(format!("presign PutObject {key}"), e))?;
-        Ok(Presigned {
-            method: "PUT".into(),
-            url: request.uri().to_string(),
-            headers: request
-                .headers()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-                .collect(),
-            expires_at: now() + i64::try_from(ttl_secs).unwrap_or(0),
-        })
+        Ok(presigned("PUT", &request, ttl_secs))
     }
 
     async fn get_url(
@@ -136,15 +145,7 @@ impl Blobs for S3Blobs {
             .presigned(presigning(ttl_secs)?)
             .await
             .map_err(|e| StoreError::caused_by(format!("presign GetObject {key}"), e))?;
-        Ok(Presigned {
-            method: "GET".into(),
-            url: request.uri().to_string(),
-            headers: request
-                .headers()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-                .collect(),
-            expires_at: now() + i64::try_from(ttl_secs).unwrap_or(0),
-        })
+        Ok(presigned("GET", &request, ttl_secs))
     }
 
     async fn refresh(&self, project: &str, sha256: &str) -> Result<(), StoreError> {
