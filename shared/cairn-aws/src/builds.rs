@@ -9,18 +9,22 @@
 //! a worker is an item of the `JOBQ` partition, oldest first; a worker takes it by
 //! deleting it in the same transaction that records the claim.
 
-use crate::dynamo::{DynamoCatalog, Item, from_doc, get_item, n, query_docs, s, store_err};
+use crate::dynamo::{
+    DynamoCatalog, Item, from_doc, get_item, get_n, get_opt_s, get_s, n, query_docs, s, store_err,
+};
 use crate::keys::{
-    BUILD_PREFIX, BUILD_SK, JOBQ_PK, PK, PROJECT_PREFIX, PROJECTS_PK, SK, build_pk, job_sk,
-    log_key, project_build_sk, project_builds_pk,
+    BUILD_PREFIX, BUILD_SK, JOBQ_PK, PK, PROJECT_PREFIX, PROJECTS_PK, SCHEDULES_PK, SK, build_pk,
+    job_sk, listeners_pk, log_key, project_build_sk, project_builds_pk, schedule_sk,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use bytes::Bytes;
 use cairn_core::StoreError;
 use cairn_core::builds::{
-    Build, BuildChange, BuildStore, Job, LogStore, Project, SlotChange, Slots, Ticks,
+    Build, BuildChange, BuildStore, Job, LogStore, Project, ScheduleEntry, SlotChange, Slots,
+    Ticks,
 };
+use cairn_core::events::NewEvent;
 
 fn project_sk(name: &str) -> String {
     format!("{PROJECT_PREFIX}{name}")
@@ -236,6 +240,144 @@ impl BuildStore for DynamoCatalog {
             .map_err(store_err("Query jobs"))?;
         page.items().iter().map(from_doc).collect()
     }
+
+    async fn set_listener(&self, subject: &str, project: &str, on: bool) -> Result<(), StoreError> {
+        let (pk, sk) = (listeners_pk(subject), project_sk(project));
+        if on {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, s(pk))
+                .item(SK, s(sk))
+                .item("project", s(project))
+                .send()
+                .await
+                .map_err(store_err("PutItem listener"))?;
+        } else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, s(pk))
+                .key(SK, s(sk))
+                .send()
+                .await
+                .map_err(store_err("DeleteItem listener"))?;
+        }
+        Ok(())
+    }
+
+    async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(listeners_pk(subject)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err("Query listeners"))?;
+            out.extend(page.items().iter().filter_map(|i| get_opt_s(i, "project")));
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn put_schedule(&self, entry: &ScheduleEntry) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .set_item(Some(schedule_item(entry)))
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(store_err("PutItem schedule"))?;
+        Ok(())
+    }
+
+    async fn due_schedules(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<ScheduleEntry>, StoreError> {
+        // Every key of a time up to `now` sorts before the next second's.
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(SCHEDULES_PK))
+            .expression_attribute_values(":before", s(format!("{:012}", now + 1)))
+            .consistent_read(true)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(store_err("Query schedules"))?;
+        page.items()
+            .iter()
+            .map(|item| {
+                Ok(ScheduleEntry {
+                    project: get_s(item, "project")?,
+                    cron: get_s(item, "cron")?,
+                    at: get_n(item, "at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn move_schedule(
+        &self,
+        entry: &ScheduleEntry,
+        next: Option<&ScheduleEntry>,
+    ) -> Result<bool, StoreError> {
+        let op = "TransactWriteItems schedule";
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(PK, s(SCHEDULES_PK))
+            .key(SK, s(schedule_sk(entry.at, &entry.project, &entry.cron)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::new(op, e))?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        if let Some(next) = next {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(schedule_item(next)))
+                .build()
+                .map_err(|e| StoreError::new(op, e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        self.commit_with_events(items, &[], op).await
+    }
+
+    async fn commit_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.commit_with_events(Vec::new(), events, "TransactWriteItems events")
+            .await
+            .map(|_| ())
+    }
+}
+
+fn schedule_item(entry: &ScheduleEntry) -> Item {
+    Item::from([
+        (PK.to_string(), s(SCHEDULES_PK)),
+        (
+            SK.to_string(),
+            s(schedule_sk(entry.at, &entry.project, &entry.cron)),
+        ),
+        ("project".to_string(), s(&entry.project)),
+        ("cron".to_string(), s(&entry.cron)),
+        ("at".to_string(), n(entry.at)),
+    ])
 }
 
 /// Build logs: one object per chunk, keyed by the byte offset it starts at.

@@ -178,6 +178,22 @@ pub fn job_sk(queued_ms: i64, id: &str) -> String {
     format!("{queued_ms:015}#{id}")
 }
 
+/// Partition of the projects listening to one event subject (`archive:<name>`);
+/// one item per project, sort key [`PROJECT_PREFIX`] and its name.
+pub fn listeners_pk(subject: &str) -> String {
+    format!("LISTEN#{subject}")
+}
+
+/// Partition of the schedule entries: one item per project schedule, sorted by
+/// when it is next due.
+pub const SCHEDULES_PK: &str = "SCHEDULES";
+
+/// Sort key of a schedule entry: due time (Unix seconds, zero-padded so keys sort by
+/// time), project, expression.
+pub fn schedule_sk(at: i64, project: &str, cron: &str) -> String {
+    format!("{at:012}#{project}#{cron}")
+}
+
 /// Key of one chunk of a build step's log in the build bucket.
 pub fn log_key(build: &str, step: usize, offset: u64) -> String {
     format!("logs/{build}/{step:03}/{offset:015}")

@@ -179,6 +179,10 @@ pub struct MemoryCatalog {
     pub blobs: Mutex<BTreeMap<(String, String), Bytes>>,
     /// Builds whose build-step Lambda jobs were asked to be dispatched, in order.
     pub dispatched: Mutex<Vec<String>>,
+    /// (subject, project) pairs of event triggers.
+    listeners: Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// Schedule entries: (at, project, cron).
+    schedules: Mutex<std::collections::BTreeSet<(i64, String, String)>>,
 }
 
 impl MemoryCatalog {
@@ -1086,6 +1090,69 @@ impl crate::builds::BuildStore for MemoryCatalog {
 
     async fn queued_jobs(&self, limit: usize) -> Result<Vec<crate::builds::Job>, StoreError> {
         Ok(lock(&self.jobs).values().take(limit).cloned().collect())
+    }
+
+    async fn set_listener(&self, subject: &str, project: &str, on: bool) -> Result<(), StoreError> {
+        let key = (subject.to_string(), project.to_string());
+        let mut listeners = lock(&self.listeners);
+        if on {
+            listeners.insert(key);
+        } else {
+            listeners.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError> {
+        Ok(lock(&self.listeners)
+            .iter()
+            .filter(|(s, _)| s == subject)
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    async fn put_schedule(&self, entry: &crate::builds::ScheduleEntry) -> Result<(), StoreError> {
+        lock(&self.schedules).insert((entry.at, entry.project.clone(), entry.cron.clone()));
+        Ok(())
+    }
+
+    async fn due_schedules(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::builds::ScheduleEntry>, StoreError> {
+        Ok(lock(&self.schedules)
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
+            .take(limit)
+            .map(|(at, project, cron)| crate::builds::ScheduleEntry {
+                project: project.clone(),
+                cron: cron.clone(),
+                at: *at,
+            })
+            .collect())
+    }
+
+    async fn move_schedule(
+        &self,
+        entry: &crate::builds::ScheduleEntry,
+        next: Option<&crate::builds::ScheduleEntry>,
+    ) -> Result<bool, StoreError> {
+        let mut schedules = lock(&self.schedules);
+        if !schedules.remove(&(entry.at, entry.project.clone(), entry.cron.clone())) {
+            return Ok(false);
+        }
+        if let Some(n) = next {
+            schedules.insert((n.at, n.project.clone(), n.cron.clone()));
+        }
+        Ok(true)
+    }
+
+    async fn commit_events(&self, events: &[crate::events::NewEvent]) -> Result<(), StoreError> {
+        for event in events {
+            self.commit_event(event);
+        }
+        Ok(())
     }
 }
 

@@ -429,6 +429,7 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
         kinds,
         [
             "build.started",
+            "log.appended",
             "build.action.finished",
             "build.action.finished",
             "build.finished"
@@ -913,4 +914,172 @@ fn a_lambda_step_is_a_built_in_action_with_no_labels_and_at_most_14_minutes() {
         spec(&action("        runner: lambda\n")).pipelines[0].actions[0].timeout,
         840
     );
+}
+
+const TRIGGERED: &str = "\
+parameters:
+  ref: main
+triggers:
+  - event: archive.created
+    archive: hello
+    parameters: {ref: '${event.tag}'}
+  - schedule: '* * * * *'
+pipelines:
+  - name: p
+    actions:
+      - action: shell
+        script: echo $ref
+";
+
+fn archive_event(id: &str, name: &str, tag: &str, at_secs: i64) -> cairn_core::events::Event {
+    let time = time::OffsetDateTime::from_unix_timestamp(at_secs).expect("time");
+    cairn_core::events::Event {
+        seq: 1,
+        id: id.into(),
+        kind: "archive.created".into(),
+        timestamp: time
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats"),
+        subject: format!("archive:{name}"),
+        data: serde_json::json!({"name": name, "tag": tag}),
+    }
+}
+
+#[tokio::test]
+async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twice() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TRIGGERED))
+        .await
+        .expect("defined");
+    let event = archive_event("evt_1", "hello", "cairn/hello/1", now() + 1);
+    let started = w.builds.on_event(&event).await.expect("fired");
+    assert_eq!(started.len(), 1);
+    let build = &started[0];
+    assert_eq!(build.parameters["ref"], "cairn/hello/1");
+    assert_eq!((build.trigger.kind.as_str(), build.trigger.by.as_str()), ("event", "evt_1"));
+    assert_eq!(build.owner, "alice");
+    // The dispatcher hands the same event out again, twice at once.
+    let (a, b) = tokio::join!(w.builds.on_event(&event), w.builds.on_event(&event));
+    assert!(a.expect("again").is_empty() && b.expect("again").is_empty());
+    let all = w.builds.builds(&w.alice, "hello", 10).await.expect("list");
+    assert_eq!(all.len(), 1, "one build per event");
+    // Another name's archive, and an event older than the project, start nothing.
+    let other = archive_event("evt_2", "hello2", "t", now() + 1);
+    assert!(w.builds.on_event(&other).await.expect("fired").is_empty());
+    let old = archive_event("evt_3", "hello", "t", now() - 3600);
+    assert!(w.builds.on_event(&old).await.expect("fired").is_empty());
+    // A `$` of the event's text is not expanded by the build.
+    let dollar = archive_event("evt_4", "hello", "v$${ref}", now() + 1);
+    let started = w.builds.on_event(&dollar).await.expect("fired");
+    let steps = &w.builds.build(&w.alice, &started[0].id).await.expect("build");
+    assert_eq!(steps.parameters["ref"], "v$$$${ref}", "stored escaped");
+    // Without the trigger, the next event starts nothing.
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("redefined");
+    let later = archive_event("evt_5", "hello", "t", now() + 1);
+    assert!(w.builds.on_event(&later).await.expect("fired").is_empty());
+}
+
+#[tokio::test]
+async fn a_schedule_starts_one_build_per_due_time_and_stops_when_it_changes() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TRIGGERED))
+        .await
+        .expect("defined");
+    let t = now();
+    assert!(w.builds.run_schedules(t).await.expect("run").is_empty(), "not due yet");
+    // Two runs look at the same due entry at once: one build.
+    let (a, b) = tokio::join!(w.builds.run_schedules(t + 61), w.builds.run_schedules(t + 61));
+    let started = a.expect("run").len() + b.expect("run").len();
+    assert_eq!(started, 1);
+    let build = &w.builds.builds(&w.alice, "hello", 10).await.expect("list")[0];
+    assert_eq!(build.trigger.kind, "schedule");
+    assert_eq!(build.parameters["ref"], "main");
+    assert!(w.builds.run_schedules(t + 61).await.expect("run").is_empty());
+    // Down for an hour: one build, not sixty.
+    assert_eq!(w.builds.run_schedules(t + 3700).await.expect("run").len(), 1);
+    // The schedule changes: the old entry is dropped when due, the new one waits.
+    let daily = TRIGGERED.replace("'* * * * *'", "'@daily'");
+    w.builds
+        .define(&w.alice, "hello", spec(&daily))
+        .await
+        .expect("redefined");
+    assert!(w.builds.run_schedules(t + 3800).await.expect("run").is_empty());
+    assert_eq!(w.builds.builds(&w.alice, "hello", 10).await.expect("list").len(), 2);
+}
+
+#[tokio::test]
+async fn a_log_chunk_is_an_event_on_the_build_s_subject() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let job = w
+        .builds
+        .claim(&w.worker, "w1", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
+    let principal = w.job_principal(&job.token).await;
+    let big = "é".repeat(5000); // 10,000 bytes
+    for (offset, bytes) in [(0u64, "hello\n".to_string()), (6, big)] {
+        w.builds
+            .append_log(&principal, &build.id, &job.job.id, offset, bytes.into())
+            .await
+            .expect("stored");
+    }
+    let events: Vec<_> = w
+        .catalog
+        .events_after(Some(&cairn_core::events::Subject::build("hello")), 0, 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.kind == "log.appended")
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].data["text"], "hello\n");
+    assert_eq!(events[0].data["owner"], "alice");
+    assert_eq!(events[1].data["offset"], 6);
+    assert_eq!(events[1].data["next_offset"], 10_006);
+    assert_eq!(events[1].data["truncated"], true);
+    let text = events[1].data["text"].as_str().expect("text");
+    assert_eq!(text.len(), 8192, "cut at a character boundary");
+    assert!(text.chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn bad_triggers_are_refused_with_their_line() {
+    let base = "parameters:\n  ref: main\npipelines:\n  - name: p\n    actions:\n      - action: shell\n        script: x\ntriggers:\n";
+    for (tail, expected) in [
+        (
+            "  - schedule: '0 25 * * *'\n",
+            "line 9: triggers[0].schedule: hour \"25\" is not a number from 0 to 23",
+        ),
+        (
+            "  - event: archive.created\n    archive: hello\n    parameters: {nope: '${event.tag}'}\n",
+            "triggers[0].parameters.nope: not a parameter of the project",
+        ),
+        (
+            "  - event: archive.created\n    archive: hello\n    parameters: {ref: '${event.password}'}\n",
+            "line 11: triggers[0].parameters.ref: archive.created has no field \"password\"",
+        ),
+        (
+            "  - event: repository.published\n    archive: hello\n",
+            "line 9: triggers[0].event: builds start on archive.created events only",
+        ),
+    ] {
+        let text = format!("{base}{tail}");
+        let got = refusal(&text);
+        assert!(got.contains(expected), "{tail}: {got}");
+    }
 }

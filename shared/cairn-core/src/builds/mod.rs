@@ -7,12 +7,17 @@
 //! - [`run`]: a build's record and the pure rules of its changes;
 //! - [`service`]: the use cases (define a project, start, claim, heartbeat, report,
 //!   cancel, tick) over the [`BuildStore`] port, each change conditional on the
-//!   version it read and committed with its events and queue changes at once.
+//!   version it read and committed with its events and queue changes at once;
+//! - [`trigger`] and [`cron`]: what starts builds besides the API (events,
+//!   schedules), and `fire`, the use cases that start them once per event or time.
 
 pub mod artifacts;
+pub mod cron;
+mod fire;
 pub mod project;
 pub mod run;
 pub mod service;
+pub mod trigger;
 pub mod yaml;
 
 pub use artifacts::{Artifact, ArtifactIndex, Artifacts, BlobInfo, Blobs, Presigned, Upload};
@@ -112,6 +117,38 @@ pub trait BuildStore: Send + Sync {
     async fn commit(&self, change: BuildChange<'_>) -> Result<bool, StoreError>;
     /// The oldest jobs of the worker queue, at most `limit`.
     async fn queued_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Notes that `project` listens to the events of `subject`, or (`on` false) no
+    /// longer.
+    async fn set_listener(&self, subject: &str, project: &str, on: bool)
+    -> Result<(), StoreError>;
+    /// The projects listening to the events of `subject`.
+    async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError>;
+    /// Writes a schedule entry (the same project, expression and time: one entry).
+    async fn put_schedule(&self, entry: &ScheduleEntry) -> Result<(), StoreError>;
+    /// Entries due at or before `now` (Unix seconds), earliest first, at most `limit`.
+    async fn due_schedules(&self, now: i64, limit: usize)
+    -> Result<Vec<ScheduleEntry>, StoreError>;
+    /// Replaces `entry` by `next`, or removes it; `Ok(false)` if `entry` was gone
+    /// (another run moved it first).
+    async fn move_schedule(
+        &self,
+        entry: &ScheduleEntry,
+        next: Option<&ScheduleEntry>,
+    ) -> Result<bool, StoreError>;
+    /// Commits events that go with no other change (a build's log grew).
+    async fn commit_events(&self, events: &[NewEvent]) -> Result<(), StoreError>;
+}
+
+/// When a project's schedule is next due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    /// The project.
+    pub project: String,
+    /// Its cron expression, as written in the project (an entry whose expression the
+    /// project no longer has is dropped when due).
+    pub cron: String,
+    /// When it is due, Unix seconds.
+    pub at: i64,
 }
 
 /// Where build logs are kept: chunks keyed by their start offset.

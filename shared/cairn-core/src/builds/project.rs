@@ -58,6 +58,9 @@ pub struct ProjectSpec {
     pub run: Vec<String>,
     /// Most builds of the project running at once; more wait in the queue.
     pub concurrency: u32,
+    /// What starts builds besides the API: events and schedules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<super::trigger::TriggerSpec>,
 }
 
 /// A named list of actions.
@@ -266,7 +269,14 @@ impl ProjectSpec {
         let top = object(
             value,
             "",
-            &["project", "parameters", "pipelines", "run", "concurrency"],
+            &[
+                "project",
+                "parameters",
+                "pipelines",
+                "run",
+                "concurrency",
+                "triggers",
+            ],
         )?;
         let parameters = string_map(top.get("parameters"), "parameters", true)?;
         let pipelines_value = top
@@ -311,11 +321,32 @@ impl ProjectSpec {
                     .ok_or_else(|| err("concurrency", format!("between 1 and {MAX_CONCURRENCY}")))?
             }
         };
+        let triggers = match top.get("triggers") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => {
+                let list = array(v, "triggers")?;
+                if list.len() > super::trigger::MAX_TRIGGERS {
+                    return Err(err(
+                        "triggers",
+                        format!("at most {} triggers", super::trigger::MAX_TRIGGERS),
+                    ));
+                }
+                list.iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        super::trigger::TriggerSpec::read(t, &format!("triggers[{i}]"), |v, at| {
+                            string_map(v, at, false)
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
         let spec = ProjectSpec {
             parameters,
             pipelines,
             run,
             concurrency,
+            triggers,
         };
         spec.check()?;
         Ok(spec)
@@ -345,7 +376,16 @@ impl ProjectSpec {
                 }
             }
         }
-        self.steps(&BTreeMap::new()).map(|_| ())
+        self.steps(&BTreeMap::new())?;
+        // A trigger's builds can be planned too (its parameters are declared, and
+        // stay within bounds with plausible event values).
+        for (i, trigger) in self.triggers.iter().enumerate() {
+            self.steps(&trigger.sample_overrides()).map_err(|e| {
+                let path = format!("triggers[{i}].{}", e.path);
+                err(&path, e.message)
+            })?;
+        }
+        Ok(())
     }
 
     fn pipeline(&self, name: &str) -> Option<(usize, &Pipeline)> {

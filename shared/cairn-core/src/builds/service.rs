@@ -140,6 +140,7 @@ impl Builds {
         let now = now_ms() / 1000;
         for _ in 0..CHANGE_ATTEMPTS {
             let existing = self.store.get_project(name).await?;
+            let existing_spec = existing.as_ref().map(|p| p.spec.clone());
             let project = match existing {
                 Some(old) => {
                     require_project(caller, &old)?;
@@ -159,8 +160,14 @@ impl Builds {
                     version: 1,
                 },
             };
+            // Listeners and schedules first: one the definition did not keep is
+            // dropped when it fires; one it lacked would never fire.
+            self.listen(&project).await?;
             if self.store.put_project(&project).await? {
                 let created = project.version == 1;
+                if let Some(old) = existing_spec {
+                    self.unlisten(&project.name, &old, &project.spec).await;
+                }
                 return Ok((project, created));
             }
         }
@@ -213,6 +220,30 @@ impl Builds {
         overrides: &BTreeMap<String, String>,
         trigger: Trigger,
     ) -> Result<Build, BuildError> {
+        let build = Build::plan(
+            &project.name,
+            &project.owner,
+            &project.spec,
+            overrides,
+            trigger,
+            now_ms(),
+        )?;
+        self.create(build).await?.ok_or_else(|| busy("create build"))
+    }
+
+    /// Starts a build of `project` with id `id` unless one exists: what a trigger
+    /// that may fire twice for one cause calls. Returns the build and whether this
+    /// call started it.
+    pub async fn start_once(
+        &self,
+        project: &Project,
+        overrides: &BTreeMap<String, String>,
+        trigger: Trigger,
+        id: &str,
+    ) -> Result<(Build, bool), BuildError> {
+        if let Some(build) = self.store.get_build(id).await? {
+            return Ok((build, false));
+        }
         let mut build = Build::plan(
             &project.name,
             &project.owner,
@@ -221,6 +252,20 @@ impl Builds {
             trigger,
             now_ms(),
         )?;
+        build.id = id.to_string();
+        match self.create(build).await? {
+            Some(build) => Ok((build, true)),
+            // Another call created it first.
+            None => match self.store.get_build(id).await? {
+                Some(build) => Ok((build, false)),
+                None => Err(busy("create build")),
+            },
+        }
+    }
+
+    /// Stores a planned build in its project's line and starts it if a slot is
+    /// free; `None` if a build with its id exists.
+    async fn create(&self, mut build: Build) -> Result<Option<Build>, BuildError> {
         build.version = 1;
         let change = BuildChange {
             build: &build,
@@ -230,10 +275,12 @@ impl Builds {
             events: Vec::new(),
         };
         if !self.store.commit(change).await? {
-            return Err(busy("create build"));
+            return Ok(None);
         }
-        self.promote(&project.name).await?;
-        Ok(self.store.get_build(&build.id).await?.unwrap_or(build))
+        self.promote(&build.project).await?;
+        Ok(Some(
+            self.store.get_build(&build.id).await?.unwrap_or(build),
+        ))
     }
 
     /// Starts waiting builds of `project` while it has free slots; drops cancelled
@@ -602,7 +649,17 @@ impl Builds {
         if record.steps[index].state != StepState::Running {
             return Err(Refusal::NotRunning(job.to_string()).into());
         }
+        let event = NewEvent::new(
+            "log.appended",
+            Subject::build(&record.project),
+            log_event_data(&record, index, offset, &bytes),
+        );
         self.logs.put_chunk(build, index, offset, bytes).await?;
+        // The stored chunk is the record; its event is the live view. An event that
+        // did not commit is not worth failing (and resending) the chunk for.
+        if let Err(e) = self.store.commit_events(&[event]).await {
+            tracing::warn!(build, step = index, offset, error = %e, "log event not committed");
+        }
         Ok(())
     }
 
@@ -675,6 +732,26 @@ impl Builds {
         let build = self.store.get_build(id).await?;
         Ok(build.is_some_and(|b| !b.state.is_terminal()))
     }
+}
+
+/// Most text of a log chunk a `log.appended` event carries, bytes.
+pub const LOG_EVENT_TEXT: usize = 8 * 1024;
+
+/// `log.appended`: where the chunk is in the step's log, and its first
+/// [`LOG_EVENT_TEXT`] bytes as text (invalid UTF-8 replaced).
+fn log_event_data(build: &Build, step: usize, offset: u64, bytes: &[u8]) -> Value {
+    let mut end = bytes.len().min(LOG_EVENT_TEXT);
+    // Do not cut a character in two (a cut inside the chunk is the event's).
+    while end < bytes.len() && end > 0 && (bytes[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    json!({
+        "build": build.id, "project": build.project, "owner": build.owner,
+        "step": step, "offset": offset, "size": bytes.len(),
+        "next_offset": offset + bytes.len() as u64,
+        "text": String::from_utf8_lossy(&bytes[..end]),
+        "truncated": end < bytes.len(),
+    })
 }
 
 fn busy(what: &str) -> BuildError {

@@ -1,0 +1,185 @@
+//! Starting builds from triggers: an event handed on by the webhook dispatcher, a
+//! schedule looked at every minute. Each cause starts one build whatever happens
+//! twice (the dispatcher repeats events it handed out before dying, a schedule run
+//! overlaps another): the build's id is derived from the cause.
+
+use super::cron::Cron;
+use super::service::{BuildError, Builds};
+use super::trigger::triggered_build_id;
+use super::{Build, Project, ProjectSpec, ScheduleEntry, Trigger};
+use crate::events::Event;
+use std::collections::BTreeSet;
+
+/// Schedule entries one run looks at.
+const SCHEDULES_PER_RUN: usize = 100;
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix milliseconds of an event's RFC 3339 timestamp.
+fn event_ms(event: &Event) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(
+        &event.timestamp,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+impl Builds {
+    /// Registers what `project` listens to: the subjects of its event triggers, and
+    /// the next time of each schedule.
+    pub(super) async fn listen(&self, project: &Project) -> Result<(), BuildError> {
+        let now = now_secs();
+        for trigger in &project.spec.triggers {
+            if let Some(subject) = trigger.subject() {
+                self.store
+                    .set_listener(&subject, &project.name, true)
+                    .await?;
+            }
+            if let Some(expr) = &trigger.schedule {
+                let cron = Cron::parse(expr).map_err(BuildError::Invalid)?;
+                if let Some(at) = cron.next_after(now) {
+                    self.store
+                        .put_schedule(&ScheduleEntry {
+                            project: project.name.clone(),
+                            cron: expr.clone(),
+                            at,
+                        })
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the listeners `old` had and `new` has not. A failure leaves a listener
+    /// that the next event drops.
+    pub(super) async fn unlisten(&self, project: &str, old: &ProjectSpec, new: &ProjectSpec) {
+        let subjects = |spec: &ProjectSpec| -> BTreeSet<String> {
+            spec.triggers.iter().filter_map(|t| t.subject()).collect()
+        };
+        for subject in subjects(old).difference(&subjects(new)) {
+            if let Err(e) = self.store.set_listener(subject, project, false).await {
+                tracing::warn!(project, subject, error = %e, "could not drop a listener");
+            }
+        }
+    }
+
+    /// Starts the builds `event` triggers: one per project trigger that wants it.
+    /// A project defined after the event does not build for it (a dispatcher that
+    /// replays an old log starts nothing). Returns the builds started now.
+    pub async fn on_event(&self, event: &Event) -> Result<Vec<Build>, BuildError> {
+        let mut started = Vec::new();
+        let when = event_ms(event).unwrap_or(i64::MAX);
+        for name in self.store.listeners(&event.subject).await? {
+            let project = self.store.get_project(&name).await?;
+            let wanted: Vec<usize> = project.as_ref().map_or(Vec::new(), |p| {
+                (0..p.spec.triggers.len())
+                    .filter(|i| p.spec.triggers[*i].wants(&event.kind, &event.subject))
+                    .collect()
+            });
+            let Some(project) = project.filter(|_| !wanted.is_empty()) else {
+                // The project is gone or no longer listens.
+                self.store
+                    .set_listener(&event.subject, &name, false)
+                    .await?;
+                continue;
+            };
+            if when < project.created_at * 1000 {
+                continue;
+            }
+            for i in wanted {
+                let trigger = &project.spec.triggers[i];
+                let id = triggered_build_id(&project.name, &format!("{}#{i}", event.id));
+                let cause = Trigger {
+                    kind: "event".into(),
+                    by: event.id.clone(),
+                };
+                if let Some(build) = self
+                    .start_triggered(&project, trigger.overrides(Some(&event.data)), cause, &id)
+                    .await?
+                {
+                    started.push(build);
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts the builds whose schedule is due at `now` (Unix seconds), once each
+    /// however many runs look at the same entry; a schedule missed for longer (the
+    /// controller was down) fires once, not once per missed time. Returns the
+    /// builds started now.
+    pub async fn run_schedules(&self, now: i64) -> Result<Vec<Build>, BuildError> {
+        let mut started = Vec::new();
+        for entry in self.store.due_schedules(now, SCHEDULES_PER_RUN).await? {
+            let project = self.store.get_project(&entry.project).await?;
+            let found = project.as_ref().and_then(|p| {
+                p.spec
+                    .triggers
+                    .iter()
+                    .position(|t| t.schedule.as_deref() == Some(entry.cron.as_str()))
+            });
+            let (Some(project), Some(i)) = (project, found) else {
+                // The project is gone or its schedule changed: the entry is stale.
+                self.store.move_schedule(&entry, None).await?;
+                continue;
+            };
+            let trigger = &project.spec.triggers[i];
+            let id = triggered_build_id(
+                &project.name,
+                &format!("schedule#{}#{}", entry.cron, entry.at),
+            );
+            let cause = Trigger {
+                kind: "schedule".into(),
+                by: format!("{} at {}", entry.cron, entry.at),
+            };
+            if let Some(build) = self
+                .start_triggered(&project, trigger.overrides(None), cause, &id)
+                .await?
+            {
+                started.push(build);
+            }
+            let next = Cron::parse(&entry.cron)
+                .ok()
+                .and_then(|c| c.next_after(now.max(entry.at)))
+                .map(|at| ScheduleEntry { at, ..entry.clone() });
+            self.store.move_schedule(&entry, next.as_ref()).await?;
+        }
+        Ok(started)
+    }
+
+    /// Starts build `id` unless it exists. A trigger whose build cannot be planned
+    /// (a parameter grew past its bound with the event's values) starts nothing and
+    /// says so in the log: the cause will not change on a retry.
+    async fn start_triggered(
+        &self,
+        project: &Project,
+        overrides: Result<std::collections::BTreeMap<String, String>, String>,
+        cause: Trigger,
+        id: &str,
+    ) -> Result<Option<Build>, BuildError> {
+        let planned = match overrides {
+            Ok(overrides) => self.start_once(project, &overrides, cause, id).await,
+            Err(e) => Err(BuildError::Invalid(e)),
+        };
+        match planned {
+            Ok((build, true)) => {
+                tracing::info!(project = %project.name, build = %build.id, "triggered build started");
+                Ok(Some(build))
+            }
+            Ok((_, false)) => Ok(None),
+            Err(BuildError::Invalid(e)) => {
+                tracing::warn!(project = %project.name, error = %e, "trigger starts no build");
+                Ok(None)
+            }
+            Err(BuildError::Spec(e)) => {
+                tracing::warn!(project = %project.name, error = %e, "trigger starts no build");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
