@@ -10,6 +10,10 @@
 //! sent a message at once (`dispatch`); the controller then takes that job, with a
 //! token for it alone, and sends it to the build-step queue. So the build-step Lambda
 //! needs no credential of its own: the job's token is all it holds.
+//!
+//! Builds that triggers start: an event the webhook dispatcher hands over (a message
+//! with `event`) and, every minute, the schedules that are due (an EventBridge rule
+//! invokes the function directly with `{"schedules": true}`).
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use cairn_aws::builds::{S3Logs, SqsSteps, SqsTicks, TickMessage};
@@ -61,9 +65,29 @@ async fn main() -> Result<(), Error> {
     };
     let steps = SqsSteps::new(clients.sqs.clone(), step_queue);
     let (builds, ticks, steps) = (&builds, &ticks, &steps);
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        if event.payload.get("Records").is_none() {
+            // The schedule rule's minute.
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let started = builds.run_schedules(now).await?;
+            tracing::info!(started = started.len(), "schedules looked at");
+            return Ok::<_, Error>(serde_json::json!({"started": started.len()}));
+        }
+        let batch: SqsEvent = serde_json::from_value(event.payload)?;
         let mut failed = Vec::new();
-        for Parsed { id, body, .. } in parse_batch::<TickMessage>(event.payload, "build tick") {
+        for Parsed { id, body, .. } in parse_batch::<TickMessage>(batch, "build tick") {
+            if let Some(event) = &body.event {
+                match builds.on_event(event).await {
+                    Ok(started) => {
+                        tracing::info!(event = %event.id, started = started.len(), "event looked at");
+                    }
+                    Err(e) => {
+                        tracing::error!(event = %event.id, error = %e, "event not looked at");
+                        failed.push(id);
+                    }
+                }
+                continue;
+            }
             let build = body.build.as_str();
             let looked = if body.dispatch {
                 Ok(false)
@@ -87,7 +111,7 @@ async fn main() -> Result<(), Error> {
                 }
             }
         }
-        Ok::<_, Error>(batch_response(failed))
+        Ok(serde_json::to_value(batch_response(failed))?)
     }))
     .await
 }

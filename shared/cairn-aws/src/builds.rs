@@ -21,8 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use bytes::Bytes;
 use cairn_core::StoreError;
 use cairn_core::builds::{
-    Build, BuildChange, BuildStore, Job, LogStore, Project, ScheduleEntry, SlotChange, Slots,
-    Ticks,
+    Build, BuildChange, BuildStore, Job, LogStore, Project, ScheduleEntry, SlotChange, Slots, Ticks,
 };
 use cairn_core::events::NewEvent;
 
@@ -474,7 +473,8 @@ impl LogStore for S3Logs {
     }
 }
 
-/// The controller's clock: a message per look at a build, delayed on the build queue.
+/// The build queue: the controller's clock (a message per look at a build, delayed),
+/// its dispatch requests, and the events the webhook dispatcher hands over.
 pub struct SqsTicks {
     client: aws_sdk_sqs::Client,
     queue_url: String,
@@ -495,8 +495,12 @@ impl SqsTicks {
 /// Body of a build-queue message.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TickMessage {
-    /// The build to look at.
+    /// The build to look at (empty for an event).
+    #[serde(default)]
     pub build: String,
+    /// An event that may start builds (`Builds::on_event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<cairn_core::events::Event>,
     /// Only give its queued build-step Lambda jobs to the build-step Lambda (no look
     /// at leases, no next tick).
     #[serde(default)]
@@ -532,6 +536,23 @@ impl Ticks for SqsTicks {
         if let Err(e) = sent {
             tracing::warn!(build = id, error = %StoreError::caused_by("SendMessage dispatch", e), "could not ask for a dispatch");
         }
+    }
+}
+
+#[async_trait]
+impl cairn_core::builds::TriggerQueue for SqsTicks {
+    async fn hand_over(&self, events: &[cairn_core::events::Event]) -> Result<(), StoreError> {
+        for event in events {
+            let body = serde_json::json!({"event": event}).to_string();
+            self.client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body)
+                .send()
+                .await
+                .map_err(|e| StoreError::caused_by("SendMessage event", e))?;
+        }
+        Ok(())
     }
 }
 

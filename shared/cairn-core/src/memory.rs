@@ -183,6 +183,8 @@ pub struct MemoryCatalog {
     listeners: Mutex<std::collections::BTreeSet<(String, String)>>,
     /// Schedule entries: (at, project, cron).
     schedules: Mutex<std::collections::BTreeSet<(i64, String, String)>>,
+    /// Events the webhook dispatcher handed to the build controller, in order.
+    pub handed_over: Mutex<Vec<Event>>,
 }
 
 impl MemoryCatalog {
@@ -1152,6 +1154,14 @@ impl crate::builds::BuildStore for MemoryCatalog {
         for event in events {
             self.commit_event(event);
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::builds::TriggerQueue for MemoryCatalog {
+    async fn hand_over(&self, events: &[Event]) -> Result<(), StoreError> {
+        lock(&self.handed_over).extend_from_slice(events);
         Ok(())
     }
 }

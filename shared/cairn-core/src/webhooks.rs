@@ -292,6 +292,7 @@ pub async fn dispatch(
     hooks: &dyn WebhookStore,
     deliveries: &dyn DeliveryLog,
     queue: &dyn DeliveryQueue,
+    triggers: &dyn crate::builds::TriggerQueue,
     audience: &crate::repositories::Audience<'_>,
     budget: std::time::Duration,
 ) -> Result<usize, StoreError> {
@@ -329,6 +330,18 @@ pub async fn dispatch(
         if !batch.is_empty() {
             queue.enqueue(&batch, 0).await?;
             queued += batch.len();
+        }
+        let triggering: Vec<Event> = events
+            .iter()
+            .filter(|e| {
+                crate::builds::trigger::TRIGGER_EVENTS
+                    .iter()
+                    .any(|(kind, _)| *kind == e.kind)
+            })
+            .cloned()
+            .collect();
+        if !triggering.is_empty() {
+            triggers.hand_over(&triggering).await?;
         }
         if !deliveries.advance_cursor(cursor, last).await? {
             break;
@@ -404,10 +417,15 @@ mod tests {
         store.append_for_test(&NewEvent::package_deleted(&repo, "a.rpm", "requested"));
         let elsewhere = crate::RepoPath::parse("release/2.11/el/8").expect("valid");
         store.append_for_test(&NewEvent::package_deleted(&elsewhere, "b.rpm", "requested"));
+        store.append_for_test(&NewEvent::new(
+            "archive.created",
+            crate::events::Subject::archive("hello"),
+            serde_json::json!({"name": "hello", "tag": "t"}),
+        ));
         let budget = std::time::Duration::from_secs(5);
         let seed = seed();
         let audience = crate::repositories::Audience::new(&seed, &store, &store);
-        let queued = dispatch(&store, &store, &store, &store, &audience, budget)
+        let queued = dispatch(&store, &store, &store, &store, &store, &audience, budget)
             .await
             .expect("dispatch");
         assert_eq!(queued, 1, "wh_1 wants the release/3.0 package event only");
@@ -416,11 +434,24 @@ mod tests {
             (q[0].0.hook.as_str(), q[0].0.seq, q[0].0.attempt),
             ("wh_1", 1, 1)
         );
-        assert_eq!(store.dispatch_cursor().await.expect("cursor"), Some(2));
-        let again = dispatch(&store, &store, &store, &store, &audience, budget)
+        assert_eq!(store.dispatch_cursor().await.expect("cursor"), Some(3));
+        let handed: Vec<u64> = store
+            .handed_over
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            handed,
+            [3],
+            "the archive event goes to the build controller"
+        );
+        let again = dispatch(&store, &store, &store, &store, &store, &audience, budget)
             .await
             .expect("dispatch");
         assert_eq!(again, 0, "nothing is handed out twice");
+        assert_eq!(store.handed_over.lock().expect("lock").len(), 1);
     }
 
     fn seed() -> crate::SupportedRepos {
@@ -474,7 +505,7 @@ mod tests {
         let seed = seed();
         let audience = crate::repositories::Audience::new(&seed, &store, &store);
         let budget = std::time::Duration::from_secs(5);
-        dispatch(&store, &store, &store, &store, &audience, budget)
+        dispatch(&store, &store, &store, &store, &store, &audience, budget)
             .await
             .expect("dispatch");
         let mut hooks: Vec<String> = store

@@ -957,7 +957,10 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
     assert_eq!(started.len(), 1);
     let build = &started[0];
     assert_eq!(build.parameters["ref"], "cairn/hello/1");
-    assert_eq!((build.trigger.kind.as_str(), build.trigger.by.as_str()), ("event", "evt_1"));
+    assert_eq!(
+        (build.trigger.kind.as_str(), build.trigger.by.as_str()),
+        ("event", "evt_1")
+    );
     assert_eq!(build.owner, "alice");
     // The dispatcher hands the same event out again, twice at once.
     let (a, b) = tokio::join!(w.builds.on_event(&event), w.builds.on_event(&event));
@@ -972,7 +975,11 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
     // A `$` of the event's text is not expanded by the build.
     let dollar = archive_event("evt_4", "hello", "v$${ref}", now() + 1);
     let started = w.builds.on_event(&dollar).await.expect("fired");
-    let steps = &w.builds.build(&w.alice, &started[0].id).await.expect("build");
+    let steps = &w
+        .builds
+        .build(&w.alice, &started[0].id)
+        .await
+        .expect("build");
     assert_eq!(steps.parameters["ref"], "v$$$${ref}", "stored escaped");
     // Without the trigger, the next event starts nothing.
     w.builds
@@ -991,25 +998,53 @@ async fn a_schedule_starts_one_build_per_due_time_and_stops_when_it_changes() {
         .await
         .expect("defined");
     let t = now();
-    assert!(w.builds.run_schedules(t).await.expect("run").is_empty(), "not due yet");
+    assert!(
+        w.builds.run_schedules(t).await.expect("run").is_empty(),
+        "not due yet"
+    );
     // Two runs look at the same due entry at once: one build.
-    let (a, b) = tokio::join!(w.builds.run_schedules(t + 61), w.builds.run_schedules(t + 61));
+    let (a, b) = tokio::join!(
+        w.builds.run_schedules(t + 61),
+        w.builds.run_schedules(t + 61)
+    );
     let started = a.expect("run").len() + b.expect("run").len();
     assert_eq!(started, 1);
     let build = &w.builds.builds(&w.alice, "hello", 10).await.expect("list")[0];
     assert_eq!(build.trigger.kind, "schedule");
     assert_eq!(build.parameters["ref"], "main");
-    assert!(w.builds.run_schedules(t + 61).await.expect("run").is_empty());
+    assert!(
+        w.builds
+            .run_schedules(t + 61)
+            .await
+            .expect("run")
+            .is_empty()
+    );
     // Down for an hour: one build, not sixty.
-    assert_eq!(w.builds.run_schedules(t + 3700).await.expect("run").len(), 1);
+    assert_eq!(
+        w.builds.run_schedules(t + 3700).await.expect("run").len(),
+        1
+    );
     // The schedule changes: the old entry is dropped when due, the new one waits.
     let daily = TRIGGERED.replace("'* * * * *'", "'@daily'");
     w.builds
         .define(&w.alice, "hello", spec(&daily))
         .await
         .expect("redefined");
-    assert!(w.builds.run_schedules(t + 3800).await.expect("run").is_empty());
-    assert_eq!(w.builds.builds(&w.alice, "hello", 10).await.expect("list").len(), 2);
+    assert!(
+        w.builds
+            .run_schedules(t + 3800)
+            .await
+            .expect("run")
+            .is_empty()
+    );
+    assert_eq!(
+        w.builds
+            .builds(&w.alice, "hello", 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]

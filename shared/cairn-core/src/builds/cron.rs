@@ -29,7 +29,13 @@ const MONTHS: [&str; 12] = [
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// One field's allowed values as a bit set, and whether it was `*`.
-fn field(text: &str, what: &str, min: u32, max: u32, names: &[&str]) -> Result<(u64, bool), String> {
+fn field(
+    text: &str,
+    what: &str,
+    min: u32,
+    max: u32,
+    names: &[&str],
+) -> Result<(u64, bool), String> {
     let value = |t: &str| -> Result<u32, String> {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(t)) {
             return Ok(min + i as u32);
@@ -185,7 +191,10 @@ mod tests {
         assert_eq!(next("30 18 * * *", now), datetime!(2026-12-05 18:30 UTC));
         assert_eq!(next("0 0 1 jan *", now), datetime!(2027-01-01 00:00 UTC));
         // 2026-12-04 is a Friday.
-        assert_eq!(next("0 9 * * mon-fri", now), datetime!(2026-12-07 09:00 UTC));
+        assert_eq!(
+            next("0 9 * * mon-fri", now),
+            datetime!(2026-12-07 09:00 UTC)
+        );
         assert_eq!(next("0 9 * * 7", now), datetime!(2026-12-06 09:00 UTC));
         assert_eq!(next("0 0 29 2 *", now), datetime!(2028-02-29 00:00 UTC));
         assert_eq!(next("5/20 * * * *", now), datetime!(2026-12-04 18:45 UTC));

@@ -145,7 +145,10 @@ impl Builds {
             let next = Cron::parse(&entry.cron)
                 .ok()
                 .and_then(|c| c.next_after(now.max(entry.at)))
-                .map(|at| ScheduleEntry { at, ..entry.clone() });
+                .map(|at| ScheduleEntry {
+                    at,
+                    ..entry.clone()
+                });
             self.store.move_schedule(&entry, next.as_ref()).await?;
         }
         Ok(started)

@@ -119,8 +119,7 @@ pub trait BuildStore: Send + Sync {
     async fn queued_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
     /// Notes that `project` listens to the events of `subject`, or (`on` false) no
     /// longer.
-    async fn set_listener(&self, subject: &str, project: &str, on: bool)
-    -> Result<(), StoreError>;
+    async fn set_listener(&self, subject: &str, project: &str, on: bool) -> Result<(), StoreError>;
     /// The projects listening to the events of `subject`.
     async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError>;
     /// Writes a schedule entry (the same project, expression and time: one entry).
@@ -137,6 +136,16 @@ pub trait BuildStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Commits events that go with no other change (a build's log grew).
     async fn commit_events(&self, events: &[NewEvent]) -> Result<(), StoreError>;
+}
+
+/// Where the webhook dispatcher hands the events that may start builds (those of
+/// [`trigger::TRIGGER_EVENTS`]); the build controller starts them
+/// ([`Builds::on_event`]).
+#[async_trait]
+pub trait TriggerQueue: Send + Sync {
+    /// Hands `events` over; an error leaves the dispatcher's cursor where it was, so
+    /// they are handed over again.
+    async fn hand_over(&self, events: &[crate::events::Event]) -> Result<(), StoreError>;
 }
 
 /// When a project's schedule is next due.

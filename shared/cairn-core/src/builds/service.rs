@@ -228,7 +228,9 @@ impl Builds {
             trigger,
             now_ms(),
         )?;
-        self.create(build).await?.ok_or_else(|| busy("create build"))
+        self.create(build)
+            .await?
+            .ok_or_else(|| busy("create build"))
     }
 
     /// Starts a build of `project` with id `id` unless one exists: what a trigger

@@ -295,14 +295,46 @@ mod tests {
     #[test]
     fn refuses_triggers_that_cannot_fire() {
         for (value, path, says) in [
-            (json!({"event": "package.stored", "archive": "a"}), "triggers[0].event", "archive.created"),
-            (json!({"event": "archive.created"}), "triggers[0].archive", "required"),
-            (json!({"event": "archive.created", "archive": "a*"}), "triggers[0].archive", "wildcards"),
-            (json!({"schedule": "61 * * * *"}), "triggers[0].schedule", "minute"),
-            (json!({"schedule": "@daily", "event": "archive.created", "archive": "a"}), "triggers[0].schedule", "not both"),
-            (json!({"schedule": "@daily", "archive": "a"}), "triggers[0].archive", "event trigger"),
-            (json!({"schedule": "@daily", "parameters": {"x": "${event.tag}"}}), "triggers[0].parameters.x", "no event"),
-            (json!({"event": "archive.created", "archive": "a", "parameters": {"x": "${event.secret}"}}), "triggers[0].parameters.x", "no field"),
+            (
+                json!({"event": "package.stored", "archive": "a"}),
+                "triggers[0].event",
+                "archive.created",
+            ),
+            (
+                json!({"event": "archive.created"}),
+                "triggers[0].archive",
+                "required",
+            ),
+            (
+                json!({"event": "archive.created", "archive": "a*"}),
+                "triggers[0].archive",
+                "wildcards",
+            ),
+            (
+                json!({"schedule": "61 * * * *"}),
+                "triggers[0].schedule",
+                "minute",
+            ),
+            (
+                json!({"schedule": "@daily", "event": "archive.created", "archive": "a"}),
+                "triggers[0].schedule",
+                "not both",
+            ),
+            (
+                json!({"schedule": "@daily", "archive": "a"}),
+                "triggers[0].archive",
+                "event trigger",
+            ),
+            (
+                json!({"schedule": "@daily", "parameters": {"x": "${event.tag}"}}),
+                "triggers[0].parameters.x",
+                "no event",
+            ),
+            (
+                json!({"event": "archive.created", "archive": "a", "parameters": {"x": "${event.secret}"}}),
+                "triggers[0].parameters.x",
+                "no field",
+            ),
             (json!({"on": "push"}), "triggers[0].on", "unknown field"),
             (json!({}), "triggers[0]", "names an event"),
         ] {
