@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build benchmark: the controller's overhead on a pipeline of 10 no-op steps run by
-# one worker, and 50 concurrent builds on 4 workers (all finish, no action runs twice,
-# queue wait) (tests/bench/builds_bench.py; figures in docs/performance.md, "Builds").
+# one worker, 50 concurrent builds on 4 workers (all finish, no action runs twice,
+# queue wait), and a running step's output on the event stream (tests/bench/builds_bench.py; figures in docs/performance.md, "Builds").
 #   tests/bench/builds.sh                         # 5 sequential builds, 50 concurrent
 #   tests/bench/builds.sh --sequential 3 --concurrent 20 --workers 2
 # Needs the stack up (localstack/up.sh) and target/release/cairn.

@@ -12,6 +12,10 @@
      once, --workers workers. Checks every build succeeded and no action ran twice
      (each script appends its job id to a file: no id twice, one line per step), and
      reports the queue wait (queued -> started of each step) and the makespan.
+  C. the live log: a step prints its clock (`date +%s.%N`) --live-lines times, a
+     second apart; the benchmark follows `log.appended` events on the event stream
+     (Server-Sent Events long-poll) and reports, per line, the time from print to
+     arrival (same machine, same clock).
 Run through tests/bench/builds.sh; stdlib only.
 """
 
@@ -57,6 +61,21 @@ def wait_all(api, auth, ids, timeout):
     return done
 
 
+def follow(api, auth, query, after, timeout=60):
+    """One long-poll of the event stream: (events, cursor)."""
+    req = urllib.request.Request(f"{api}/v1/events?{query}", headers={
+        "Authorization": auth, "Accept": "text/event-stream", "Last-Event-ID": str(after)})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        body = r.read().decode()
+    events, cursor = [], after
+    for line in body.splitlines():
+        if line.startswith("id: "):
+            cursor = int(line[4:])
+        elif line.startswith("data: "):
+            events.append(json.loads(line[6:]))
+    return events, cursor
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -69,6 +88,7 @@ def main():
     ap.add_argument("--sequential", type=int, default=5)
     ap.add_argument("--concurrent", type=int, default=50)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--live-lines", type=int, default=20)
     args = ap.parse_args()
     user = basic(args.user, args.password)
     token = call(args.api, basic(args.admin, args.admin_password), "POST", "/v1/tokens",
@@ -168,6 +188,30 @@ def main():
         if states.count("succeeded") != len(ids) or len(jobs) != len(set(jobs)) \
                 or len(jobs) != 2 * len(ids):
             raise SystemExit("FAILED: not every build succeeded exactly once per step")
+
+        # C. a running step's output on the event stream.
+        project = f"bench-live-{stamp}"
+        call(args.api, user, "PUT", f"/v1/projects/{project}",
+             (f"pipelines:\n  - name: p\n    actions:\n      - action: shell\n"
+              f"        script: for i in $(seq {args.live_lines}); do date +%s.%N; sleep 1; done\n"
+              ).encode(), "application/yaml")
+        cursor = int(call(args.api, user, "GET",
+                          f"/v1/events?subject=build:{project}&last=1")["next"])
+        build_id = call(args.api, user, "POST", f"/v1/projects/{project}/builds", {})["id"]
+        delays, events_seen, deadline = [], 0, time.time() + 120 + 2 * args.live_lines
+        while len(delays) < args.live_lines and time.time() < deadline:
+            events, cursor = follow(args.api, user,
+                                    f"subject=build:{project}&types=log.appended", cursor)
+            now = time.time()
+            for e in events:
+                events_seen += 1
+                delays += [now - float(t) for t in e["data"]["text"].split()]
+        wait_all(args.api, user, [build_id], 120)
+        if len(delays) < args.live_lines:
+            raise SystemExit(f"FAILED: {len(delays)} of {args.live_lines} lines arrived live")
+        print(f"C. live log, {len(delays)} lines a second apart in {events_seen} events: "
+              f"print -> event stream median {statistics.median(delays):.2f} s, p95 "
+              f"{pct(delays, 95):.2f} s, max {max(delays):.2f} s")
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGKILL)

@@ -54,8 +54,8 @@ fn build_view(build: &Build) -> Value {
     put, path = "/v1/projects/{name}", operation_id = "put_project", tag = "builds",
     summary = "Define or redefine a project",
     description = "The body is the project file, YAML (`application/yaml`, `text/yaml`) or \
-        JSON: `parameters`, `pipelines` (each a `name` and `actions`), optional `run` and \
-        `concurrency` (docs/builds.md). A refusal names the `path` of what is wrong and, for \
+        JSON: `parameters`, `pipelines` (each a `name` and `actions`), optional `run`, \
+        `concurrency` and `triggers` (events, schedules) (docs/builds.md). A refusal names the `path` of what is wrong and, for \
         YAML, its `line`. Needs the `builds:<name>` scope; a project is its definer's.",
     params(("name" = String, Path, description = "The project's name")),
     request_body(content = String, description = "The project file", content_type = "application/yaml"),

@@ -58,12 +58,13 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
 /// The event types that are an account's own (its operations', webhooks' and
 /// builds'): only a credential with the `events` scope subscribes to them, as only it
 /// reads them.
-const OWN_EVENT_TYPES: [&str; 5] = [
+const OWN_EVENT_TYPES: [&str; 6] = [
     "operation.finished",
     "webhook.disabled",
     "build.started",
     "build.action.finished",
     "build.finished",
+    "log.appended",
 ];
 
 fn require_events_for(caller: &Principal, patterns: &[String]) -> Result<(), ApiError> {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 pub const MAX_EVENT_FILES: usize = 1000;
 
 /// The event types Cairn emits.
-pub const EVENT_TYPES: [&str; 11] = [
+pub const EVENT_TYPES: [&str; 12] = [
     "package.stored",
     "package.deleted",
     "repository.published",
@@ -28,6 +28,7 @@ pub const EVENT_TYPES: [&str; 11] = [
     "build.started",
     "build.action.finished",
     "build.finished",
+    "log.appended",
     "ping",
 ];
 

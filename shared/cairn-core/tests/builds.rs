@@ -323,12 +323,34 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
                 error: None,
                 stderr_tail: "".into(),
                 outputs: serde_json::Value::Null,
-                workspace: None,
+                workspace: Some(stored(&w, "hello")),
             },
         )
         .await;
     assert!(
         matches!(refused, Err(BuildError::Forbidden(_))),
+        "{refused:?}"
+    );
+    // A runner that saved no workspace for the next step (an older one) is refused;
+    // the job stays its own until it reports properly or its lease runs out.
+    let report = |workspace| JobReport {
+        exit_code: 0,
+        error: None,
+        stderr_tail: "".into(),
+        outputs: serde_json::Value::Null,
+        workspace,
+    };
+    let refused = w
+        .builds
+        .report(&job1, &build.id, &first.job.id, report(None))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(BuildError::Conflict(
+                cairn_core::builds::Refusal::NoWorkspace(_)
+            ))
+        ),
         "{refused:?}"
     );
     let after = w
@@ -337,13 +359,7 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
             &job1,
             &build.id,
             &first.job.id,
-            JobReport {
-                exit_code: 0,
-                error: None,
-                stderr_tail: "".into(),
-                outputs: serde_json::Value::Null,
-                workspace: None,
-            },
+            report(Some(stored(&w, "hello"))),
         )
         .await
         .expect("reported");
@@ -780,8 +796,12 @@ async fn a_log_chunk_that_never_came_is_skipped_once_the_step_is_over() {
         (&read.bytes[..], read.next_offset, read.complete),
         (&b"ab"[..], 2, false)
     );
+    let report = JobReport {
+        workspace: Some(stored(&w, "hello")),
+        ..JobReport::default()
+    };
     w.builds
-        .report(&principal, &build.id, &job.job.id, JobReport::default())
+        .report(&principal, &build.id, &job.job.id, report)
         .await
         .expect("reported");
     let read = w
@@ -869,7 +889,7 @@ pipelines:
                 error: None,
                 stderr_tail: String::new(),
                 outputs: serde_json::Value::Null,
-                workspace: None,
+                workspace: Some(stored(&w, "mixed")),
             },
         )
         .await
@@ -1117,4 +1137,48 @@ fn bad_triggers_are_refused_with_their_line() {
         let got = refusal(&text);
         assert!(got.contains(expected), "{tail}: {got}");
     }
+}
+
+#[tokio::test]
+async fn a_trigger_starts_nothing_while_its_project_has_a_long_line() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TRIGGERED))
+        .await
+        .expect("defined");
+    // Concurrency 2: two run, the rest wait (no worker takes them).
+    let limit = cairn_core::builds::MAX_WAITING_FOR_TRIGGER;
+    for i in 0..limit + 2 {
+        let event = archive_event(&format!("evt_{i}"), "hello", "t", now() + 1);
+        w.builds.on_event(&event).await.expect("fired");
+    }
+    let before = w
+        .builds
+        .builds(&w.alice, "hello", 100)
+        .await
+        .expect("list")
+        .len();
+    assert_eq!(before, limit + 2);
+    let event = archive_event("evt_more", "hello", "t", now() + 1);
+    assert!(w.builds.on_event(&event).await.expect("fired").is_empty());
+    assert!(
+        w.builds
+            .run_schedules(now() + 61)
+            .await
+            .expect("run")
+            .is_empty()
+    );
+    assert_eq!(
+        w.builds
+            .builds(&w.alice, "hello", 100)
+            .await
+            .expect("list")
+            .len(),
+        before
+    );
+}
+
+/// A workspace blob stored in `project`, as a runner reports it.
+fn stored(w: &World, project: &str) -> (String, u64) {
+    (w.catalog.store_blob(project, b"workspace"), 9)
 }

@@ -12,6 +12,10 @@ use std::collections::BTreeSet;
 
 /// Schedule entries one run looks at.
 const SCHEDULES_PER_RUN: usize = 100;
+/// A trigger starts no build while this many of the project's builds wait for a
+/// slot: a schedule every minute with no worker to run it, or a flood of archives,
+/// would otherwise grow the line (and the project's item) without end.
+pub const MAX_WAITING_FOR_TRIGGER: usize = 20;
 
 fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -164,6 +168,11 @@ impl Builds {
         cause: Trigger,
         id: &str,
     ) -> Result<Option<Build>, BuildError> {
+        let waiting = self.store.slots(&project.name).await?.waiting.len();
+        if waiting >= MAX_WAITING_FOR_TRIGGER && self.store.get_build(id).await?.is_none() {
+            tracing::warn!(project = %project.name, waiting, "trigger skipped: too many builds wait");
+            return Ok(None);
+        }
         let planned = match overrides {
             Ok(overrides) => self.start_once(project, &overrides, cause, id).await,
             Err(e) => Err(BuildError::Invalid(e)),

@@ -21,6 +21,7 @@ pub mod trigger;
 pub mod yaml;
 
 pub use artifacts::{Artifact, ArtifactIndex, Artifacts, BlobInfo, Blobs, Presigned, Upload};
+pub use fire::MAX_WAITING_FOR_TRIGGER;
 pub use project::Runner;
 pub use project::{ProjectSpec, SpecError};
 pub use run::{

@@ -241,6 +241,12 @@ pub enum Refusal {
     /// The build is over.
     #[error("build {0} is already {1}")]
     Over(String, &'static str),
+    /// A success report without the workspace the next step starts from.
+    #[error(
+        "job {0} succeeded without saving its workspace, which the next step starts from: \
+         this runner is older than the controller; update cairn worker"
+    )]
+    NoWorkspace(String),
 }
 
 /// What a heartbeat tells the worker.
@@ -508,6 +514,10 @@ impl Build {
             workspace,
         } = report;
         let index = self.running_step(job)?;
+        if exit_code == 0 && error.is_none() && workspace.is_none() && self.more_after(index) {
+            // Its lease runs out and the step goes to another runner.
+            return Err(Refusal::NoWorkspace(job.to_string()));
+        }
         let mut effects = Effects::default();
         let step = &mut self.steps[index];
         step.exit_code = Some(exit_code);
