@@ -46,9 +46,10 @@ async fn main() -> Result<(), Error> {
     let lease_secs: u64 = env("CAIRN_BUILD_LEASE_SECONDS")
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
+    let seed = cairn_core::config::supported_repos(env)?;
     let clients = Clients::load().await;
     let catalog = Arc::new(
-        DynamoCatalog::new(clients.dynamodb.clone(), table)
+        DynamoCatalog::new(clients.dynamodb.clone(), table.clone())
             .with_dispatch_nudge(clients.sqs.clone(), env("CAIRN_DISPATCH_QUEUE_URL")),
     );
     let ticks = Arc::new(SqsTicks::new(clients.sqs.clone(), queue, lease_secs));
@@ -64,7 +65,8 @@ async fn main() -> Result<(), Error> {
         lease_ms: i64::try_from(lease_secs * 1000).unwrap_or(60_000),
     };
     let steps = SqsSteps::new(clients.sqs.clone(), step_queue);
-    let (builds, ticks, steps) = (&builds, &ticks, &steps);
+    let readers = DynamoCatalog::new(clients.dynamodb.clone(), table);
+    let (builds, ticks, steps, seed, readers) = (&builds, &ticks, &steps, &seed, &readers);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         if event.payload.get("Records").is_none() {
             // The schedule rule's minute.
@@ -77,7 +79,9 @@ async fn main() -> Result<(), Error> {
         let mut failed = Vec::new();
         for Parsed { id, body, .. } in parse_batch::<TickMessage>(batch, "build tick") {
             if let Some(event) = &body.event {
-                match builds.on_event(event).await {
+                // A private repository's archive builds its readers' projects only.
+                let audience = cairn_core::repositories::Audience::new(seed, readers, readers);
+                match builds.on_event(event, &audience).await {
                     Ok(started) => {
                         tracing::info!(event = %event.id, started = started.len(), "event looked at");
                     }

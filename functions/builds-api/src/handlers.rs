@@ -176,7 +176,6 @@ pub async fn start_build(
         .builds
         .start(&caller, &name, &request.parameters)
         .await?;
-    app.builds.ticks.schedule(&build.id).await;
     Ok(json(201, &build_view(&build)))
 }
 

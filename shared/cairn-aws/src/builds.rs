@@ -276,6 +276,8 @@ impl BuildStore for DynamoCatalog {
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_values(":pk", s(listeners_pk(subject)))
+                // A listener written just before its project must be seen.
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

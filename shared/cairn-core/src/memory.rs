@@ -185,6 +185,8 @@ pub struct MemoryCatalog {
     schedules: Mutex<std::collections::BTreeSet<(i64, String, String)>>,
     /// Events the webhook dispatcher handed to the build controller, in order.
     pub handed_over: Mutex<Vec<Event>>,
+    /// Builds the controller was asked to look at later, in order.
+    pub scheduled: Mutex<Vec<String>>,
 }
 
 impl MemoryCatalog {
@@ -1308,7 +1310,9 @@ impl MemoryCatalog {
 /// requests are recorded.
 #[async_trait]
 impl crate::builds::Ticks for MemoryCatalog {
-    async fn schedule(&self, _id: &str) {}
+    async fn schedule(&self, id: &str) {
+        lock(&self.scheduled).push(id.to_string());
+    }
 
     async fn dispatch(&self, id: &str) {
         lock(&self.dispatched).push(id.to_string());

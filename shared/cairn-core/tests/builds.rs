@@ -223,7 +223,20 @@ async fn world(lease_ms: i64) -> World {
     }
 }
 
+static SEED: std::sync::LazyLock<cairn_core::SupportedRepos> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(
+        r#"{"kinds":["release"],"series":["2.11"],
+            "dists":{"ubuntu":{"format":"deb","versions":["jammy"]}}}"#,
+    )
+    .expect("seed")
+});
+
 impl World {
+    /// Who may read which event, as the build controller asks.
+    fn audience(&self) -> cairn_core::repositories::Audience<'_> {
+        cairn_core::repositories::Audience::new(&SEED, self.catalog.as_ref(), self.catalog.as_ref())
+    }
+
     async fn job_principal(&self, token: &str) -> Principal {
         Authenticator::new(self.catalog.as_ref())
             .authenticate(Some(&format!("Bearer {token}")), now())
@@ -331,8 +344,6 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
         matches!(refused, Err(BuildError::Forbidden(_))),
         "{refused:?}"
     );
-    // A runner that saved no workspace for the next step (an older one) is refused;
-    // the job stays its own until it reports properly or its lease runs out.
     let report = |workspace| JobReport {
         exit_code: 0,
         error: None,
@@ -340,19 +351,6 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
         outputs: serde_json::Value::Null,
         workspace,
     };
-    let refused = w
-        .builds
-        .report(&job1, &build.id, &first.job.id, report(None))
-        .await;
-    assert!(
-        matches!(
-            refused,
-            Err(BuildError::Conflict(
-                cairn_core::builds::Refusal::NoWorkspace(_)
-            ))
-        ),
-        "{refused:?}"
-    );
     let after = w
         .builds
         .report(
@@ -973,7 +971,11 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
         .await
         .expect("defined");
     let event = archive_event("evt_1", "hello", "cairn/hello/1", now() + 1);
-    let started = w.builds.on_event(&event).await.expect("fired");
+    let started = w
+        .builds
+        .on_event(&event, &w.audience())
+        .await
+        .expect("fired");
     assert_eq!(started.len(), 1);
     let build = &started[0];
     assert_eq!(build.parameters["ref"], "cairn/hello/1");
@@ -982,19 +984,47 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
         ("event", "evt_1")
     );
     assert_eq!(build.owner, "alice");
+    assert!(
+        w.catalog
+            .scheduled
+            .lock()
+            .expect("lock")
+            .contains(&build.id),
+        "the controller looks at a triggered build like any other"
+    );
     // The dispatcher hands the same event out again, twice at once.
-    let (a, b) = tokio::join!(w.builds.on_event(&event), w.builds.on_event(&event));
+    let (one, two) = (w.audience(), w.audience());
+    let (a, b) = tokio::join!(
+        w.builds.on_event(&event, &one),
+        w.builds.on_event(&event, &two)
+    );
     assert!(a.expect("again").is_empty() && b.expect("again").is_empty());
     let all = w.builds.builds(&w.alice, "hello", 10).await.expect("list");
     assert_eq!(all.len(), 1, "one build per event");
     // Another name's archive, and an event older than the project, start nothing.
     let other = archive_event("evt_2", "hello2", "t", now() + 1);
-    assert!(w.builds.on_event(&other).await.expect("fired").is_empty());
+    assert!(
+        w.builds
+            .on_event(&other, &w.audience())
+            .await
+            .expect("fired")
+            .is_empty()
+    );
     let old = archive_event("evt_3", "hello", "t", now() - 3600);
-    assert!(w.builds.on_event(&old).await.expect("fired").is_empty());
+    assert!(
+        w.builds
+            .on_event(&old, &w.audience())
+            .await
+            .expect("fired")
+            .is_empty()
+    );
     // A `$` of the event's text is not expanded by the build.
     let dollar = archive_event("evt_4", "hello", "v$${ref}", now() + 1);
-    let started = w.builds.on_event(&dollar).await.expect("fired");
+    let started = w
+        .builds
+        .on_event(&dollar, &w.audience())
+        .await
+        .expect("fired");
     let steps = &w
         .builds
         .build(&w.alice, &started[0].id)
@@ -1007,7 +1037,13 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
         .await
         .expect("redefined");
     let later = archive_event("evt_5", "hello", "t", now() + 1);
-    assert!(w.builds.on_event(&later).await.expect("fired").is_empty());
+    assert!(
+        w.builds
+            .on_event(&later, &w.audience())
+            .await
+            .expect("fired")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -1150,7 +1186,10 @@ async fn a_trigger_starts_nothing_while_its_project_has_a_long_line() {
     let limit = cairn_core::builds::MAX_WAITING_FOR_TRIGGER;
     for i in 0..limit + 2 {
         let event = archive_event(&format!("evt_{i}"), "hello", "t", now() + 1);
-        w.builds.on_event(&event).await.expect("fired");
+        w.builds
+            .on_event(&event, &w.audience())
+            .await
+            .expect("fired");
     }
     let before = w
         .builds
@@ -1160,7 +1199,13 @@ async fn a_trigger_starts_nothing_while_its_project_has_a_long_line() {
         .len();
     assert_eq!(before, limit + 2);
     let event = archive_event("evt_more", "hello", "t", now() + 1);
-    assert!(w.builds.on_event(&event).await.expect("fired").is_empty());
+    assert!(
+        w.builds
+            .on_event(&event, &w.audience())
+            .await
+            .expect("fired")
+            .is_empty()
+    );
     assert!(
         w.builds
             .run_schedules(now() + 61)
@@ -1181,4 +1226,58 @@ async fn a_trigger_starts_nothing_while_its_project_has_a_long_line() {
 /// A workspace blob stored in `project`, as a runner reports it.
 fn stored(w: &World, project: &str) -> (String, u64) {
     (w.catalog.store_blob(project, b"workspace"), 9)
+}
+
+#[tokio::test]
+async fn a_success_without_the_workspace_the_next_step_needs_fails_the_step_clearly() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    let build = w
+        .builds
+        .start(&w.alice, "hello", &BTreeMap::new())
+        .await
+        .expect("started");
+    let job = w
+        .builds
+        .claim(&w.worker, "old-worker", &[])
+        .await
+        .expect("claim")
+        .expect("a job");
+    let principal = w.job_principal(&job.token).await;
+    let after = w
+        .builds
+        .report(&principal, &build.id, &job.job.id, JobReport::default())
+        .await
+        .expect("recorded");
+    assert_eq!(after.state, BuildState::Failed);
+    assert_eq!(after.steps[0].state, StepState::Failed);
+    assert!(
+        after.steps[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no workspace")),
+        "{:?}",
+        after.steps[0].error
+    );
+    assert_eq!(
+        after.steps[1].state,
+        StepState::Skipped,
+        "the next step never ran"
+    );
+}
+
+#[test]
+fn two_triggers_on_one_schedule_are_refused() {
+    let text = TRIGGERED.replace(
+        "  - schedule: '* * * * *'\n",
+        "  - schedule: '* * * * *'\n  - schedule: '*  * * * *'\n",
+    );
+    let got = refusal(&text);
+    assert!(
+        got.contains("triggers[2].schedule: the same schedule as triggers[1]"),
+        "{got}"
+    );
 }

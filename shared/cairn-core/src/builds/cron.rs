@@ -28,7 +28,7 @@ const MONTHS: [&str; 12] = [
 ];
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
-/// One field's allowed values as a bit set, and whether it was `*`.
+/// One field's allowed values as a bit set, and whether it starts with `*`.
 fn field(
     text: &str,
     what: &str,
@@ -77,7 +77,9 @@ fn field(
             v += step;
         }
     }
-    Ok((bits, text == "*"))
+    // As in Vixie cron, a field that starts with `*` (`*/2` too) counts as
+    // unrestricted when day of month and day of week are combined.
+    Ok((bits, text.starts_with('*')))
 }
 
 impl Cron {
@@ -206,6 +208,8 @@ mod tests {
         let now = datetime!(2026-12-04 18:35 UTC);
         assert_eq!(next("0 20 13 * fri", now), datetime!(2026-12-04 20:00 UTC));
         assert_eq!(next("0 20 13 * *", now), datetime!(2026-12-13 20:00 UTC));
+        // `*/2` starts with `*`: odd days that are Mondays (the 7th), not either.
+        assert_eq!(next("0 0 */2 * mon", now), datetime!(2026-12-07 00:00 UTC));
     }
 
     #[test]

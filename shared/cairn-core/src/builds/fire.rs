@@ -10,8 +10,10 @@ use super::{Build, Project, ProjectSpec, ScheduleEntry, Trigger};
 use crate::events::Event;
 use std::collections::BTreeSet;
 
-/// Schedule entries one run looks at.
+/// Schedule entries one read returns.
 const SCHEDULES_PER_RUN: usize = 100;
+/// Reads one run makes at most (a minute's run stays within its 30 s).
+const SCHEDULE_PAGES: usize = 10;
 /// A trigger starts no build while this many of the project's builds wait for a
 /// slot: a schedule every minute with no worker to run it, or a flood of archives,
 /// would otherwise grow the line (and the project's item) without end.
@@ -58,8 +60,10 @@ impl Builds {
         Ok(())
     }
 
-    /// Drops the listeners `old` had and `new` has not. A failure leaves a listener
-    /// that the next event drops.
+    /// Drops the listeners `old` had and `new` has not, and the next entries of
+    /// the schedules it dropped. What is left (a failure here, an entry due right
+    /// now) is harmless: an event finds the project not listening, a run drops the
+    /// entry when it is due.
     pub(super) async fn unlisten(&self, project: &str, old: &ProjectSpec, new: &ProjectSpec) {
         let subjects = |spec: &ProjectSpec| -> BTreeSet<String> {
             spec.triggers.iter().filter_map(|t| t.subject()).collect()
@@ -69,34 +73,57 @@ impl Builds {
                 tracing::warn!(project, subject, error = %e, "could not drop a listener");
             }
         }
+        let schedules = |spec: &ProjectSpec| -> BTreeSet<String> {
+            spec.triggers
+                .iter()
+                .filter_map(|t| t.schedule.clone())
+                .collect()
+        };
+        let now = now_secs();
+        for cron in schedules(old).difference(&schedules(new)) {
+            let Some(at) = Cron::parse(cron).ok().and_then(|c| c.next_after(now)) else {
+                continue;
+            };
+            let entry = ScheduleEntry {
+                project: project.to_string(),
+                cron: cron.clone(),
+                at,
+            };
+            if let Err(e) = self.store.move_schedule(&entry, None).await {
+                tracing::warn!(project, cron, error = %e, "could not drop a schedule entry");
+            }
+        }
     }
 
-    /// Starts the builds `event` triggers: one per project trigger that wants it.
-    /// A project defined after the event does not build for it (a dispatcher that
-    /// replays an old log starts nothing). Returns the builds started now.
-    pub async fn on_event(&self, event: &Event) -> Result<Vec<Build>, BuildError> {
+    /// Starts the builds `event` triggers: one per project trigger that wants it,
+    /// for projects whose owner may read the event (a private repository's archive
+    /// is not another account's to build from). A project defined after the event
+    /// does not build for it (a dispatcher that replays an old log starts nothing).
+    /// Returns the builds started now.
+    pub async fn on_event(
+        &self,
+        event: &Event,
+        audience: &crate::repositories::Audience<'_>,
+    ) -> Result<Vec<Build>, BuildError> {
         let mut started = Vec::new();
         let when = event_ms(event).unwrap_or(i64::MAX);
         for name in self.store.listeners(&event.subject).await? {
-            let project = self.store.get_project(&name).await?;
-            let wanted: Vec<usize> = project.as_ref().map_or(Vec::new(), |p| {
-                (0..p.spec.triggers.len())
-                    .filter(|i| p.spec.triggers[*i].wants(&event.kind, &event.subject))
-                    .collect()
-            });
-            let Some(project) = project.filter(|_| !wanted.is_empty()) else {
-                // The project is gone or no longer listens.
-                self.store
-                    .set_listener(&event.subject, &name, false)
-                    .await?;
+            // A listener the project no longer wants stays until a redefinition
+            // drops it: deleting it here could race a definition that adds it.
+            let Some(project) = self.store.get_project(&name).await? else {
                 continue;
             };
-            if when < project.created_at * 1000 {
+            if when < project.created_at * 1000
+                || !audience.may_read(&project.owner, None, event).await?
+            {
                 continue;
             }
-            for i in wanted {
-                let trigger = &project.spec.triggers[i];
-                let id = triggered_build_id(&project.name, &format!("{}#{i}", event.id));
+            for trigger in &project.spec.triggers {
+                if !trigger.wants(&event.kind, &event.subject) {
+                    continue;
+                }
+                let id =
+                    triggered_build_id(&project.name, &format!("{}#{}", event.id, trigger.key()));
                 let cause = Trigger {
                     kind: "event".into(),
                     by: event.id.clone(),
@@ -118,7 +145,43 @@ impl Builds {
     /// builds started now.
     pub async fn run_schedules(&self, now: i64) -> Result<Vec<Build>, BuildError> {
         let mut started = Vec::new();
-        for entry in self.store.due_schedules(now, SCHEDULES_PER_RUN).await? {
+        let mut failed = BTreeSet::new();
+        for _ in 0..SCHEDULE_PAGES {
+            let due = self.store.due_schedules(now, SCHEDULES_PER_RUN).await?;
+            let full = due.len() == SCHEDULES_PER_RUN;
+            let mut moved = false;
+            for entry in due {
+                let key = (entry.at, entry.project.clone(), entry.cron.clone());
+                if failed.contains(&key) {
+                    continue;
+                }
+                match self.run_schedule(&entry, now).await {
+                    Ok(build) => {
+                        started.extend(build);
+                        moved = true;
+                    }
+                    Err(e) => {
+                        // One entry that fails must not hold back the others.
+                        tracing::error!(project = %entry.project, cron = %entry.cron, error = %e, "schedule not run");
+                        failed.insert(key);
+                    }
+                }
+            }
+            if !full || !moved {
+                break;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Runs one due entry: the build it starts (if it starts one now), and the
+    /// entry moved to its next time.
+    async fn run_schedule(
+        &self,
+        entry: &ScheduleEntry,
+        now: i64,
+    ) -> Result<Option<Build>, BuildError> {
+        {
             let project = self.store.get_project(&entry.project).await?;
             let found = project.as_ref().and_then(|p| {
                 p.spec
@@ -128,8 +191,8 @@ impl Builds {
             });
             let (Some(project), Some(i)) = (project, found) else {
                 // The project is gone or its schedule changed: the entry is stale.
-                self.store.move_schedule(&entry, None).await?;
-                continue;
+                self.store.move_schedule(entry, None).await?;
+                return Ok(None);
             };
             let trigger = &project.spec.triggers[i];
             let id = triggered_build_id(
@@ -140,12 +203,9 @@ impl Builds {
                 kind: "schedule".into(),
                 by: format!("{} at {}", entry.cron, entry.at),
             };
-            if let Some(build) = self
+            let build = self
                 .start_triggered(&project, trigger.overrides(None), cause, &id)
-                .await?
-            {
-                started.push(build);
-            }
+                .await?;
             let next = Cron::parse(&entry.cron)
                 .ok()
                 .and_then(|c| c.next_after(now.max(entry.at)))
@@ -153,9 +213,9 @@ impl Builds {
                     at,
                     ..entry.clone()
                 });
-            self.store.move_schedule(&entry, next.as_ref()).await?;
+            self.store.move_schedule(entry, next.as_ref()).await?;
+            Ok(build)
         }
-        Ok(started)
     }
 
     /// Starts build `id` unless it exists. A trigger whose build cannot be planned

@@ -380,6 +380,18 @@ impl ProjectSpec {
         // A trigger's builds can be planned too (its parameters are declared, and
         // stay within bounds with plausible event values).
         for (i, trigger) in self.triggers.iter().enumerate() {
+            if let Some(first) = self.triggers[..i]
+                .iter()
+                .position(|t| t.schedule.is_some() && t.schedule == trigger.schedule)
+            {
+                return Err(err(
+                    &format!("triggers[{i}].schedule"),
+                    format!(
+                        "the same schedule as triggers[{first}]: one time starts one build \
+                         (put the parameters in one trigger, or use two projects)"
+                    ),
+                ));
+            }
             self.steps(&trigger.sample_overrides()).map_err(|e| {
                 let path = format!("triggers[{i}].{}", e.path);
                 err(&path, e.message)

@@ -241,12 +241,6 @@ pub enum Refusal {
     /// The build is over.
     #[error("build {0} is already {1}")]
     Over(String, &'static str),
-    /// A success report without the workspace the next step starts from.
-    #[error(
-        "job {0} succeeded without saving its workspace, which the next step starts from: \
-         this runner is older than the controller; update cairn worker"
-    )]
-    NoWorkspace(String),
 }
 
 /// What a heartbeat tells the worker.
@@ -514,10 +508,14 @@ impl Build {
             workspace,
         } = report;
         let index = self.running_step(job)?;
-        if exit_code == 0 && error.is_none() && workspace.is_none() && self.more_after(index) {
-            // Its lease runs out and the step goes to another runner.
-            return Err(Refusal::NoWorkspace(job.to_string()));
-        }
+        // A success without the workspace the next step starts from would let that
+        // step start from an older one: the runner is older than the controller.
+        let error = match error {
+            None if exit_code == 0 && workspace.is_none() && self.more_after(index) => {
+                Some("the runner saved no workspace for the next step: update cairn worker".into())
+            }
+            other => other,
+        };
         let mut effects = Effects::default();
         let step = &mut self.steps[index];
         step.exit_code = Some(exit_code);

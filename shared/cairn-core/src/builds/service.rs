@@ -244,6 +244,10 @@ impl Builds {
         id: &str,
     ) -> Result<(Build, bool), BuildError> {
         if let Some(build) = self.store.get_build(id).await? {
+            // A start that stopped after storing it: let it take a free slot.
+            if build.state == BuildState::Queued {
+                self.promote(&build.project).await?;
+            }
             return Ok((build, false));
         }
         let mut build = Build::plan(
@@ -279,6 +283,8 @@ impl Builds {
         if !self.store.commit(change).await? {
             return Ok(None);
         }
+        // The controller's clock for it: lost workers, timeouts, its turn for a slot.
+        self.ticks.schedule(&build.id).await;
         self.promote(&build.project).await?;
         Ok(Some(
             self.store.get_build(&build.id).await?.unwrap_or(build),

@@ -55,15 +55,8 @@ fn err(path: &str, message: impl Into<String>) -> SpecError {
     }
 }
 
-/// Whether `name` may be an archive name in a trigger: what the archive accepts is
-/// checked when it is archived; here only that it is one exact name.
-fn plausible_archive(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 200
-        && !name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '*')
-}
+/// Longest schedule expression, bytes (it is part of a table key).
+pub const MAX_SCHEDULE_BYTES: usize = 100;
 
 impl TriggerSpec {
     /// The event subject it listens to (`archive:<name>`), for an event trigger.
@@ -74,6 +67,14 @@ impl TriggerSpec {
     /// Whether `event` (type and subject) is one this trigger starts a build for.
     pub fn wants(&self, kind: &str, subject: &str) -> bool {
         self.event.as_deref() == Some(kind) && self.subject().as_deref() == Some(subject)
+    }
+
+    /// What tells this trigger from the project's others whatever their order: a
+    /// hash of its definition.
+    pub fn key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 
     /// The fields `${event.<field>}` may read.
@@ -103,7 +104,10 @@ impl TriggerSpec {
         let text = |key: &str| -> Result<Option<String>, SpecError> {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+                // Runs of blanks are one: `0  3 * * *` is `0 3 * * *`.
+                Some(Value::String(s)) if !s.trim().is_empty() => {
+                    Ok(Some(s.split_whitespace().collect::<Vec<_>>().join(" ")))
+                }
                 Some(_) => Err(err(&format!("{path}.{key}"), "is non-empty text")),
             }
         };
@@ -150,13 +154,8 @@ impl TriggerSpec {
                             "is required: the archive name whose new trees start a build",
                         ));
                     }
-                    Some(name) if !plausible_archive(name) => {
-                        return Err(err(
-                            &format!("{path}.archive"),
-                            "is one archive name (no spaces, no wildcards, at most 200 bytes)",
-                        ));
-                    }
-                    Some(_) => {}
+                    Some(name) => crate::repositories::check_archive_name(name)
+                        .map_err(|e| err(&format!("{path}.archive"), e))?,
                 }
             }
             (None, Some(expr)) => {
@@ -164,6 +163,12 @@ impl TriggerSpec {
                     return Err(err(
                         &format!("{path}.archive"),
                         "belongs to an event trigger, not a schedule",
+                    ));
+                }
+                if expr.len() > MAX_SCHEDULE_BYTES {
+                    return Err(err(
+                        &format!("{path}.schedule"),
+                        format!("longer than {MAX_SCHEDULE_BYTES} bytes"),
                     ));
                 }
                 Cron::parse(expr).map_err(|e| err(&format!("{path}.schedule"), e))?;
@@ -198,18 +203,36 @@ impl TriggerSpec {
     pub fn overrides(&self, data: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for (name, value) in &self.parameters {
-            let mut text = value.clone();
-            for reference in references(value) {
-                let Some(field) = reference.strip_prefix("event.") else {
-                    continue;
-                };
-                let found = match data.and_then(|d| d.get(field)) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                };
-                text = text.replace(&format!("${{{reference}}}"), &found.replace('$', "$$"));
+            // One pass: the event's text is never read again for references.
+            let mut text = String::new();
+            let mut rest = value.as_str();
+            while let Some(at) = rest.find('$') {
+                text.push_str(&rest[..at]);
+                let after = &rest[at + 1..];
+                if let Some(tail) = after.strip_prefix('$') {
+                    text.push_str("$$");
+                    rest = tail;
+                } else if let Some(close) = after.strip_prefix('{').and_then(|a| a.find('}')) {
+                    let reference = &after[1..=close];
+                    match reference.strip_prefix("event.") {
+                        Some(field) => {
+                            let found = match data.and_then(|d| d.get(field)) {
+                                Some(Value::String(s)) => s.clone(),
+                                Some(Value::Null) | None => String::new(),
+                                Some(other) => other.to_string(),
+                            };
+                            text.push_str(&found.replace('$', "$$"));
+                        }
+                        // Another parameter: the build resolves it.
+                        None => text.push_str(&format!("${{{reference}}}")),
+                    }
+                    rest = &after[close + 2..];
+                } else {
+                    text.push('$');
+                    rest = after;
+                }
             }
+            text.push_str(rest);
             if text.len() > MAX_PARAMETER_BYTES {
                 return Err(format!(
                     "parameter {name} would be longer than {MAX_PARAMETER_BYTES} bytes"
@@ -285,11 +308,19 @@ mod tests {
         assert!(t.wants("archive.created", "archive:hello"));
         assert!(!t.wants("archive.created", "archive:hello2"));
         assert!(!t.wants("operation.finished", "archive:hello"));
-        let data = json!({"tag": "cairn/hello/3", "origin_ref": "refs/heads/${x}"});
+        let data = json!({"tag": "cairn/hello/3", "origin_ref": "refs/heads/${event.tag}"});
         let o = t.overrides(Some(&data)).expect("fits");
         assert_eq!(o["ref"], "cairn/hello/3");
-        // The event's `$` is doubled so that the build does not expand it.
-        assert_eq!(o["note"], "from refs/heads/$${x} ($$)");
+        // The event's `$` is doubled so that the build does not expand it, and its
+        // text is not searched for references again.
+        assert_eq!(o["note"], "from refs/heads/$${event.tag} ($$)");
+        let escaped = read(json!({"event": "archive.created", "archive": "hello",
+                                  "parameters": {"x": "$${event.tag}=${event.tag}"}}))
+        .expect("valid");
+        let o = escaped
+            .overrides(Some(&json!({"tag": "{p}"})))
+            .expect("fits");
+        assert_eq!(o["x"], "$${event.tag}={p}");
     }
 
     #[test]
@@ -308,7 +339,12 @@ mod tests {
             (
                 json!({"event": "archive.created", "archive": "a*"}),
                 "triggers[0].archive",
-                "wildcards",
+                "invalid name",
+            ),
+            (
+                json!({"schedule": format!("0{} * * * *", ",0".repeat(60))}),
+                "triggers[0].schedule",
+                "longer than",
             ),
             (
                 json!({"schedule": "61 * * * *"}),
