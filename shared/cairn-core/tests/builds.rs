@@ -1281,3 +1281,43 @@ fn two_triggers_on_one_schedule_are_refused() {
         "{got}"
     );
 }
+
+#[tokio::test]
+async fn parameters_that_no_credential_can_name_are_refused_at_the_start() {
+    let w = world(60_000).await;
+    let text = "\
+parameters:
+  repo: release/2.11/ubuntu/jammy
+pipelines:
+  - name: p
+    actions:
+      - action: publish
+        repository: ${repo}
+        files: [out/*.deb]
+";
+    w.builds
+        .define(&w.alice, "hello", spec(text))
+        .await
+        .expect("defined");
+    let refused = w
+        .builds
+        .start(
+            &w.alice,
+            "hello",
+            &BTreeMap::from([("repo".to_string(), "a b".to_string())]),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains("step 1 (publish) cannot run"),
+        "{refused}"
+    );
+    assert!(
+        w.builds
+            .claim(&w.worker, "w1", &[])
+            .await
+            .expect("claim")
+            .is_none(),
+        "nothing was queued"
+    );
+}

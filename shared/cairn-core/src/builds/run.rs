@@ -331,6 +331,19 @@ impl Build {
             workspace: None,
             version: 0,
         };
+        // Each step's credential names what it publishes to or archives under: a
+        // value that no scope can name would stop the step at its claim.
+        for index in 0..build.steps.len() {
+            crate::access::Scopes::parse(&build.job_scopes(index)).map_err(|e| SpecError {
+                path: "parameters".into(),
+                message: format!(
+                    "step {} ({}) cannot run with these parameters: {e}",
+                    index + 1,
+                    build.step_name(index)
+                ),
+                line: None,
+            })?;
+        }
         let size = serde_json::to_vec(&build).map_or(usize::MAX, |b| b.len());
         if size > MAX_PLANNED_BYTES {
             return Err(SpecError {
@@ -613,6 +626,28 @@ impl Build {
             now,
             &mut effects,
         );
+        Ok(effects)
+    }
+
+    /// Fails the queued step of job `job` before a runner takes it (no credential
+    /// can be made for it), and the build with `why`.
+    pub fn fail_queued(&mut self, job: &str, why: &str, now: i64) -> Result<Effects, Refusal> {
+        let index = self
+            .step_of(job)
+            .filter(|i| self.steps[*i].state == StepState::Queued)
+            .ok_or_else(|| Refusal::NotRunning(job.to_string()))?;
+        let mut effects = Effects::default();
+        effects.unqueued.extend(self.queued_job(index));
+        let step = &mut self.steps[index];
+        step.state = StepState::Failed;
+        step.error = Some(why.to_string());
+        step.finished_at = Some(now);
+        let why = format!(
+            "step {} ({}) failed: {why}",
+            index + 1,
+            self.step_name(index)
+        );
+        self.finish(BuildState::Failed, Some(why), now, &mut effects);
         Ok(effects)
     }
 

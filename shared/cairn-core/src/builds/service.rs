@@ -461,7 +461,18 @@ impl Builds {
             return Ok(None);
         };
         let now = now_ms();
-        let (record, token) = self.job_token(&build, index, &job.id, now)?;
+        let (record, token) = match self.job_token(&build, index, &job.id, now) {
+            Ok(minted) => minted,
+            Err(e) => {
+                // This job can never run: fail its build rather than stop every
+                // runner's poll at it (it is the oldest in the queue).
+                let why = format!("no credential can be made for this step: {e}");
+                if let Ok(effects) = build.fail_queued(&job.id, &why, now) {
+                    self.commit(&mut build, effects, SlotChange::Keep).await?;
+                }
+                return Ok(None);
+            }
+        };
         let Ok(index) = build.claim(&job.id, runner, &record.id, now, self.lease_ms) else {
             return Ok(None);
         };
