@@ -232,6 +232,36 @@ static SEED: std::sync::LazyLock<cairn_core::SupportedRepos> = std::sync::LazyLo
 });
 
 impl World {
+    /// Project `hello` ([`TWO_STEPS`]) defined by alice, a build of it started, and
+    /// its first job claimed by `worker`: the build as started, the claim, and the
+    /// job token's principal.
+    async fn first_job(
+        &self,
+        worker: &str,
+    ) -> (
+        cairn_core::builds::Build,
+        cairn_core::builds::Claimed,
+        Principal,
+    ) {
+        self.builds
+            .define(&self.alice, "hello", spec(TWO_STEPS))
+            .await
+            .expect("defined");
+        let build = self
+            .builds
+            .start(&self.alice, "hello", &BTreeMap::new())
+            .await
+            .expect("started");
+        let job = self
+            .builds
+            .claim(&self.worker, worker, &[])
+            .await
+            .expect("claim")
+            .expect("a job");
+        let principal = self.job_principal(&job.token).await;
+        (build, job, principal)
+    }
+
     /// Who may read which event, as the build controller asks.
     fn audience(&self) -> cairn_core::repositories::Audience<'_> {
         cairn_core::repositories::Audience::new(&SEED, self.catalog.as_ref(), self.catalog.as_ref())
@@ -454,22 +484,7 @@ async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
 #[tokio::test]
 async fn a_failing_command_stops_the_build_with_its_exit_code_and_is_not_retried() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
-    let build = w
-        .builds
-        .start(&w.alice, "hello", &BTreeMap::new())
-        .await
-        .expect("started");
-    let job = w
-        .builds
-        .claim(&w.worker, "w1", &[])
-        .await
-        .expect("claim")
-        .expect("a job");
-    let principal = w.job_principal(&job.token).await;
+    let (build, job, principal) = w.first_job("w1").await;
     let failed = w
         .builds
         .report(
@@ -509,22 +524,7 @@ async fn a_failing_command_stops_the_build_with_its_exit_code_and_is_not_retried
 #[tokio::test]
 async fn a_cancelled_build_tells_its_worker_and_refuses_the_late_report() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
-    let build = w
-        .builds
-        .start(&w.alice, "hello", &BTreeMap::new())
-        .await
-        .expect("started");
-    let job = w
-        .builds
-        .claim(&w.worker, "w1", &[])
-        .await
-        .expect("claim")
-        .expect("a job");
-    let principal = w.job_principal(&job.token).await;
+    let (build, job, principal) = w.first_job("w1").await;
     let cancelled = w
         .builds
         .cancel(&w.alice, &build.id)
@@ -575,22 +575,7 @@ async fn a_cancelled_build_tells_its_worker_and_refuses_the_late_report() {
 #[tokio::test]
 async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_report() {
     let w = world(30).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
-    let build = w
-        .builds
-        .start(&w.alice, "hello", &BTreeMap::new())
-        .await
-        .expect("started");
-    let lost = w
-        .builds
-        .claim(&w.worker, "w1", &[])
-        .await
-        .expect("claim")
-        .expect("a job");
-    let lost_principal = w.job_principal(&lost.token).await;
+    let (build, lost, lost_principal) = w.first_job("w1").await;
     w.builds
         .heartbeat(&lost_principal, &build.id, &lost.job.id)
         .await
@@ -763,22 +748,7 @@ async fn a_build_too_large_for_one_record_is_refused_before_it_starts() {
 #[tokio::test]
 async fn a_log_chunk_that_never_came_is_skipped_once_the_step_is_over() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
-    let build = w
-        .builds
-        .start(&w.alice, "hello", &BTreeMap::new())
-        .await
-        .expect("started");
-    let job = w
-        .builds
-        .claim(&w.worker, "w1", &[])
-        .await
-        .expect("claim")
-        .expect("a job");
-    let principal = w.job_principal(&job.token).await;
+    let (build, job, principal) = w.first_job("w1").await;
     for (offset, bytes) in [(0, "ab"), (10, "xy")] {
         w.builds
             .append_log(&principal, &build.id, &job.job.id, offset, bytes.into())
@@ -1106,22 +1076,7 @@ async fn a_schedule_starts_one_build_per_due_time_and_stops_when_it_changes() {
 #[tokio::test]
 async fn a_log_chunk_is_an_event_on_the_build_s_subject() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
-    let build = w
-        .builds
-        .start(&w.alice, "hello", &BTreeMap::new())
-        .await
-        .expect("started");
-    let job = w
-        .builds
-        .claim(&w.worker, "w1", &[])
-        .await
-        .expect("claim")
-        .expect("a job");
-    let principal = w.job_principal(&job.token).await;
+    let (build, job, principal) = w.first_job("w1").await;
     let big = "é".repeat(5000); // 10,000 bytes
     for (offset, bytes) in [(0u64, "hello\n".to_string()), (6, big)] {
         w.builds
@@ -1231,22 +1186,7 @@ fn stored(w: &World, project: &str) -> (String, u64) {
 #[tokio::test]
 async fn a_success_without_the_workspace_the_next_step_needs_fails_the_step_clearly() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
-    let build = w
-        .builds
-        .start(&w.alice, "hello", &BTreeMap::new())
-        .await
-        .expect("started");
-    let job = w
-        .builds
-        .claim(&w.worker, "old-worker", &[])
-        .await
-        .expect("claim")
-        .expect("a job");
-    let principal = w.job_principal(&job.token).await;
+    let (build, job, principal) = w.first_job("old-worker").await;
     let after = w
         .builds
         .report(&principal, &build.id, &job.job.id, JobReport::default())
