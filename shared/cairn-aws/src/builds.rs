@@ -10,7 +10,7 @@
 //! deleting it in the same transaction that records the claim.
 
 use crate::dynamo::{
-    DynamoCatalog, Item, from_doc, get_item, get_n, get_opt_s, get_s, n, query_docs, s, store_err,
+    DynamoCatalog, Item, from_doc, get_item, get_n, get_s, n, query_docs, s, store_err,
 };
 use crate::keys::{
     BUILD_PREFIX, BUILD_SK, JOBQ_PK, PK, PROJECT_PREFIX, PROJECTS_PK, SCHEDULES_PK, SK, build_pk,
@@ -248,7 +248,7 @@ impl BuildStore for DynamoCatalog {
                 .table_name(&self.table)
                 .item(PK, s(pk))
                 .item(SK, s(sk))
-                .item("project", s(project))
+                .item("doc", s(doc(&project, "PutItem listener")?))
                 .send()
                 .await
                 .map_err(store_err("PutItem listener"))?;
@@ -266,28 +266,14 @@ impl BuildStore for DynamoCatalog {
     }
 
     async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(listeners_pk(subject)))
-                // A listener written just before its project must be seen.
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_err("Query listeners"))?;
-            out.extend(page.items().iter().filter_map(|i| get_opt_s(i, "project")));
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        // Strongly consistent: a listener written just before its project is seen.
+        query_docs(
+            &self.client,
+            &self.table,
+            listeners_pk(subject),
+            PROJECT_PREFIX,
+        )
+        .await
     }
 
     async fn put_schedule(&self, entry: &ScheduleEntry) -> Result<(), StoreError> {

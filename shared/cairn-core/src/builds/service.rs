@@ -220,15 +220,7 @@ impl Builds {
         overrides: &BTreeMap<String, String>,
         trigger: Trigger,
     ) -> Result<Build, BuildError> {
-        let build = Build::plan(
-            &project.name,
-            &project.owner,
-            &project.spec,
-            overrides,
-            trigger,
-            now_ms(),
-        )?;
-        self.create(build)
+        self.create(planned(project, overrides, trigger)?)
             .await?
             .ok_or_else(|| busy("create build"))
     }
@@ -250,14 +242,7 @@ impl Builds {
             }
             return Ok((build, false));
         }
-        let mut build = Build::plan(
-            &project.name,
-            &project.owner,
-            &project.spec,
-            overrides,
-            trigger,
-            now_ms(),
-        )?;
+        let mut build = planned(project, overrides, trigger)?;
         build.id = id.to_string();
         match self.create(build).await? {
             Some(build) => Ok((build, true)),
@@ -771,6 +756,22 @@ fn log_event_data(build: &Build, step: usize, offset: u64, bytes: &[u8]) -> Valu
         "text": String::from_utf8_lossy(&bytes[..end]),
         "truncated": end < bytes.len(),
     })
+}
+
+/// A new build of `project` with `overrides`, planned now.
+fn planned(
+    project: &Project,
+    overrides: &BTreeMap<String, String>,
+    trigger: Trigger,
+) -> Result<Build, SpecError> {
+    Build::plan(
+        &project.name,
+        &project.owner,
+        &project.spec,
+        overrides,
+        trigger,
+        now_ms(),
+    )
 }
 
 fn busy(what: &str) -> BuildError {
