@@ -587,13 +587,16 @@ fn resolve_one(
     Ok(out)
 }
 
-enum Piece<'a> {
+/// A part of a text with `${name}` references.
+pub(super) enum Piece<'a> {
+    /// Literal text.
     Text(&'a str),
+    /// What `${...}` names.
     Reference(&'a str),
 }
 
 /// `text` cut into literal text and `${name}` references; `$$` is a literal `$`.
-fn pieces(text: &str) -> Vec<Piece<'_>> {
+pub(super) fn pieces(text: &str) -> Vec<Piece<'_>> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {

@@ -6,7 +6,7 @@
 //! literally (a `$` in it is not expanded again).
 
 use super::cron::Cron;
-use super::project::{MAX_PARAMETER_BYTES, SpecError};
+use super::project::{MAX_PARAMETER_BYTES, Piece, SpecError, pieces};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -203,18 +203,13 @@ impl TriggerSpec {
     pub fn overrides(&self, data: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for (name, value) in &self.parameters {
-            // One pass: the event's text is never read again for references.
+            // One pass: the event's text is never read again for references. Literal
+            // text keeps its `$` escaped (`$$`), for the build expands the result.
             let mut text = String::new();
-            let mut rest = value.as_str();
-            while let Some(at) = rest.find('$') {
-                text.push_str(&rest[..at]);
-                let after = &rest[at + 1..];
-                if let Some(tail) = after.strip_prefix('$') {
-                    text.push_str("$$");
-                    rest = tail;
-                } else if let Some(close) = after.strip_prefix('{').and_then(|a| a.find('}')) {
-                    let reference = &after[1..=close];
-                    match reference.strip_prefix("event.") {
+            for piece in pieces(value) {
+                match piece {
+                    Piece::Text(t) => text.push_str(&t.replace('$', "$$")),
+                    Piece::Reference(reference) => match reference.strip_prefix("event.") {
                         Some(field) => {
                             let found = match data.and_then(|d| d.get(field)) {
                                 Some(Value::String(s)) => s.clone(),
@@ -225,14 +220,9 @@ impl TriggerSpec {
                         }
                         // Another parameter: the build resolves it.
                         None => text.push_str(&format!("${{{reference}}}")),
-                    }
-                    rest = &after[close + 2..];
-                } else {
-                    text.push('$');
-                    rest = after;
+                    },
                 }
             }
-            text.push_str(rest);
             if text.len() > MAX_PARAMETER_BYTES {
                 return Err(format!(
                     "parameter {name} would be longer than {MAX_PARAMETER_BYTES} bytes"
@@ -257,21 +247,11 @@ impl TriggerSpec {
 }
 
 /// The `${...}` references of `text` (`$$` is a literal `$`).
-fn references(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            rest = tail;
-        } else if let Some(close) = after.strip_prefix('{').and_then(|a| a.find('}')) {
-            out.push(&after[1..=close]);
-            rest = &after[close + 2..];
-        } else {
-            rest = after;
-        }
-    }
-    out
+fn references(text: &str) -> impl Iterator<Item = &str> {
+    pieces(text).into_iter().filter_map(|p| match p {
+        Piece::Reference(r) => Some(r),
+        Piece::Text(_) => None,
+    })
 }
 
 /// The id of the build that `key` (an event id, a scheduled time) starts for
