@@ -181,41 +181,38 @@ impl Builds {
         entry: &ScheduleEntry,
         now: i64,
     ) -> Result<Option<Build>, BuildError> {
-        {
-            let project = self.store.get_project(&entry.project).await?;
-            let found = project.as_ref().and_then(|p| {
-                p.spec
-                    .triggers
-                    .iter()
-                    .position(|t| t.schedule.as_deref() == Some(entry.cron.as_str()))
+        let project = self.store.get_project(&entry.project).await?;
+        let trigger = project.as_ref().and_then(|p| {
+            p.spec
+                .triggers
+                .iter()
+                .find(|t| t.schedule.as_deref() == Some(entry.cron.as_str()))
+        });
+        let (Some(project), Some(trigger)) = (&project, trigger) else {
+            // The project is gone or its schedule changed: the entry is stale.
+            self.store.move_schedule(entry, None).await?;
+            return Ok(None);
+        };
+        let id = triggered_build_id(
+            &project.name,
+            &format!("schedule#{}#{}", entry.cron, entry.at),
+        );
+        let cause = Trigger {
+            kind: "schedule".into(),
+            by: format!("{} at {}", entry.cron, entry.at),
+        };
+        let build = self
+            .start_triggered(project, trigger.overrides(None), cause, &id)
+            .await?;
+        let next = Cron::parse(&entry.cron)
+            .ok()
+            .and_then(|c| c.next_after(now.max(entry.at)))
+            .map(|at| ScheduleEntry {
+                at,
+                ..entry.clone()
             });
-            let (Some(project), Some(i)) = (project, found) else {
-                // The project is gone or its schedule changed: the entry is stale.
-                self.store.move_schedule(entry, None).await?;
-                return Ok(None);
-            };
-            let trigger = &project.spec.triggers[i];
-            let id = triggered_build_id(
-                &project.name,
-                &format!("schedule#{}#{}", entry.cron, entry.at),
-            );
-            let cause = Trigger {
-                kind: "schedule".into(),
-                by: format!("{} at {}", entry.cron, entry.at),
-            };
-            let build = self
-                .start_triggered(&project, trigger.overrides(None), cause, &id)
-                .await?;
-            let next = Cron::parse(&entry.cron)
-                .ok()
-                .and_then(|c| c.next_after(now.max(entry.at)))
-                .map(|at| ScheduleEntry {
-                    at,
-                    ..entry.clone()
-                });
-            self.store.move_schedule(entry, next.as_ref()).await?;
-            Ok(build)
-        }
+        self.store.move_schedule(entry, next.as_ref()).await?;
+        Ok(build)
     }
 
     /// Starts build `id` unless it exists. A trigger whose build cannot be planned
@@ -243,11 +240,7 @@ impl Builds {
                 Ok(Some(build))
             }
             Ok((_, false)) => Ok(None),
-            Err(BuildError::Invalid(e)) => {
-                tracing::warn!(project = %project.name, error = %e, "trigger starts no build");
-                Ok(None)
-            }
-            Err(BuildError::Spec(e)) => {
+            Err(e @ (BuildError::Invalid(_) | BuildError::Spec(_))) => {
                 tracing::warn!(project = %project.name, error = %e, "trigger starts no build");
                 Ok(None)
             }
