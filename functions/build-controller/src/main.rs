@@ -49,13 +49,13 @@ async fn main() -> Result<(), Error> {
     let seed = cairn_core::config::supported_repos(env)?;
     let clients = Clients::load().await;
     let catalog = Arc::new(
-        DynamoCatalog::new(clients.dynamodb.clone(), table.clone())
+        DynamoCatalog::new(clients.dynamodb.clone(), table)
             .with_dispatch_nudge(clients.sqs.clone(), env("CAIRN_DISPATCH_QUEUE_URL")),
     );
     let ticks = Arc::new(SqsTicks::new(clients.sqs.clone(), queue, lease_secs));
     let builds = Builds {
         store: catalog.clone(),
-        tokens: catalog,
+        tokens: catalog.clone(),
         logs: Arc::new(S3Logs::new(clients.s3.clone(), bucket.clone())),
         blobs: Arc::new(cairn_aws::artifacts::S3Blobs::new(
             clients.s3.clone(),
@@ -65,8 +65,9 @@ async fn main() -> Result<(), Error> {
         lease_ms: i64::try_from(lease_secs * 1000).unwrap_or(60_000),
     };
     let steps = SqsSteps::new(clients.sqs.clone(), step_queue);
-    let readers = DynamoCatalog::new(clients.dynamodb.clone(), table);
-    let (builds, ticks, steps, seed, readers) = (&builds, &ticks, &steps, &seed, &readers);
+    // Who may read an event: the same table's repositories and users.
+    let readers = catalog.as_ref();
+    let (builds, ticks, steps, seed) = (&builds, &ticks, &steps, &seed);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         if event.payload.get("Records").is_none() {
             // The schedule rule's minute.
