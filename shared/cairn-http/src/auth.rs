@@ -5,7 +5,7 @@ use crate::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use cairn_core::auth::{Accounts, Authenticator, Principal};
+use cairn_core::auth::{Accounts, AuthError, Authenticator, Principal};
 use std::sync::Arc;
 
 /// Application state that knows the accounts and their tokens.
@@ -29,9 +29,16 @@ impl<S: HasUsers> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         // On AWS, the API Gateway authorizer checked the header already (docs/access.md,
-        // "Where the check runs"): its principal, refused if it expired since.
+        // "Where the check runs"): its principal, refused if it expired since. A token's
+        // record is read again (one GetItem, no hash), so a token revoked within the
+        // answer's cache time (a job's token once its job ended) stops at once.
         if let Some(carried) = authorizer_principal(parts) {
             let principal = cairn_core::authorizer::decode(carried, crate::unix_now())?;
+            if let Some(id) = &principal.token
+                && state.accounts().get_token(id).await?.is_none()
+            {
+                return Err(AuthError::InvalidToken.into());
+            }
             return Ok(Caller(principal));
         }
         let header = parts
@@ -83,6 +90,7 @@ mod tests {
     use super::*;
     use cairn_core::access::Role;
     use cairn_core::memory::MemoryCatalog;
+    use cairn_core::tokens::TokenStore;
     use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
     use lambda_http::request::RequestContext;
 
@@ -114,7 +122,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_authorizers_principal_is_taken_and_checked_for_expiry() {
+    async fn the_authorizers_principal_is_taken_and_checked_for_expiry_and_revocation() {
         // No account in the store: only the context can make this caller.
         let state = State(MemoryCatalog::default());
         let alice = Principal::with_role("alice", Role::Uploader);
@@ -141,6 +149,41 @@ mod tests {
         )
         .await;
         assert!(refused.is_err());
+        // A cached answer for a token that is still there: taken; revoked since: 401.
+        let (record, text) =
+            cairn_core::tokens::mint("alice", "ci".into(), alice.scopes.clone(), 0, i64::MAX);
+        state
+            .0
+            .put_token(&record)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let by_token = Principal {
+            token: Some(record.id.clone()),
+            expires_at: Some(i64::MAX),
+            ..alice.clone()
+        };
+        let cached = || {
+            parts(
+                Some(&format!("Bearer {text}")),
+                Some(cairn_core::authorizer::encode(&by_token)),
+            )
+        };
+        let Caller(found) = Caller::from_request_parts(&mut cached(), &state)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(found, by_token);
+        assert!(
+            state
+                .0
+                .delete_token("alice", &record.id)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"))
+        );
+        let refused = Caller::from_request_parts(&mut cached(), &state).await;
+        assert!(
+            matches!(refused, Err(ref e) if e.status() == 401),
+            "{refused:?}"
+        );
         // Without the context, the function checks the header itself.
         let refused =
             Caller::from_request_parts(&mut parts(Some("Basic YWxpY2U6eA=="), None), &state).await;
