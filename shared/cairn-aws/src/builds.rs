@@ -10,7 +10,7 @@
 //! deleting it in the same transaction that records the claim.
 
 use crate::dynamo::{
-    DynamoCatalog, Item, from_doc, get_item, get_n, get_s, n, query_docs, s, store_err,
+    DynamoCatalog, Item, applied, from_doc, get_item, get_n, get_s, n, query_docs, s, store_err,
 };
 use crate::keys::{
     BUILD_PREFIX, BUILD_SK, JOBQ_PK, PK, PROJECT_PREFIX, PROJECTS_PK, SCHEDULES_PK, SK, build_pk,
@@ -240,29 +240,45 @@ impl BuildStore for DynamoCatalog {
         page.items().iter().map(from_doc).collect()
     }
 
-    async fn set_listener(&self, subject: &str, project: &str, on: bool) -> Result<(), StoreError> {
+    async fn set_listener(
+        &self,
+        subject: &str,
+        project: &str,
+        version: u64,
+        on: bool,
+    ) -> Result<(), StoreError> {
         let (pk, sk) = (listeners_pk(subject), project_sk(project));
-        if on {
-            self.client
+        // A newer version's item stays as it is (refused: not an error).
+        let written = if on {
+            let result = self
+                .client
                 .put_item()
                 .table_name(&self.table)
                 .item(PK, s(pk))
                 .item(SK, s(sk))
                 .item("doc", s(doc(&project, "PutItem listener")?))
+                .item(VERSION, n(version))
+                .condition_expression(NOT_NEWER)
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":v", n(version))
                 .send()
-                .await
-                .map_err(store_err("PutItem listener"))?;
+                .await;
+            applied(result, "PutItem listener")
         } else {
-            self.client
+            let result = self
+                .client
                 .delete_item()
                 .table_name(&self.table)
                 .key(PK, s(pk))
                 .key(SK, s(sk))
+                .condition_expression(NOT_NEWER)
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":v", n(version))
                 .send()
-                .await
-                .map_err(store_err("DeleteItem listener"))?;
-        }
-        Ok(())
+                .await;
+            applied(result, "DeleteItem listener")
+        };
+        written.map(|_| ())
     }
 
     async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError> {
@@ -277,14 +293,17 @@ impl BuildStore for DynamoCatalog {
     }
 
     async fn put_schedule(&self, entry: &ScheduleEntry) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .set_item(Some(schedule_item(entry)))
             .table_name(&self.table)
+            .condition_expression(NOT_NEWER)
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":v", n(entry.version))
             .send()
-            .await
-            .map_err(store_err("PutItem schedule"))?;
-        Ok(())
+            .await;
+        applied(result, "PutItem schedule").map(|_| ())
     }
 
     async fn due_schedules(
@@ -314,6 +333,8 @@ impl BuildStore for DynamoCatalog {
                     project: get_s(item, "project")?,
                     cron: get_s(item, "cron")?,
                     at: get_n(item, "at")?,
+                    // Entries from before versions were kept count as the oldest.
+                    version: get_n(item, VERSION).unwrap_or(0),
                 })
             })
             .collect()
@@ -329,7 +350,9 @@ impl BuildStore for DynamoCatalog {
             .table_name(&self.table)
             .key(PK, s(SCHEDULES_PK))
             .key(SK, s(schedule_sk(entry.at, &entry.project, &entry.cron)))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(format!("attribute_exists(pk) AND ({NOT_NEWER})"))
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":v", n(entry.version))
             .build()
             .map_err(|e| StoreError::new(op, e))?;
         let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
@@ -364,8 +387,15 @@ fn schedule_item(entry: &ScheduleEntry) -> Item {
         ("project".to_string(), s(&entry.project)),
         ("cron".to_string(), s(&entry.cron)),
         ("at".to_string(), n(entry.at)),
+        (VERSION.to_string(), n(entry.version)),
     ])
 }
+
+/// The project version that wrote a listener or schedule entry.
+const VERSION: &str = "project_version";
+/// The condition of a write over a listener or schedule entry: none there, or one of
+/// the same or an older project version (`#v`, `:v`).
+const NOT_NEWER: &str = "attribute_not_exists(#v) OR #v <= :v";
 
 /// Build logs: one object per chunk, keyed by the byte offset it starts at.
 pub struct S3Logs {

@@ -180,9 +180,9 @@ pub struct MemoryCatalog {
     /// Builds whose build-step Lambda jobs were asked to be dispatched, in order.
     pub dispatched: Mutex<Vec<String>>,
     /// (subject, project) pairs of event triggers.
-    listeners: Mutex<std::collections::BTreeSet<(String, String)>>,
+    listeners: Mutex<BTreeMap<(String, String), u64>>,
     /// Schedule entries: (at, project, cron).
-    schedules: Mutex<std::collections::BTreeSet<(i64, String, String)>>,
+    schedules: Mutex<BTreeMap<(i64, String, String), u64>>,
     /// Events the webhook dispatcher handed to the build controller, in order.
     pub handed_over: Mutex<Vec<Event>>,
     /// Builds the controller was asked to look at later, in order.
@@ -1096,11 +1096,20 @@ impl crate::builds::BuildStore for MemoryCatalog {
         Ok(lock(&self.jobs).values().take(limit).cloned().collect())
     }
 
-    async fn set_listener(&self, subject: &str, project: &str, on: bool) -> Result<(), StoreError> {
+    async fn set_listener(
+        &self,
+        subject: &str,
+        project: &str,
+        version: u64,
+        on: bool,
+    ) -> Result<(), StoreError> {
         let key = (subject.to_string(), project.to_string());
         let mut listeners = lock(&self.listeners);
+        if listeners.get(&key).is_some_and(|&v| v > version) {
+            return Ok(());
+        }
         if on {
-            listeners.insert(key);
+            listeners.insert(key, version);
         } else {
             listeners.remove(&key);
         }
@@ -1109,14 +1118,18 @@ impl crate::builds::BuildStore for MemoryCatalog {
 
     async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError> {
         Ok(lock(&self.listeners)
-            .iter()
+            .keys()
             .filter(|(s, _)| s == subject)
             .map(|(_, p)| p.clone())
             .collect())
     }
 
     async fn put_schedule(&self, entry: &crate::builds::ScheduleEntry) -> Result<(), StoreError> {
-        lock(&self.schedules).insert((entry.at, entry.project.clone(), entry.cron.clone()));
+        let key = (entry.at, entry.project.clone(), entry.cron.clone());
+        let mut schedules = lock(&self.schedules);
+        if schedules.get(&key).is_none_or(|&v| v <= entry.version) {
+            schedules.insert(key, entry.version);
+        }
         Ok(())
     }
 
@@ -1127,13 +1140,16 @@ impl crate::builds::BuildStore for MemoryCatalog {
     ) -> Result<Vec<crate::builds::ScheduleEntry>, StoreError> {
         Ok(lock(&self.schedules)
             .iter()
-            .take_while(|(at, _, _)| *at <= now)
+            .take_while(|((at, _, _), _)| *at <= now)
             .take(limit)
-            .map(|(at, project, cron)| crate::builds::ScheduleEntry {
-                project: project.clone(),
-                cron: cron.clone(),
-                at: *at,
-            })
+            .map(
+                |((at, project, cron), version)| crate::builds::ScheduleEntry {
+                    project: project.clone(),
+                    cron: cron.clone(),
+                    at: *at,
+                    version: *version,
+                },
+            )
             .collect())
     }
 
@@ -1143,11 +1159,13 @@ impl crate::builds::BuildStore for MemoryCatalog {
         next: Option<&crate::builds::ScheduleEntry>,
     ) -> Result<bool, StoreError> {
         let mut schedules = lock(&self.schedules);
-        if !schedules.remove(&(entry.at, entry.project.clone(), entry.cron.clone())) {
+        let key = (entry.at, entry.project.clone(), entry.cron.clone());
+        if schedules.get(&key).is_none_or(|&v| v > entry.version) {
             return Ok(false);
         }
+        schedules.remove(&key);
         if let Some(n) = next {
-            schedules.insert((n.at, n.project.clone(), n.cron.clone()));
+            schedules.insert((n.at, n.project.clone(), n.cron.clone()), n.version);
         }
         Ok(true)
     }

@@ -1,10 +1,15 @@
 //! Builds against the in-memory ports: project files and their refusals, and the
 //! controller rules (claims, reports, cancellation, lost workers, concurrency).
 
+use cairn_core::StoreError;
 use cairn_core::access::Role;
 use cairn_core::auth::{Authenticator, Principal, UserRecord};
-use cairn_core::builds::{Beat, BuildError, BuildState, Builds, JobReport, ProjectSpec, StepState};
+use cairn_core::builds::{
+    Beat, Build, BuildChange, BuildError, BuildState, BuildStore, Builds, Job, JobReport, Project,
+    ProjectSpec, ScheduleEntry, Slots, StepState,
+};
 use cairn_core::events::EventLog;
+use cairn_core::events::NewEvent;
 use cairn_core::memory::MemoryCatalog;
 use cairn_core::ports::UserDirectory;
 use cairn_core::tokens::TokenStore;
@@ -1260,4 +1265,165 @@ pipelines:
             .is_none(),
         "nothing was queued"
     );
+}
+
+/// A build store that holds one `put_project` of version `at` (before or after it
+/// writes) until the test lets it go: a definition caught halfway while another
+/// runs.
+struct Held {
+    inner: Arc<MemoryCatalog>,
+    at: u64,
+    after: bool,
+    reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+impl Held {
+    async fn hold(&self, version: u64, after: bool) {
+        if version == self.at && after == self.after {
+            self.reached.notify_one();
+            self.go.notified().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BuildStore for Held {
+    async fn get_project(&self, name: &str) -> Result<Option<Project>, StoreError> {
+        self.inner.get_project(name).await
+    }
+    async fn put_project(&self, project: &Project) -> Result<bool, StoreError> {
+        self.hold(project.version, false).await;
+        let written = self.inner.put_project(project).await?;
+        self.hold(project.version, true).await;
+        Ok(written)
+    }
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.inner.list_projects().await
+    }
+    async fn slots(&self, project: &str) -> Result<Slots, StoreError> {
+        self.inner.slots(project).await
+    }
+    async fn get_build(&self, id: &str) -> Result<Option<Build>, StoreError> {
+        self.inner.get_build(id).await
+    }
+    async fn list_builds(&self, project: &str, limit: usize) -> Result<Vec<Build>, StoreError> {
+        self.inner.list_builds(project, limit).await
+    }
+    async fn commit(&self, change: BuildChange<'_>) -> Result<bool, StoreError> {
+        self.inner.commit(change).await
+    }
+    async fn queued_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.inner.queued_jobs(limit).await
+    }
+    async fn set_listener(
+        &self,
+        subject: &str,
+        project: &str,
+        version: u64,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.set_listener(subject, project, version, on).await
+    }
+    async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.listeners(subject).await
+    }
+    async fn put_schedule(&self, entry: &ScheduleEntry) -> Result<(), StoreError> {
+        self.inner.put_schedule(entry).await
+    }
+    async fn due_schedules(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<ScheduleEntry>, StoreError> {
+        self.inner.due_schedules(now, limit).await
+    }
+    async fn move_schedule(
+        &self,
+        entry: &ScheduleEntry,
+        next: Option<&ScheduleEntry>,
+    ) -> Result<bool, StoreError> {
+        self.inner.move_schedule(entry, next).await
+    }
+    async fn commit_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        self.inner.commit_events(events).await
+    }
+}
+
+impl World {
+    /// This world's builds over a store that holds `put_project` of `version`.
+    fn held(&self, version: u64, after: bool) -> (Builds, Arc<Held>) {
+        let held = Arc::new(Held {
+            inner: self.catalog.clone(),
+            at: version,
+            after,
+            reached: tokio::sync::Notify::new(),
+            go: tokio::sync::Notify::new(),
+        });
+        let builds = Builds {
+            store: held.clone(),
+            tokens: self.catalog.clone(),
+            logs: self.catalog.clone(),
+            blobs: self.catalog.clone(),
+            ticks: self.catalog.clone(),
+            lease_ms: 60_000,
+        };
+        (builds, held)
+    }
+}
+
+#[tokio::test]
+async fn a_redefinition_that_drops_triggers_does_not_undo_a_later_one_that_adds_them() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TRIGGERED))
+        .await
+        .expect("defined");
+    // Version 2 drops the triggers and is held after it is stored, before it drops
+    // its listener and schedule entry; version 3 puts them back meanwhile.
+    let (builds, held) = w.held(2, true);
+    let (dropped, added) = tokio::join!(builds.define(&w.alice, "hello", spec(TWO_STEPS)), async {
+        held.reached.notified().await;
+        let added = w.builds.define(&w.alice, "hello", spec(TRIGGERED)).await;
+        held.go.notify_one();
+        added
+    });
+    dropped.expect("version 2");
+    added.expect("version 3");
+    let event = archive_event("evt_1", "hello", "cairn/hello/1", now() + 1);
+    let started = w
+        .builds
+        .on_event(&event, &w.audience())
+        .await
+        .expect("fired");
+    assert_eq!(started.len(), 1, "version 3's listener is still there");
+    let started = w.builds.run_schedules(now() + 61).await.expect("run");
+    assert_eq!(
+        started.len(),
+        1,
+        "version 3's schedule entry is still there"
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_due_while_its_definition_is_being_stored_is_kept() {
+    let w = world(60_000).await;
+    w.builds
+        .define(&w.alice, "hello", spec(TWO_STEPS))
+        .await
+        .expect("defined");
+    // Version 2 adds a schedule: its entry is written, and a run finds it due
+    // before the project that wants it is stored.
+    let (builds, held) = w.held(2, false);
+    let t = now();
+    let (defined, ran) = tokio::join!(builds.define(&w.alice, "hello", spec(TRIGGERED)), async {
+        held.reached.notified().await;
+        let ran = w.builds.run_schedules(t + 61).await;
+        held.go.notify_one();
+        ran
+    });
+    defined.expect("version 2");
+    assert!(ran.expect("run").is_empty(), "version 1 has no schedule");
+    let started = w.builds.run_schedules(t + 181).await.expect("run");
+    assert_eq!(started.len(), 1, "the entry was moved on, not dropped");
 }

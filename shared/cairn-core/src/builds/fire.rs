@@ -41,7 +41,7 @@ impl Builds {
         for trigger in &project.spec.triggers {
             if let Some(subject) = trigger.subject() {
                 self.store
-                    .set_listener(&subject, &project.name, true)
+                    .set_listener(&subject, &project.name, project.version, true)
                     .await?;
             }
             if let Some(expr) = &trigger.schedule {
@@ -52,6 +52,7 @@ impl Builds {
                             project: project.name.clone(),
                             cron: expr.clone(),
                             at,
+                            version: project.version,
                         })
                         .await?;
                 }
@@ -60,16 +61,27 @@ impl Builds {
         Ok(())
     }
 
-    /// Drops the listeners `old` had and `new` has not, and the next entries of
-    /// the schedules it dropped. What is left (a failure here, an entry due right
+    /// Drops the listeners `old` had and `new` (the project's version `version`)
+    /// has not, and the next entries of the schedules it dropped, unless a newer
+    /// version wrote them since. What is left (a failure here, an entry due right
     /// now) is harmless: an event finds the project not listening, a run drops the
     /// entry when it is due.
-    pub(super) async fn unlisten(&self, project: &str, old: &ProjectSpec, new: &ProjectSpec) {
+    pub(super) async fn unlisten(
+        &self,
+        project: &str,
+        version: u64,
+        old: &ProjectSpec,
+        new: &ProjectSpec,
+    ) {
         let subjects = |spec: &ProjectSpec| -> BTreeSet<String> {
             spec.triggers.iter().filter_map(|t| t.subject()).collect()
         };
         for subject in subjects(old).difference(&subjects(new)) {
-            if let Err(e) = self.store.set_listener(subject, project, false).await {
+            if let Err(e) = self
+                .store
+                .set_listener(subject, project, version, false)
+                .await
+            {
                 tracing::warn!(project, subject, error = %e, "could not drop a listener");
             }
         }
@@ -88,6 +100,7 @@ impl Builds {
                 project: project.to_string(),
                 cron: cron.clone(),
                 at,
+                version,
             };
             if let Err(e) = self.store.move_schedule(&entry, None).await {
                 tracing::warn!(project, cron, error = %e, "could not drop a schedule entry");
@@ -188,9 +201,24 @@ impl Builds {
                 .iter()
                 .find(|t| t.schedule.as_deref() == Some(entry.cron.as_str()))
         });
+        let next = |after: i64| {
+            Cron::parse(&entry.cron)
+                .ok()
+                .and_then(|c| c.next_after(after))
+                .map(|at| ScheduleEntry {
+                    at,
+                    ..entry.clone()
+                })
+        };
         let (Some(project), Some(trigger)) = (&project, trigger) else {
-            // The project is gone or its schedule changed: the entry is stale.
-            self.store.move_schedule(entry, None).await?;
+            if project.is_some_and(|p| p.version < entry.version) {
+                // Written by a definition not stored yet (or one that never will
+                // be: a later redefinition drops the entry then).
+                self.store.move_schedule(entry, next(now).as_ref()).await?;
+            } else {
+                // The project is gone or its schedule changed: the entry is stale.
+                self.store.move_schedule(entry, None).await?;
+            }
             return Ok(None);
         };
         let id = triggered_build_id(
@@ -204,14 +232,9 @@ impl Builds {
         let build = self
             .start_triggered(project, trigger.overrides(None), cause, &id)
             .await?;
-        let next = Cron::parse(&entry.cron)
-            .ok()
-            .and_then(|c| c.next_after(now.max(entry.at)))
-            .map(|at| ScheduleEntry {
-                at,
-                ..entry.clone()
-            });
-        self.store.move_schedule(entry, next.as_ref()).await?;
+        self.store
+            .move_schedule(entry, next(now.max(entry.at)).as_ref())
+            .await?;
         Ok(build)
     }
 

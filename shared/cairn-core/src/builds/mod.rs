@@ -118,18 +118,28 @@ pub trait BuildStore: Send + Sync {
     async fn commit(&self, change: BuildChange<'_>) -> Result<bool, StoreError>;
     /// The oldest jobs of the worker queue, at most `limit`.
     async fn queued_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
-    /// Notes that `project` listens to the events of `subject`, or (`on` false) no
-    /// longer.
-    async fn set_listener(&self, subject: &str, project: &str, on: bool) -> Result<(), StoreError>;
+    /// Notes that version `version` of `project` listens to the events of `subject`,
+    /// or (`on` false) no longer. Neither undoes what a newer version wrote: a
+    /// definition that dropped the subject cannot delete the listener a later one
+    /// (racing it) wants.
+    async fn set_listener(
+        &self,
+        subject: &str,
+        project: &str,
+        version: u64,
+        on: bool,
+    ) -> Result<(), StoreError>;
     /// The projects listening to the events of `subject`.
     async fn listeners(&self, subject: &str) -> Result<Vec<String>, StoreError>;
-    /// Writes a schedule entry (the same project, expression and time: one entry).
+    /// Writes a schedule entry (the same project, expression and time: one entry),
+    /// unless one of a newer project version is there.
     async fn put_schedule(&self, entry: &ScheduleEntry) -> Result<(), StoreError>;
     /// Entries due at or before `now` (Unix seconds), earliest first, at most `limit`.
     async fn due_schedules(&self, now: i64, limit: usize)
     -> Result<Vec<ScheduleEntry>, StoreError>;
     /// Replaces `entry` by `next`, or removes it; `Ok(false)` if `entry` was gone
-    /// (another run moved it first).
+    /// (another run moved it first) or a newer project version than `entry.version`
+    /// wrote it since.
     async fn move_schedule(
         &self,
         entry: &ScheduleEntry,
@@ -159,6 +169,10 @@ pub struct ScheduleEntry {
     pub cron: String,
     /// When it is due, Unix seconds.
     pub at: i64,
+    /// The project's version that wrote it: a redefinition removes only entries of
+    /// its own or older versions, and a run keeps an entry newer than the project it
+    /// reads (a definition in flight).
+    pub version: u64,
 }
 
 /// Where build logs are kept: chunks keyed by their start offset.

@@ -166,7 +166,8 @@ impl Builds {
             if self.store.put_project(&project).await? {
                 let created = project.version == 1;
                 if let Some(old) = existing_spec {
-                    self.unlisten(&project.name, &old, &project.spec).await;
+                    self.unlisten(&project.name, project.version, &old, &project.spec)
+                        .await;
                 }
                 return Ok((project, created));
             }
