@@ -237,6 +237,14 @@ static SEED: std::sync::LazyLock<cairn_core::SupportedRepos> = std::sync::LazyLo
 });
 
 impl World {
+    /// Alice defines project `hello` as `text`.
+    async fn define(&self, text: &str) {
+        self.builds
+            .define(&self.alice, "hello", spec(text))
+            .await
+            .expect("defined");
+    }
+
     /// Project `hello` ([`TWO_STEPS`]) defined by alice, a build of it started, and
     /// its first job claimed by `worker`: the build as started, the claim, and the
     /// job token's principal.
@@ -298,10 +306,7 @@ pipelines:
 #[tokio::test]
 async fn a_build_runs_its_steps_on_workers_and_records_what_they_reported() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
+    w.define(TWO_STEPS).await;
     let build = w
         .builds
         .start(&w.alice, "hello", &BTreeMap::new())
@@ -684,10 +689,7 @@ async fn a_lost_worker_s_step_goes_to_another_worker_and_the_old_one_cannot_repo
 async fn builds_beyond_the_project_s_concurrency_wait_for_a_slot() {
     let w = world(60_000).await;
     let text = format!("concurrency: 1\n{TWO_STEPS}");
-    w.builds
-        .define(&w.alice, "hello", spec(&text))
-        .await
-        .expect("defined");
+    w.define(&text).await;
     let first = w
         .builds
         .start(&w.alice, "hello", &BTreeMap::new())
@@ -941,10 +943,7 @@ fn archive_event(id: &str, name: &str, tag: &str, at_secs: i64) -> cairn_core::e
 #[tokio::test]
 async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twice() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TRIGGERED))
-        .await
-        .expect("defined");
+    w.define(TRIGGERED).await;
     let event = archive_event("evt_1", "hello", "cairn/hello/1", now() + 1);
     let started = w
         .builds
@@ -1007,10 +1006,7 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
         .expect("build");
     assert_eq!(steps.parameters["ref"], "v$$$${ref}", "stored escaped");
     // Without the trigger, the next event starts nothing.
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("redefined");
+    w.define(TWO_STEPS).await;
     let later = archive_event("evt_5", "hello", "t", now() + 1);
     assert!(
         w.builds
@@ -1024,10 +1020,7 @@ async fn an_archive_event_starts_one_build_per_trigger_even_when_handed_out_twic
 #[tokio::test]
 async fn a_schedule_starts_one_build_per_due_time_and_stops_when_it_changes() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TRIGGERED))
-        .await
-        .expect("defined");
+    w.define(TRIGGERED).await;
     let t = now();
     assert!(
         w.builds.run_schedules(t).await.expect("run").is_empty(),
@@ -1057,10 +1050,7 @@ async fn a_schedule_starts_one_build_per_due_time_and_stops_when_it_changes() {
     );
     // The schedule changes: the old entry is dropped when due, the new one waits.
     let daily = TRIGGERED.replace("'* * * * *'", "'@daily'");
-    w.builds
-        .define(&w.alice, "hello", spec(&daily))
-        .await
-        .expect("redefined");
+    w.define(&daily).await;
     assert!(
         w.builds
             .run_schedules(t + 3800)
@@ -1138,10 +1128,7 @@ fn bad_triggers_are_refused_with_their_line() {
 #[tokio::test]
 async fn a_trigger_starts_nothing_while_its_project_has_a_long_line() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TRIGGERED))
-        .await
-        .expect("defined");
+    w.define(TRIGGERED).await;
     // Concurrency 2: two run, the rest wait (no worker takes them).
     let limit = cairn_core::builds::MAX_WAITING_FOR_TRIGGER;
     for i in 0..limit + 2 {
@@ -1240,10 +1227,7 @@ pipelines:
         repository: ${repo}
         files: [out/*.deb]
 ";
-    w.builds
-        .define(&w.alice, "hello", spec(text))
-        .await
-        .expect("defined");
+    w.define(text).await;
     let refused = w
         .builds
         .start(
@@ -1351,8 +1335,16 @@ impl BuildStore for Held {
 }
 
 impl World {
-    /// This world's builds over a store that holds `put_project` of `version`.
-    fn held(&self, version: u64, after: bool) -> (Builds, Arc<Held>) {
+    /// Defines `hello` as `text` (its version `version`) over a store that holds it
+    /// before or (`after`) after it is stored while `meanwhile` runs: what
+    /// `meanwhile` gave.
+    async fn define_while<T>(
+        &self,
+        text: &str,
+        version: u64,
+        after: bool,
+        meanwhile: impl std::future::Future<Output = T>,
+    ) -> T {
         let held = Arc::new(Held {
             inner: self.catalog.clone(),
             at: version,
@@ -1368,28 +1360,30 @@ impl World {
             ticks: self.catalog.clone(),
             lease_ms: 60_000,
         };
-        (builds, held)
+        let (defined, out) = tokio::join!(builds.define(&self.alice, "hello", spec(text)), async {
+            held.reached.notified().await;
+            let out = meanwhile.await;
+            held.go.notify_one();
+            out
+        });
+        defined.expect("the held definition");
+        out
     }
 }
 
 #[tokio::test]
 async fn a_redefinition_that_drops_triggers_does_not_undo_a_later_one_that_adds_them() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TRIGGERED))
-        .await
-        .expect("defined");
+    w.define(TRIGGERED).await;
     // Version 2 drops the triggers and is held after it is stored, before it drops
     // its listener and schedule entry; version 3 puts them back meanwhile.
-    let (builds, held) = w.held(2, true);
-    let (dropped, added) = tokio::join!(builds.define(&w.alice, "hello", spec(TWO_STEPS)), async {
-        held.reached.notified().await;
-        let added = w.builds.define(&w.alice, "hello", spec(TRIGGERED)).await;
-        held.go.notify_one();
-        added
-    });
-    dropped.expect("version 2");
-    added.expect("version 3");
+    let added = w.define_while(
+        TWO_STEPS,
+        2,
+        true,
+        w.builds.define(&w.alice, "hello", spec(TRIGGERED)),
+    );
+    added.await.expect("version 3");
     let event = archive_event("evt_1", "hello", "cairn/hello/1", now() + 1);
     let started = w
         .builds
@@ -1408,21 +1402,13 @@ async fn a_redefinition_that_drops_triggers_does_not_undo_a_later_one_that_adds_
 #[tokio::test]
 async fn a_schedule_due_while_its_definition_is_being_stored_is_kept() {
     let w = world(60_000).await;
-    w.builds
-        .define(&w.alice, "hello", spec(TWO_STEPS))
-        .await
-        .expect("defined");
+    w.define(TWO_STEPS).await;
     // Version 2 adds a schedule: its entry is written, and a run finds it due
     // before the project that wants it is stored.
-    let (builds, held) = w.held(2, false);
     let t = now();
-    let (defined, ran) = tokio::join!(builds.define(&w.alice, "hello", spec(TRIGGERED)), async {
-        held.reached.notified().await;
-        let ran = w.builds.run_schedules(t + 61).await;
-        held.go.notify_one();
-        ran
-    });
-    defined.expect("version 2");
+    let ran = w
+        .define_while(TRIGGERED, 2, false, w.builds.run_schedules(t + 61))
+        .await;
     assert!(ran.expect("run").is_empty(), "version 1 has no schedule");
     let started = w.builds.run_schedules(t + 181).await.expect("run");
     assert_eq!(started.len(), 1, "the entry was moved on, not dropped");
