@@ -159,6 +159,10 @@ async fn execute(api: &Api, worker: &Worker, job: &Value) {
                 ended = publish(&job_api, &workspace, action, &mut log) => ended,
                 why = stopped(&mut stop) => Ended::Stopped(why),
             },
+            "archive" if action["from"].as_str().is_some_and(|f| !f.is_empty()) => tokio::select! {
+                ended = archive_folder(&job_api, &worker.workdir, &workspace, job, &mut log) => ended,
+                why = stopped(&mut stop) => Ended::Stopped(why),
+            },
             "archive" => tokio::select! {
                 ended = archive(&job_api, &workspace, action, &mut log) => ended,
                 why = stopped(&mut stop) => Ended::Stopped(why),
@@ -732,16 +736,9 @@ async fn archive(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
     log.line(&format!("archiving {origin} {reference} as {name}"))
         .await;
     let body = json!({"name": name, "url": origin, "ref": reference});
-    let mut answer = match api.request(Method::POST, "/v1/archives", Some(&body)).await {
-        Ok((200, answer)) => answer,
-        Ok((202, pending)) => match wait_operation(api, &pending).await {
-            Ok(answer) => answer,
-            Err(why) => return Ended::Failed(why),
-        },
-        Ok((status, answer)) => {
-            return Ended::Failed(Failure::answer(status, &answer, "archive").message);
-        }
-        Err(e) => return Ended::Failed(format!("archive: {}", e.message)),
+    let answer = match post_archive(api, "/v1/archives", &body).await {
+        Ok(answer) => answer,
+        Err(why) => return Ended::Failed(why),
     };
     let tarball = answer["tarball"].as_str().unwrap_or_default().to_string();
     log.line(&format!(
@@ -766,6 +763,11 @@ async fn archive(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
         Ok(Err(e)) => return Ended::Failed(format!("archive: unpacking the tarball: {e}")),
         Err(e) => return Ended::Failed(format!("archive: unpacking the tarball: {e}")),
     }
+    Ended::Done(archive_outputs(answer))
+}
+
+/// What an archive step records of the archive's answer.
+fn archive_outputs(mut answer: Value) -> Value {
     if let Some(map) = answer.as_object_mut() {
         map.retain(|k, _| {
             [
@@ -774,7 +776,77 @@ async fn archive(api: &Api, workspace: &Path, action: &Value, log: &mut LogStrea
             .contains(&k.as_str())
         });
     }
-    Ended::Done(answer)
+    answer
+}
+
+/// Runs an `archive` action with `from`: the workspace folder's tree is packed,
+/// stored as a blob of the project's artifact store and archived under the name
+/// (`POST /v1/archives/{name}/workspace`), beside the trees from origins.
+async fn archive_folder(
+    api: &Api,
+    workdir: &Path,
+    workspace: &Path,
+    job: &Value,
+    log: &mut LogStream<'_>,
+) -> Ended {
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let action = &job["action"];
+    let (name, from) = (text(action, "name"), text(action, "from"));
+    if !inside(workspace, &from) {
+        return Ended::Failed(format!(
+            "archive: {from} leads out of the workspace (through a symbolic link)"
+        ));
+    }
+    let root = workspace.join(&from);
+    if !root.is_dir() {
+        return Ended::Failed(format!("archive: the workspace has no folder {from}"));
+    }
+    log.line(&format!("archiving the workspace folder {from} as {name}"))
+        .await;
+    let tarball = workdir.join(format!(".{}.archive.tar.gz", text(job, "job")));
+    let out = tarball.clone();
+    let packed = tokio::task::spawn_blocking(move || {
+        crate::artifacts::pack(&root, &crate::artifacts::top_level(&root)?, &out)
+    })
+    .await;
+    let stored = match packed {
+        Ok(Ok(_)) => crate::artifacts::store(api, &text(job, "project"), &tarball).await,
+        Ok(Err(e)) => Err(Failure::usage(format!("packing {from}: {e}"))),
+        Err(e) => Err(Failure::usage(format!("packing {from}: {e}"))),
+    };
+    let _ = std::fs::remove_file(&tarball);
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(f) => return Ended::Failed(format!("archive: {}", f.message)),
+    };
+    let body =
+        json!({"build": text(job, "build"), "job": text(job, "job"), "sha256": stored.sha256});
+    let path = format!("/v1/archives/{name}/workspace");
+    let answer = match post_archive(api, &path, &body).await {
+        Ok(answer) => answer,
+        Err(why) => return Ended::Failed(why),
+    };
+    log.line(&format!(
+        "archived: tag {} ({}){}",
+        answer["tag"].as_str().unwrap_or("?"),
+        answer["swhid"].as_str().unwrap_or("?"),
+        answer["origin"]["build"]["adjusted_from"]
+            .as_str()
+            .map(|t| format!(", adjusted from {t}"))
+            .unwrap_or_default()
+    ))
+    .await;
+    Ended::Done(archive_outputs(answer))
+}
+
+/// An archive request's answer, once its operation ended if it was queued.
+async fn post_archive(api: &Api, path: &str, body: &Value) -> Result<Value, String> {
+    match api.request(Method::POST, path, Some(body)).await {
+        Ok((200, answer)) => Ok(answer),
+        Ok((202, pending)) => wait_operation(api, &pending).await,
+        Ok((status, answer)) => Err(Failure::answer(status, &answer, "archive").message),
+        Err(e) => Err(format!("archive: {}", e.message)),
+    }
 }
 
 /// Follows an archive request that answered 202 until its operation ends; the

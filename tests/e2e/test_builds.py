@@ -4,7 +4,8 @@ from an allow-listed origin, makes a .deb of it on a worker with dpkg-deb, publi
 repository.published, and a real apt-get installs the package; a failing command stops
 the build with its exit code and stderr; a cancelled build's action is killed; a worker
 killed mid-action loses its job to another worker; a job's token ends with its job; a
-50 MB log is stored whole and readable while its step runs. The local stack gives a
+50 MB log is stored whole and readable while its step runs; an adjust step's tree is
+archived beside the original (only by its job's own token), and stock git clones both. The local stack gives a
 worker 6 s without a heartbeat (BuildLeaseSeconds)."""
 
 import base64
@@ -16,8 +17,9 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, api_call, cairn_cli
+from conftest import ROOT, api_call, archive_info, cairn_cli
 from debs import run_id
+from gitorigin import EXEC, SYMLINK, git, git_env, parse_ls_tree
 from test_webhook_delivery import hooks, verified, wait_until  # noqa: F401 (fixture)
 
 CLI = str(ROOT / "target/release/cairn")
@@ -233,6 +235,81 @@ def test_a_build_archives_makes_a_deb_on_a_worker_publishes_it_and_apt_installs_
     assert readme.read_text().strip() == f"built by cairn build {build_id}"
     installed = apt.root / f"root/usr/share/{package}/greeting.txt"
     assert installed.read_text() == greeting, "the archived tree is what was built"
+
+
+ADJUST_PROJECT = """\
+pipelines:
+  - name: adjust
+    actions:
+      - action: archive
+        origin: ORIGIN
+        ref: v1.0
+        name: NAME
+      - action: shell
+        script: |
+          echo adjusted > src/ADJUSTED
+          sed -i 's/hello/HELLO/' src/greeting.txt
+      - action: archive
+        from: src
+        name: NAME
+"""
+
+
+def test_an_adjust_step_s_tree_is_archived_beside_the_original(
+        stack, user, ops, workers, git_origin, tmp_path):
+    project, name = f"adjust-{run_id()}", f"adjusted-{run_id()}"
+    files = {"greeting.txt": "hello\n", "bin/run.sh": (EXEC, b"#!/bin/sh\necho run\n"),
+             "link": (SYMLINK, b"greeting.txt")}
+    _, origin = git_origin.make_origin(name, files)
+    git_origin.tag(name, "v1.0")
+    text = ADJUST_PROJECT.replace("NAME", name).replace("ORIGIN", origin)
+    assert put_project(stack, user, project, text)[0] == 201
+    workers.start("w-adjust")
+    build_id = start(stack, user, project)
+    done = wait_build(stack, user, build_id)
+    assert done["state"] == "succeeded", json.dumps(done, indent=1)
+    original, _, adjusted = done["steps"]
+    before, after = original["outputs"], adjusted["outputs"]
+    assert after["tag"].startswith("cairn-") and after["tag"] != before["tag"]
+    assert after["created"] is True
+    assert after["origin"]["build"] == {
+        "project": project, "build": build_id, "job": adjusted["job"], "step": 2,
+        "adjusted_from": before["tag"]}, after
+    # Both trees are in the name's repository: stock git clones each by its tag.
+    status, info = archive_info(stack, user, name)
+    assert status == 200, info
+    env = git_env(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    trees = {}
+    for which, tag in (("original", before["tag"]), ("adjusted", after["tag"])):
+        dest = tmp_path / which
+        git("clone", "-q", "--branch", tag, "--single-branch", "--no-tags",
+            info["url"]["readonly"], str(dest), env=env)
+        listing = parse_ls_tree(git("ls-tree", "-r", "-z", "HEAD", cwd=dest, env=env).stdout)
+        trees[which] = {
+            path: (mode, os.readlink(dest / path).encode() if mode == SYMLINK
+                   else (dest / path).read_bytes())
+            for mode, _, _, path in listing}
+    assert trees["original"]["greeting.txt"][1] == b"hello\n"
+    assert trees["adjusted"]["greeting.txt"][1] == b"HELLO\n"
+    assert trees["adjusted"]["ADJUSTED"][1] == b"adjusted\n"
+    assert trees["adjusted"]["bin/run.sh"][0] == EXEC, "the executable bit survives"
+    assert trees["adjusted"]["link"] == (SYMLINK, b"greeting.txt"), "the link stays a link"
+    # The same adjustment again: the same tree, so the same tag, nothing new.
+    again = wait_build(stack, user, start(stack, user, project))
+    assert again["state"] == "succeeded", json.dumps(again, indent=1)
+    assert again["steps"][2]["outputs"]["tag"] == after["tag"]
+    assert again["steps"][2]["outputs"]["created"] is False
+    # Only the job's own token archives a workspace, and only while its job runs:
+    # the owner's password, the worker credential and the job's ended token are refused.
+    body = {"build": build_id, "job": adjusted["job"], "sha256": "0" * 64}
+    path = f"/v1/archives/{name}/workspace"
+    status, problem, _ = api_call(stack, "POST", path, body, user)
+    assert status == 403 and "own token" in problem["detail"], problem
+    status, problem, _ = api_call(stack, "POST", path, body, ("worker", ops[1]))
+    assert status == 403, problem
+    status, problem, _ = api_call(stack, "POST", path, dict(body, sha256="nope"), user)
+    assert status == 400 and "sha256" in problem["detail"], problem
 
 
 def test_a_failing_command_stops_the_build_with_its_exit_code_and_stderr(

@@ -4,7 +4,8 @@ use crate::App;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_archive::model::OperationKind;
+use cairn_archive::model::{MadeBy, OperationKind};
+use cairn_archive::request::WorkspaceRequest;
 use cairn_archive::request::{check_origin, validate_name};
 use cairn_archive::{ArchiveError, ArchiveRequest, Archiver, CloneRequest};
 use cairn_core::access::Action;
@@ -123,6 +124,118 @@ pub async fn archive(
         &app,
         OperationKind::Archive,
         &body.name,
+        raw,
+        body.callback,
+        &caller,
+        started,
+    )
+    .await
+}
+
+/// The body of `POST /v1/archives/{name}/workspace`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceBody {
+    /// The build.
+    pub build: String,
+    /// The job (its token is the caller's credential).
+    pub job: String,
+    /// SHA-256 of the folder's `.tar.gz`, a blob of the project's artifact store.
+    pub sha256: String,
+    /// Asynchronous mode.
+    #[serde(default)]
+    pub callback: Option<cairn_callback::Callback>,
+}
+
+/// `POST /v1/archives/{name}/workspace`: archive the tree of a build job's workspace
+/// folder beside the name's other trees (what an `archive` step with `from:` sends).
+#[utoipa::path(
+    post, path = "/v1/archives/{name}/workspace", operation_id = "archive_workspace", tag = "archives",
+    summary = "Archive a build job's workspace folder",
+    description = "`{build, job, sha256, callback?}`, with that job's own token: the \
+        folder, saved as blob `sha256` (a `.tar.gz`) of the project's artifact store, becomes \
+        a tree of `name`. The same tree gets the same tag as from an origin. Its provenance \
+        (project, build, job, step, and the tag the build archived under `name` before: the \
+        tree the steps in between adjusted) comes from the build's record. docs/builds.md.",
+    params(("name" = String, Path, description = "The internal repository")),
+    request_body(content = Object, description = "`{\"build\", \"job\", \"sha256\", \"callback\"?}`"),
+    responses(
+        (status = 200, description = "Archived (now or before): name, tag, commit, tree, URLs", body = Object),
+        (status = 202, description = "Queued: the operation to follow", body = Object),
+        Refusals, Conflict,
+    ),
+    security(("basic" = [])),
+)]
+pub async fn archive_workspace(
+    State(app): AppState,
+    Caller(caller): Caller,
+    api: ApiBase,
+    PathParams(name): PathParams<String>,
+    body: JsonBody<WorkspaceBody>,
+) -> Answer {
+    use cairn_core::builds::project::ActionKind;
+    let started = Instant::now();
+    let body = body.value;
+    archiver_for(&app, &caller, Intent::Write(Action::Archive), &name, &api).await?;
+    if !cairn_core::builds::artifacts::valid_sha256(&body.sha256) {
+        return Err(ArchiveError::Invalid(
+            "sha256 is the SHA-256 of the folder's .tar.gz: 64 lowercase hex digits".into(),
+        )
+        .into());
+    }
+    let not_held = || {
+        ArchiveError::Forbidden(format!(
+            "only job {}'s own token archives its workspace, while it runs",
+            body.job
+        ))
+    };
+    let build = app
+        .builds
+        .get_build(&body.build)
+        .await?
+        .ok_or_else(not_held)?;
+    let step = build.step_of(&body.job).ok_or_else(not_held)?;
+    if caller.token.is_none() || build.steps[step].job_token != caller.token {
+        return Err(not_held().into());
+    }
+    match &build.steps[step].action.kind {
+        ActionKind::Archive { name: n, from, .. } if !from.is_empty() && *n == name => {}
+        _ => {
+            return Err(ArchiveError::Forbidden(format!(
+                "step {step} of build {} does not archive a workspace folder as {}",
+                build.id, name
+            ))
+            .into());
+        }
+    }
+    // The tree this one adjusted: the build's latest archive of the same name before.
+    let adjusted_from = build.steps[..step]
+        .iter()
+        .rev()
+        .find_map(|s| match &s.action.kind {
+            ActionKind::Archive { name: n, .. } if *n == name => {
+                s.outputs["tag"].as_str().map(str::to_string)
+            }
+            _ => None,
+        });
+    let request = WorkspaceRequest {
+        name: name.clone(),
+        sha256: body.sha256,
+        made_by: MadeBy {
+            project: build.project.clone(),
+            build: build.id.clone(),
+            job: body.job,
+            step,
+            adjusted_from,
+        },
+        callback: body.callback.clone(),
+    };
+    let raw = serde_json::to_value(&request)
+        .map_err(|e| ArchiveError::Internal(format!("workspace request: {e}")))?;
+    submit(
+        &app,
+        OperationKind::Workspace,
+        &name,
         raw,
         body.callback,
         &caller,

@@ -23,6 +23,8 @@ pub struct App {
     pub repositories: Arc<dyn cairn_core::repositories::RepositoryStore>,
     /// Operations.
     pub operations: Operations,
+    /// Builds: whose job may archive its workspace.
+    pub builds: Arc<dyn cairn_core::builds::BuildStore>,
     /// How long to wait for a result without `callback`.
     pub wait: Duration,
 }
@@ -40,6 +42,7 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         "Immutable archives of untrusted git origins, and Repour's clone API.",
     ))
     .routes(routes!(handlers::archive))
+    .routes(routes!(handlers::archive_workspace))
     .routes(routes!(handlers::describe))
     .routes(routes!(handlers::tarball))
     .routes(routes!(handlers::clone))

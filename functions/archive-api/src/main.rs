@@ -14,7 +14,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let catalog = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &config.table));
     let app = App {
         users: catalog.clone(),
-        repositories: catalog,
+        repositories: catalog.clone(),
+        builds: catalog,
         archiver,
         operations,
         wait: config.wait,

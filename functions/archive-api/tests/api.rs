@@ -45,9 +45,11 @@ async fn world_with_accounts() -> (axum::Router, Arc<MemoryOperations>, Arc<Memo
     let app = App {
         users: users.clone(),
         repositories: users.clone(),
+        builds: users.clone(),
         archiver: Archiver {
             catalog: Arc::new(MemoryArchives::default()),
             files: Arc::new(MemoryStore::default()),
+            workspaces: None,
             settings: Settings {
                 policy: AddressPolicy::default(),
                 fetch: FetchLimits {

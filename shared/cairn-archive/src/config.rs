@@ -31,6 +31,9 @@ pub struct ArchiveConfig {
     /// The API's public URL (stage included), where private archives are read
     /// (`<api>/v1/files/…`); the worker has no request to learn it from.
     pub api_url: Option<String>,
+    /// The build bucket, where the archive worker reads build jobs' workspaces
+    /// (`POST /v1/archives/{name}/workspace`).
+    pub build_bucket: Option<String>,
 }
 
 impl ArchiveConfig {
@@ -48,6 +51,7 @@ impl ArchiveConfig {
         Ok(Self {
             dispatch_queue_url: get("CAIRN_DISPATCH_QUEUE_URL"),
             api_url: get("CAIRN_API_URL").filter(|u| !u.is_empty()),
+            build_bucket: get("CAIRN_BUILD_BUCKET").filter(|b| !b.is_empty()),
             table: required("CAIRN_TABLE")?,
             archive_queue_url: required("CAIRN_ARCHIVE_QUEUE_URL")?,
             callback_queue_url: required("CAIRN_CALLBACK_QUEUE_URL")?,

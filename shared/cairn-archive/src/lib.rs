@@ -12,6 +12,7 @@
 
 pub mod config;
 mod error;
+pub mod import;
 pub mod layout;
 pub mod memory;
 pub mod model;

@@ -34,6 +34,27 @@ pub struct ArchivedTree {
     pub created_at: String,
     /// Whether its tag is in `info/refs` (set after the index files are written).
     pub published: bool,
+    /// The build job whose workspace it was archived from (an adjusted tree), when
+    /// it did not come from an origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_by: Option<MadeBy>,
+}
+
+/// The build job a tree came from (`POST /v1/archives/{name}/workspace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeBy {
+    /// The project.
+    pub project: String,
+    /// The build.
+    pub build: String,
+    /// The job.
+    pub job: String,
+    /// The step's index in the build.
+    pub step: usize,
+    /// The tag of the tree the build archived under the same name before this step
+    /// (what the steps in between adjusted), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjusted_from: Option<String>,
 }
 
 /// A ref published in a repository's `info/refs`.
@@ -174,6 +195,8 @@ pub enum OperationKind {
     Archive,
     /// `POST /clone`.
     Clone,
+    /// `POST /v1/archives/{name}/workspace`.
+    Workspace,
 }
 
 /// Where an operation is.

@@ -25,6 +25,24 @@ pub struct ArchiveRequest {
     pub callback: Option<Callback>,
 }
 
+/// `POST /v1/archives/{name}/workspace` as the API queues it: archive under `name` the
+/// tree of a build job's workspace folder, saved as blob `sha256` (a `.tar.gz`) of
+/// the project's artifact store. The API fills in `made_by` from the build record,
+/// never from the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceRequest {
+    /// Internal repository name.
+    pub name: String,
+    /// The blob's SHA-256 (hex).
+    pub sha256: String,
+    /// The job it came from.
+    pub made_by: crate::model::MadeBy,
+    /// Asynchronous mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
+}
+
 /// Repour's `POST /clone`: `{"type": "git", "originRepoUrl", "ref", "targetRepoUrl"}`;
 /// Cairn also takes `name` instead of `targetRepoUrl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use crate::model::{
 };
 use crate::origin::{self, FetchLimits, History};
 use crate::pack::Pack;
-use crate::request::{ArchiveRequest, CloneRequest, check_origin, is_commit_id};
+use crate::request::{ArchiveRequest, CloneRequest, WorkspaceRequest, check_origin, is_commit_id};
 use crate::tree::{TreeLimits, archive_tree};
 use bytes::Bytes;
 use cairn_callback::AddressPolicy;
@@ -48,6 +48,9 @@ pub struct Archiver {
     pub catalog: Arc<dyn ArchiveCatalog>,
     /// The archive bucket.
     pub files: Arc<dyn RepoStore>,
+    /// The build bucket, where build jobs' workspaces are saved (none: archiving a
+    /// workspace is refused).
+    pub workspaces: Option<Arc<dyn RepoStore>>,
     /// Settings.
     pub settings: Settings,
 }
@@ -159,6 +162,7 @@ impl Archiver {
         Ok(Archiver {
             catalog,
             files: Arc::new(cairn_core::ports::Prefixed::new(self.files.clone(), prefix)),
+            workspaces: self.workspaces.clone(),
             settings,
         })
     }
@@ -295,43 +299,116 @@ impl Archiver {
             }
             Step::New(o, archived) => (o, archived),
         };
-        let (tree, origin_commit) = (found_origin.tree.clone(), found_origin.commit.clone());
-        let tag = tag_for(&archived.commit);
+        let origin_commit = found_origin.commit.clone();
+        let record = ArchivedTree {
+            origin_url: req.url.clone(),
+            origin_ref: req.reference.clone(),
+            origin_commit: origin_commit.clone(),
+            ..self.new_tree(&req.name, &found_origin.tree, &archived)
+        };
+        let (record, created) = self.store_new(record, archived).await?;
+        self.remember(&req.name, &found_origin).await?;
+        tracing::info!(tag = %record.tag, created, "archived");
+        Ok(self.archive_body(&record, origin(&origin_commit), created))
+    }
 
+    /// The record of a tree just walked, origin fields empty.
+    fn new_tree(&self, name: &str, tree: &str, archived: &crate::tree::Archived) -> ArchivedTree {
+        ArchivedTree {
+            name: name.to_string(),
+            tree: tree.to_string(),
+            commit: archived.commit.clone(),
+            tag: tag_for(&archived.commit),
+            pack: archived.pack.stem(),
+            origin_url: String::new(),
+            origin_ref: String::new(),
+            origin_commit: String::new(),
+            submodules: archived.submodules.clone(),
+            files: archived.files,
+            created_at: now(),
+            published: false,
+            made_by: None,
+        }
+    }
+
+    /// Stores a tree just walked and claims its record; the record that holds the
+    /// tree then (another request's, if it claimed the tree first), and whether it
+    /// is this one.
+    async fn store_new(
+        &self,
+        record: ArchivedTree,
+        archived: crate::tree::Archived,
+    ) -> Result<(ArchivedTree, bool), ArchiveError> {
+        let (name, tag) = (record.name.as_str(), record.tag.as_str());
         // Immutable files first: a claimed tree always has its pack, its own
         // repository and its tarball.
-        self.store_pack(&req.name, &archived.pack).await?;
-        self.store_tree_repo(&req.name, &tag, &archived.commit, &archived.pack.stem())
+        self.store_pack(name, &archived.pack).await?;
+        self.store_tree_repo(name, tag, &archived.commit, &archived.pack.stem())
             .await?;
         self.files
             .put_new(
-                &layout::tarball_key(&req.name, &tag),
+                &layout::tarball_key(name, tag),
                 Bytes::from(archived.tarball),
                 "application/gzip",
             )
             .await?;
-        let record = ArchivedTree {
-            name: req.name.clone(),
-            tree: tree.clone(),
-            commit: archived.commit.clone(),
-            tag,
-            pack: archived.pack.stem(),
-            origin_url: req.url.clone(),
-            origin_ref: req.reference.clone(),
-            origin_commit: origin_commit.clone(),
-            submodules: archived.submodules,
-            files: archived.files,
-            created_at: now(),
-            published: false,
-        };
         let (record, created) = match self.catalog.claim_tree(&record).await? {
             None => (record, true),
             Some(winner) => (winner, false),
         };
         self.ensure_published(&record).await?;
-        self.remember(&req.name, &found_origin).await?;
-        tracing::info!(tag = %record.tag, created, "archived");
-        Ok(self.archive_body(&record, origin(&origin_commit), created))
+        Ok((record, created))
+    }
+
+    /// Archives under `req.name` the tree of a build job's workspace: `tarball`, the
+    /// blob `req.sha256` (checked here). The same tree gets the same tag as from an
+    /// origin; the answer's `origin` is the job.
+    #[tracing::instrument(skip_all, fields(name = %req.name, build = %req.made_by.build))]
+    pub async fn archive_workspace(
+        &self,
+        req: &WorkspaceRequest,
+        tarball: Bytes,
+    ) -> Result<Value, ArchiveError> {
+        use sha2::Digest;
+        if hex::encode(sha2::Sha256::digest(&tarball)) != req.sha256 {
+            return Err(ArchiveError::Internal(format!(
+                "the stored workspace sha256:{} holds other bytes",
+                req.sha256
+            )));
+        }
+        let (catalog, name, limits) = (self.catalog.clone(), req.name.clone(), self.settings.tree);
+        let runtime = tokio::runtime::Handle::current();
+        let step = tokio::task::spawn_blocking(move || {
+            let (tree, source) = crate::import::tree_of_tarball(&tarball, limits)?;
+            let tree_hex = hex::encode(tree);
+            if let Some(found) = runtime.block_on(catalog.tree(&name, &tree_hex))? {
+                return Ok(Err(found));
+            }
+            let commit = crate::pack::object_id(
+                crate::pack::Kind::Commit,
+                &crate::tree::archive_commit(&tree_hex),
+            );
+            let prefix = format!("{name}-{}", tag_for(&hex::encode(commit)));
+            let archived = archive_tree(&source, tree, &prefix, limits)?;
+            Ok::<_, ArchiveError>(Ok((tree_hex, archived)))
+        })
+        .await
+        .map_err(|e| ArchiveError::Internal(format!("workspace task: {e}")))??;
+        let origin = json!({"build": req.made_by});
+        let (tree, archived) = match step {
+            Err(found) => {
+                self.ensure_published(&found).await?;
+                return Ok(self.archive_body(&found, origin, false));
+            }
+            Ok(new) => new,
+        };
+        let record = ArchivedTree {
+            made_by: Some(req.made_by.clone()),
+            ..self.new_tree(&req.name, &tree, &archived)
+        };
+        let (record, created) = self.store_new(record, archived).await?;
+        tracing::info!(tag = %record.tag, created, "workspace archived");
+        Ok(self.archive_body(&record, origin, created))
     }
 
     /// Answers a request for a tree archived before without queueing it: a known
@@ -520,6 +597,7 @@ impl Archiver {
                 "tarball_url": self.tarball_url(&t.name, &t.tag),
                 "origin_url": t.origin_url, "origin_ref": t.origin_ref,
                 "origin_commit": t.origin_commit, "files": t.files,
+                "build": t.made_by,
             }),
         );
         self.catalog
@@ -760,6 +838,35 @@ impl Operations {
                     Ok(req) => archiver.clone_ref(&req).await,
                     Err(e) => Err(ArchiveError::Invalid(e.to_string())),
                 }
+            }
+            OperationKind::Workspace => {
+                let req = serde_json::from_value::<WorkspaceRequest>(op.request.clone())
+                    .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+                let Some(store) = &archiver.workspaces else {
+                    return Err(ArchiveError::Internal(
+                        "no build bucket to read workspaces from (CAIRN_BUILD_BUCKET)".into(),
+                    ));
+                };
+                let key =
+                    cairn_core::builds::artifacts::blob_key(&req.made_by.project, &req.sha256);
+                // Bounded like a fetch from an origin: the pack bytes received.
+                let max = archiver.settings.fetch.max_bytes;
+                let tarball = match store.get_within(&key, max).await? {
+                    None => {
+                        return Err(ArchiveError::NotFound(format!(
+                            "project {} has no blob sha256:{}",
+                            req.made_by.project, req.sha256
+                        )));
+                    }
+                    Some(Err(size)) => {
+                        return Err(ArchiveError::Invalid(format!(
+                            "the workspace's .tar.gz is {size} bytes: more than the archive \
+                             takes ({max}, ArchiveMaxBytes)"
+                        )));
+                    }
+                    Some(Ok(bytes)) => bytes,
+                };
+                archiver.archive_workspace(&req, tarball).await
             }
         }
     }

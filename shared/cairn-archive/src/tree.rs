@@ -84,7 +84,7 @@ pub fn parse_tree(data: &[u8]) -> Result<Vec<Entry>, ArchiveError> {
 }
 
 /// Refuses names a checkout or an extraction could misuse.
-fn check_name(name: &[u8], parent: &str) -> Result<String, ArchiveError> {
+pub(crate) fn check_name(name: &[u8], parent: &str) -> Result<String, ArchiveError> {
     let text = String::from_utf8_lossy(name);
     let unsafe_name = name.is_empty()
         || name == b"."

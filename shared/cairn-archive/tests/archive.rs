@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use cairn_archive::memory::MemoryArchives;
-use cairn_archive::model::{ArchiveCatalog, Claim};
+use cairn_archive::model::{ArchiveCatalog, Claim, MadeBy};
 use cairn_archive::origin::FetchLimits;
+use cairn_archive::request::WorkspaceRequest;
 use cairn_archive::tree::TreeLimits;
 use cairn_archive::{ArchiveError, ArchiveRequest, Archiver, CloneRequest, Settings, layout};
 use cairn_callback::AddressPolicy;
@@ -187,6 +188,7 @@ fn archiver(policy: &str, max_bytes: u64) -> (Archiver, Arc<MemoryStore>, tempfi
     let a = Archiver {
         catalog: Arc::new(MemoryArchives::default()),
         files: files.clone(),
+        workspaces: None,
         settings: Settings {
             policy: AddressPolicy::parse_list(policy).unwrap(),
             fetch: FetchLimits {
@@ -471,4 +473,109 @@ async fn writes_follow_the_name_claim() {
     let err = owned.archive(&request(&o, "main")).await.unwrap_err();
     assert!(matches!(err, ArchiveError::Conflict(_)), "{err}");
     assert_eq!(catalog.trees("demo").await.unwrap().len(), 1);
+}
+
+/// A `.tar.gz` of `files` as a build worker packs a folder.
+fn folder_tarball(files: &[(&str, &str)]) -> bytes::Bytes {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        tar.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    bytes::Bytes::from(tar.into_inner().unwrap().finish().unwrap())
+}
+
+fn workspace_request(tarball: &[u8], adjusted_from: Option<&str>) -> WorkspaceRequest {
+    use sha2::Digest;
+    WorkspaceRequest {
+        name: "demo".into(),
+        sha256: hex::encode(sha2::Sha256::digest(tarball)),
+        made_by: MadeBy {
+            project: "hello".into(),
+            build: "bld_1".into(),
+            job: "job_1".into(),
+            step: 2,
+            adjusted_from: adjusted_from.map(str::to_string),
+        },
+        callback: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_folder_is_archived_beside_the_origin_s_trees() {
+    let files = [("README", "hello\n"), ("src/main.c", "int main;\n")];
+    let o = origin(&files);
+    let (a, store, _s) = archiver("127.0.0.1", 1 << 30);
+    let original = a.archive(&request(&o, "main")).await.unwrap();
+    let original_tag = original["tag"].as_str().unwrap();
+
+    // The same files from a workspace: the same tree, so the same tag.
+    let same = folder_tarball(&files);
+    let answer = a
+        .archive_workspace(&workspace_request(&same, None), same.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer["tag"], original["tag"]);
+    assert_eq!(answer["created"], false);
+
+    // The adjusted folder: a new tree beside the original, with its job.
+    let adjusted = folder_tarball(&[
+        ("README", "hello\n"),
+        ("src/main.c", "int main;\n"),
+        ("ADJUSTED", "yes\n"),
+    ]);
+    let req = workspace_request(&adjusted, Some(original_tag));
+    let first = a.archive_workspace(&req, adjusted.clone()).await.unwrap();
+    assert_eq!(first["created"], true);
+    assert_ne!(first["tag"], original["tag"]);
+    assert_eq!(first["origin"]["build"]["adjusted_from"], original_tag);
+    assert_eq!(first["origin"]["build"]["build"], "bld_1");
+    let tag = first["tag"].as_str().unwrap();
+    let (_d, out) = clone_from_bucket(&store, tag).await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("ADJUSTED")).unwrap(),
+        "yes\n"
+    );
+    git(&out, &["fsck", "--strict"]);
+    // Both tags are in the name's repository, and the record keeps the job.
+    let record = a
+        .catalog
+        .tree("demo", first["tree"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.made_by, Some(req.made_by.clone()));
+    let (_d2, again) = clone_from_bucket(&store, original_tag).await;
+    assert!(!again.join("ADJUSTED").exists());
+    // Again: the same tag, nothing new.
+    let second = a.archive_workspace(&req, adjusted.clone()).await.unwrap();
+    assert_eq!(
+        (second["tag"].clone(), second["created"].clone()),
+        (first["tag"].clone(), false.into())
+    );
+
+    // Bytes that are not the blob named, and a tarball with a way out, are refused.
+    let wrong = workspace_request(&same, None);
+    assert!(a.archive_workspace(&wrong, adjusted.clone()).await.is_err());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+    h.set_cksum();
+    let mut t = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    t.append(&h, &b"x"[..]).unwrap();
+    let hostile = bytes::Bytes::from(t.into_inner().unwrap().finish().unwrap());
+    let err = a
+        .archive_workspace(&workspace_request(&hostile, None), hostile.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status(), 400, "{err}");
+    assert!(err.to_string().contains("../escape"), "{err}");
 }

@@ -22,6 +22,7 @@ fn setup() -> (Operations, Arc<MemoryOperations>, Archiver) {
     let archiver = Archiver {
         catalog: Arc::new(MemoryArchives::default()),
         files: Arc::new(MemoryStore::default()),
+        workspaces: None,
         settings: Settings {
             policy: AddressPolicy::default(),
             fetch: FetchLimits {

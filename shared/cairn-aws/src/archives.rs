@@ -616,6 +616,10 @@ pub fn archive_services(
             &config.archive_bucket,
             "",
         )),
+        workspaces: config.build_bucket.as_ref().map(|bucket| {
+            Arc::new(crate::S3Store::new(clients.s3.clone(), bucket, ""))
+                as Arc<dyn cairn_core::ports::RepoStore>
+        }),
         settings: config.settings.clone(),
     };
     let operations = cairn_archive::Operations {

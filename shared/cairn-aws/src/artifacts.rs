@@ -26,10 +26,7 @@ fn artifact_sk(name: &str) -> String {
     format!("{ARTIFACT_PREFIX}{name}")
 }
 
-/// The key of blob `sha256` of `project`.
-pub fn blob_key(project: &str, sha256: &str) -> String {
-    format!("artifacts/{project}/sha256/{sha256}")
-}
+pub use cairn_core::builds::artifacts::blob_key;
 
 /// The base64 form S3 gives checksums in.
 fn checksum(sha256: &str) -> Result<String, StoreError> {

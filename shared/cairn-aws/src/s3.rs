@@ -139,6 +139,40 @@ impl RepoStore for S3Store {
         }
     }
 
+    async fn get_within(
+        &self,
+        key: &str,
+        max: u64,
+    ) -> Result<Option<Result<Bytes, u64>>, StoreError> {
+        let operation = || format!("GetObject {key}");
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(StoreError::caused_by(operation(), e)),
+        };
+        // The size comes with the headers: a larger object is never read.
+        let size = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(u64::MAX);
+        if size > max {
+            return Ok(Some(Err(size)));
+        }
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::new(operation(), e))?;
+        Ok(Some(Ok(body.into_bytes())))
+    }
+
     async fn digest(&self, key: &str) -> Result<Option<(u64, String)>, StoreError> {
         use sha2::Digest;
         let operation = || format!("GetObject {key}");

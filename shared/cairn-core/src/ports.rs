@@ -21,6 +21,18 @@ pub trait RepoStore: Send + Sync {
     -> Result<bool, StoreError>;
     /// Reads a whole object; `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// An object's bytes if it holds at most `max` of them, else (`Err`) its size,
+    /// without reading it (an untrusted writer's object); `None` if there is none.
+    async fn get_within(
+        &self,
+        key: &str,
+        max: u64,
+    ) -> Result<Option<Result<Bytes, u64>>, StoreError> {
+        Ok(self.get(key).await?.map(|body| {
+            let size = body.len() as u64;
+            if size > max { Err(size) } else { Ok(body) }
+        }))
+    }
     /// Copies an object from the staging area (presigned uploads) into the bucket,
     /// only if the staged object still has entity tag `etag` (the version that was
     /// inspected); fails otherwise.

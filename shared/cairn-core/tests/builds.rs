@@ -1413,3 +1413,67 @@ async fn a_schedule_due_while_its_definition_is_being_stored_is_kept() {
     let started = w.builds.run_schedules(t + 181).await.expect("run");
     assert_eq!(started.len(), 1, "the entry was moved on, not dropped");
 }
+
+const ADJUSTED: &str = "\
+triggers:
+  - event: archive.created
+    archive: hello
+pipelines:
+  - name: p
+    actions:
+      - action: archive
+        origin: https://example.org/hello.git
+        ref: main
+        name: hello
+      - action: shell
+        script: echo adjusted > src/ADJUSTED
+      - action: archive
+        from: src
+        name: hello
+";
+
+#[test]
+fn an_archive_step_archives_a_workspace_folder_or_an_origin_s_ref_not_both() {
+    use cairn_core::builds::project::ActionKind;
+    let project = spec(ADJUSTED);
+    let kind = &project.pipelines[0].actions[2].kind;
+    assert!(
+        matches!(kind, ActionKind::Archive { from, origin, .. } if from == "src" && origin.is_empty()),
+        "{kind:?}"
+    );
+    let with = |extra: &str| {
+        format!(
+            "pipelines:\n  - name: p\n    actions:\n      - action: archive\n        from: src\n        name: hello\n{extra}"
+        )
+    };
+    assert_eq!(
+        refusal(&with("        ref: main\n")),
+        "line 7: pipelines[0].actions[0].ref: an archive action takes `from` (a workspace folder) or `origin` and `ref`, not both"
+    );
+    assert!(refusal(&with("        into: out\n")).contains("not both"));
+    assert!(
+        refusal(&with("").replace("from: src", "from: ../up")).contains("is not a relative path")
+    );
+    // Stored and read back, the folder stays and the origin's fields stay empty.
+    let text = serde_json::to_string(&project).expect("serializes");
+    let back: ProjectSpec = serde_json::from_str(&text).expect("reads back");
+    assert_eq!(back, project);
+}
+
+#[tokio::test]
+async fn a_tree_a_project_s_own_build_archived_does_not_start_it_again() {
+    let w = world(60_000).await;
+    w.define(ADJUSTED).await;
+    let mut own = archive_event("evt_1", "hello", "cairn-1", now() + 1);
+    own.data["build"] = serde_json::json!({"project": "hello", "build": "bld_1"});
+    let started = w.builds.on_event(&own, &w.audience()).await.expect("fired");
+    assert!(started.is_empty(), "the project's own adjusted tree");
+    let mut other = archive_event("evt_2", "hello", "cairn-2", now() + 1);
+    other.data["build"] = serde_json::json!({"project": "other", "build": "bld_2"});
+    let started = w
+        .builds
+        .on_event(&other, &w.audience())
+        .await
+        .expect("fired");
+    assert_eq!(started.len(), 1, "another project's build archived it");
+}

@@ -58,6 +58,11 @@ pub struct Artifact {
     pub expires_at: i64,
 }
 
+/// The key of blob `sha256` of `project` in the build bucket.
+pub fn blob_key(project: &str, sha256: &str) -> String {
+    format!("artifacts/{project}/sha256/{sha256}")
+}
+
 /// A presigned request: what a client sends, where, with which headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presigned {

@@ -126,7 +126,11 @@ impl Builds {
             let Some(project) = self.store.get_project(&name).await? else {
                 continue;
             };
-            if when < project.created_at * 1000
+            // A tree the project's own build archived (an adjusted workspace) does
+            // not start the project again: that would loop.
+            let own = event.data["build"]["project"].as_str() == Some(project.name.as_str());
+            if own
+                || when < project.created_at * 1000
                 || !audience.may_read(&project.owner, None, event).await?
             {
                 continue;

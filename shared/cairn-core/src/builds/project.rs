@@ -122,17 +122,24 @@ pub enum ActionKind {
         /// The script.
         script: String,
     },
-    /// Freezes a git ref with Cairn's source archive and puts its tree in the workspace.
+    /// Freezes a git ref with Cairn's source archive and puts its tree in the
+    /// workspace; or (`from`) archives a workspace folder's tree under the name, beside
+    /// the trees from origins (Repour's adjust: the steps in between changed it).
     Archive {
-        /// The origin's URL (https).
+        /// The origin's URL (https); empty with `from`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         origin: String,
-        /// The ref (tag, branch, commit).
-        #[serde(rename = "ref")]
+        /// The ref (tag, branch, commit); empty with `from`.
+        #[serde(default, rename = "ref", skip_serializing_if = "String::is_empty")]
         reference: String,
         /// The archive name it is kept under.
         name: String,
-        /// Workspace folder the tree goes to.
+        /// Workspace folder the tree goes to; empty with `from`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         into: String,
+        /// Workspace folder whose tree is archived, instead of an origin's.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        from: String,
     },
     /// Uploads workspace files into a Cairn repository.
     Publish {
@@ -670,11 +677,13 @@ fn substitute_kind(
             reference,
             name,
             into,
+            from,
         } => ActionKind::Archive {
             origin: sub("origin", origin)?,
             reference: sub("ref", reference)?,
             name: sub("name", name)?,
             into: sub("into", into)?,
+            from: sub("from", from)?,
         },
         ActionKind::Publish { repository, files } => ActionKind::Publish {
             repository: sub("repository", repository)?,
@@ -743,7 +752,7 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
     };
     let own: &[&str] = match type_name {
         "shell" => &["script"],
-        "archive" => &["origin", "ref", "into"],
+        "archive" => &["origin", "ref", "into", "from"],
         "publish" => &["repository", "files"],
         "artifact" => &["save", "restore", "paths"],
         "pipeline" => &["pipeline", "parameters"],
@@ -783,6 +792,24 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
             }
             ActionKind::Shell { script }
         }
+        "archive" if map.contains_key("from") => {
+            for key in ["origin", "ref", "into"] {
+                if map.contains_key(key) {
+                    return Err(err(
+                        &format!("{path}.{key}"),
+                        "an archive action takes `from` (a workspace folder) or `origin` and \
+                         `ref`, not both",
+                    ));
+                }
+            }
+            ActionKind::Archive {
+                origin: String::new(),
+                reference: String::new(),
+                name: text("name")?,
+                into: String::new(),
+                from: workspace_path(&text("from")?, &format!("{path}.from"))?,
+            }
+        }
         "archive" => ActionKind::Archive {
             origin: text("origin")?,
             reference: text("ref")?,
@@ -791,6 +818,7 @@ fn read_action(value: &Value, path: &str) -> Result<Action, SpecError> {
                 None | Some(Value::Null) => "src".into(),
                 Some(_) => workspace_path(&text("into")?, &format!("{path}.into"))?,
             },
+            from: String::new(),
         },
         "publish" => {
             let files_path = format!("{path}.files");
