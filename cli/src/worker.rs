@@ -792,13 +792,15 @@ async fn archive_folder(
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
     let action = &job["action"];
     let (name, from) = (text(action, "name"), text(action, "from"));
-    if !inside(workspace, &from) {
+    let root = workspace.join(&from);
+    // The folder itself must not be a link either (`inside` checks the parts above).
+    let is_folder = std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
+    if !inside(workspace, &from) || (root.is_symlink() && from != ".") {
         return Ended::Failed(format!(
             "archive: {from} leads out of the workspace (through a symbolic link)"
         ));
     }
-    let root = workspace.join(&from);
-    if !root.is_dir() {
+    if !is_folder {
         return Ended::Failed(format!("archive: the workspace has no folder {from}"));
     }
     log.line(&format!("archiving the workspace folder {from} as {name}"))

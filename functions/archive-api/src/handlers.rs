@@ -174,9 +174,10 @@ pub async fn archive_workspace(
     body: JsonBody<WorkspaceBody>,
 ) -> Answer {
     use cairn_core::builds::project::ActionKind;
+    use cairn_core::builds::{BuildState, StepState};
     let started = Instant::now();
     let body = body.value;
-    archiver_for(&app, &caller, Intent::Write(Action::Archive), &name, &api).await?;
+    let archiver = archiver_for(&app, &caller, Intent::Write(Action::Archive), &name, &api).await?;
     if !cairn_core::builds::artifacts::valid_sha256(&body.sha256) {
         return Err(ArchiveError::Invalid(
             "sha256 is the SHA-256 of the folder's .tar.gz: 64 lowercase hex digits".into(),
@@ -195,7 +196,9 @@ pub async fn archive_workspace(
         .await?
         .ok_or_else(not_held)?;
     let step = build.step_of(&body.job).ok_or_else(not_held)?;
-    if caller.token.is_none() || build.steps[step].job_token != caller.token {
+    let running =
+        build.state == BuildState::Running && build.steps[step].state == StepState::Running;
+    if !running || caller.token.is_none() || build.steps[step].job_token != caller.token {
         return Err(not_held().into());
     }
     match &build.steps[step].action.kind {
@@ -208,16 +211,24 @@ pub async fn archive_workspace(
             .into());
         }
     }
-    // The tree this one adjusted: the build's latest archive of the same name before.
-    let adjusted_from = build.steps[..step]
+    // The tree this one adjusted: the build's latest archive of the same name before,
+    // as the archive's catalog has it (a step's outputs are its worker's report).
+    let earlier = build.steps[..step]
         .iter()
         .rev()
         .find_map(|s| match &s.action.kind {
-            ActionKind::Archive { name: n, .. } if *n == name => {
-                s.outputs["tag"].as_str().map(str::to_string)
-            }
+            ActionKind::Archive { name: n, .. } if *n == name => s.outputs["tree"].as_str(),
             _ => None,
         });
+    let adjusted_from = match earlier {
+        Some(tree) => archiver
+            .catalog
+            .tree(&name, tree)
+            .await
+            .map_err(ArchiveError::from)?
+            .map(|t| t.tag),
+        None => None,
+    };
     let request = WorkspaceRequest {
         name: name.clone(),
         sha256: body.sha256,

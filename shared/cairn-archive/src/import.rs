@@ -9,7 +9,7 @@
 
 use crate::ArchiveError;
 use crate::pack::{Kind, object_id};
-use crate::tree::{ObjectSource, TreeLimits, check_name};
+use crate::tree::{MAX_DEPTH, ObjectSource, TreeLimits, check_name};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
@@ -47,18 +47,54 @@ enum Node {
 
 const UNSAFE: &str = "an unsafe path (`.`, `..`, `.git`, a backslash)";
 
+/// Most bytes a tarball may unpack to, headers and all: its files are held in
+/// memory (then packed and re-tarred) by a worker of 2 GB, whatever the archive's
+/// content limit for fetched trees, whose objects stay on disk.
+pub const MAX_UNPACKED_BYTES: u64 = 256 << 20;
+
+/// What headers (long names, PAX records) may add to the content limit.
+const HEADER_ROOM: u64 = 16 << 20;
+
+/// A reader that fails once more than `cap` bytes came through it.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    cap: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.cap {
+            return Err(std::io::Error::other(format!(
+                "it unpacks to more than {} bytes",
+                self.cap
+            )));
+        }
+        Ok(n)
+    }
+}
+
 fn refused(path: &str, why: &str) -> ArchiveError {
     ArchiveError::Invalid(format!("the tarball's {path}: {why}"))
 }
 
 /// The tree of the `.tar.gz` `gz`, and its objects. Folders that hold no file are
-/// left out (git keeps none); an executable file (any `x` bit) is `100755`, a
-/// symbolic link `120000` with its target as content.
+/// left out (git keeps none); an executable file (the owner's `x` bit) is `100755`,
+/// a symbolic link `120000` with its target as content.
 pub fn tree_of_tarball(
     gz: &[u8],
     limits: TreeLimits,
 ) -> Result<([u8; 20], MapSource), ArchiveError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut archive = tar::Archive::new(Capped {
+        inner: flate2::read::GzDecoder::new(gz),
+        read: 0,
+        cap: limits
+            .max_bytes
+            .saturating_add(HEADER_ROOM)
+            .min(MAX_UNPACKED_BYTES),
+    });
     let mut source = MapSource::default();
     let mut root = Dir::default();
     let (mut objects, mut bytes) = (0u64, 0u64);
@@ -74,6 +110,12 @@ pub fn tree_of_tarball(
             .split(|&b| b == b'/')
             .filter(|p| !p.is_empty() && *p != b".")
             .collect();
+        if parts.len() > MAX_DEPTH {
+            return Err(refused(
+                &shown.chars().take(200).collect::<String>(),
+                &format!("nested deeper than {MAX_DEPTH} folders"),
+            ));
+        }
         let kind = entry.header().entry_type();
         let node = match kind {
             tar::EntryType::Directory => None,
@@ -91,7 +133,8 @@ pub fn tree_of_tarball(
                     .take(size)
                     .read_to_end(&mut data)
                     .map_err(unreadable)?;
-                let exec = entry.header().mode().map_err(unreadable)? & 0o111 != 0;
+                // Executable for git: the owner's x bit, as `git add` reads it.
+                let exec = entry.header().mode().map_err(unreadable)? & 0o100 != 0;
                 let mode = if exec { 0o100755 } else { 0o100644 };
                 Some(Node::File(mode, source.add(Kind::Blob, data)))
             }
@@ -214,6 +257,12 @@ mod tests {
                 builder.append_link(&mut h, path, content).unwrap();
             } else {
                 h.set_size(content.len() as u64);
+                if !path.contains("..") && path.len() > 99 {
+                    builder
+                        .append_data(&mut h, path, content.as_bytes())
+                        .unwrap();
+                    continue;
+                }
                 // `append_data` refuses `..`: write the name into the header itself.
                 let name = h.as_old_mut();
                 name.name[..path.len()].copy_from_slice(path.as_bytes());
@@ -238,6 +287,8 @@ mod tests {
             ("link", Symlink, 0o777, "a/x"),
             ("empty/", Directory, 0o755, ""),
             ("./lead/z", Regular, 0o600, "z\n"),
+            ("others-x", Regular, 0o645, "not executable for git\n"),
+            ("owner-x", Regular, 0o744, "executable for git\n"),
         ];
         let (tree, source) = tree_of_tarball(&tarball(&files), LIMITS).unwrap();
         // The same files through git itself.
@@ -271,7 +322,7 @@ mod tests {
         assert_eq!(hex::encode(tree), git(&["write-tree"]).trim());
         // Every object the tree names is there, and the archive walk accepts it.
         let archived = crate::tree::archive_tree(&source, tree, "p", LIMITS).unwrap();
-        assert_eq!(archived.files, 6);
+        assert_eq!(archived.files, 8);
     }
 
     #[test]
@@ -305,6 +356,22 @@ mod tests {
                 .to_string()
                 .contains("not a .tar.gz")
         );
+        let deep = "a/".repeat(MAX_DEPTH + 1) + "f";
+        assert!(refusal(&[(&deep, Regular, 0o644, "x")]).contains("nested deeper"));
+        // A long name is read whole by the tar reader: the unpacked stream is capped.
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(20 << 20);
+        h.set_cksum();
+        let mut t = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        t.append(&h, std::io::repeat(b'a').take(20 << 20)).unwrap();
+        let gz = t.into_inner().unwrap().finish().unwrap();
+        assert!(gz.len() < 1 << 20, "it compresses well");
+        let err = tree_of_tarball(&gz, LIMITS).unwrap_err().to_string();
+        assert!(err.contains("unpacks to more than"), "{err}");
         let big = "x".repeat(600_000);
         let small = TreeLimits {
             max_objects: 2,

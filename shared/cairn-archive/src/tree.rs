@@ -27,7 +27,7 @@ pub struct TreeLimits {
 
 /// Deepest directory nesting accepted (git itself refuses beyond 4096; checkouts
 /// of much less are already unusual).
-const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// Author, committer and date of every archive commit: fixed, so the commit is a
 /// function of the tree alone and the same tree always gets the same tag.

@@ -1461,7 +1461,7 @@ fn an_archive_step_archives_a_workspace_folder_or_an_origin_s_ref_not_both() {
 }
 
 #[tokio::test]
-async fn a_tree_a_project_s_own_build_archived_does_not_start_it_again() {
+async fn a_tree_a_build_archived_starts_no_build() {
     let w = world(60_000).await;
     w.define(ADJUSTED).await;
     let mut own = archive_event("evt_1", "hello", "cairn-1", now() + 1);
@@ -1475,5 +1475,15 @@ async fn a_tree_a_project_s_own_build_archived_does_not_start_it_again() {
         .on_event(&other, &w.audience())
         .await
         .expect("fired");
-    assert_eq!(started.len(), 1, "another project's build archived it");
+    assert!(
+        started.is_empty(),
+        "another project's adjusted tree (they could loop)"
+    );
+    let from_origin = archive_event("evt_3", "hello", "cairn-3", now() + 1);
+    let started = w
+        .builds
+        .on_event(&from_origin, &w.audience())
+        .await
+        .expect("fired");
+    assert_eq!(started.len(), 1, "a tree from an origin");
 }

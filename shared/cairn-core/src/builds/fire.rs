@@ -126,10 +126,10 @@ impl Builds {
             let Some(project) = self.store.get_project(&name).await? else {
                 continue;
             };
-            // A tree the project's own build archived (an adjusted workspace) does
-            // not start the project again: that would loop.
-            let own = event.data["build"]["project"].as_str() == Some(project.name.as_str());
-            if own
+            // A tree a build archived (an adjusted workspace) starts no build: the
+            // project that made it, or two that adjust each other's trees, would loop.
+            let made_by_a_build = !event.data["build"].is_null();
+            if made_by_a_build
                 || when < project.created_at * 1000
                 || !audience.may_read(&project.owner, None, event).await?
             {
