@@ -115,9 +115,13 @@ impl S3Store {
     }
 }
 
-#[async_trait]
-impl RepoStore for S3Store {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+impl S3Store {
+    /// Object `key` opened for reading (its headers read, its body not yet); `None`
+    /// if there is no such object.
+    async fn open(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
         match self
             .client
             .get_object()
@@ -126,17 +130,25 @@ impl RepoStore for S3Store {
             .send()
             .await
         {
-            Ok(out) => {
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| StoreError::new(format!("GetObject {key}"), e))?;
-                Ok(Some(body.into_bytes()))
-            }
+            Ok(out) => Ok(Some(out)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(StoreError::caused_by(format!("GetObject {key}"), e)),
         }
+    }
+}
+
+#[async_trait]
+impl RepoStore for S3Store {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let Some(out) = self.open(key).await? else {
+            return Ok(None);
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::new(format!("GetObject {key}"), e))?;
+        Ok(Some(body.into_bytes()))
     }
 
     async fn get_within(
@@ -145,17 +157,8 @@ impl RepoStore for S3Store {
         max: u64,
     ) -> Result<Option<Result<Bytes, u64>>, StoreError> {
         let operation = || format!("GetObject {key}");
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(StoreError::caused_by(operation(), e)),
+        let Some(out) = self.open(key).await? else {
+            return Ok(None);
         };
         // The size comes with the headers: a larger object is never read.
         let size = out
@@ -176,17 +179,8 @@ impl RepoStore for S3Store {
     async fn digest(&self, key: &str) -> Result<Option<(u64, String)>, StoreError> {
         use sha2::Digest;
         let operation = || format!("GetObject {key}");
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(StoreError::caused_by(operation(), e)),
+        let Some(out) = self.open(key).await? else {
+            return Ok(None);
         };
         // Packages can be gigabytes: hash chunk by chunk, never holding the object.
         let mut body = out.body;
