@@ -1048,8 +1048,15 @@ async fn a_schedule_starts_one_build_per_due_time_and_stops_when_it_changes() {
         w.builds.run_schedules(t + 3700).await.expect("run").len(),
         1
     );
-    // The schedule changes: the old entry is dropped when due, the new one waits.
-    let daily = TRIGGERED.replace("'* * * * *'", "'@daily'");
+    // The schedule changes: the old entry is dropped when due, the new one waits. The
+    // new one is daily at an hour at least two away (`@daily` is due within the next
+    // run's 63 minutes when the test runs just before midnight UTC).
+    let hour = (time::OffsetDateTime::from_unix_timestamp(t)
+        .expect("now")
+        .hour()
+        + 3)
+        % 24;
+    let daily = TRIGGERED.replace("'* * * * *'", &format!("'0 {hour} * * *'"));
     w.define(&daily).await;
     assert!(
         w.builds
