@@ -528,7 +528,23 @@ async fn save_workspace(
     let build = job["build"].as_str().unwrap_or_default();
     let project = job["project"].as_str().unwrap_or_default();
     let tarball = workdir.join(format!(".{build}.save.tar.gz"));
-    let (root, out) = (workspace.to_path_buf(), tarball.clone());
+    let (stored, files) = store_folder(api, project, workspace, &tarball).await?;
+    log.line(&format!("workspace saved: {}", stored.describe(files)))
+        .await;
+    let _ = std::fs::write(marker(workdir, build), &stored.sha256);
+    Ok((stored.sha256, stored.size))
+}
+
+/// Packs folder `root` whole into `tarball` and stores it as a blob of `project`'s
+/// artifact store (nothing is sent if the project has the same bytes); the file is
+/// removed after. The blob, and the number of files packed.
+async fn store_folder(
+    api: &Api,
+    project: &str,
+    root: &Path,
+    tarball: &Path,
+) -> Result<(crate::artifacts::Stored, usize), String> {
+    let (root, out) = (root.to_path_buf(), tarball.to_path_buf());
     let packed = tokio::task::spawn_blocking(move || {
         crate::artifacts::pack(&root, &crate::artifacts::top_level(&root)?, &out)
     })
@@ -537,17 +553,13 @@ async fn save_workspace(
     let files = match packed {
         Ok(files) => files,
         Err(e) => {
-            let _ = std::fs::remove_file(&tarball);
+            let _ = std::fs::remove_file(tarball);
             return Err(format!("packing: {e}"));
         }
     };
-    let stored = crate::artifacts::store(api, project, &tarball).await;
-    let _ = std::fs::remove_file(&tarball);
-    let stored = stored.map_err(|f| f.message)?;
-    log.line(&format!("workspace saved: {}", stored.describe(files)))
-        .await;
-    let _ = std::fs::write(marker(workdir, build), &stored.sha256);
-    Ok((stored.sha256, stored.size))
+    let stored = crate::artifacts::store(api, project, tarball).await;
+    let _ = std::fs::remove_file(tarball);
+    Ok((stored.map_err(|f| f.message)?, files))
 }
 
 /// Runs an `artifact` action: `save` packs workspace paths (files, folders, globs)
@@ -806,20 +818,9 @@ async fn archive_folder(
     log.line(&format!("archiving the workspace folder {from} as {name}"))
         .await;
     let tarball = workdir.join(format!(".{}.archive.tar.gz", text(job, "job")));
-    let out = tarball.clone();
-    let packed = tokio::task::spawn_blocking(move || {
-        crate::artifacts::pack(&root, &crate::artifacts::top_level(&root)?, &out)
-    })
-    .await;
-    let stored = match packed {
-        Ok(Ok(_)) => crate::artifacts::store(api, &text(job, "project"), &tarball).await,
-        Ok(Err(e)) => Err(Failure::usage(format!("packing {from}: {e}"))),
-        Err(e) => Err(Failure::usage(format!("packing {from}: {e}"))),
-    };
-    let _ = std::fs::remove_file(&tarball);
-    let stored = match stored {
-        Ok(stored) => stored,
-        Err(f) => return Ended::Failed(format!("archive: {}", f.message)),
+    let stored = match store_folder(api, &text(job, "project"), &root, &tarball).await {
+        Ok((stored, _)) => stored,
+        Err(why) => return Ended::Failed(format!("archive: {from}: {why}")),
     };
     let body =
         json!({"build": text(job, "build"), "job": text(job, "job"), "sha256": stored.sha256});

@@ -77,6 +77,15 @@ pub fn tag_for(commit: &str) -> String {
     format!("cairn-{commit}")
 }
 
+/// The top directory of the tarball of tree `tree_hex` of `name`: `<name>-<tag>`.
+fn tarball_prefix(name: &str, tree_hex: &str) -> String {
+    let commit = crate::pack::object_id(
+        crate::pack::Kind::Commit,
+        &crate::tree::archive_commit(tree_hex),
+    );
+    format!("{name}-{}", tag_for(&hex::encode(commit)))
+}
+
 /// Which archiver runs an operation: the one for its name, as the operation's
 /// owner may use it now (a private archive repository's, or refused).
 #[async_trait::async_trait]
@@ -272,12 +281,7 @@ impl Archiver {
             if let Some(found) = runtime.block_on(catalog.tree(&name, &origin.tree))? {
                 return Ok(Step::Existing(origin, found));
             }
-            let commit = crate::pack::object_id(
-                crate::pack::Kind::Commit,
-                &crate::tree::archive_commit(&origin.tree),
-            );
-            // The tarball's top directory is "<name>-<tag>".
-            let prefix = format!("{name}-{}", tag_for(&hex::encode(commit)));
+            let prefix = tarball_prefix(&name, &origin.tree);
             let archived = archive_tree(&fetched.repo, fetched.tree, &prefix, settings.tree)?;
             Ok::<_, ArchiveError>(Step::New(origin, archived))
         })
@@ -384,12 +388,7 @@ impl Archiver {
             if let Some(found) = runtime.block_on(catalog.tree(&name, &tree_hex))? {
                 return Ok(Err(found));
             }
-            let commit = crate::pack::object_id(
-                crate::pack::Kind::Commit,
-                &crate::tree::archive_commit(&tree_hex),
-            );
-            let prefix = format!("{name}-{}", tag_for(&hex::encode(commit)));
-            let archived = archive_tree(&source, tree, &prefix, limits)?;
+            let archived = archive_tree(&source, tree, &tarball_prefix(&name, &tree_hex), limits)?;
             Ok::<_, ArchiveError>(Ok((tree_hex, archived)))
         })
         .await
