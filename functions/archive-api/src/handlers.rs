@@ -198,7 +198,7 @@ pub async fn archive_workspace(
     let step = build.step_of(&body.job).ok_or_else(not_held)?;
     let running =
         build.state == BuildState::Running && build.steps[step].state == StepState::Running;
-    if !running || caller.token.is_none() || build.steps[step].job_token != caller.token {
+    if !running || !build.job_token_is(step, caller.token.as_deref()) {
         return Err(not_held().into());
     }
     match &build.steps[step].action.kind {

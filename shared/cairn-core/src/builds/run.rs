@@ -462,6 +462,11 @@ impl Build {
             .position(|s| s.job.as_deref() == Some(job))
     }
 
+    /// Whether `token` (a caller's token id) is the token of step `index`'s job.
+    pub fn job_token_is(&self, index: usize, token: Option<&str>) -> bool {
+        token.is_some() && self.steps[index].job_token.as_deref() == token
+    }
+
     /// A worker takes the queued job `job`: it holds it until `lease_ms` from now.
     pub fn claim(
         &mut self,

@@ -568,8 +568,7 @@ impl Builds {
         let index = build
             .step_of(job)
             .ok_or_else(|| BuildError::NotFound(format!("no job {job} in build {}", build.id)))?;
-        let step = &build.steps[index];
-        if caller.token.is_none() || step.job_token != caller.token {
+        if !build.job_token_is(index, caller.token.as_deref()) {
             return Err(BuildError::Forbidden(format!(
                 "only job {job}'s own token reports on it"
             )));
